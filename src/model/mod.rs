@@ -1,0 +1,2 @@
+//! The trainable decoder model. See submodules.
+pub mod config;
