@@ -22,7 +22,10 @@ fn close(a: f32, b: f32, tol: f32) -> bool {
 fn assert_all_close(got: &[f32], want: &[f32], tol: f32) {
     assert_eq!(got.len(), want.len(), "lengths differ: {got:?} vs {want:?}");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(close(*g, *w, tol), "index {i}: got {g}, want {w} (all: {got:?})");
+        assert!(
+            close(*g, *w, tol),
+            "index {i}: got {g}, want {w} (all: {got:?})"
+        );
     }
 }
 
@@ -39,7 +42,9 @@ fn grpo_matches_hand_computation() {
     let adv = grpo(&rewards, &groups, true).unwrap();
     assert_all_close(
         &adv,
-        &[0.866024, -0.866024, -0.866024, 0.866024, 0.0, 0.0, 0.4999995],
+        &[
+            0.866024, -0.866024, -0.866024, 0.866024, 0.0, 0.0, 0.4999995,
+        ],
         1e-5,
     );
     // Dr. GRPO (no std): r - mean -> ±0.5, 0, 0.5 (single group: mean 0).
@@ -53,7 +58,11 @@ fn grpo_groups_are_interleaved_correctly() {
     let rewards = [1.0, 1.0, 0.0, 1.0, 0.0, 1.0];
     let groups = [7, 3, 7, 7, 7, 3];
     let adv = grpo(&rewards, &groups, true).unwrap();
-    assert_all_close(&adv, &[0.866024, 0.0, -0.866024, 0.866024, -0.866024, 0.0], 1e-5);
+    assert_all_close(
+        &adv,
+        &[0.866024, 0.0, -0.866024, 0.866024, -0.866024, 0.0],
+        1e-5,
+    );
     assert!(matches!(
         grpo(&rewards, &groups[..3], true),
         Err(RlError::Shape { .. })
@@ -102,7 +111,8 @@ fn task_relative_reinforce_pp_uses_one_baseline_per_key() {
     let lengths = [1, 2, 1, 2, 1];
     let keys = [a, b, a, b, c];
     let (adv, stats) = task_relative_reinforce_pp(&rewards, &lengths, &keys).unwrap();
-    assert_all_close(&adv, &[0.7071067, 0.8660254, -0.7071067, -0.8660254, 0.0], 1e-5);
+    let h = std::f32::consts::FRAC_1_SQRT_2; // 0.5 / sqrt(0.5 + 1e-8) = 0.7071068 = 1/sqrt(2)
+    assert_all_close(&adv, &[h, 0.8660254, -h, -0.8660254, 0.0], 1e-5);
     assert_eq!(stats.len(), 3);
     assert!((stats[&b].mean + 0.25).abs() < 1e-12);
     assert!((stats[&b].std - 0.8660254).abs() < 1e-6);
@@ -215,14 +225,22 @@ fn ppo_clip_token_mean_value_metrics_and_gradient() {
         ref_logprobs: None,
     };
     let out = policy_loss(&inputs, &cfg, LossScale::of_mask(&mask).unwrap()).unwrap();
-    assert!(close(out.loss.to_scalar::<f32>().unwrap(), -0.4333333, 1e-6));
+    assert!(close(
+        out.loss.to_scalar::<f32>().unwrap(),
+        -0.4333333,
+        1e-6
+    ));
     assert!(close(out.pg_loss, -0.4333333, 1e-6));
     assert!(close(out.clip_frac, 2.0 / 3.0, 1e-6));
     assert!(close(out.approx_kl, 0.1310142, 1e-6));
     assert_eq!(out.clip_frac_lower, 0.0);
     assert_eq!(out.tokens, 3.0);
     let grads = out.loss.backward().unwrap();
-    let g = grads.get(logp.as_tensor()).unwrap().to_vec2::<f32>().unwrap();
+    let g = grads
+        .get(logp.as_tensor())
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
     assert_all_close(&g.concat(), &[0.0, -0.3, 0.0, 0.0], 1e-6);
 }
 
@@ -291,18 +309,30 @@ fn agg_loss_over_split_rows_with_the_full_scale_sums_to_the_full_loss() {
     let l = Tensor::new(&[[1.0f32, 2.0, 3.0], [10.0, 0.0, 0.0]], &Device::Cpu).unwrap();
     let m = Tensor::new(&[[1.0f32, 1.0, 1.0], [1.0, 0.0, 0.0]], &Device::Cpu).unwrap();
     let scale = LossScale::of_mask(&m).unwrap();
-    assert_eq!(scale, LossScale { tokens: 4.0, seqs: 2.0 });
+    assert_eq!(
+        scale,
+        LossScale {
+            tokens: 4.0,
+            seqs: 2.0
+        }
+    );
     // token-mean 16/4 = 4; seq-mean-token-mean (2 + 10)/2 = 6; seq-mean-token-sum (6 + 10)/2 = 8.
     for (mode, want) in [
         (LossAggMode::TokenMean, 4.0),
         (LossAggMode::SeqMeanTokenMean, 6.0),
         (LossAggMode::SeqMeanTokenSum, 8.0),
     ] {
-        let full = agg_loss(&l, &m, mode, scale).unwrap().to_scalar::<f32>().unwrap();
+        let full = agg_loss(&l, &m, mode, scale)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         let parts: f32 = (0..2)
             .map(|i| {
                 let (li, mi) = (l.narrow(0, i, 1).unwrap(), m.narrow(0, i, 1).unwrap());
-                agg_loss(&li, &mi, mode, scale).unwrap().to_scalar::<f32>().unwrap()
+                agg_loss(&li, &mi, mode, scale)
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
             })
             .sum();
         assert!(close(full, want, 1e-6), "{mode:?} full {full}");
@@ -318,8 +348,8 @@ fn dual_clip_caps_negative_advantage_losses() {
     // token-mean with dual clip = (3 + 0.8)/2 = 1.9; without = (4 + 0.8)/2 = 2.4.
     // clip_frac: only token 1 -> 0.5; clip_frac_lower: only token 0 -> 0.5.
     // Gradient without dual clip: token 0 -> -A r / 2 = 2; with dual clip: 0.
-    let logp = Var::from_tensor(&Tensor::new(&[[4f32.ln(), 0.5f32.ln()]], &Device::Cpu).unwrap())
-        .unwrap();
+    let logp =
+        Var::from_tensor(&Tensor::new(&[[4f32.ln(), 0.5f32.ln()]], &Device::Cpu).unwrap()).unwrap();
     let old = Tensor::zeros((1, 2), candle_core::DType::F32, &Device::Cpu).unwrap();
     let adv = Tensor::new(&[[-1.0f32, -1.0]], &Device::Cpu).unwrap();
     let mask = Tensor::ones((1, 2), candle_core::DType::F32, &Device::Cpu).unwrap();
@@ -338,7 +368,12 @@ fn dual_clip_caps_negative_advantage_losses() {
         };
         let out = policy_loss(&inputs, &cfg, LossScale::of_mask(&mask).unwrap()).unwrap();
         let g = out.loss.backward().unwrap();
-        let g = g.get(logp.as_tensor()).unwrap().to_vec2::<f32>().unwrap().concat();
+        let g = g
+            .get(logp.as_tensor())
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap()
+            .concat();
         (out, g)
     };
     let (with, g_with) = run(Some(3.0));
@@ -365,7 +400,7 @@ fn kl_estimators_match_hand_computation() {
             .to_vec2::<f32>()
             .unwrap()[0][0]
     };
-    assert!(close(v(KlEstimator::K1), 0.6931472, 1e-6));
+    assert!(close(v(KlEstimator::K1), std::f32::consts::LN_2, 1e-6));
     assert!(close(v(KlEstimator::K2), 0.2402265, 1e-6));
     assert!(close(v(KlEstimator::K3), 0.1931472, 1e-6));
     let k3 = kl_penalty(logp.as_tensor(), &r, KlEstimator::K3).unwrap();
@@ -375,7 +410,10 @@ fn kl_estimators_match_hand_computation() {
     // k3 clamps: x = 15 -> e^15 - 16 >> 10 -> 10; x = -30 -> clamp to -20 -> e^-20 + 19 -> 10.
     let zero = Tensor::new(&[[0.0f32, 0.0]], &Device::Cpu).unwrap();
     let far = Tensor::new(&[[15.0f32, -30.0]], &Device::Cpu).unwrap();
-    let k = kl_penalty(&zero, &far, KlEstimator::K3).unwrap().to_vec2::<f32>().unwrap();
+    let k = kl_penalty(&zero, &far, KlEstimator::K3)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
     assert_eq!(k, vec![vec![10.0, 10.0]]);
     // Names as in verl configs.
     for (s, e) in [
@@ -439,7 +477,13 @@ fn loss_config_defaults_and_validation() {
         clip_ratio_c: Some(1.0),
         ..d
     };
-    assert!(matches!(bad.validate(), Err(RlError::Config { key: "clip_ratio_c", .. })));
+    assert!(matches!(
+        bad.validate(),
+        Err(RlError::Config {
+            key: "clip_ratio_c",
+            ..
+        })
+    ));
     assert!(toml::from_str::<PolicyLossConfig>("clip_ratio = 0.2").is_err());
 }
 
@@ -450,10 +494,7 @@ fn schedules_match_hand_computation() {
     assert_eq!(LrSchedule::Constant.multiplier(0), 1.0);
     assert_eq!(LrSchedule::Constant.multiplier(1000), 1.0);
     let w = LrSchedule::WarmupConstant { warmup_steps: 4 };
-    assert_eq!(
-        [0, 2, 4, 10].map(|s| w.multiplier(s)),
-        [0.0, 0.5, 1.0, 1.0]
-    );
+    assert_eq!([0, 2, 4, 10].map(|s| w.multiplier(s)), [0.0, 0.5, 1.0, 1.0]);
     // warmup 2, total 10, min 0.1: step 1 -> 1/2; step 2 -> p = 0 -> 1;
     // step 6 -> p = 4/8 -> cos(pi/2) = 0 -> 0.55 * 0 + 0.55 = 0.55; step 10 -> p = 1 -> -0.45 +
     // 0.55 = 0.1; step 20 -> stays 0.1.
@@ -464,9 +505,10 @@ fn schedules_match_hand_computation() {
     };
     let got = [1, 2, 6, 10, 20].map(|s| c.multiplier(s) as f32);
     assert_all_close(&got, &[0.5, 1.0, 0.55, 0.1, 0.1], 1e-6);
-    let parsed: LrSchedule =
-        toml::from_str("kind = \"warmup_cosine\"\nwarmup_steps = 2\ntotal_steps = 10\nmin_lr_ratio = 0.1")
-            .unwrap();
+    let parsed: LrSchedule = toml::from_str(
+        "kind = \"warmup_cosine\"\nwarmup_steps = 2\ntotal_steps = 10\nmin_lr_ratio = 0.1",
+    )
+    .unwrap();
     assert_eq!(parsed, c);
     let bad = LrSchedule::WarmupCosine {
         warmup_steps: 5,

@@ -47,7 +47,12 @@ impl Bigram {
         let (lp, _, mask) = self
             .response_logprobs(&[(prompt.to_vec(), response.to_vec())])
             .unwrap();
-        (lp * mask).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap()
+        (lp * mask)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
     }
 }
 
@@ -248,7 +253,10 @@ fn adamw_first_step_by_hand() {
     let grads = Gradients::from_store(&loss.backward().unwrap(), &named);
     opt.step(&grads, 0.1, 1.0).unwrap();
     let got = w.as_tensor().to_vec1::<f32>().unwrap();
-    assert!((got[0] - 0.899).abs() < 1e-6 && (got[1] + 1.898).abs() < 1e-6, "{got:?}");
+    assert!(
+        (got[0] - 0.899).abs() < 1e-6 && (got[1] + 1.898).abs() < 1e-6,
+        "{got:?}"
+    );
 }
 
 #[test]
@@ -276,8 +284,16 @@ fn grad_norm_and_clip_coefficient() {
 fn adamw_grad_scale_equals_prescaled_gradients() {
     let va = make_vars(5, DType::F32);
     let vb = make_vars(5, DType::F32);
-    let na: Vec<(String, Var)> = va.iter().enumerate().map(|(i, v)| (format!("p{i}"), v.clone())).collect();
-    let nb: Vec<(String, Var)> = vb.iter().enumerate().map(|(i, v)| (format!("p{i}"), v.clone())).collect();
+    let na: Vec<(String, Var)> = va
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("p{i}"), v.clone()))
+        .collect();
+    let nb: Vec<(String, Var)> = vb
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("p{i}"), v.clone()))
+        .collect();
     let cfg = AdamWConfig {
         lr: 1e-2,
         ..AdamWConfig::default()
@@ -304,7 +320,11 @@ fn adamw_state_dict_round_trip_through_safetensors() {
         ..AdamWConfig::default()
     };
     let va = make_vars(7, DType::F32);
-    let na: Vec<(String, Var)> = va.iter().enumerate().map(|(i, v)| (format!("p{i}"), v.clone())).collect();
+    let na: Vec<(String, Var)> = va
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("p{i}"), v.clone()))
+        .collect();
     let mut oa = AdamW::new(na.clone(), cfg).unwrap();
     for step in 0..2 {
         let g = Gradients::from_store(&toy_loss(&va, step).backward().unwrap(), &na);
@@ -313,7 +333,8 @@ fn adamw_state_dict_round_trip_through_safetensors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("opt.safetensors");
     candle_core::safetensors::save(&oa.state_dict().unwrap(), &path).unwrap();
-    let loaded: HashMap<String, Tensor> = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
+    let loaded: HashMap<String, Tensor> =
+        candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
     assert_eq!(loaded.len(), 5); // 2 vars x (exp_avg, exp_avg_sq) + step
 
     // A second optimizer on a copy of the weights, restored from the file.
@@ -321,7 +342,11 @@ fn adamw_state_dict_round_trip_through_safetensors() {
         .iter()
         .map(|v| Var::from_tensor(&v.as_tensor().copy().unwrap()).unwrap())
         .collect();
-    let nb: Vec<(String, Var)> = vb.iter().enumerate().map(|(i, v)| (format!("p{i}"), v.clone())).collect();
+    let nb: Vec<(String, Var)> = vb
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("p{i}"), v.clone()))
+        .collect();
     let mut ob = AdamW::new(nb.clone(), cfg).unwrap();
     ob.load_state_dict(&loaded).unwrap();
     assert_eq!(ob.step_count(), 2);
@@ -335,7 +360,10 @@ fn adamw_state_dict_round_trip_through_safetensors() {
     // A state dict missing a key is rejected.
     let mut broken = loaded.clone();
     broken.remove("p1.exp_avg_sq");
-    assert!(matches!(ob.load_state_dict(&broken), Err(RlError::State(_))));
+    assert!(matches!(
+        ob.load_state_dict(&broken),
+        Err(RlError::State(_))
+    ));
 }
 
 /// Speed of the fused AdamW vs candle_nn::AdamW on ~4.2M f32 parameters, 5 steps each.
@@ -347,13 +375,33 @@ fn adamw_speed_vs_candle_nn() {
     let dev = Device::Cpu;
     let make = || {
         (0..4)
-            .map(|i| Var::from_tensor(&Tensor::ones((1024, 1024), DType::F32, &dev).unwrap().affine(0.1 * i as f64, 0.0).unwrap()).unwrap())
+            .map(|i| {
+                Var::from_tensor(
+                    &Tensor::ones((1024, 1024), DType::F32, &dev)
+                        .unwrap()
+                        .affine(0.1 * i as f64, 0.0)
+                        .unwrap(),
+                )
+                .unwrap()
+            })
             .collect::<Vec<_>>()
     };
     let (va, vb) = (make(), make());
-    let named: Vec<(String, Var)> = va.iter().enumerate().map(|(i, v)| (format!("p{i}"), v.clone())).collect();
-    let loss_a = va.iter().map(|v| v.as_tensor().sqr().unwrap().sum_all().unwrap()).reduce(|a, b| (a + b).unwrap()).unwrap();
-    let loss_b = vb.iter().map(|v| v.as_tensor().sqr().unwrap().sum_all().unwrap()).reduce(|a, b| (a + b).unwrap()).unwrap();
+    let named: Vec<(String, Var)> = va
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("p{i}"), v.clone()))
+        .collect();
+    let loss_a = va
+        .iter()
+        .map(|v| v.as_tensor().sqr().unwrap().sum_all().unwrap())
+        .reduce(|a, b| (a + b).unwrap())
+        .unwrap();
+    let loss_b = vb
+        .iter()
+        .map(|v| v.as_tensor().sqr().unwrap().sum_all().unwrap())
+        .reduce(|a, b| (a + b).unwrap())
+        .unwrap();
     let ga = Gradients::from_store(&loss_a.backward().unwrap(), &named);
     let gb = loss_b.backward().unwrap();
     let mut ours = AdamW::new(named, AdamWConfig::default()).unwrap();
@@ -368,7 +416,11 @@ fn adamw_speed_vs_candle_nn() {
         theirs.step(&gb).unwrap();
     }
     let theirs_s = t.elapsed().as_secs_f64() / 5.0;
-    println!("AdamW step on 4.19M params: fused {:.1} ms, candle_nn {:.1} ms", ours_s * 1e3, theirs_s * 1e3);
+    println!(
+        "AdamW step on 4.19M params: fused {:.1} ms, candle_nn {:.1} ms",
+        ours_s * 1e3,
+        theirs_s * 1e3
+    );
     assert!(ours_s < theirs_s, "fused AdamW should be faster");
 }
 
@@ -405,12 +457,18 @@ fn one_step_raises_positive_and_lowers_negative_advantage_responses() {
     let stats = learner.step(&policy, &rollouts, None).unwrap();
     let after_good = policy.seq_logprob(&good.0, &good.1);
     let after_bad = policy.seq_logprob(&bad.0, &bad.1);
-    assert!(after_good > before_good + 0.01, "{before_good} -> {after_good}");
+    assert!(
+        after_good > before_good + 0.01,
+        "{before_good} -> {after_good}"
+    );
     assert!(after_bad < before_bad - 0.01, "{before_bad} -> {after_bad}");
     assert_eq!(stats.optimizer_steps, 1);
     assert_eq!(stats.policy_version, 1);
     assert_eq!(learner.step_count(), 1);
-    assert_eq!((stats.tokens, stats.sequences, stats.response_len_max), (3, 2, 2));
+    assert_eq!(
+        (stats.tokens, stats.sequences, stats.response_len_max),
+        (3, 2, 2)
+    );
     assert!((stats.reward_mean - 0.5).abs() < 1e-6);
     assert!((stats.lr - 0.05).abs() < 1e-12);
     // On-policy: ratio 1 everywhere, nothing clipped, approx_kl 0.
@@ -445,16 +503,24 @@ fn grad_norm_matches_hand_computation() {
         .unwrap();
     let g = grads.get(0).unwrap().to_vec2::<f32>().unwrap();
     let a = 0.7071058f32;
-    assert!((g[0][0] - a / 2.0).abs() < 1e-6 && (g[0][1] + a / 2.0).abs() < 1e-6, "{g:?}");
+    assert!(
+        (g[0][0] - a / 2.0).abs() < 1e-6 && (g[0][1] + a / 2.0).abs() < 1e-6,
+        "{g:?}"
+    );
     assert!(g[1][0].abs() < 1e-9 && g[1][1].abs() < 1e-9);
     let stats = learner.step(&policy, &rollouts, None).unwrap();
-    assert!((stats.grad_norm - 0.4999993).abs() < 1e-6, "{}", stats.grad_norm);
+    assert!(
+        (stats.grad_norm - 0.4999993).abs() < 1e-6,
+        "{}",
+        stats.grad_norm
+    );
 }
 
 /// Five rollouts over two TRR++ keys with uneven lengths and off-policy old log-probs, so the
 /// ratio clips on some tokens; a reference policy for the KL term.
 fn mixed_batch(policy: &Bigram) -> Vec<ScoredRollout> {
-    let specs: [(Vec<u32>, Vec<u32>, f32, (TaskKind, Role)); 5] = [
+    type Spec = (Vec<u32>, Vec<u32>, f32, (TaskKind, Role));
+    let specs: [Spec; 5] = [
         (vec![0, 1], vec![2, 3, 1], 1.0, DS),
         (vec![2], vec![0], 0.0, DS),
         (vec![3], vec![1, 1, 2, 0], -0.5, AP),
@@ -569,12 +635,18 @@ fn learner_errors_and_edge_cases() {
 #[test]
 fn learner_config_defaults_and_toml() {
     let azr = LearnerConfig::azr();
-    assert_eq!(azr.advantage, AdvantageEstimator::TaskRelativeReinforcePlusPlus);
+    assert_eq!(
+        azr.advantage,
+        AdvantageEstimator::TaskRelativeReinforcePlusPlus
+    );
     assert_eq!(azr.optimizer.lr, 1e-6);
     assert_eq!(azr.grad_clip, 1.0);
     assert_eq!(azr.loss.kl_coef, 0.0);
     let one = LearnerConfig::one_shot_rlvr();
-    assert_eq!(one.advantage, AdvantageEstimator::Grpo { norm_by_std: true });
+    assert_eq!(
+        one.advantage,
+        AdvantageEstimator::Grpo { norm_by_std: true }
+    );
     assert_eq!((one.loss.kl_coef, one.loss.entropy_coeff), (0.001, 0.001));
     assert_eq!(one.loss.kl_estimator, KlEstimator::K3);
     assert_eq!(one.optimizer.weight_decay, 0.01);
@@ -601,5 +673,11 @@ fn learner_config_defaults_and_toml() {
         micro_batch_size: 0,
         ..LearnerConfig::default()
     };
-    assert!(matches!(bad.validate(), Err(RlError::Config { key: "micro_batch_size", .. })));
+    assert!(matches!(
+        bad.validate(),
+        Err(RlError::Config {
+            key: "micro_batch_size",
+            ..
+        })
+    ));
 }

@@ -251,7 +251,10 @@ fn pad_rows(rows: &[&[f32]], r: usize, device: &candle_core::Device) -> Result<T
 
 impl Learner {
     /// A learner training `policy`'s variables with `cfg` (validated here).
-    pub fn new<P: TrainablePolicy + ?Sized>(cfg: LearnerConfig, policy: &P) -> Result<Self, RlError> {
+    pub fn new<P: TrainablePolicy + ?Sized>(
+        cfg: LearnerConfig,
+        policy: &P,
+    ) -> Result<Self, RlError> {
         Self::with_vars(cfg, policy.named_vars())
     }
 
@@ -315,7 +318,10 @@ impl Learner {
             .collect();
         let dropped_empty = (rollouts.len() - kept.len()) as u32;
         if dropped_empty > 0 {
-            tracing::warn!(dropped_empty, "learner dropped rollouts with empty responses");
+            tracing::warn!(
+                dropped_empty,
+                "learner dropped rollouts with empty responses"
+            );
         }
         if kept.is_empty() {
             return Err(RlError::EmptyBatch("no rollout with a non-empty response"));
@@ -444,7 +450,11 @@ impl Learner {
                 .map(|r| (r.prompt_ids.clone(), r.response_ids.clone()))
                 .collect();
             let (logp, entropy, mask) = policy.response_logprobs(&pairs)?;
-            let r_max = chunk.iter().map(|r| r.response_ids.len()).max().unwrap_or(0);
+            let r_max = chunk
+                .iter()
+                .map(|r| r.response_ids.len())
+                .max()
+                .unwrap_or(0);
             if logp.dims() != [chunk.len(), r_max] || mask.dims() != logp.dims() {
                 return Err(RlError::Shape {
                     what: "TrainablePolicy::response_logprobs",
@@ -483,7 +493,9 @@ impl Learner {
             if (policy_tokens - own_tokens as f32).abs() > 0.5 {
                 return Err(RlError::Shape {
                     what: "TrainablePolicy::response_logprobs",
-                    detail: format!("mask covers {policy_tokens} tokens, responses have {own_tokens}"),
+                    detail: format!(
+                        "mask covers {policy_tokens} tokens, responses have {own_tokens}"
+                    ),
                 });
             }
             let ref_logp = match reference {
@@ -526,8 +538,15 @@ impl Learner {
         let n = rollouts.len() as f64;
         let rewards: Vec<f64> = rollouts.iter().map(|r| f64::from(r.reward)).collect();
         let reward_mean = rewards.iter().sum::<f64>() / n;
-        let reward_var = rewards.iter().map(|r| (r - reward_mean).powi(2)).sum::<f64>() / n;
-        let lens: Vec<f64> = rollouts.iter().map(|r| r.response_ids.len() as f64).collect();
+        let reward_var = rewards
+            .iter()
+            .map(|r| (r - reward_mean).powi(2))
+            .sum::<f64>()
+            / n;
+        let lens: Vec<f64> = rollouts
+            .iter()
+            .map(|r| r.response_ids.len() as f64)
+            .collect();
         let tokens = lens.iter().sum::<f64>();
         let adv_mean = advantages
             .iter()

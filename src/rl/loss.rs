@@ -200,10 +200,7 @@ pub fn ppo_clip_token_loss(
     let ratio = neg_kl.exp()?;
     let neg_adv = advantages.neg()?;
     let pg1 = (&neg_adv * &ratio)?;
-    let clipped_ratio = ratio.clamp(
-        1.0f32 - cfg.clip_ratio_low,
-        1.0f32 + cfg.clip_ratio_high,
-    )?;
+    let clipped_ratio = ratio.clamp(1.0f32 - cfg.clip_ratio_low, 1.0f32 + cfg.clip_ratio_high)?;
     let pg2 = (&neg_adv * clipped_ratio)?;
     let clipped = pg2.gt(&pg1)?.to_dtype(DType::F32)?;
     let clip1 = pg1.maximum(&pg2)?;
@@ -324,7 +321,12 @@ pub fn policy_loss(
         Some(r) => {
             let r = f(r)?;
             check_shape("policy_loss ref_logprobs", &logp, &r)?;
-            let kl = agg_loss(&kl_penalty(&logp, &r, cfg.kl_estimator)?, &mask, mode, scale)?;
+            let kl = agg_loss(
+                &kl_penalty(&logp, &r, cfg.kl_estimator)?,
+                &mask,
+                mode,
+                scale,
+            )?;
             kl_value = kl.to_scalar::<f32>()?;
             if cfg.kl_coef != 0.0 {
                 loss = (loss + (kl * f64::from(cfg.kl_coef))?)?;

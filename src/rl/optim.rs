@@ -114,7 +114,11 @@ impl Gradients {
         if vars.len() != self.grads.len() {
             return Err(RlError::Shape {
                 what: "Gradients::accumulate",
-                detail: format!("{} vars for {} gradient slots", vars.len(), self.grads.len()),
+                detail: format!(
+                    "{} vars for {} gradient slots",
+                    vars.len(),
+                    self.grads.len()
+                ),
             });
         }
         for (slot, (_, var)) in self.grads.iter_mut().zip(vars) {
@@ -218,17 +222,21 @@ impl InplaceOp1 for FusedAdamW<'_> {
     }
 
     fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
-        let (start, end) = layout
-            .contiguous_offsets()
-            .ok_or_else(|| candle_core::Error::Msg("fused-adamw: variable not contiguous".into()))?;
+        let (start, end) = layout.contiguous_offsets().ok_or_else(|| {
+            candle_core::Error::Msg("fused-adamw: variable not contiguous".into())
+        })?;
         let CpuStorage::F32(data) = storage else {
-            return Err(candle_core::Error::Msg("fused-adamw: variable is not f32".into()));
+            return Err(candle_core::Error::Msg(
+                "fused-adamw: variable is not f32".into(),
+            ));
         };
         let theta = &mut data[start..end];
         let mut m = self.m.borrow_mut();
         let mut v = self.v.borrow_mut();
         if theta.len() != self.grad.len() || m.len() != theta.len() || v.len() != theta.len() {
-            return Err(candle_core::Error::Msg("fused-adamw: length mismatch".into()));
+            return Err(candle_core::Error::Msg(
+                "fused-adamw: length mismatch".into(),
+            ));
         }
         let (b1, b2) = (self.beta1, self.beta2);
         let (c1, c2) = (1.0 - b1, 1.0 - b2);
@@ -268,7 +276,9 @@ impl AdamW {
         let mut seen = HashSet::new();
         for (name, _) in &vars {
             if name == STEP_KEY || !seen.insert(name.as_str()) {
-                return Err(RlError::State(format!("duplicate or reserved variable name `{name}`")));
+                return Err(RlError::State(format!(
+                    "duplicate or reserved variable name `{name}`"
+                )));
             }
         }
         let moments = vars.iter().map(|_| Moments::Fresh).collect();
