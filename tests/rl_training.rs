@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use azr_core::rl::advantage::{self, AdvantageEstimator};
-use azr_core::rl::learner::{Learner, LearnerConfig, TrainablePolicy};
+use azr_core::rl::learner::{Learner, LearnerConfig, OldLogprobs, TrainablePolicy};
 use azr_core::rl::loss::{KlEstimator, LossAggMode, PolicyLossConfig};
 use azr_core::rl::optim::{clip_coefficient, AdamW, AdamWConfig, Gradients};
 use azr_core::rl::RlError;
@@ -680,4 +680,25 @@ fn learner_config_defaults_and_toml() {
             ..
         })
     ));
+}
+
+#[test]
+fn recomputed_old_logprobs_make_the_first_update_on_policy() {
+    // mixed_batch's sample log-probs are off by +0.4 / -0.15, so with the sampler's log-probs
+    // the ratio is not 1 and some tokens clip; recomputing them gives ratio 1 exactly.
+    let policy = Bigram::varied(4, 4);
+    let rollouts = mixed_batch(&policy);
+    let base = cfg_with(AdvantageEstimator::TaskRelativeReinforcePlusPlus, 1e-3);
+    let mut sampler = Learner::new(base, &policy).unwrap();
+    let s = sampler.step(&policy, &rollouts, None).unwrap();
+    assert!(s.clip_frac > 0.0 && s.approx_kl.abs() > 1e-3);
+    let policy = Bigram::varied(4, 4);
+    let cfg = LearnerConfig {
+        old_logprobs: OldLogprobs::Recompute,
+        ..base
+    };
+    let mut recompute = Learner::new(cfg, &policy).unwrap();
+    let s = recompute.step(&policy, &rollouts, None).unwrap();
+    assert_eq!(s.clip_frac, 0.0);
+    assert!(s.approx_kl.abs() < 1e-6);
 }

@@ -347,7 +347,7 @@ impl AdamW {
                     *moments = Moments::Host { m, v };
                 }
                 let Moments::Host { m, v } = moments else {
-                    unreachable!("moments were just set to Host")
+                    return Err(RlError::State(format!("{name}: host moments missing")));
                 };
                 let grad = grad.contiguous()?;
                 let res = with_cpu_f32(&grad, |g| {
