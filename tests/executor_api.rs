@@ -164,7 +164,8 @@ fn parse_literal_has_literal_eval_semantics() {
     let deep = "[".repeat(100_000) + &"]".repeat(100_000);
     assert!(e.parse_literal(&deep).is_err());
     let deep_neg = "-".repeat(60_000) + "1";
-    assert!(e.parse_literal(&deep_neg).is_err() || e.parse_literal(&deep_neg).is_ok());
+    // CPython's parser gives up with MemoryError here; it happens in the sandboxed child.
+    assert!(e.parse_literal(&deep_neg).is_err());
     assert!(e.parse_literal(&"9".repeat(70_000)).unwrap_err().contains("larger than"));
     // The executor still works afterwards.
     assert!(e.parse_literal("7").unwrap().same_as(&int("7")));

@@ -116,6 +116,8 @@ READ = 1 | 4 | 8  # EXECUTE | READ_FILE | READ_DIR
 RW_FILE = 2 | 4 | (1 << 14)
 LL_RULES = [("/usr", READ, True), ("/dev/null", RW_FILE, False), ("/dev/urandom", 4, False), ("/dev/zero", 4, False)]
 if CFG.get("private_tmp"):
+    # Only in the minimal private root: listing "/" then shows just our own entries.
+    LL_RULES.append(("/", 8, True))
     LL_RULES.append(("/tmp", (1 << 16) - 1, True))
 if CFG.get("landlock", True):
     LANDLOCK = _landlock(LL_RULES, True)
@@ -335,8 +337,14 @@ def static_check(tree, banned_modules, banned_names):
     return None
 
 
+# Everything user code created stays referenced until the child exits with os._exit, so no
+# user __del__ or generator `finally` runs while the result is being recorded.
+_KEEP = []
+
+
 def load_f(code):
     g = {"__name__": "__main__", "__builtins__": builtins}
+    _KEEP.append(g)
     exec(compile(code, "<program>", "exec"), g)
     f = g.get("f")
     if f is None or not callable(f):
@@ -350,11 +358,15 @@ def op_run(req):
     except InputError as e:
         return {"status": "invalid", "error": str(e)}
     try:
+        _KEEP.append((args, kwargs))
         f = load_f(req["code"])
         out = f(*args, **kwargs)
-    except MemoryError:
+        _KEEP.append(out)
+    except MemoryError as e:
+        _KEEP.append(e)
         return {"status": "memory", "error": "MemoryError"}
     except _BaseException as e:  # noqa: BLE001 - every exception is an outcome
+        _KEEP.append(e)
         return {"status": "error", "error": exc_text(e)}
     return value_record(out, req["max_output_bytes"])
 
@@ -373,13 +385,18 @@ def op_validate(req):
         args2, kwargs2 = parse_args(req["input"])
     except InputError as e:
         return {"status": "invalid", "error": str(e)}
+    _KEEP.append((args1, kwargs1, args2, kwargs2))
     try:
         f = load_f(code)
         out1 = f(*args1, **kwargs1)
+        _KEEP.append(out1)
         out2 = f(*args2, **kwargs2)
-    except MemoryError:
+        _KEEP.append(out2)
+    except MemoryError as e:
+        _KEEP.append(e)
         return {"status": "memory", "error": "MemoryError"}
     except _BaseException as e:  # noqa: BLE001 - any exception makes the proposal invalid
+        _KEEP.append(e)
         return {"status": "invalid", "error": "raised " + exc_text(e)}
     cap = req["max_output_bytes"]
     r1 = value_record(out1, cap)
@@ -394,6 +411,7 @@ def op_validate(req):
 def op_parse(req):
     try:
         v = ast.literal_eval(req["text"])
+        _KEEP.append(v)
     except MemoryError:
         return {"status": "invalid", "error": "not a literal: MemoryError"}
     except _BaseException as e:  # noqa: BLE001
