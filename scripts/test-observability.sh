@@ -10,7 +10,8 @@
 #   5. the series count stays within a cardinality budget,
 #   6. tools/check_dashboards.py --prometheus: every panel query of every dashboard returns
 #      finite data and every query variable has values,
-#   7. optionally (--render PNG) tools/render_dashboard.py draws the overview dashboard.
+#   7. optionally (--render PNG) tools/render_dashboard.py draws the overview dashboard
+#      (with $RENDER_PYTHON, default python3; it needs matplotlib).
 # Exits non-zero on any failure. Needs prometheus, promtool, curl, python3.
 #
 # Usage:
@@ -171,7 +172,7 @@ else
 fi
 
 if [[ -n $render ]]; then
-    if python3 tools/render_dashboard.py dashboards/overview.json "$render" --prometheus "$prom_url" --range 2m; then
+    if "${RENDER_PYTHON:-python3}" tools/render_dashboard.py dashboards/overview.json "$render" --prometheus "$prom_url" --range 2m; then
         pass "rendered dashboards/overview.json to $render"
     else
         fail "render_dashboard.py"
