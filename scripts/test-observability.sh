@@ -171,6 +171,23 @@ else
     fail "live dashboard check"
 fi
 
+# Negative control: the live check must fail on a query that selects nothing.
+python3 - "$work/absent.json" <<'EOF'
+import json, sys
+d = json.load(open("dashboards/overview.json"))
+p = next(p for p in d["panels"] if p.get("title") == "Policy-gradient loss")
+p["targets"][0]["expr"] = p["targets"][0]["expr"].replace('job=~"$job"', 'job="absent"')
+json.dump(d, open(sys.argv[1], "w"))
+EOF
+if python3 tools/check_dashboards.py --quiet --prometheus "$prom_url" --rate-interval 30s \
+    "$work/absent.json" $(ls dashboards/*.json | grep -v overview.json) >"$work/negative.log" 2>&1; then
+    fail "live check accepted a query with no data"
+elif [[ $(grep -c '^FAIL' "$work/negative.log") == 1 ]] && grep -q 'job="absent".*no data' "$work/negative.log"; then
+    pass "live check rejects a query with no data (negative control)"
+else
+    fail "negative control failed for another reason: $(cat "$work/negative.log")"
+fi
+
 if [[ -n $render ]]; then
     if "${RENDER_PYTHON:-python3}" tools/render_dashboard.py dashboards/overview.json "$render" --prometheus "$prom_url" --range 2m; then
         pass "rendered dashboards/overview.json to $render"
