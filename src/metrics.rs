@@ -15,7 +15,10 @@
 //! At start the binary calls [`describe_all`] and [`register_all`] after installing the
 //! exporter, and gives the exporter the buckets of [`buckets`]:
 //!
-//! ```ignore
+//! ```no_run
+//! use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let addr: std::net::SocketAddr = "127.0.0.1:9464".parse()?;
 //! let mut builder = PrometheusBuilder::new().with_http_listener(addr);
 //! for (name, buckets) in azr_core::metrics::buckets() {
 //!     builder = builder.set_buckets_for_metric(Matcher::Full(name.to_string()), buckets)?;
@@ -23,6 +26,8 @@
 //! builder.install()?;
 //! azr_core::metrics::describe_all();
 //! azr_core::metrics::register_all();
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! Do not enable the exporter's `with_recommended_naming`: the names here already carry their
