@@ -37,6 +37,11 @@ fn equiv_normalized(g: &str, r: &str) -> bool {
     if g == r {
         return true;
     }
+    if g.contains("\\cup") || r.contains("\\cup") {
+        let gu: Vec<String> = g.split("\\cup").map(str::to_string).collect();
+        let ru: Vec<String> = r.split("\\cup").map(str::to_string).collect();
+        return gu.len() > 1 && gu.len() == ru.len() && unordered_equal(&gu, &ru);
+    }
     if let (Some(gm), Some(rm)) = (matrix_cells(g), matrix_cells(r)) {
         return gm.len() == rm.len()
             && gm.iter().zip(&rm).all(|(a, b)| {
@@ -81,7 +86,8 @@ fn unordered_equal(a: &[String], b: &[String]) -> bool {
 
 /// Normalise an answer string (MATH `strip_string` plus the extras listed in the module docs).
 pub fn normalize(answer: &str) -> String {
-    let mut s = answer.trim().to_string();
+    // Protect LaTeX row breaks (`\\\\`) from the `\ ` spacing rule.
+    let mut s = answer.trim().replace("\\\\", "\u{0}");
     // Unicode and dollar/LaTeX noise.
     for (from, to) in [
         ("\u{2212}", "-"),
@@ -145,7 +151,9 @@ pub fn normalize(answer: &str) -> String {
             s = rhs.trim().to_string();
         }
     }
+    s = strip_membership(&s);
     s.retain(|c| !c.is_whitespace());
+    s = s.replace('\u{0}', "\\\\");
     s = s.replace("\\{", "{").replace("\\}", "}");
     s = fix_shorthand(&s, "\\frac", 2);
     s = fix_shorthand(&s, "\\sqrt", 1);
@@ -160,6 +168,20 @@ pub fn normalize(answer: &str) -> String {
         s = s[1..2].to_string();
     }
     s
+}
+
+/// `x \in [1, 2]` -> `[1, 2]` (a one-letter variable followed by `\in`, not `\infty`).
+fn strip_membership(s: &str) -> String {
+    let mut chars = s.chars();
+    if let Some(v) = chars.next().filter(char::is_ascii_alphabetic) {
+        let rest = s[v.len_utf8()..].trim_start();
+        if let Some(after) = rest.strip_prefix("\\in") {
+            if !after.starts_with(|c: char| c.is_ascii_alphabetic()) {
+                return after.trim().to_string();
+            }
+        }
+    }
+    s.to_string()
 }
 
 /// `\text{...}` handling: unwrap when it is the whole answer, otherwise drop it (units).
@@ -233,6 +255,14 @@ fn fix_shorthand(s: &str, cmd: &str, args: usize) -> String {
                     None => break,
                 },
                 Some('[') if cmd == "\\sqrt" => break,
+                Some(c) if c.is_ascii_digit() && cmd == "\\sqrt" => {
+                    // `\sqrt51` -> `\sqrt{51}`: the whole digit run.
+                    let n = tail.chars().take_while(char::is_ascii_digit).count();
+                    out.push('{');
+                    out.push_str(&tail[..n]);
+                    out.push('}');
+                    tail = &tail[n..];
+                }
                 Some(c) if c.is_ascii_alphanumeric() => {
                     out.push('{');
                     out.push(c);
@@ -368,6 +398,10 @@ fn matrix_cells(s: &str) -> Option<Vec<Vec<String>>> {
 
 /// Numeric / symbolic equality of two single expressions.
 fn expr_equal(a: &str, b: &str) -> bool {
+    if has_word(a) || has_word(b) {
+        // Words (`east`, `Evelyn`) are text, not products of variables.
+        return false;
+    }
     let (Some(ea), Some(eb)) = (Expr::parse(a), Expr::parse(b)) else {
         return false;
     };
@@ -391,6 +425,29 @@ fn expr_equal(a: &str, b: &str) -> bool {
         }
     }
     true
+}
+
+/// Whether `s` holds a run of three or more letters that is not a `\command` name.
+fn has_word(s: &str) -> bool {
+    let mut run = 0;
+    let mut in_command = false;
+    for c in s.chars() {
+        if c == '\\' {
+            in_command = true;
+            run = 0;
+        } else if c.is_ascii_alphabetic() {
+            if !in_command {
+                run += 1;
+                if run >= 3 {
+                    return true;
+                }
+            }
+        } else {
+            in_command = false;
+            run = 0;
+        }
+    }
+    false
 }
 
 fn close(x: f64, y: f64) -> bool {
