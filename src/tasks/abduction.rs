@@ -1,9 +1,10 @@
 //! Abduction (AZR `code_i`): given a program and an output, find an input producing it.
 //!
-//! Any input works: the predicted arguments (which must be plain literals) are run through the
+//! Any input works: the predicted arguments (which must be plain literals, as the executor
+//! enforces) are run through the
 //! program inside the sandbox and the result is compared with the gold value.
 
-use super::code::{args_are_literals, gold_value, output_matches, SingleIo};
+use super::code::{gold_value, output_matches, SingleIo};
 use super::parse::{answer_region, required_block};
 use super::template::{render, Field, TemplateSet};
 use super::{
@@ -94,9 +95,7 @@ impl TaskType for Abduction {
         let Some(gold) = task.pair().and_then(|p| gold_value(exec, p)) else {
             return Verdict::Wrong;
         };
-        if args_are_literals(exec, &answer.text)
-            && output_matches(exec, &task.program, &answer.text, &gold)
-        {
+        if output_matches(exec, &task.program, &answer.text, &gold) {
             Verdict::Correct
         } else {
             Verdict::Wrong

@@ -51,19 +51,9 @@ pub fn gold_value(exec: &Executor, pair: &IoPair) -> Option<PyValue> {
     }
 }
 
-/// Whether solver-written argument text is a comma-separated list of plain literals.
-///
-/// It must parse (with `ast.literal_eval` semantics, in the sandbox) both inside `( ... ,)` and
-/// inside `[ ... ]`: text that closes one bracket early (`4) or (True`, `1), (2`) cannot also close
-/// the other, so no expression can smuggle itself into the call.
-pub fn args_are_literals(exec: &Executor, args: &str) -> bool {
-    let args = args.trim();
-    !args.is_empty()
-        && exec.parse_literal(&format!("({args},)")).is_ok()
-        && exec.parse_literal(&format!("[{args}]")).is_ok()
-}
-
-/// Run `program` on `input` and compare the result with `gold`.
+/// Run `program` on `input` and compare the result with `gold`. The executor parses `input`
+/// strictly as the argument list of one call `f(...)` whose arguments are all literals, so
+/// solver-written inputs such as `4) or (True` are rejected, never evaluated.
 pub fn output_matches(exec: &Executor, program: &str, input: &str, gold: &PyValue) -> bool {
     let outcome = exec.run(program, input);
     outcome.status == ExecStatus::Ok && outcome.value.as_ref().is_some_and(|v| v.same_as(gold))
