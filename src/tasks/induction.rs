@@ -7,11 +7,12 @@ use super::code::{gold_value, invalid_from, validated_pair};
 use super::config::InductionConfig;
 use super::parse::{answer_region, blocks, first_block, normalize_program, required_block};
 use super::template::{render, Field, TemplateSet};
+use super::IoPair;
 use super::{
     Answer, FormatError, Invalid, Proposal, ProposerPrompt, Provenance, Task, TaskError, TaskType,
     Verdict,
 };
-use crate::executor::{ExecJob, ExecStatus, Executor};
+use crate::executor::{ExecJob, ExecStatus, Executor, Outcome};
 use crate::types::TaskKind;
 use std::sync::Arc;
 
@@ -206,18 +207,7 @@ impl TaskType for Induction {
         if hidden.is_empty() {
             return Verdict::Wrong;
         }
-        let jobs: Vec<ExecJob> = hidden
-            .iter()
-            .map(|p| ExecJob {
-                code: answer.text.clone(),
-                input: p.input.clone(),
-            })
-            .collect();
-        let outcomes = exec.run_many(&jobs);
-        if outcomes.len() != hidden.len() {
-            return Verdict::Wrong;
-        }
-        let all = hidden.iter().zip(&outcomes).enumerate().all(|(i, (p, o))| {
+        let passes = |p: &IoPair, o: &Outcome, i: usize| {
             if o.status != ExecStatus::Ok {
                 tracing::trace!(pair = i, reason = %invalid_from(i, o), "induction answer failed");
                 return false;
@@ -226,7 +216,27 @@ impl TaskType for Induction {
                 (Some(gold), Some(v)) => v.same_as(&gold),
                 _ => false,
             }
-        });
+        };
+        // The first hidden pair alone, so a wrong or looping program costs one execution; then
+        // the rest in parallel across the pool.
+        let first = exec.run(&answer.text, &hidden[0].input);
+        if !passes(&hidden[0], &first, 0) {
+            return Verdict::Wrong;
+        }
+        let jobs: Vec<ExecJob> = hidden[1..]
+            .iter()
+            .map(|p| ExecJob {
+                code: answer.text.clone(),
+                input: p.input.clone(),
+            })
+            .collect();
+        let outcomes = exec.run_many(&jobs);
+        let all = outcomes.len() == jobs.len()
+            && hidden[1..]
+                .iter()
+                .zip(&outcomes)
+                .enumerate()
+                .all(|(i, (p, o))| passes(p, o, i + 1));
         if all {
             Verdict::Correct
         } else {
