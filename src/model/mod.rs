@@ -1,2 +1,3 @@
 //! The trainable decoder model. See submodules.
 pub mod config;
+pub mod gguf;
