@@ -605,7 +605,12 @@ fn tiny_llama_matches_quantized_llama_reference() {
     assert!(diff < 1e-4, "max |logit diff| = {diff}");
 
     let snap = model.snapshot().unwrap();
-    let gen = generate(&snap, &[prompt.clone()], &SamplingParams::greedy(steps)).unwrap();
+    let gen = generate(
+        &snap,
+        std::slice::from_ref(&prompt),
+        &SamplingParams::greedy(steps),
+    )
+    .unwrap();
     assert_eq!(gen[0].tokens, ref_ids);
 
     // The check has teeth: leaving llama.cpp's permutation in place changes the logits.
@@ -692,7 +697,12 @@ fn smollm2_greedy_continuation_and_logits_match_quantized_llama() {
     let (ref_ids, ref_logits) = reference_greedy(&path, &prompt, steps);
     let snap = model.snapshot().unwrap();
     let started = std::time::Instant::now();
-    let gen = generate(&snap, &[prompt.clone()], &SamplingParams::greedy(steps)).unwrap();
+    let gen = generate(
+        &snap,
+        std::slice::from_ref(&prompt),
+        &SamplingParams::greedy(steps),
+    )
+    .unwrap();
     let gen_s = started.elapsed().as_secs_f64();
     let ours = our_step_logits(&model, &prompt, &ref_ids);
     let reference = Tensor::stack(&ref_logits, 0).unwrap();
