@@ -10,6 +10,7 @@ pub mod config;
 mod cpu_ops;
 pub mod device;
 pub mod error;
+pub mod gguf;
 pub mod kernels;
 pub mod layout;
 pub mod logprobs;
