@@ -1,1 +1,28 @@
-//! Tiny-model pretraining.
+//! Tiny-model pretraining: the procedural program corpus, the character-level tokenizer and
+//! next-token pretraining of the embedded CPU base model.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`templates`] | the program templates, grouped in families (some held out of training) |
+//! | [`generator`] | the seeded program generator, the train/held-out split, executor labelling |
+//! | [`heldout`] | the held-out deduction/abduction/induction set ([`heldout_set`]), JSONL |
+//! | [`tokenizer`] | the character-level `tokenizer.json` |
+//! | [`corpus`] | compact-template rendering, the training stream and row packing |
+//! | [`config`] | [`PretrainConfig`], loaded from `config/tiny-pretrain.toml` |
+//! | [`error`] | [`PretrainError`] |
+
+pub mod config;
+pub mod corpus;
+pub mod error;
+pub mod generator;
+pub mod heldout;
+pub mod templates;
+pub mod tokenizer;
+
+pub use config::{EvalConfig, PretrainConfig, TinyModelConfig, TrainConfig};
+pub use corpus::{CorpusConfig, RowPacker, RowStream, Sample, SampleStream};
+pub use error::PretrainError;
+pub use generator::{IoPair, LabeledProgram, ProgramGenerator, ProgramSpec, Split};
+pub use heldout::{heldout_set, HeldoutConfig, HeldoutSet, HeldoutTask};
+pub use templates::{Family, Template, TEMPLATES};
+pub use tokenizer::TinyTokenizer;
