@@ -30,8 +30,6 @@ pub struct TinyModelConfig {
     pub rope_theta: f64,
     /// RMSNorm epsilon. Default 1e-5.
     pub rms_norm_eps: f64,
-    /// Standard deviation of the normal initialisation of matrices. Default 0.02.
-    pub init_std: f64,
 }
 
 impl Default for TinyModelConfig {
@@ -44,7 +42,6 @@ impl Default for TinyModelConfig {
             max_position_embeddings: 512,
             rope_theta: 10_000.0,
             rms_norm_eps: 1e-5,
-            init_std: 0.02,
         }
     }
 }
@@ -163,6 +160,8 @@ pub struct PretrainConfig {
     pub seed: u64,
     /// Where checkpoints, the loss curve and the evaluation go. Default `runs/tiny-pretrain`.
     pub out_dir: PathBuf,
+    /// Device to train on (`cpu`, `cuda`, `cuda:N`). Default `cpu`.
+    pub device: String,
     /// Model shape.
     pub model: TinyModelConfig,
     /// Schedule and budget.
@@ -228,6 +227,7 @@ impl Default for PretrainConfig {
         Self {
             seed: 0,
             out_dir: PathBuf::from("runs/tiny-pretrain"),
+            device: "cpu".to_string(),
             model: TinyModelConfig::default(),
             train: TrainConfig::default(),
             corpus: CorpusConfig::default(),

@@ -8,16 +8,20 @@
 //! | [`heldout`] | the held-out deduction/abduction/induction set ([`heldout_set`]), JSONL |
 //! | [`tokenizer`] | the character-level `tokenizer.json` |
 //! | [`corpus`] | compact-template rendering, the training stream and row packing |
+//! | [`train`] | [`pretrain`]: next-token training, loss curve, checkpoints, final evaluation |
+//! | [`eval`] | greedy held-out evaluation per task kind |
 //! | [`config`] | [`PretrainConfig`], loaded from `config/tiny-pretrain.toml` |
 //! | [`error`] | [`PretrainError`] |
 
 pub mod config;
 pub mod corpus;
 pub mod error;
+pub mod eval;
 pub mod generator;
 pub mod heldout;
 pub mod templates;
 pub mod tokenizer;
+pub mod train;
 
 pub use config::{EvalConfig, PretrainConfig, TinyModelConfig, TrainConfig};
 pub use corpus::{CorpusConfig, RowPacker, RowStream, Sample, SampleStream};
@@ -26,3 +30,5 @@ pub use generator::{IoPair, LabeledProgram, ProgramGenerator, ProgramSpec, Split
 pub use heldout::{heldout_set, HeldoutConfig, HeldoutSet, HeldoutTask};
 pub use templates::{Family, Template, TEMPLATES};
 pub use tokenizer::TinyTokenizer;
+pub use eval::{evaluate, EvalReport, KindReport, Tally};
+pub use train::{pretrain, PretrainOutcome, PretrainProgress, StepStats, Trainer};
