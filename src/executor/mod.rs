@@ -38,10 +38,35 @@ impl Default for ExecutorConfig {
             max_output_bytes: 64 * 1024,
             require_sandbox: true,
             banned_modules: [
-                "logging", "random", "multiprocessing", "pebble", "subprocess", "threading",
-                "datetime", "time", "hashlib", "hmac", "bcrypt", "os", "sys", "calendar",
-                "socket", "shutil", "importlib", "ctypes", "signal", "resource", "pathlib",
-                "io", "builtins", "gc", "inspect", "asyncio", "concurrent", "pickle", "marshal",
+                "logging",
+                "random",
+                "multiprocessing",
+                "pebble",
+                "subprocess",
+                "threading",
+                "datetime",
+                "time",
+                "hashlib",
+                "hmac",
+                "bcrypt",
+                "os",
+                "sys",
+                "calendar",
+                "socket",
+                "shutil",
+                "importlib",
+                "ctypes",
+                "signal",
+                "resource",
+                "pathlib",
+                "io",
+                "builtins",
+                "gc",
+                "inspect",
+                "asyncio",
+                "concurrent",
+                "pickle",
+                "marshal",
             ]
             .iter()
             .map(|s| s.to_string())
@@ -168,7 +193,9 @@ pub enum ExecutorError {
         reason: String,
     },
     /// `require_sandbox = true` but a required layer is unavailable.
-    #[error("sandbox unavailable ({missing}); set executor.require_sandbox = false to run without it")]
+    #[error(
+        "sandbox unavailable ({missing}); set executor.require_sandbox = false to run without it"
+    )]
     SandboxUnavailable {
         /// The missing layers.
         missing: String,

@@ -119,3 +119,115 @@ impl ModelConfig {
         }
     }
 }
+
+impl ModelConfig {
+    /// Reads an HF `config.json`. Keys this struct does not model are ignored.
+    pub fn load(path: &std::path::Path) -> Result<Self, super::error::ModelError> {
+        use super::error::ModelError;
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+        let cfg: Self = serde_json::from_str(&text).map_err(|e| ModelError::json(path, e))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The HF `config.json` content for this config (loadable by HF transformers and vLLM):
+    /// the modelled fields with defaults made explicit, plus `architectures`, `hidden_act`,
+    /// `torch_dtype` and the Qwen2 sliding-window keys.
+    pub fn to_hf_json(&self, torch_dtype: &str) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "architectures": [match self.architecture {
+                Architecture::Llama => "LlamaForCausalLM",
+                Architecture::Qwen2 => "Qwen2ForCausalLM",
+            }],
+            "model_type": match self.architecture {
+                Architecture::Llama => "llama",
+                Architecture::Qwen2 => "qwen2",
+            },
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_hidden_layers,
+            "num_attention_heads": self.num_attention_heads,
+            "num_key_value_heads": self.kv_heads(),
+            "head_dim": self.head_dim(),
+            "rope_theta": self.rope_theta,
+            "rms_norm_eps": self.rms_norm_eps,
+            "max_position_embeddings": self.max_position_embeddings,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "hidden_act": "silu",
+            "initializer_range": 0.02,
+            "attention_dropout": 0.0,
+            "use_cache": true,
+            "torch_dtype": torch_dtype,
+        });
+        if let serde_json::Value::Object(map) = &mut v {
+            match self.architecture {
+                Architecture::Llama => {
+                    map.insert("attention_bias".into(), self.attention_bias.into());
+                    map.insert("mlp_bias".into(), false.into());
+                    map.insert("pretraining_tp".into(), 1.into());
+                }
+                Architecture::Qwen2 => {
+                    map.insert("use_sliding_window".into(), false.into());
+                    map.insert("sliding_window".into(), self.max_position_embeddings.into());
+                    map.insert("max_window_layers".into(), self.num_hidden_layers.into());
+                }
+            }
+            if let Some(bos) = self.bos_token_id {
+                map.insert("bos_token_id".into(), bos.into());
+            }
+            if let Some(eos) = &self.eos_token_id {
+                let eos = match eos {
+                    TokenIds::One(id) => serde_json::json!(id),
+                    TokenIds::Many(ids) => serde_json::json!(ids),
+                };
+                map.insert("eos_token_id".into(), eos);
+            }
+        }
+        v
+    }
+
+    /// Writes [`Self::to_hf_json`] to `path`.
+    pub fn save(
+        &self,
+        path: &std::path::Path,
+        torch_dtype: &str,
+    ) -> Result<(), super::error::ModelError> {
+        use super::error::ModelError;
+        let text = serde_json::to_string_pretty(&self.to_hf_json(torch_dtype))
+            .map_err(|e| ModelError::json(path, e))?;
+        std::fs::write(path, text).map_err(|e| ModelError::io(path, e))
+    }
+
+    /// Checks the cross-field constraints the network relies on.
+    pub fn validate(&self) -> Result<(), super::error::ModelError> {
+        use super::error::ModelError;
+        let bad = |m: String| Err(ModelError::InvalidConfig(m));
+        if self.vocab_size == 0 || self.hidden_size == 0 || self.num_attention_heads == 0 {
+            return bad("vocab_size, hidden_size and num_attention_heads must be positive".into());
+        }
+        if self.head_dim.is_none() && self.hidden_size % self.num_attention_heads != 0 {
+            return bad(format!(
+                "hidden_size {} is not divisible by num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            ));
+        }
+        if self.head_dim() % 2 != 0 {
+            return bad(format!(
+                "head_dim {} must be even for RoPE",
+                self.head_dim()
+            ));
+        }
+        let kv = self.kv_heads();
+        if kv == 0 || self.num_attention_heads % kv != 0 {
+            return bad(format!(
+                "num_attention_heads {} is not a multiple of num_key_value_heads {kv}",
+                self.num_attention_heads
+            ));
+        }
+        if self.max_position_embeddings == 0 {
+            return bad("max_position_embeddings must be positive".into());
+        }
+        Ok(())
+    }
+}
