@@ -13,6 +13,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use azr_core::executor::ExecutorConfig;
+use azr_core::rl::learner::LearnerConfig;
+use azr_core::tasks::TasksConfig;
 use azr_core::types::TaskKind;
 use serde::{Deserialize, Serialize};
 
@@ -77,12 +79,12 @@ pub struct RawConfig {
     pub rlvr: RlvrSection,
     /// `[executor]`: the sandboxed Python executor.
     pub executor: ExecutorConfig,
-    /// `[learner]`: optimizer and loss settings.
-    pub learner: LearnerSection,
-    /// `[rewards]`: reward shaping of both roles.
-    pub rewards: RewardsSection,
-    /// `[templates]`: which prompt templates to use.
-    pub templates: TemplatesSection,
+    /// `[tasks]`: templates, reference counts, induction sizes, rewards, buffers
+    /// (`azr_core::tasks::TasksConfig`).
+    pub tasks: TasksConfig,
+    /// `[learner]`: advantage estimator, loss, optimizer, schedule
+    /// (`azr_core::rl::learner::LearnerConfig`).
+    pub learner: LearnerConfig,
     /// `[evaluator]`: held-out evaluation during training.
     pub evaluator: EvaluatorSection,
     /// `[metrics]`: the Prometheus exporter.
@@ -208,12 +210,6 @@ pub struct SelfPlaySection {
     pub propose_batch: usize,
     /// Solver tasks per task kind per step (AZR: 64; default 4).
     pub solve_batch: usize,
-    /// Monte Carlo solver samples per valid proposal for the learnability reward (AZR: 8; default 4).
-    pub mc_samples: usize,
-    /// Reference tasks from the buffer shown in a proposer prompt (AZR: 6; default 3).
-    pub k_refs: usize,
-    /// Largest number of tasks kept per buffer (AZR: 16384; default 4096).
-    pub buffer_cap: usize,
     /// Train the proposer role too; false = the paper's "solver only" ablation (default true).
     pub train_propose: bool,
 }
@@ -225,9 +221,6 @@ impl Default for SelfPlaySection {
             task_kinds: TaskKind::CODE.to_vec(),
             propose_batch: 4,
             solve_batch: 4,
-            mc_samples: 4,
-            k_refs: 3,
-            buffer_cap: 4096,
             train_propose: true,
         }
     }
@@ -259,108 +252,6 @@ impl Default for RlvrSection {
             batch: 4,
             samples_per_prompt: 4,
             history_file: PathBuf::from("accuracy_history.json"),
-        }
-    }
-}
-
-/// `[learner]`: the optimizer and loss settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LearnerSection {
-    /// AdamW learning rate (AZR: 1e-6 on 7B; default 1e-4 for the tiny model).
-    pub lr: f64,
-    /// AdamW beta1 (default 0.9).
-    pub beta1: f64,
-    /// AdamW beta2 (default 0.999).
-    pub beta2: f64,
-    /// AdamW epsilon (default 1e-8).
-    pub eps: f64,
-    /// Decoupled weight decay (default 0.01).
-    pub weight_decay: f64,
-    /// Global gradient-norm clip; 0 = off (default 1.0).
-    pub grad_clip: f64,
-    /// PPO clip range, lower side (default 0.2).
-    pub clip_low: f64,
-    /// PPO clip range, upper side (default 0.2; DAPO-style clip-higher uses 0.28).
-    pub clip_high: f64,
-    /// Entropy bonus coefficient (default 0.001).
-    pub entropy_coef: f64,
-    /// KL-to-reference coefficient; 0 = no reference model (default 0).
-    pub kl_coef: f64,
-    /// KL estimator: `"k1"`, `"k2"` or `"k3"` (default `"k3"`).
-    pub kl_estimator: String,
-    /// Advantage estimator: `"trr++"` (AZR, per task x role), `"grpo"` or `"rloo"` (default `"trr++"`).
-    pub advantage: String,
-    /// Loss aggregation: `"token-mean"`, `"seq-mean-token-mean"` or `"seq-mean-token-sum"`
-    /// (default `"token-mean"`).
-    pub loss_agg: String,
-    /// Sequences per optimizer micro-batch (default 8).
-    pub micro_batch: usize,
-    /// Optimizer steps per learner step (PPO mini-batches; default 1).
-    pub mini_batches: usize,
-}
-
-impl Default for LearnerSection {
-    fn default() -> Self {
-        Self {
-            lr: 1e-4,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.01,
-            grad_clip: 1.0,
-            clip_low: 0.2,
-            clip_high: 0.2,
-            entropy_coef: 0.001,
-            kl_coef: 0.0,
-            kl_estimator: "k3".to_string(),
-            advantage: "trr++".to_string(),
-            loss_agg: "token-mean".to_string(),
-            micro_batch: 8,
-            mini_batches: 1,
-        }
-    }
-}
-
-/// `[rewards]`: AZR's reward values (section 1.8 of the AZR reference).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RewardsSection {
-    /// Proposer reward of an invalid proposal or a bad format (default -1.0).
-    pub propose_invalid: f32,
-    /// Proposer reward of a valid task that every or no MC sample solves (default -0.5, as AZR's
-    /// code; the paper's formula gives 0).
-    pub propose_trivial: f32,
-    /// Solver reward of an unparsable answer (default -1.0).
-    pub solve_format_error: f32,
-    /// Solver reward of a well-formed wrong answer (default -0.5).
-    pub solve_wrong: f32,
-}
-
-impl Default for RewardsSection {
-    fn default() -> Self {
-        Self {
-            propose_invalid: -1.0,
-            propose_trivial: -0.5,
-            solve_format_error: -1.0,
-            solve_wrong: -0.5,
-        }
-    }
-}
-
-/// `[templates]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TemplatesSection {
-    /// A built-in template set (`"compact"` for the tiny model, `"azr"` for the paper's prompts)
-    /// or a path to a template TOML file (default `"compact"`).
-    pub name: String,
-}
-
-impl Default for TemplatesSection {
-    fn default() -> Self {
-        Self {
-            name: "compact".to_string(),
         }
     }
 }
@@ -475,7 +366,9 @@ impl Config {
 
     /// Check a raw config (after command-line overrides were applied to it).
     pub fn validate(raw: RawConfig) -> Result<Self, ConfigError> {
-        let err = ConfigError::invalid;
+        fn err(key: &str, message: impl Into<String>) -> ConfigError {
+            ConfigError::invalid(key, message)
+        }
         let r = &raw.run;
         if r.learner_queue == 0 {
             return Err(err("run.learner_queue", "must be >= 1"));
@@ -558,16 +451,10 @@ impl Config {
                     "must be >= 1 when selfplay.train_propose = true",
                 ));
             }
-            if sp.mc_samples < 2 {
+            if raw.tasks.rewards.mc_samples < 2 {
                 return Err(err(
-                    "selfplay.mc_samples",
+                    "tasks.rewards.mc_samples",
                     "must be >= 2 (the learnability reward needs a solve rate)",
-                ));
-            }
-            if sp.buffer_cap < sp.solve_batch.max(sp.k_refs).max(1) {
-                return Err(err(
-                    "selfplay.buffer_cap",
-                    "must be >= max(selfplay.solve_batch, selfplay.k_refs)",
                 ));
             }
         } else {
@@ -597,64 +484,28 @@ impl Config {
             return Err(err("executor.memory_mb", "must be >= 16"));
         }
 
+        raw.tasks.validate().map_err(|e| match e {
+            azr_core::tasks::config::ConfigError::Invalid { key, reason } => {
+                err(&format!("tasks.{key}"), reason)
+            }
+        })?;
+        // Each learner sub-section is checked on its own so the error names the full key.
+        let rl_err = |section: &str, e: azr_core::rl::RlError| match e {
+            azr_core::rl::RlError::Config { key, reason } => err(&format!("{section}.{key}"), reason),
+            other => err(section, other.to_string()),
+        };
         let l = &raw.learner;
-        if !(l.lr > 0.0 && l.lr.is_finite()) {
-            return Err(err("learner.lr", "must be > 0"));
+        l.optimizer
+            .validate()
+            .map_err(|e| rl_err("learner.optimizer", e))?;
+        if l.optimizer.lr <= 0.0 {
+            return Err(err("learner.optimizer.lr", "must be > 0"));
         }
-        if !(0.0..1.0).contains(&l.beta1) {
-            return Err(err("learner.beta1", "must be in [0, 1)"));
-        }
-        if !(0.0..1.0).contains(&l.beta2) {
-            return Err(err("learner.beta2", "must be in [0, 1)"));
-        }
-        if l.eps <= 0.0 {
-            return Err(err("learner.eps", "must be > 0"));
-        }
-        if l.weight_decay < 0.0 {
-            return Err(err("learner.weight_decay", "must be >= 0"));
-        }
-        if l.grad_clip < 0.0 {
-            return Err(err("learner.grad_clip", "must be >= 0 (0 = off)"));
-        }
-        if !(l.clip_low > 0.0 && l.clip_low < 1.0) {
-            return Err(err("learner.clip_low", "must be in (0, 1)"));
-        }
-        if l.clip_high <= 0.0 {
-            return Err(err("learner.clip_high", "must be > 0"));
-        }
-        if l.entropy_coef < 0.0 {
-            return Err(err("learner.entropy_coef", "must be >= 0"));
-        }
-        if l.kl_coef < 0.0 {
-            return Err(err("learner.kl_coef", "must be >= 0"));
-        }
-        if !["k1", "k2", "k3"].contains(&l.kl_estimator.as_str()) {
-            return Err(err("learner.kl_estimator", "expected \"k1\", \"k2\" or \"k3\""));
-        }
-        if !["trr++", "grpo", "rloo"].contains(&l.advantage.as_str()) {
-            return Err(err(
-                "learner.advantage",
-                "expected \"trr++\", \"grpo\" or \"rloo\"",
-            ));
-        }
-        if !["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"]
-            .contains(&l.loss_agg.as_str())
-        {
-            return Err(err(
-                "learner.loss_agg",
-                "expected \"token-mean\", \"seq-mean-token-mean\" or \"seq-mean-token-sum\"",
-            ));
-        }
-        if l.micro_batch == 0 {
-            return Err(err("learner.micro_batch", "must be >= 1"));
-        }
-        if l.mini_batches == 0 {
-            return Err(err("learner.mini_batches", "must be >= 1"));
-        }
-
-        if raw.templates.name.is_empty() {
-            return Err(err("templates.name", "must not be empty"));
-        }
+        l.loss.validate().map_err(|e| rl_err("learner.loss", e))?;
+        l.schedule
+            .validate()
+            .map_err(|e| rl_err("learner.schedule", e))?;
+        l.validate().map_err(|e| rl_err("learner", e))?;
 
         let ev = &raw.evaluator;
         if ev.every > 0 && ev.benchmarks.is_empty() {
@@ -735,15 +586,19 @@ mod tests {
 
     #[test]
     fn unknown_key_names_the_key() {
-        let e = Config::from_toml_str("[learner]\nlrr = 1.0\n", "t").unwrap_err();
+        let e = Config::from_toml_str("[learner.optimizer]\nlrr = 1.0\n", "t").unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("lrr"), "{msg}");
     }
 
     #[test]
     fn bad_value_names_the_key() {
-        let e = Config::from_toml_str("[learner]\nlr = -1.0\n", "t").unwrap_err();
-        assert_eq!(e.to_string(), "config key `learner.lr`: must be > 0");
+        let e = Config::from_toml_str("[learner.optimizer]\nlr = 0.0\n", "t").unwrap_err();
+        assert_eq!(e.to_string(), "config key `learner.optimizer.lr`: must be > 0");
+        let e = Config::from_toml_str("[learner.optimizer]\nbeta1 = 1.5\n", "t").unwrap_err();
+        assert!(e.to_string().starts_with("config key `learner.optimizer.beta1`"), "{e}");
+        let e = Config::from_toml_str("[learner]\nppo_epochs = 0\n", "t").unwrap_err();
+        assert!(e.to_string().starts_with("config key `learner.ppo_epochs`"), "{e}");
         let e = Config::from_toml_str("[model]\ndevice = \"tpu\"\n", "t").unwrap_err();
         assert!(e.to_string().starts_with("config key `model.device`"));
         let e = Config::from_toml_str("[metrics]\naddr = \"nope\"\n", "t").unwrap_err();
@@ -756,9 +611,8 @@ mod tests {
         assert!(e.to_string().contains("selfplay.task_kinds"));
         let e = Config::from_toml_str("[faults]\npanic_at_step = 2\n", "t").unwrap_err();
         assert!(e.to_string().contains("faults.panic_at_step"));
-        let e = Config::from_toml_str("[selfplay]\nbuffer_cap = 2\nsolve_batch = 4\n", "t")
-            .unwrap_err();
-        assert!(e.to_string().contains("selfplay.buffer_cap"));
+        let e = Config::from_toml_str("[tasks.rewards]\nmc_samples = 1\n", "t").unwrap_err();
+        assert!(e.to_string().contains("tasks.rewards.mc_samples"), "{e}");
         let e = Config::from_toml_str("[model]\ndtype = \"bf16\"\n", "t").unwrap_err();
         assert!(e.to_string().contains("model.dtype"));
     }

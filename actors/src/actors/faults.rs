@@ -31,9 +31,4 @@ impl FaultPlan {
             }
         }
     }
-
-    /// Whether the planned fault has fired.
-    pub fn fired(&self) -> bool {
-        self.fired.load(Ordering::SeqCst)
-    }
 }

@@ -67,11 +67,6 @@ impl<M: Message> WorkerHandle<M> {
         }
     }
 
-    /// The worker's registered name.
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
     /// Send a request built by `build` and wait for its reply, retrying when the worker is
     /// missing (being restarted) or dies before replying. `build` is called once per attempt,
     /// so it must clone whatever it moves into the message.

@@ -96,7 +96,7 @@ pub async fn run<P, T>(
     services: Services,
     mut state: RunState,
     mut mode: SelfPlay,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     progress: Option<indicatif::ProgressBar>,
 ) -> Result<RunOutcome>
 where

@@ -94,15 +94,16 @@ impl SelfPlay {
                 .registry
                 .get(kind)
                 .with_context(|| format!("no task type for `{kind}`"))?;
-            let solve_tasks = self.buffers.sample_solver_tasks(kind, sp.solve_batch, step, rng);
+            let window = self.tasks.buffer.newest_window;
+            let solve_tasks = self
+                .buffers
+                .get(kind)
+                .map(|b| b.solver_batch(sp.solve_batch, step, window, rng))
+                .unwrap_or_default();
             let mut references = Vec::new();
             if sp.train_propose {
                 for _ in 0..sp.propose_batch {
-                    references.push(self.buffers.sample_references(
-                        &tt.reference_sources(),
-                        tt.num_references(),
-                        rng,
-                    ));
+                    references.push(self.buffers.references(tt, rng));
                 }
             }
             let seed: u64 = rng.random();
@@ -130,8 +131,8 @@ impl SelfPlay {
         for task in new_tasks {
             self.buffers.push(task);
         }
-        for &kind in &self.selfplay.task_kinds {
-            crate::telemetry::buffer_size(kind, self.buffers.len(kind));
+        for (kind, size) in self.buffers.sizes() {
+            crate::telemetry::buffer_size(kind, size);
         }
         Ok(batch)
     }
@@ -230,11 +231,12 @@ async fn kind_step(
         })
         .collect();
     let validated = h.executor.validate(step, to_validate).await?;
-    let mut outcome: Vec<Result<Option<usize>, String>> = proposals
+    // Per proposal: the index of its valid task, or the outcome and its text.
+    let mut outcome: Vec<Result<usize, (ProposalOutcome, String)>> = proposals
         .iter()
         .map(|p| match &p.proposal {
-            Ok(_) => Err(String::new()),
-            Err(e) => Err(format!("format_error: {e}")),
+            Ok(_) => Err((ProposalOutcome::Invalid, "invalid: not validated".to_string())),
+            Err(e) => Err((ProposalOutcome::FormatError, format!("format_error: {e}"))),
         })
         .collect();
     let mut valid_tasks = Vec::new();
@@ -242,9 +244,9 @@ async fn kind_step(
         outcome[i] = match v {
             Ok(task) => {
                 valid_tasks.push(task);
-                Ok(Some(valid_tasks.len() - 1))
+                Ok(valid_tasks.len() - 1)
             }
-            Err(e) => Err(format!("invalid: {e}")),
+            Err(e) => Err((ProposalOutcome::Invalid, format!("invalid: {e}"))),
         };
     }
     let estimates = h
@@ -253,18 +255,14 @@ async fn kind_step(
         .await?;
     for (i, p) in proposals.into_iter().enumerate() {
         let (reward, text, rate) = match &outcome[i] {
-            Ok(Some(t)) => {
+            Ok(t) => {
                 let rate = estimates[*t].solve_rate;
                 let r = rewards.proposer(ProposalOutcome::Valid {
                     solve_rate: rate as f32,
                 });
                 (r, "valid".to_string(), Some(rate))
             }
-            Ok(None) => (rewards.invalid, "invalid".to_string(), None),
-            Err(e) if e.starts_with("format_error") => {
-                (rewards.proposer(ProposalOutcome::FormatError), e.clone(), None)
-            }
-            Err(e) => (rewards.proposer(ProposalOutcome::Invalid), e.clone(), None),
+            Err((o, text)) => (rewards.proposer(*o), text.clone(), None),
         };
         let s = out.summary.entry(kind, Role::Propose);
         s.count += 1;
@@ -298,15 +296,14 @@ async fn kind_step(
         });
     }
     out.new_tasks = valid_tasks;
-    for ((_, role), s) in &out.summary.sub {
+    for role in Role::ALL {
         let lengths: Vec<usize> = out
             .rollouts
             .iter()
-            .filter(|r| r.role == *role)
+            .filter(|r| r.role == role)
             .map(|r| r.response_ids.len())
             .collect();
-        crate::telemetry::sequences(kind, *role, &lengths);
-        let _ = s;
+        crate::telemetry::sequences(kind, role, &lengths);
     }
     Ok(out)
 }
