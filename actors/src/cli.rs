@@ -138,6 +138,9 @@ pub struct BenchArgs {
     /// Steps per variant (pipeline).
     #[arg(long, default_value_t = 4)]
     pub steps: u64,
+    /// Executions per program (executor).
+    #[arg(long, default_value_t = 500)]
+    pub n: usize,
     /// Where to write the JSON result (default: print only).
     #[arg(long)]
     pub out: Option<PathBuf>,

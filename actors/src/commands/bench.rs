@@ -29,8 +29,21 @@ pub struct PipelineBench {
 /// `azr bench model|executor|pipeline`.
 pub async fn bench(args: BenchArgs) -> Result<()> {
     match args.target {
-        BenchTarget::Model | BenchTarget::Executor => {
-            bail!("this build of azr does not include the {:?} benchmark yet", args.target)
+        BenchTarget::Executor => {
+            let cfg = super::load_config(args.config.as_deref())?;
+            let n = args.n;
+            let report = tokio::task::spawn_blocking(move || {
+                azr_core::executor::bench::run(&cfg.raw.executor, n)
+            })
+            .await??;
+            println!("{report}");
+            if let Some(out) = &args.out {
+                std::fs::write(out, report.to_string())?;
+            }
+            Ok(())
+        }
+        BenchTarget::Model => {
+            bail!("this build of azr does not include the model benchmark yet")
         }
         BenchTarget::Pipeline => {
             let cfg = super::load_config(args.config.as_deref())?;

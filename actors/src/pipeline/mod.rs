@@ -341,7 +341,7 @@ fn on_report(
     }
     let (summary, started) = pending.remove(&r.step).unwrap_or_default_pair();
     let line = format!(
-        "step {:>5} v{} | {} | pg {:+.4} ent {:.3} gn {:.3} | rollout {:.1}s learn {:.1}s step {:.1}s | stale {}",
+        "step {:>5} v{} | {} | pg {:+.4} ent {:.3} gn {:.2e} | rollout {:.2}s learn {:.2}s step {:.2}s | stale {}",
         r.step,
         r.version,
         summary.compact(),
