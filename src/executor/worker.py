@@ -484,6 +484,10 @@ def child(req, wfd):
                 raise OSError("seccomp filter rejected (errno %d)" % ctypes.get_errno())
     except _BaseException as e:  # noqa: BLE001 - never run user text in a half-built sandbox
         rec = {"status": "sandbox_failure", "error": "child setup failed: " + exc_text(e)}
+    # Shift the allocator state by a random amount so that object addresses (id(), default
+    # reprs) differ between children: validation then sees address-dependent programs as
+    # nondeterministic instead of silently accepting them.
+    _jitter = [(object(), [], {}, "j" * k) for k in range(os.urandom(1)[0] % 61)]
     try:
         if rec is None:
             try:
@@ -499,6 +503,39 @@ def child(req, wfd):
         _write_all(wfd, _len(data).to_bytes(4, "big") + data)
     finally:
         os._exit(0)
+
+
+PRIVATE_TMP = bool(CFG.get("private_tmp"))
+
+
+def _rmtree(path):
+    try:
+        os.chmod(path, 0o700)
+    except OSError:
+        pass
+    for entry in os.scandir(path):
+        p = entry.path
+        if entry.is_dir(follow_symlinks=False):
+            _rmtree(p)
+            try:
+                os.rmdir(p)
+            except OSError:
+                pass
+        else:
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+
+
+def _clean_tmp():
+    """Empty the private /tmp so no execution sees files of an earlier one."""
+    try:
+        if os.listdir("/tmp"):
+            _rmtree("/tmp")
+            os.chmod("/tmp", 0o1777)
+    except OSError:
+        pass
 
 
 def serve_one(req):
@@ -553,6 +590,8 @@ def serve_one(req):
     sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
     tail = bytes(buf[4:]) if outcome == "record" else b""
+    if PRIVATE_TMP:
+        _clean_tmp()
     # A child that ended on its own (not by our kill) with a signal: say which.
     _send({"id": rid, "ev": "done", "outcome": outcome, "ms": ms, "signal": sig, "exit": code}, tail)
 
