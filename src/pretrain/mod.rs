@@ -1,1 +1,34 @@
-//! Tiny-model pretraining.
+//! Tiny-model pretraining: the procedural program corpus, the character-level tokenizer and
+//! next-token pretraining of the embedded CPU base model.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`templates`] | the program templates, grouped in families (some held out of training) |
+//! | [`generator`] | the seeded program generator, the train/held-out split, executor labelling |
+//! | [`heldout`] | the held-out deduction/abduction/induction set ([`heldout_set`]), JSONL |
+//! | [`tokenizer`] | the character-level `tokenizer.json` |
+//! | [`corpus`] | compact-template rendering, the training stream and row packing |
+//! | [`train`] | [`pretrain`]: next-token training, loss curve, checkpoints, final evaluation |
+//! | [`eval`] | greedy held-out evaluation per task kind |
+//! | [`config`] | [`PretrainConfig`], loaded from `config/tiny-pretrain.toml` |
+//! | [`error`] | [`PretrainError`] |
+
+pub mod config;
+pub mod corpus;
+pub mod error;
+pub mod eval;
+pub mod generator;
+pub mod heldout;
+pub mod templates;
+pub mod tokenizer;
+pub mod train;
+
+pub use config::{EvalConfig, PretrainConfig, TinyModelConfig, TrainConfig};
+pub use corpus::{CorpusConfig, RowPacker, RowStream, Sample, SampleStream};
+pub use error::PretrainError;
+pub use generator::{IoPair, LabeledProgram, ProgramGenerator, ProgramSpec, Split};
+pub use heldout::{heldout_set, HeldoutConfig, HeldoutSet, HeldoutTask};
+pub use templates::{Family, Template, TEMPLATES};
+pub use tokenizer::TinyTokenizer;
+pub use eval::{evaluate, EvalReport, KindReport, Tally};
+pub use train::{pretrain, PretrainOutcome, PretrainProgress, StepStats, Trainer};

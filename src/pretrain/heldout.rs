@@ -1,0 +1,193 @@
+//! The held-out evaluation set: deduction, abduction and induction tasks in the style of the
+//! pretraining corpus that the training stream can never contain.
+//!
+//! It is drawn from its own seed on the held-out side of the split (see
+//! [`generator`](super::generator)): every (program, input) pair of it lies in the held-out hash
+//! bucket that the training stream drops, and it includes the templates flagged `unseen` and the
+//! whole `compose` family, which the training stream never draws. Tasks are deduplicated within
+//! the set. It serialises to JSONL, one [`HeldoutTask`] per line.
+
+use super::error::PretrainError;
+use super::generator::{label_each, IoPair, ProgramGenerator, Split};
+use super::templates::Family;
+use crate::executor::Executor;
+use crate::types::TaskKind;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+/// How the held-out set is drawn (`[eval]` in `config/tiny-pretrain.toml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeldoutConfig {
+    /// Seed of the held-out generator; must differ from the training seed. Default 12345.
+    pub seed: u64,
+    /// Tasks per (task kind, family). Default 40 (9 families x 3 kinds = 1080 tasks).
+    pub per_family: usize,
+    /// Pairs shown to the induction solver. Default 3.
+    pub induction_visible: usize,
+    /// Hidden pairs an induction answer must also pass. Default 2.
+    pub induction_hidden: usize,
+    /// Longest accepted output `repr`, in characters. Default 40.
+    pub max_output_chars: usize,
+}
+
+impl Default for HeldoutConfig {
+    fn default() -> Self {
+        Self {
+            seed: 12345,
+            per_family: 40,
+            induction_visible: 3,
+            induction_hidden: 2,
+            max_output_chars: 40,
+        }
+    }
+}
+
+/// One held-out task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldoutTask {
+    /// Deduction, abduction or induction.
+    pub kind: TaskKind,
+    /// Family of the template.
+    pub family: Family,
+    /// Template name.
+    pub template: String,
+    /// Whether the template never occurs in training.
+    pub unseen_template: bool,
+    /// Python source defining `f`.
+    pub code: String,
+    /// Deduction/abduction: one pair. Induction: the visible pairs, then the hidden ones.
+    pub pairs: Vec<IoPair>,
+    /// Number of leading pairs shown in the prompt (1 for deduction/abduction).
+    pub visible: usize,
+}
+
+/// The held-out set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldoutSet {
+    /// All tasks, grouped by kind then family.
+    pub tasks: Vec<HeldoutTask>,
+}
+
+/// Rounds of generation per (kind, family) before settling for fewer tasks (templates with a
+/// small input space can run out of distinct held-out pairs).
+const ROUNDS: usize = 8;
+
+/// Build the held-out set with the sandboxed executor computing every output.
+pub fn heldout_set(executor: &Executor, cfg: &HeldoutConfig) -> Result<HeldoutSet, PretrainError> {
+    if cfg.induction_visible < 1 {
+        return Err(PretrainError::Invalid {
+            key: "eval.induction_visible",
+            message: "must be at least 1".into(),
+        });
+    }
+    let mut tasks = Vec::new();
+    for (ki, kind) in [TaskKind::Deduction, TaskKind::Abduction, TaskKind::Induction]
+        .into_iter()
+        .enumerate()
+    {
+        let n_inputs = match kind {
+            TaskKind::Induction => cfg.induction_visible + cfg.induction_hidden,
+            _ => 1,
+        };
+        for (fi, family) in Family::ALL.into_iter().enumerate() {
+            // A distinct stream per (kind, family), derived from the eval seed.
+            let seed = cfg
+                .seed
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .wrapping_add((ki * 16 + fi) as u64);
+            let mut generator = ProgramGenerator::with_families(seed, Split::Heldout, &[family]);
+            let mut seen = HashSet::new();
+            let mut got = 0;
+            for _ in 0..ROUNDS {
+                if got >= cfg.per_family {
+                    break;
+                }
+                let want = (cfg.per_family - got) * 2;
+                let specs: Vec<_> = (0..want)
+                    .filter_map(|_| generator.next_program(n_inputs))
+                    .collect();
+                for program in label_each(executor, &specs, cfg.max_output_chars)
+                    .into_iter()
+                    .flatten()
+                {
+                    if got >= cfg.per_family || program.pairs.len() < n_inputs {
+                        continue;
+                    }
+                    let key = (program.code.clone(), program.pairs.clone());
+                    if !seen.insert(key) {
+                        continue;
+                    }
+                    tasks.push(HeldoutTask {
+                        kind,
+                        family,
+                        template: program.template,
+                        unseen_template: program.unseen_template,
+                        code: program.code,
+                        visible: match kind {
+                            TaskKind::Induction => cfg.induction_visible,
+                            _ => 1,
+                        },
+                        pairs: program.pairs,
+                    });
+                    got += 1;
+                }
+            }
+            if got < cfg.per_family {
+                tracing::warn!(
+                    kind = kind.as_str(),
+                    family = family.as_str(),
+                    got,
+                    wanted = cfg.per_family,
+                    "held-out set: fewer distinct tasks than asked"
+                );
+            }
+        }
+    }
+    Ok(HeldoutSet { tasks })
+}
+
+impl HeldoutSet {
+    /// Tasks of one kind.
+    pub fn of_kind(&self, kind: TaskKind) -> impl Iterator<Item = &HeldoutTask> {
+        self.tasks.iter().filter(move |t| t.kind == kind)
+    }
+
+    /// Write as JSONL (one task per line).
+    pub fn write_jsonl(&self, mut w: impl Write) -> Result<(), PretrainError> {
+        for t in &self.tasks {
+            serde_json::to_writer(&mut w, t)?;
+            w.write_all(b"\n")
+                .map_err(|e| PretrainError::io("writing", "<jsonl>", e))?;
+        }
+        Ok(())
+    }
+
+    /// Read JSONL written by [`HeldoutSet::write_jsonl`] (blank lines are skipped).
+    pub fn read_jsonl(r: impl BufRead) -> Result<Self, PretrainError> {
+        let mut tasks = Vec::new();
+        for line in r.lines() {
+            let line = line.map_err(|e| PretrainError::io("reading", "<jsonl>", e))?;
+            if !line.trim().is_empty() {
+                tasks.push(serde_json::from_str(&line)?);
+            }
+        }
+        Ok(Self { tasks })
+    }
+
+    /// Save to a JSONL file.
+    pub fn save(&self, path: &Path) -> Result<(), PretrainError> {
+        let f = std::fs::File::create(path).map_err(|e| PretrainError::io("creating", path, e))?;
+        let mut w = std::io::BufWriter::new(f);
+        self.write_jsonl(&mut w)?;
+        w.flush().map_err(|e| PretrainError::io("writing", path, e))
+    }
+
+    /// Load from a JSONL file.
+    pub fn load(path: &Path) -> Result<Self, PretrainError> {
+        let f = std::fs::File::open(path).map_err(|e| PretrainError::io("opening", path, e))?;
+        Self::read_jsonl(std::io::BufReader::new(f))
+    }
+}

@@ -1,0 +1,278 @@
+//! Generator, split, tokenizer, packing, schedule and config of the pretraining module; none of
+//! these tests needs the executor.
+
+use azr_core::pretrain::corpus::{
+    pack, render_abduction, render_deduction, render_induction, RowPacker,
+};
+use azr_core::pretrain::generator::{is_heldout_pair, stable_hash};
+use azr_core::pretrain::templates::family_templates;
+use azr_core::pretrain::tokenizer::SPECIALS;
+use azr_core::pretrain::{
+    Family, IoPair, PretrainConfig, PretrainError, ProgramGenerator, ProgramSpec, Split,
+    TinyTokenizer, TrainConfig, TEMPLATES,
+};
+use std::collections::{BTreeSet, HashSet};
+
+fn draw(seed: u64, split: Split, n: usize, inputs: usize) -> Vec<ProgramSpec> {
+    let mut g = ProgramGenerator::new(seed, split);
+    (0..n)
+        .map(|_| g.next_program(inputs).expect("families available"))
+        .collect()
+}
+
+#[test]
+fn generator_is_deterministic_per_seed() {
+    let a = draw(7, Split::Train, 300, 3);
+    let b = draw(7, Split::Train, 300, 3);
+    let c = draw(8, Split::Train, 300, 3);
+    assert_eq!(a, b, "same seed, same stream");
+    assert_ne!(a, c, "another seed, another stream");
+    let h1 = draw(7, Split::Heldout, 100, 1);
+    let h2 = draw(7, Split::Heldout, 100, 1);
+    assert_eq!(h1, h2);
+}
+
+#[test]
+fn fnv_hash_matches_reference_values() {
+    // FNV-1a 64 reference vectors.
+    assert_eq!(stable_hash(b""), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(stable_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
+    assert_eq!(stable_hash(b"foobar"), 0x8594_4171_f739_67e8);
+}
+
+#[test]
+fn training_stream_excludes_unseen_templates_and_heldout_pairs() {
+    let train = draw(0, Split::Train, 3000, 3);
+    let families: BTreeSet<Family> = train.iter().map(|s| s.family).collect();
+    assert!(!families.contains(&Family::Compose));
+    assert_eq!(families.len(), Family::ALL.len() - 1, "every seen family is drawn");
+    let unseen: HashSet<&str> = TEMPLATES
+        .iter()
+        .filter(|t| t.unseen)
+        .map(|t| t.name)
+        .collect();
+    let mut templates = HashSet::new();
+    for s in &train {
+        assert!(!s.unseen_template && !unseen.contains(s.template.as_str()));
+        assert!(!s.inputs.is_empty());
+        for i in &s.inputs {
+            assert!(!is_heldout_pair(&s.code, i), "{} / {i}", s.code);
+        }
+        templates.insert(s.template.clone());
+    }
+    assert_eq!(templates.len(), TEMPLATES.len() - unseen.len());
+
+    // The held-out side: only held-out pairs, seen and unseen templates, every family.
+    let held = draw(99, Split::Heldout, 2000, 1);
+    assert!(held.iter().any(|s| s.unseen_template));
+    assert!(held.iter().any(|s| !s.unseen_template));
+    let hf: BTreeSet<Family> = held.iter().map(|s| s.family).collect();
+    assert_eq!(hf.len(), Family::ALL.len());
+    let held_pairs: HashSet<(String, String)> = held
+        .iter()
+        .flat_map(|s| s.inputs.iter().map(|i| (s.code.clone(), i.clone())))
+        .collect();
+    for s in &held {
+        assert!(s.inputs.iter().all(|i| is_heldout_pair(&s.code, i)));
+    }
+    // And therefore disjoint from any training stream, whatever its seed or length.
+    for s in &train {
+        for i in &s.inputs {
+            assert!(!held_pairs.contains(&(s.code.clone(), i.clone())));
+        }
+    }
+    // A family-restricted held-out generator still finds programs: the bucket is 1/8 of
+    // the pairs, not a vanishing fraction.
+    let mut g = ProgramGenerator::with_families(3, Split::Heldout, &[Family::ListTx]);
+    let specs: Vec<_> = (0..200).filter_map(|_| g.next_program(2)).collect();
+    assert_eq!(specs.len(), 200);
+    assert!(specs.iter().all(|s| s.family == Family::ListTx));
+}
+
+#[test]
+fn programs_have_the_expected_shape() {
+    let mut seed = 0u64;
+    for t in TEMPLATES {
+        let mut g = ProgramGenerator::with_families(seed, Split::Heldout, &[t.family]);
+        seed += 1;
+        let spec = g.next_of_template(t, 4).expect("template yields programs");
+        let args: Vec<&str> = t.args.iter().map(|(n, _)| *n).collect();
+        let header = format!("def f({}):\n", args.join(", "));
+        assert!(spec.code.starts_with(&header), "{}", spec.code);
+        let body: Vec<&str> = spec.code[header.len()..].lines().collect();
+        assert!(
+            (1..=6).contains(&body.len()),
+            "{}: {} lines",
+            t.name,
+            body.len()
+        );
+        assert!(body.iter().all(|l| l.starts_with(' ') && !l.trim().is_empty()));
+        assert!(body.last().is_some_and(|l| l.trim_start().starts_with("return ")));
+        assert!(!spec.code.ends_with('\n'));
+        assert!(spec
+            .code
+            .bytes()
+            .all(|b| b == b'\n' || (32..127).contains(&b)));
+        assert!(!spec.inputs.is_empty());
+    }
+    // Every family has seen templates except compose, which is entirely unseen.
+    for f in Family::ALL {
+        let ts: Vec<_> = family_templates(f).collect();
+        assert!(ts.len() >= 5, "{f} has {} templates", ts.len());
+        let seen = ts.iter().filter(|t| !t.unseen).count();
+        if f == Family::Compose {
+            assert_eq!(seen, 0);
+        } else {
+            assert!(seen >= 5 && seen < ts.len(), "{f}: some held out, most seen");
+        }
+    }
+    let names: HashSet<&str> = TEMPLATES.iter().map(|t| t.name).collect();
+    assert_eq!(names.len(), TEMPLATES.len(), "template names are unique");
+}
+
+#[test]
+fn tokenizer_has_char_vocab_and_round_trips_every_rendered_sample() {
+    let tok = TinyTokenizer::build().unwrap();
+    assert_eq!(tok.vocab_size(), SPECIALS.len() + 1 + 95);
+    assert_eq!(tok.pad_id, 0);
+    // Specials are single ids.
+    assert_eq!(
+        tok.encode("<prog><in><out><msg><end>").unwrap(),
+        vec![tok.prog_id, tok.in_id, tok.out_id, tok.msg_id, tok.end_id]
+    );
+    // One id per character otherwise.
+    let text = "def f(a):\n return a + 1";
+    assert_eq!(tok.encode(text).unwrap().len(), text.chars().count());
+    // Every rendered sample of a long stream round-trips (outputs stand in for reprs here:
+    // the executor tests cover real outputs).
+    for s in draw(1, Split::Train, 2000, 3)
+        .into_iter()
+        .chain(draw(2, Split::Heldout, 500, 3))
+    {
+        let pairs: Vec<IoPair> = s
+            .inputs
+            .iter()
+            .map(|i| IoPair {
+                input: i.clone(),
+                output: format!("({i})"),
+            })
+            .collect();
+        for text in [
+            render_deduction(&s.code, &pairs[0]),
+            render_abduction(&s.code, &pairs[0]),
+            render_induction(&s.code, &pairs),
+        ] {
+            let ids = tok.encode(&text).unwrap();
+            assert_eq!(tok.decode(&ids).unwrap(), text);
+        }
+    }
+    // Characters outside the vocabulary are an error, not silently dropped.
+    assert!(matches!(
+        tok.encode("return 'é'"),
+        Err(PretrainError::UnknownChars(c)) if c == "é"
+    ));
+    assert!(tok.encode("tab\there").is_err());
+}
+
+#[test]
+fn tokenizer_json_is_real_hf_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokenizer.json");
+    let tok = TinyTokenizer::build().unwrap();
+    tok.save(&path).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(json["model"]["type"], "BPE");
+    assert_eq!(json["model"]["merges"].as_array().unwrap().len(), 0);
+    assert_eq!(json["decoder"]["type"], "Fuse");
+    assert_eq!(json["added_tokens"].as_array().unwrap().len(), SPECIALS.len());
+    let hf = tokenizers::Tokenizer::from_file(&path).unwrap();
+    let text = "<prog>def f(s):\n return s[::-1]\n<in>'abc'<out>'cba'<end>";
+    let ids = hf.encode(text, false).unwrap().get_ids().to_vec();
+    assert_eq!(ids, tok.encode(text).unwrap());
+    let reloaded = TinyTokenizer::load(&path).unwrap();
+    assert_eq!(reloaded.end_id, tok.end_id);
+    assert_eq!(reloaded.decode(&ids).unwrap(), text);
+}
+
+#[test]
+fn packing_never_splits_a_sample() {
+    let pad = 0;
+    // Samples of varied lengths with distinct non-zero ids, so rows can be decomposed.
+    let samples: Vec<Vec<u32>> = (0..200u32)
+        .map(|i| {
+            let len = 5 + (i as usize * 37) % 90;
+            (0..len).map(|j| 1 + i * 1000 + j as u32).collect()
+        })
+        .collect();
+    let rows = pack(&samples, 256, pad).unwrap();
+    assert!(rows.iter().all(|r| r.len() == 256));
+    let mut next = 0usize;
+    for row in &rows {
+        let real: Vec<u32> = row.iter().copied().take_while(|&t| t != pad).collect();
+        assert!(row[real.len()..].iter().all(|&t| t == pad), "pads only at the tail");
+        let mut rest = &real[..];
+        let mut in_row = 0;
+        while !rest.is_empty() {
+            let s = &samples[next];
+            assert!(rest.starts_with(s), "row holds whole samples in order");
+            rest = &rest[s.len()..];
+            next += 1;
+            in_row += 1;
+        }
+        assert!(in_row >= 1);
+        // Greedy: the next sample would not have fitted.
+        if next < samples.len() {
+            assert!(real.len() + samples[next].len() > 256);
+        }
+    }
+    assert_eq!(next, samples.len(), "every sample packed exactly once");
+
+    let mut p = RowPacker::new(8, pad);
+    assert!(matches!(
+        p.push(&[1; 9]),
+        Err(PretrainError::SampleTooLong { len: 9, row: 8 })
+    ));
+    assert_eq!(p.push(&[1, 2, 3, 4, 5]).unwrap(), None);
+    assert_eq!(p.push(&[6, 7, 8]).unwrap(), None);
+    assert_eq!(p.push(&[9]).unwrap(), Some(vec![1, 2, 3, 4, 5, 6, 7, 8]));
+    assert_eq!(p.finish(), Some(vec![9, 0, 0, 0, 0, 0, 0, 0]));
+    assert_eq!(p.finish(), None);
+}
+
+#[test]
+fn lr_schedule_warms_up_then_decays() {
+    let t = TrainConfig {
+        lr: 1e-3,
+        warmup_steps: 100,
+        max_steps: 1000,
+        decay_fraction: 0.2,
+        min_lr_ratio: 0.1,
+        ..TrainConfig::default()
+    };
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+    assert!(close(t.lr_at(0), 1e-5));
+    assert!(close(t.lr_at(49), 5e-4));
+    assert!(close(t.lr_at(99), 1e-3));
+    assert!(close(t.lr_at(500), 1e-3));
+    assert!(close(t.lr_at(800), 1e-3));
+    assert!(close(t.lr_at(900), 1e-3 * (1.0 - 0.5 * 0.9)));
+    assert!(close(t.lr_at(999), 1e-3 * (1.0 - 199.0 / 200.0 * 0.9)));
+}
+
+#[test]
+fn config_file_loads_and_unknown_keys_are_rejected() {
+    let cfg = PretrainConfig::load(std::path::Path::new("config/tiny-pretrain.toml")).unwrap();
+    assert_eq!(cfg, PretrainConfig::default(), "the shipped file spells out the defaults");
+    assert_eq!(cfg.model.hidden_size, 192);
+    assert_eq!(cfg.train.batch_size * cfg.train.seq_len, 4096);
+    let empty = PretrainConfig::from_toml_str("", "<empty>").unwrap();
+    assert_eq!(empty, PretrainConfig::default());
+    let err = PretrainConfig::from_toml_str("[train]\nlearning_rate = 1.0\n", "<t>").unwrap_err();
+    assert!(err.to_string().contains("learning_rate"), "{err}");
+    let err = PretrainConfig::from_toml_str("seed = 5\n[eval]\nseed = 5\n", "<t>").unwrap_err();
+    assert!(err.to_string().contains("eval.seed"), "{err}");
+    let err =
+        PretrainConfig::from_toml_str("[model]\nnum_attention_heads = 5\n", "<t>").unwrap_err();
+    assert!(err.to_string().contains("model.num_attention_heads"), "{err}");
+}
