@@ -4,10 +4,13 @@
 //!
 //! The module does not know about RL: losses and optimizers live in [`crate::rl`].
 
+pub mod bench;
 pub mod cache;
 pub mod config;
+mod cpu_ops;
 pub mod device;
 pub mod error;
+pub mod gguf;
 pub mod kernels;
 pub mod layout;
 pub mod logprobs;
