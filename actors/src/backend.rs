@@ -1,0 +1,199 @@
+//! The real compute behind [`crate::engine`]: `azr_core::model` for generation and the
+//! tokenizer, `azr_core::rl::learner` for updates.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use azr_core::model::{self, Model, SamplingParams, Snapshot, Tokenizer};
+use azr_core::rl::learner::{Learner, LearnerConfig, TrainablePolicy};
+use azr_core::rl::RlError;
+use azr_core::types::ScoredRollout;
+use candle_core::{Tensor, Var};
+
+use crate::config::Config;
+use crate::engine::{Codec, Decoding, Policy, SharedCodec, Trainer, UpdateStats};
+
+/// File name of the optimizer state inside a checkpoint directory.
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+/// Sub-directory of the HF-format weights inside a checkpoint directory.
+pub const MODEL_DIR: &str = "model";
+
+/// The model's tokenizer as a [`Codec`].
+pub struct TokenizerCodec(pub Tokenizer);
+
+impl Codec for TokenizerCodec {
+    fn encode(&self, text: &str) -> Result<Vec<u32>, String> {
+        self.0.encode(text, true).map_err(|e| e.to_string())
+    }
+
+    fn decode(&self, ids: &[u32]) -> Result<String, String> {
+        self.0.decode(ids, false).map_err(|e| e.to_string())
+    }
+}
+
+/// Generation from a frozen [`Snapshot`].
+pub struct SnapshotPolicy {
+    snap: Snapshot,
+    stop_token_ids: Vec<u32>,
+}
+
+impl SnapshotPolicy {
+    /// A policy sampling from `snap`, stopping at any of `stop_token_ids`.
+    pub fn new(snap: Snapshot, stop_token_ids: Vec<u32>) -> Self {
+        Self {
+            snap,
+            stop_token_ids,
+        }
+    }
+}
+
+impl Policy for SnapshotPolicy {
+    type Weights = Snapshot;
+
+    fn generate(
+        &mut self,
+        prompts: &[Vec<u32>],
+        decoding: &Decoding,
+        seed: u64,
+    ) -> Result<Vec<(Vec<u32>, Vec<f32>)>, String> {
+        let params = SamplingParams {
+            temperature: decoding.temperature as f32,
+            top_p: decoding.top_p as f32,
+            top_k: decoding.top_k,
+            max_new_tokens: decoding.max_new_tokens,
+            stop_token_ids: self.stop_token_ids.clone(),
+            seed,
+            use_cache: true,
+        };
+        let gens = model::generate(&self.snap, prompts, &params).map_err(|e| e.to_string())?;
+        Ok(gens.into_iter().map(|g| (g.tokens, g.logprobs)).collect())
+    }
+
+    fn load(&mut self, weights: &Snapshot) -> Result<(), String> {
+        self.snap = weights.clone();
+        Ok(())
+    }
+}
+
+/// [`Model`] seen by the learner (a newtype: the trait and the type both live in the core).
+pub struct TrainModel(pub Model);
+
+impl TrainablePolicy for TrainModel {
+    fn named_vars(&self) -> Vec<(String, Var)> {
+        self.0.named_vars()
+    }
+
+    fn response_logprobs(
+        &self,
+        batch: &[(Vec<u32>, Vec<u32>)],
+    ) -> Result<(Tensor, Tensor, Tensor), RlError> {
+        let b = model::response_logprobs(&self.0, batch).map_err(|e| RlError::Policy(e.to_string()))?;
+        Ok((b.logprobs, b.entropy, b.mask))
+    }
+}
+
+/// The learner over the live model.
+pub struct ModelTrainer {
+    model: TrainModel,
+    learner: Learner,
+}
+
+impl ModelTrainer {
+    /// A trainer over `model` (optionally restoring optimizer state from a checkpoint dir).
+    pub fn new(model: Model, cfg: LearnerConfig, checkpoint: Option<&Path>) -> Result<Self> {
+        let model = TrainModel(model);
+        let mut learner = Learner::new(cfg, &model).context("creating the learner")?;
+        if let Some(dir) = checkpoint {
+            let p = dir.join(OPTIMIZER_FILE);
+            let state: HashMap<String, Tensor> =
+                candle_core::safetensors::load(&p, &candle_core::Device::Cpu)
+                    .with_context(|| format!("reading {}", p.display()))?;
+            learner
+                .optimizer_mut()
+                .load_state_dict(&state)
+                .with_context(|| format!("restoring {}", p.display()))?;
+        }
+        Ok(Self { model, learner })
+    }
+}
+
+impl Trainer for ModelTrainer {
+    type Weights = Snapshot;
+
+    fn update(&mut self, batch: &[ScoredRollout]) -> Result<UpdateStats, String> {
+        let s = self
+            .learner
+            .step(&self.model, batch, None)
+            .map_err(|e| e.to_string())?;
+        Ok(UpdateStats {
+            pg_loss: f64::from(s.pg_loss),
+            kl: f64::from(s.approx_kl),
+            entropy: f64::from(s.entropy),
+            clip_fraction: f64::from(s.clip_frac),
+            grad_norm: f64::from(s.grad_norm),
+            lr: s.lr,
+            tokens: s.tokens as usize,
+        })
+    }
+
+    fn snapshot(&self) -> Result<Snapshot, String> {
+        self.model.0.snapshot().map_err(|e| e.to_string())
+    }
+
+    fn save(&self, dir: &Path) -> Result<(), String> {
+        self.model
+            .0
+            .save_hf_dir(&dir.join(MODEL_DIR))
+            .map_err(|e| e.to_string())?;
+        let state = self
+            .learner
+            .optimizer()
+            .state_dict()
+            .map_err(|e| e.to_string())?;
+        candle_core::safetensors::save(&state, dir.join(OPTIMIZER_FILE)).map_err(|e| e.to_string())
+    }
+}
+
+/// Load the model of a run: from `checkpoint/model` when resuming, else `model.path`.
+pub fn load_model(cfg: &Config, checkpoint: Option<&Path>) -> Result<Model> {
+    let device = model::parse_device(&cfg.raw.model.device)
+        .with_context(|| format!("config key `model.device`: `{}`", cfg.raw.model.device))?;
+    let dtype = model::parse_dtype(&cfg.raw.model.dtype)
+        .with_context(|| format!("config key `model.dtype`: `{}`", cfg.raw.model.dtype))?;
+    let dir = match checkpoint {
+        Some(c) => c.join(MODEL_DIR),
+        None => cfg.raw.model.path.clone(),
+    };
+    Model::load(&dir, &device, dtype).with_context(|| {
+        format!(
+            "loading the model from {} (config key `model.path`)",
+            dir.display()
+        )
+    })
+}
+
+/// Stop token ids of a model: its EOS ids plus the template's stop strings that are single
+/// tokens of the vocabulary.
+pub fn stop_token_ids(model: &Model, stop_strings: &[String]) -> Vec<u32> {
+    let mut ids: Vec<u32> = model
+        .config()
+        .eos_token_id
+        .as_ref()
+        .map(|t| t.to_vec())
+        .unwrap_or_default();
+    for s in stop_strings {
+        if let Some(id) = model.tokenizer().token_to_id(s) {
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The codec of a model.
+pub fn codec(model: &Model) -> SharedCodec {
+    Arc::new(TokenizerCodec(model.tokenizer().clone()))
+}

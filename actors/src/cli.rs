@@ -1,0 +1,181 @@
+//! The command line (`clap` derive; every `///` is the `--help` text).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// azr: Absolute Zero self-play and 1-shot RLVR for small reasoning LLMs, as an actor pipeline.
+#[derive(Debug, Parser)]
+#[command(name = "azr", version, about)]
+pub struct Cli {
+    /// What to do (default: `run` with the embedded CPU config).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train: self-play (or 1-shot RLVR) until stopped or `--max-steps`.
+    Run(RunArgs),
+    /// Score a model or checkpoint on a benchmark, offline.
+    Eval(EvalArgs),
+    /// Run Python through the sandboxed executor and print the outcome as JSON.
+    Exec(ExecArgs),
+    /// Sample a continuation from a model.
+    Generate(GenerateArgs),
+    /// Benchmarks: model forward/sampling speed, executor throughput, pipeline overlap.
+    Bench(BenchArgs),
+    /// Pretrain the tiny base model on the procedural program corpus.
+    Pretrain(PretrainArgs),
+    /// Rank training examples by the variance of their accuracy history (1-shot RLVR).
+    Select(SelectArgs),
+}
+
+/// `azr run`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RunArgs {
+    /// TOML config; default: the embedded CPU default (`config/default.toml`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Stop after this many steps (overrides `run.max_steps`).
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    /// Run directory (overrides `run.run_dir`).
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Prometheus listen address (overrides `metrics.addr`), e.g. 127.0.0.1:9464.
+    #[arg(long)]
+    pub metrics_addr: Option<String>,
+    /// Resume from this checkpoint or run directory (default: the latest checkpoint in the run
+    /// directory when `run.auto_resume` is true).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Max policy lag of rollouts (overrides `run.staleness`; 0 = on-policy).
+    #[arg(long)]
+    pub staleness: Option<u64>,
+}
+
+/// `azr eval`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalArgs {
+    /// TOML config (model, sampling, executor); default: the embedded CPU default.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Benchmark name (e.g. cruxeval-o, cruxeval-i, math500, heldout-deduction).
+    #[arg(long)]
+    pub benchmark: String,
+    /// Items to score (default: `evaluator.limit`; 0 = all).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Checkpoint or run directory whose weights to score (default: `model.path`).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+}
+
+/// `azr exec`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExecArgs {
+    /// Python file defining `f`.
+    #[arg(long, conflicts_with = "batch", requires = "input")]
+    pub code: Option<PathBuf>,
+    /// Argument text of the call `f(<input>)`, e.g. "'ab', [1, 2]".
+    #[arg(long)]
+    pub input: Option<String>,
+    /// JSONL of `{"code": ..., "input": ...}` jobs; prints one outcome per line.
+    #[arg(long)]
+    pub batch: Option<PathBuf>,
+    /// Validate as a proposal (two runs, determinism, banned imports) instead of running once.
+    #[arg(long)]
+    pub validate: bool,
+    /// Config whose `[executor]` section to use (default: the embedded CPU default).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// `azr generate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GenerateArgs {
+    /// HF model directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Prompt text.
+    #[arg(long)]
+    pub prompt: String,
+    /// Most new tokens.
+    #[arg(long, default_value_t = 64)]
+    pub max_tokens: usize,
+    /// Temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f64,
+    /// Sampling seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Device: cpu or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// What `azr bench` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchTarget {
+    /// Forward and sampling throughput of a model.
+    Model,
+    /// Executor executions per second.
+    Executor,
+    /// Wall time per step with overlap (staleness 1) vs on-policy (staleness 0).
+    Pipeline,
+}
+
+/// `azr bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    pub target: BenchTarget,
+    /// Config (pipeline: the run config; model: its `[model]` section).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Steps per variant (pipeline).
+    #[arg(long, default_value_t = 4)]
+    pub steps: u64,
+    /// Executions per program (executor).
+    #[arg(long, default_value_t = 500)]
+    pub n: usize,
+    /// Where to write the JSON result (default: print only).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `azr pretrain`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PretrainArgs {
+    /// Pretraining config.
+    #[arg(long, default_value = "config/tiny-pretrain.toml")]
+    pub config: PathBuf,
+}
+
+/// Ranking method of `azr select`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SelectMethod {
+    /// Variance of the accuracy history.
+    Var,
+    /// Standard deviation (same order as variance).
+    Std,
+}
+
+/// `azr select`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SelectArgs {
+    /// History JSON (`{"<index>": [accuracy per epoch, ...]}`).
+    #[arg(long)]
+    pub history: PathBuf,
+    /// How many examples to print.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// Ranking score.
+    #[arg(long, value_enum, default_value_t = SelectMethod::Var)]
+    pub method: SelectMethod,
+    /// Training set JSONL, to print each selected problem and answer.
+    #[arg(long)]
+    pub dataset: Option<PathBuf>,
+}

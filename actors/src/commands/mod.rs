@@ -1,0 +1,36 @@
+//! One module per subcommand.
+
+pub mod bench;
+pub mod eval;
+pub mod exec;
+pub mod generate;
+pub mod run;
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::cli::Command;
+use crate::config::Config;
+
+/// Run a parsed command.
+pub async fn dispatch(command: Command) -> Result<()> {
+    match command {
+        Command::Run(args) => run::run(args).await.map(|_| ()),
+        Command::Eval(args) => eval::eval(args).await,
+        Command::Exec(args) => exec::exec(args).await,
+        Command::Generate(args) => generate::generate(args).await,
+        Command::Bench(args) => bench::bench(args).await,
+        Command::Pretrain(_) | Command::Select(_) => anyhow::bail!(
+            "this build of azr does not include the pretrain / select modules yet"
+        ),
+    }
+}
+
+/// The config at `path`, or the embedded default.
+pub fn load_config(path: Option<&Path>) -> Result<Config> {
+    Ok(match path {
+        Some(p) => Config::load(p)?,
+        None => Config::embedded_default()?,
+    })
+}

@@ -1,0 +1,209 @@
+//! `azr run`: the training job.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use azr_core::executor::Executor;
+use azr_core::tasks::{TaskBuffers, TaskRegistry, TemplateSet};
+use tokio::sync::watch;
+
+use crate::actors::evaluator::Benchmark;
+use crate::backend::{self, ModelTrainer, SnapshotPolicy};
+use crate::cli::RunArgs;
+use crate::config::{Config, RawConfig};
+use crate::pipeline::checkpoint;
+use crate::pipeline::selfplay::SelfPlay;
+use crate::pipeline::{self, Engines, RunOutcome, Services};
+
+/// Apply command-line overrides to a raw config.
+pub fn apply_overrides(raw: &mut RawConfig, args: &RunArgs) {
+    if let Some(n) = args.max_steps {
+        raw.run.max_steps = n;
+    }
+    if let Some(d) = &args.run_dir {
+        raw.run.run_dir = d.clone();
+    }
+    if let Some(a) = &args.metrics_addr {
+        raw.metrics.addr = a.clone();
+        raw.metrics.enabled = true;
+    }
+    if let Some(s) = args.staleness {
+        raw.run.staleness = s;
+    }
+}
+
+/// `azr run`.
+pub async fn run(args: RunArgs) -> Result<RunOutcome> {
+    let base = super::load_config(args.config.as_deref())?;
+    let mut raw = base.raw;
+    apply_overrides(&mut raw, &args);
+    let cfg = Config::validate(raw)?;
+    if let Some(addr) = cfg.metrics_addr {
+        crate::observe::install_metrics(addr)?;
+    }
+    let stop = stop_signal();
+    train(Arc::new(cfg), args.resume.as_deref(), stop, true).await
+}
+
+/// Build everything from `cfg` and train. `resume` is an explicit checkpoint or run directory.
+pub async fn train(
+    cfg: Arc<Config>,
+    resume: Option<&Path>,
+    stop: watch::Receiver<bool>,
+    show_progress: bool,
+) -> Result<RunOutcome> {
+    let checkpoint: Option<PathBuf> = match resume {
+        Some(dir) => Some(checkpoint::resolve(dir)?),
+        None if cfg.raw.run.auto_resume => checkpoint::latest(cfg.run_dir())?,
+        None => None,
+    };
+    let state = match &checkpoint {
+        Some(c) => {
+            let s = checkpoint::load_state(c)?;
+            tracing::info!(checkpoint = %c.display(), step = s.step, version = s.version, "resuming");
+            s
+        }
+        None => pipeline::fresh_state(cfg.raw.run.seed),
+    };
+
+    let exec_cfg = cfg.raw.executor.clone();
+    let executor = Arc::new(
+        tokio::task::spawn_blocking(move || Executor::start(exec_cfg))
+            .await?
+            .context("starting the executor (config section `[executor]`)")?,
+    );
+    let templates = Arc::new(
+        TemplateSet::resolve(&cfg.raw.tasks.templates)
+            .with_context(|| format!("config key `tasks.templates`: `{}`", cfg.raw.tasks.templates))?,
+    );
+    let registry = Arc::new(TaskRegistry::builtin(templates.clone(), &cfg.raw.tasks));
+
+    let model = backend::load_model(&cfg, checkpoint.as_deref())?;
+    tracing::info!(
+        params = model.num_params(),
+        layers = model.config().num_hidden_layers,
+        "model loaded"
+    );
+    let stop_ids = backend::stop_token_ids(&model, &templates.format.stop);
+    let codec = backend::codec(&model);
+    let snapshot = model.snapshot()?;
+    let trainer = ModelTrainer::new(model, cfg.raw.learner, checkpoint.as_deref())?;
+    let policy = SnapshotPolicy::new(snapshot, stop_ids);
+
+    let buffers: TaskBuffers = if state.mode_state.is_null() {
+        let ex = executor.clone();
+        let t = templates.clone();
+        let bc = cfg.raw.tasks.buffer.clone();
+        tokio::task::spawn_blocking(move || TaskBuffers::seeded(&t, &bc, &ex))
+            .await?
+            .context("validating the seed tasks")?
+    } else {
+        serde_json::from_value(state.mode_state.clone()).context("restoring the task buffers")?
+    };
+    let mode = SelfPlay::new(
+        buffers,
+        registry.clone(),
+        cfg.raw.tasks.clone(),
+        cfg.raw.selfplay.clone(),
+    );
+    let benchmarks = Arc::new(load_benchmarks(&cfg)?);
+
+    let progress = (show_progress && std::io::stderr().is_terminal()).then(|| {
+        let pb = indicatif::ProgressBar::new(cfg.raw.run.max_steps);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} step {pos}/{len} [{elapsed_precise}] {per_sec} {msg}",
+        ) {
+            pb.set_style(style);
+        }
+        pb.set_position(state.step);
+        pb
+    });
+
+    let outcome = pipeline::run(
+        cfg.clone(),
+        Engines {
+            policy,
+            trainer,
+            codec,
+        },
+        Services {
+            registry,
+            executor,
+            benchmarks,
+        },
+        state,
+        mode,
+        stop,
+        progress.clone(),
+    )
+    .await?;
+    if let Some(pb) = progress {
+        pb.finish_and_clear();
+    }
+    tracing::info!(
+        steps = outcome.steps,
+        version = outcome.version,
+        "training stopped"
+    );
+    Ok(outcome)
+}
+
+/// The evaluator's held-out sets.
+pub fn load_benchmarks(cfg: &Config) -> Result<Vec<Benchmark>> {
+    let ev = &cfg.raw.evaluator;
+    let mut out = Vec::new();
+    if ev.every == 0 {
+        return Ok(out);
+    }
+    for name in &ev.benchmarks {
+        match crate::commands::eval::load_benchmark(name, ev.limit) {
+            Ok(tasks) => out.push(Benchmark {
+                name: name.clone(),
+                tasks,
+            }),
+            Err(e) => tracing::warn!(benchmark = %name, error = %e, "benchmark unavailable; skipped"),
+        }
+    }
+    Ok(out)
+}
+
+/// A receiver that turns true on the first Ctrl-C or SIGTERM (graceful stop: finish the
+/// current step, checkpoint, exit). A second Ctrl-C exits at once.
+pub fn stop_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch SIGTERM");
+                    None
+                }
+            };
+        #[cfg(unix)]
+        let term_fut = async {
+            match term.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term_fut = std::future::pending::<()>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term_fut => {}
+        }
+        tracing::warn!("stop requested: finishing the current step and checkpointing (Ctrl-C again to abort)");
+        let _ = tx.send(true);
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::error!("aborted");
+            std::process::exit(130);
+        }
+    });
+    rx
+}

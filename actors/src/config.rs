@@ -1,0 +1,619 @@
+//! The run configuration, in two stages.
+//!
+//! 1. [`RawConfig`]: the serde image of a TOML file. Every struct denies unknown fields and every
+//!    field has a documented default, so a file only needs the keys it changes.
+//! 2. [`Config`]: the validated configuration. [`Config::from_toml_str`] parses, then checks every
+//!    value and every cross-field rule, and fails with an error naming the offending key
+//!    (`config key `learner.lr`: must be > 0`).
+//!
+//! The embedded CPU default ([`DEFAULT_TOML`], `config/default.toml`) is what `azr run` uses when
+//! no `--config` is given.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use azr_core::executor::ExecutorConfig;
+use azr_core::rl::learner::LearnerConfig;
+use azr_core::tasks::TasksConfig;
+use azr_core::types::TaskKind;
+use serde::{Deserialize, Serialize};
+
+/// `config/default.toml`, embedded in the binary so that `azr run` works with no arguments.
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// A configuration error. The message always names the key (or the file) at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML did not parse or did not match the schema (unknown key, wrong type).
+    #[error("config {origin}: {message}")]
+    Parse {
+        /// The file name or `<embedded default>`.
+        origin: String,
+        /// The parser's message, which names the key and shows the line.
+        message: String,
+    },
+    /// A value is out of range or inconsistent with another one.
+    #[error("config key `{key}`: {message}")]
+    Invalid {
+        /// Dotted key, e.g. `learner.lr`.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(key: &str, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stage 1: raw serde structs
+// ---------------------------------------------------------------------------------------------
+
+/// The whole TOML file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    /// `[run]`: seed, step budget, run directory, checkpoints, overlap, channels.
+    pub run: RunSection,
+    /// `[model]`: weights directory, device, dtype.
+    pub model: ModelSection,
+    /// `[sampling]`: decoding settings of the training rollouts.
+    pub sampling: SamplingSection,
+    /// `[selfplay]`: what one step generates.
+    pub selfplay: SelfPlaySection,
+    /// `[rlvr]`: the 1-shot RLVR mode (used when `selfplay.mode = "rlvr"`).
+    pub rlvr: RlvrSection,
+    /// `[executor]`: the sandboxed Python executor.
+    pub executor: ExecutorConfig,
+    /// `[tasks]`: templates, reference counts, induction sizes, rewards, buffers
+    /// (`azr_core::tasks::TasksConfig`).
+    pub tasks: TasksConfig,
+    /// `[learner]`: advantage estimator, loss, optimizer, schedule
+    /// (`azr_core::rl::learner::LearnerConfig`).
+    pub learner: LearnerConfig,
+    /// `[evaluator]`: held-out evaluation during training.
+    pub evaluator: EvaluatorSection,
+    /// `[metrics]`: the Prometheus exporter.
+    pub metrics: MetricsSection,
+    /// `[faults]`: test-only fault injection (all off by default).
+    pub faults: FaultsSection,
+}
+
+/// `[run]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSection {
+    /// Seed of every random stream of the run (default 42).
+    pub seed: u64,
+    /// Stop after this many learner steps; 0 = run until stopped (default 0).
+    pub max_steps: u64,
+    /// Directory for checkpoints, rollout dumps and logs (default `runs/default`).
+    pub run_dir: PathBuf,
+    /// Write a checkpoint every N steps; 0 = only at shutdown (default 10).
+    pub checkpoint_every: u64,
+    /// How many policy versions a rollout may lag behind the learner: 0 = strictly on-policy,
+    /// 1 = generation of step t+1 overlaps the update of step t (default 1).
+    pub staleness: u64,
+    /// Capacity, in steps' worth of sub-batches, of the rollout -> learner channel (default 2).
+    pub learner_queue: usize,
+    /// Capacity of the generation request queue of the inference thread (default 64).
+    pub inference_queue: usize,
+    /// Write `rollouts/step_XXXXXX.jsonl` with prompts, responses and rewards (default true).
+    pub dump_rollouts: bool,
+    /// Restarts allowed per worker actor before the run fails (default 5).
+    pub restart_budget: u32,
+    /// Seconds a request to a worker actor may take before it is retried (default 600).
+    pub request_timeout_s: u64,
+    /// Resume from the latest checkpoint in `run_dir` if there is one (default true).
+    pub auto_resume: bool,
+}
+
+impl Default for RunSection {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            max_steps: 0,
+            run_dir: PathBuf::from("runs/default"),
+            checkpoint_every: 10,
+            staleness: 1,
+            learner_queue: 2,
+            inference_queue: 64,
+            dump_rollouts: true,
+            restart_budget: 5,
+            request_timeout_s: 600,
+            auto_resume: true,
+        }
+    }
+}
+
+/// `[model]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    /// HF-format model directory (`config.json`, `*.safetensors`, `tokenizer.json`), relative to
+    /// the working directory (default `assets/tiny-base`).
+    pub path: PathBuf,
+    /// `"cpu"` or `"cuda:N"` (default `"cpu"`).
+    pub device: String,
+    /// `"f32"`, `"bf16"` or `"f16"` (default `"f32"`).
+    pub dtype: String,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("assets/tiny-base"),
+            device: "cpu".to_string(),
+            dtype: "f32".to_string(),
+        }
+    }
+}
+
+/// `[sampling]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamplingSection {
+    /// Training temperature (default 1.0, as AZR).
+    pub temperature: f64,
+    /// Nucleus threshold; 1.0 = off (default 1.0).
+    pub top_p: f64,
+    /// Top-k cut; 0 = off (default 0).
+    pub top_k: usize,
+    /// Longest response in tokens (default 96).
+    pub max_new_tokens: usize,
+}
+
+impl Default for SamplingSection {
+    fn default() -> Self {
+        Self {
+            temperature: 1.0,
+            top_p: 1.0,
+            top_k: 0,
+            max_new_tokens: 96,
+        }
+    }
+}
+
+/// Which training loop a run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Absolute Zero self-play: propose + solve on the code task types.
+    Azr,
+    /// 1-shot RLVR: GRPO on a few dataset examples, solve role only.
+    Rlvr,
+}
+
+/// `[selfplay]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SelfPlaySection {
+    /// `"azr"` or `"rlvr"` (default `"azr"`).
+    pub mode: Mode,
+    /// Task kinds that take part (default abduction, deduction, induction).
+    pub task_kinds: Vec<TaskKind>,
+    /// Proposals per task kind per step (AZR: 64; default 4).
+    pub propose_batch: usize,
+    /// Solver tasks per task kind per step (AZR: 64; default 4).
+    pub solve_batch: usize,
+    /// Train the proposer role too; false = the paper's "solver only" ablation (default true).
+    pub train_propose: bool,
+}
+
+impl Default for SelfPlaySection {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Azr,
+            task_kinds: TaskKind::CODE.to_vec(),
+            propose_batch: 4,
+            solve_batch: 4,
+            train_propose: true,
+        }
+    }
+}
+
+/// `[rlvr]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RlvrSection {
+    /// JSONL training set (`prompt`/`problem` + `answer`/`ground_truth`) (default the 1-shot
+    /// RLVR paper's `dsr_sub.jsonl`).
+    pub dataset: PathBuf,
+    /// Indices of the training examples to use; empty = the whole dataset (default `[]`).
+    pub examples: Vec<usize>,
+    /// Prompts per step (the selected examples are repeated to fill it; paper: 128; default 4).
+    pub batch: usize,
+    /// Samples per prompt, the GRPO group size (paper: 8; default 4).
+    pub samples_per_prompt: usize,
+    /// Where to record the per-example accuracy history (`{"<index>": [acc per epoch]}`),
+    /// relative to the run directory (default `accuracy_history.json`).
+    pub history_file: PathBuf,
+}
+
+impl Default for RlvrSection {
+    fn default() -> Self {
+        Self {
+            dataset: PathBuf::from("../shared/data/one-shot-rlvr/dsr_sub.jsonl"),
+            examples: Vec::new(),
+            batch: 4,
+            samples_per_prompt: 4,
+            history_file: PathBuf::from("accuracy_history.json"),
+        }
+    }
+}
+
+/// `[evaluator]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvaluatorSection {
+    /// Benchmarks to score: `cruxeval-o`, `cruxeval-i`, `heldout-deduction`, `heldout-abduction`,
+    /// `heldout-induction`, `math500`, `aime24`, `aime25`, `amc23`, `minerva`, `olympiadbench`,
+    /// `gsm8k` (default `["heldout-deduction", "heldout-abduction", "heldout-induction"]`).
+    pub benchmarks: Vec<String>,
+    /// Items per benchmark; 0 = all (default 32).
+    pub limit: usize,
+    /// Evaluate every N learner steps; 0 = never during training (default 10).
+    pub every: u64,
+    /// Decoding temperature; 0 = greedy (default 0).
+    pub temperature: f64,
+    /// Samples per item (avg@k; default 1).
+    pub samples: usize,
+    /// Longest answer in tokens (default 96).
+    pub max_new_tokens: usize,
+}
+
+impl Default for EvaluatorSection {
+    fn default() -> Self {
+        Self {
+            benchmarks: vec![
+                "heldout-deduction".to_string(),
+                "heldout-abduction".to_string(),
+                "heldout-induction".to_string(),
+            ],
+            limit: 32,
+            every: 10,
+            temperature: 0.0,
+            samples: 1,
+            max_new_tokens: 96,
+        }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// Serve `/metrics` (default true).
+    pub enabled: bool,
+    /// Listen address (default `127.0.0.1:9464`, loopback only).
+    pub addr: String,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            addr: "127.0.0.1:9464".to_string(),
+        }
+    }
+}
+
+/// `[faults]`: fault injection for the supervision tests. Never set these in real runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaultsSection {
+    /// Name of a worker actor (`proposer`, `solver`, `executor`, `estimator`, `reward`) that
+    /// panics while handling its first request of step `panic_at_step` (default none).
+    pub panic_actor: Option<String>,
+    /// The step at which `panic_actor` panics once (default 1).
+    pub panic_at_step: Option<u64>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stage 2: validated config
+// ---------------------------------------------------------------------------------------------
+
+/// A validated configuration: every value in range and consistent. Built only by
+/// [`Config::from_toml_str`] / [`Config::load`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The checked file contents (also written to `run_dir/config.toml`).
+    pub raw: RawConfig,
+    /// `metrics.addr`, parsed.
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+/// Names of the worker actors that fault injection may target.
+pub const WORKER_NAMES: [&str; 5] = ["proposer", "solver", "executor", "estimator", "reward"];
+
+impl Config {
+    /// The embedded CPU default.
+    pub fn embedded_default() -> Result<Self, ConfigError> {
+        Self::from_toml_str(DEFAULT_TOML, "<embedded default>")
+    }
+
+    /// Read and validate a TOML file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// Parse and validate TOML text; `origin` names it in errors.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        Self::validate(raw)
+    }
+
+    /// Check a raw config (after command-line overrides were applied to it).
+    pub fn validate(raw: RawConfig) -> Result<Self, ConfigError> {
+        fn err(key: &str, message: impl Into<String>) -> ConfigError {
+            ConfigError::invalid(key, message)
+        }
+        let r = &raw.run;
+        if r.learner_queue == 0 {
+            return Err(err("run.learner_queue", "must be >= 1"));
+        }
+        if r.inference_queue == 0 {
+            return Err(err("run.inference_queue", "must be >= 1"));
+        }
+        if r.staleness > 8 {
+            return Err(err("run.staleness", "must be <= 8 (0 = on-policy)"));
+        }
+        if r.request_timeout_s == 0 {
+            return Err(err("run.request_timeout_s", "must be > 0"));
+        }
+        if r.run_dir.as_os_str().is_empty() {
+            return Err(err("run.run_dir", "must not be empty"));
+        }
+
+        let m = &raw.model;
+        if m.path.as_os_str().is_empty() {
+            return Err(err("model.path", "must not be empty"));
+        }
+        let device_ok = m.device == "cpu"
+            || m
+                .device
+                .strip_prefix("cuda:")
+                .is_some_and(|n| n.parse::<usize>().is_ok());
+        if !device_ok {
+            return Err(err(
+                "model.device",
+                format!("`{}`: expected \"cpu\" or \"cuda:N\"", m.device),
+            ));
+        }
+        if !["f32", "bf16", "f16"].contains(&m.dtype.as_str()) {
+            return Err(err(
+                "model.dtype",
+                format!("`{}`: expected \"f32\", \"bf16\" or \"f16\"", m.dtype),
+            ));
+        }
+        if m.device == "cpu" && m.dtype != "f32" {
+            return Err(err("model.dtype", "only \"f32\" is supported on the cpu device"));
+        }
+
+        let s = &raw.sampling;
+        if !(s.temperature > 0.0 && s.temperature.is_finite()) {
+            return Err(err(
+                "sampling.temperature",
+                "must be > 0 (training rollouts sample)",
+            ));
+        }
+        if !(s.top_p > 0.0 && s.top_p <= 1.0) {
+            return Err(err("sampling.top_p", "must be in (0, 1]"));
+        }
+        if s.max_new_tokens == 0 {
+            return Err(err("sampling.max_new_tokens", "must be >= 1"));
+        }
+
+        let sp = &raw.selfplay;
+        if sp.mode == Mode::Azr {
+            if sp.task_kinds.is_empty() {
+                return Err(err("selfplay.task_kinds", "must name at least one task kind"));
+            }
+            if sp.task_kinds.contains(&TaskKind::Math) {
+                return Err(err(
+                    "selfplay.task_kinds",
+                    "`math` has no proposer; use selfplay.mode = \"rlvr\"",
+                ));
+            }
+            let mut seen = sp.task_kinds.clone();
+            seen.sort();
+            seen.dedup();
+            if seen.len() != sp.task_kinds.len() {
+                return Err(err("selfplay.task_kinds", "lists a task kind twice"));
+            }
+            if sp.solve_batch == 0 {
+                return Err(err("selfplay.solve_batch", "must be >= 1"));
+            }
+            if sp.train_propose && sp.propose_batch == 0 {
+                return Err(err(
+                    "selfplay.propose_batch",
+                    "must be >= 1 when selfplay.train_propose = true",
+                ));
+            }
+            if raw.tasks.rewards.mc_samples < 2 {
+                return Err(err(
+                    "tasks.rewards.mc_samples",
+                    "must be >= 2 (the learnability reward needs a solve rate)",
+                ));
+            }
+        } else {
+            let rl = &raw.rlvr;
+            if rl.batch == 0 {
+                return Err(err("rlvr.batch", "must be >= 1"));
+            }
+            if rl.samples_per_prompt < 2 {
+                return Err(err(
+                    "rlvr.samples_per_prompt",
+                    "must be >= 2 (group-relative advantages need a group)",
+                ));
+            }
+            if rl.dataset.as_os_str().is_empty() {
+                return Err(err("rlvr.dataset", "must not be empty"));
+            }
+        }
+
+        let e = &raw.executor;
+        if e.workers == 0 {
+            return Err(err("executor.workers", "must be >= 1"));
+        }
+        if e.timeout_ms == 0 {
+            return Err(err("executor.timeout_ms", "must be > 0"));
+        }
+        if e.memory_mb < 16 {
+            return Err(err("executor.memory_mb", "must be >= 16"));
+        }
+
+        raw.tasks.validate().map_err(|e| match e {
+            azr_core::tasks::config::ConfigError::Invalid { key, reason } => {
+                err(&format!("tasks.{key}"), reason)
+            }
+        })?;
+        // Each learner sub-section is checked on its own so the error names the full key.
+        let rl_err = |section: &str, e: azr_core::rl::RlError| match e {
+            azr_core::rl::RlError::Config { key, reason } => err(&format!("{section}.{key}"), reason),
+            other => err(section, other.to_string()),
+        };
+        let l = &raw.learner;
+        l.optimizer
+            .validate()
+            .map_err(|e| rl_err("learner.optimizer", e))?;
+        if l.optimizer.lr <= 0.0 {
+            return Err(err("learner.optimizer.lr", "must be > 0"));
+        }
+        l.loss.validate().map_err(|e| rl_err("learner.loss", e))?;
+        l.schedule
+            .validate()
+            .map_err(|e| rl_err("learner.schedule", e))?;
+        l.validate().map_err(|e| rl_err("learner", e))?;
+
+        let ev = &raw.evaluator;
+        if ev.every > 0 && ev.benchmarks.is_empty() {
+            return Err(err(
+                "evaluator.benchmarks",
+                "must name a benchmark when evaluator.every > 0",
+            ));
+        }
+        if ev.samples == 0 {
+            return Err(err("evaluator.samples", "must be >= 1"));
+        }
+        if ev.temperature < 0.0 {
+            return Err(err("evaluator.temperature", "must be >= 0 (0 = greedy)"));
+        }
+        if ev.max_new_tokens == 0 {
+            return Err(err("evaluator.max_new_tokens", "must be >= 1"));
+        }
+
+        let metrics_addr = if raw.metrics.enabled {
+            let addr: SocketAddr = raw.metrics.addr.parse().map_err(|_| {
+                err(
+                    "metrics.addr",
+                    format!("`{}` is not an address like 127.0.0.1:9464", raw.metrics.addr),
+                )
+            })?;
+            Some(addr)
+        } else {
+            None
+        };
+
+        let f = &raw.faults;
+        if let Some(actor) = &f.panic_actor {
+            if !WORKER_NAMES.contains(&actor.as_str()) {
+                return Err(err(
+                    "faults.panic_actor",
+                    format!("`{actor}`: expected one of {}", WORKER_NAMES.join(", ")),
+                ));
+            }
+        } else if f.panic_at_step.is_some() {
+            return Err(err(
+                "faults.panic_at_step",
+                "set faults.panic_actor as well",
+            ));
+        }
+
+        Ok(Config { raw, metrics_addr })
+    }
+
+    /// The run directory.
+    pub fn run_dir(&self) -> &Path {
+        &self.raw.run.run_dir
+    }
+
+    /// The config as TOML text (written next to checkpoints).
+    pub fn to_toml(&self) -> String {
+        // Serializing plain structs of strings/numbers/vecs cannot fail.
+        toml::to_string_pretty(&self.raw).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let cfg = Config::embedded_default().unwrap();
+        assert_eq!(cfg.raw.run.staleness, 1);
+        assert_eq!(cfg.raw.model.device, "cpu");
+    }
+
+    #[test]
+    fn empty_file_gives_documented_defaults() {
+        let cfg = Config::from_toml_str("", "t").unwrap();
+        assert_eq!(cfg.raw, RawConfig::default());
+        assert_eq!(cfg.metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
+    }
+
+    #[test]
+    fn unknown_key_names_the_key() {
+        let e = Config::from_toml_str("[learner.optimizer]\nlrr = 1.0\n", "t").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("lrr"), "{msg}");
+    }
+
+    #[test]
+    fn bad_value_names_the_key() {
+        let e = Config::from_toml_str("[learner.optimizer]\nlr = 0.0\n", "t").unwrap_err();
+        assert_eq!(e.to_string(), "config key `learner.optimizer.lr`: must be > 0");
+        let e = Config::from_toml_str("[learner.optimizer]\nbeta1 = 1.5\n", "t").unwrap_err();
+        assert!(e.to_string().starts_with("config key `learner.optimizer.beta1`"), "{e}");
+        let e = Config::from_toml_str("[learner]\nppo_epochs = 0\n", "t").unwrap_err();
+        assert!(e.to_string().starts_with("config key `learner.ppo_epochs`"), "{e}");
+        let e = Config::from_toml_str("[model]\ndevice = \"tpu\"\n", "t").unwrap_err();
+        assert!(e.to_string().starts_with("config key `model.device`"));
+        let e = Config::from_toml_str("[metrics]\naddr = \"nope\"\n", "t").unwrap_err();
+        assert!(e.to_string().starts_with("config key `metrics.addr`"));
+    }
+
+    #[test]
+    fn cross_field_rules() {
+        let e = Config::from_toml_str("[selfplay]\ntask_kinds = [\"math\"]\n", "t").unwrap_err();
+        assert!(e.to_string().contains("selfplay.task_kinds"));
+        let e = Config::from_toml_str("[faults]\npanic_at_step = 2\n", "t").unwrap_err();
+        assert!(e.to_string().contains("faults.panic_at_step"));
+        let e = Config::from_toml_str("[tasks.rewards]\nmc_samples = 1\n", "t").unwrap_err();
+        assert!(e.to_string().contains("tasks.rewards.mc_samples"), "{e}");
+        let e = Config::from_toml_str("[model]\ndtype = \"bf16\"\n", "t").unwrap_err();
+        assert!(e.to_string().contains("model.dtype"));
+    }
+}

@@ -1,0 +1,222 @@
+//! Checkpoints: everything a killed run needs to continue where it stopped.
+//!
+//! Layout under the run directory:
+//! ```text
+//! checkpoints/step_000010/model/      weights in HF format + tokenizer (Trainer::save)
+//! checkpoints/step_000010/optimizer.safetensors
+//! checkpoints/step_000010/state.json  step, policy version, RNG, buffers, counters, restarts
+//! checkpoints/latest                  name of the newest complete checkpoint
+//! ```
+//! A checkpoint is written into `step_XXXXXX.tmp` and renamed when complete, and `latest` is
+//! replaced atomically afterwards, so a `kill -9` at any moment leaves the previous checkpoint
+//! intact. The two newest checkpoints are kept.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use azr_core::types::PolicyVersion;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// Counters that continue across a resume.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Sequences generated for training (all roles).
+    pub sequences: u64,
+    /// Response tokens generated for training.
+    pub tokens: u64,
+    /// Proposals sampled.
+    pub proposals: u64,
+    /// Proposals that were valid.
+    pub valid_proposals: u64,
+    /// Solver answers graded.
+    pub answers: u64,
+    /// Solver answers that were correct.
+    pub correct_answers: u64,
+}
+
+/// The driver's state, checkpointed as `state.json`. The task buffers are an opaque JSON value
+/// owned by the mode (self-play buffers or RLVR accuracy history).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunState {
+    /// Next step to run (= steps completed).
+    pub step: u64,
+    /// Policy version of the weights in the checkpoint.
+    pub version: PolicyVersion,
+    /// The driver's random stream (reference draws, sampling seeds).
+    pub rng: ChaCha8Rng,
+    /// Mode-specific state (buffers, accuracy history).
+    pub mode_state: serde_json::Value,
+    /// Counters that continue across resumes.
+    pub counters: Counters,
+    /// Worker restarts over the whole run.
+    pub restarts: BTreeMap<String, u64>,
+}
+
+/// Directory holding the checkpoints of a run.
+pub fn checkpoints_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("checkpoints")
+}
+
+/// The newest complete checkpoint of a run, if any.
+pub fn latest(run_dir: &Path) -> Result<Option<PathBuf>> {
+    let dir = checkpoints_dir(run_dir);
+    let pointer = dir.join("latest");
+    if !pointer.exists() {
+        return Ok(None);
+    }
+    let name = fs::read_to_string(&pointer)
+        .with_context(|| format!("reading {}", pointer.display()))?;
+    let path = dir.join(name.trim());
+    if !path.join("state.json").exists() {
+        anyhow::bail!(
+            "{} names {} which has no state.json",
+            pointer.display(),
+            path.display()
+        );
+    }
+    Ok(Some(path))
+}
+
+/// Resolve `--resume DIR`: a checkpoint directory itself, or a run directory with checkpoints.
+pub fn resolve(dir: &Path) -> Result<PathBuf> {
+    if dir.join("state.json").exists() {
+        return Ok(dir.to_path_buf());
+    }
+    latest(dir)?.with_context(|| format!("no checkpoint found in {}", dir.display()))
+}
+
+/// Load `state.json` of a checkpoint.
+pub fn load_state(ckpt: &Path) -> Result<RunState> {
+    let p = ckpt.join("state.json");
+    let text = fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+}
+
+/// A checkpoint being written: call [`Pending::model_dir`] for the trainer, then
+/// [`Pending::commit`].
+pub struct Pending {
+    run_dir: PathBuf,
+    name: String,
+    tmp: PathBuf,
+}
+
+/// Start writing the checkpoint of `step` (creates `step_XXXXXX.tmp`).
+pub fn begin(run_dir: &Path, step: u64) -> Result<Pending> {
+    let name = format!("step_{step:06}");
+    let tmp = checkpoints_dir(run_dir).join(format!("{name}.tmp"));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
+    }
+    fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    Ok(Pending {
+        run_dir: run_dir.to_path_buf(),
+        name,
+        tmp,
+    })
+}
+
+impl Pending {
+    /// Where the trainer writes weights and optimizer state.
+    pub fn dir(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Write `state.json`, publish the checkpoint and prune old ones. Returns its path.
+    pub fn commit(self, state: &RunState) -> Result<PathBuf> {
+        let json = serde_json::to_vec(state).context("serializing run state")?;
+        let state_path = self.tmp.join("state.json");
+        fs::write(&state_path, json).with_context(|| format!("writing {}", state_path.display()))?;
+        let dir = checkpoints_dir(&self.run_dir);
+        let final_path = dir.join(&self.name);
+        if final_path.exists() {
+            fs::remove_dir_all(&final_path)?;
+        }
+        fs::rename(&self.tmp, &final_path)?;
+        let pointer_tmp = dir.join("latest.tmp");
+        fs::write(&pointer_tmp, &self.name)?;
+        fs::rename(&pointer_tmp, dir.join("latest"))?;
+        prune(&dir, 2)?;
+        Ok(final_path)
+    }
+}
+
+/// Keep the `keep` newest `step_*` checkpoints (and remove stale `.tmp` ones).
+fn prune(dir: &Path, keep: usize) -> Result<()> {
+    let mut done = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !name.starts_with("step_") {
+            continue;
+        }
+        if name.ends_with(".tmp") {
+            fs::remove_dir_all(entry.path())?;
+        } else {
+            done.push(name);
+        }
+    }
+    done.sort();
+    let n = done.len().saturating_sub(keep);
+    for name in &done[..n] {
+        fs::remove_dir_all(dir.join(name))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn state(step: u64) -> RunState {
+        RunState {
+            step,
+            version: step,
+            rng: ChaCha8Rng::seed_from_u64(7),
+            mode_state: serde_json::json!({"k": step}),
+            counters: Counters {
+                sequences: 3 * step,
+                ..Counters::default()
+            },
+            restarts: BTreeMap::from([("solver".to_string(), 1)]),
+        }
+    }
+
+    #[test]
+    fn commit_latest_resume_and_prune() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path();
+        assert!(latest(run).unwrap().is_none());
+        for step in [2, 4, 6] {
+            let p = begin(run, step).unwrap();
+            fs::write(p.dir().join("optimizer.safetensors"), b"x").unwrap();
+            p.commit(&state(step)).unwrap();
+        }
+        let l = latest(run).unwrap().unwrap();
+        assert!(l.ends_with("step_000006"));
+        let s = load_state(&l).unwrap();
+        assert_eq!((s.step, s.version, s.counters.sequences), (6, 6, 18));
+        assert_eq!(s.restarts["solver"], 1);
+        assert_eq!(resolve(run).unwrap(), l);
+        assert_eq!(resolve(&l).unwrap(), l);
+        let mut names: Vec<_> = fs::read_dir(checkpoints_dir(run))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["latest", "step_000004", "step_000006"]);
+    }
+
+    #[test]
+    fn interrupted_checkpoint_leaves_previous_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path();
+        begin(run, 1).unwrap().commit(&state(1)).unwrap();
+        let _unfinished = begin(run, 2).unwrap();
+        let l = latest(run).unwrap().unwrap();
+        assert_eq!(load_state(&l).unwrap().step, 1);
+    }
+}
