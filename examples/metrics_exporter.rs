@@ -61,6 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         non_root: true,
         seccomp: true,
         rlimits: false,
+        ..Default::default()
     });
     for (queue, _) in QUEUES {
         QUEUE_CAPACITY.gauge(&[("queue", queue)]).set(64.0);
