@@ -209,3 +209,36 @@ fn snapshots_and_models_can_cross_threads() {
     });
     assert_eq!(handle.join().unwrap()[0].tokens.len(), 3);
 }
+
+/// The fused log-prob/entropy kernel of `response_logprobs` agrees with the composed
+/// log-softmax in values and in the gradient it sends to every weight.
+#[test]
+fn fused_logprob_entropy_matches_composed() {
+    use azr_core::model::{logprobs_with_kernels, Kernels};
+    let m = common::model(common::tiny_llama(), 9);
+    let batch = vec![
+        (vec![5, 6, 7], vec![8, 9, 10, 11, 1]),
+        (vec![12], vec![13, 14]),
+    ];
+    let run = |k: Kernels| {
+        let lp = logprobs_with_kernels(m.transformer(), k, &batch).unwrap();
+        // Mixed weights on log-probs and entropies exercise both backward terms.
+        let loss = ((lp.logprobs.sum_all().unwrap() * 0.7).unwrap()
+            - (lp.entropy.sum_all().unwrap() * 1.3).unwrap())
+        .unwrap();
+        (lp, loss.backward().unwrap())
+    };
+    let (a, ga) = run(Kernels::Differentiable);
+    let (b, gb) = run(Kernels::Composed);
+    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert!(common::max_abs_diff(&flat(&a.logprobs), &flat(&b.logprobs)) < 1e-5);
+    assert!(common::max_abs_diff(&flat(&a.entropy), &flat(&b.entropy)) < 1e-5);
+    assert_eq!(flat(&a.mask), flat(&b.mask));
+    for (name, var) in m.named_vars() {
+        let x = flat(ga.get(var.as_tensor()).unwrap());
+        let y = flat(gb.get(var.as_tensor()).unwrap());
+        let scale = y.iter().fold(0f32, |s, v| s.max(v.abs()));
+        let d = common::max_abs_diff(&x, &y);
+        assert!(d <= 1e-4 * scale.max(1.0), "{name}: grads differ by {d}");
+    }
+}

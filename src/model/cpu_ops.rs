@@ -322,3 +322,63 @@ impl CustomOp2 for SwiGlu {
         ))
     }
 }
+
+/// Per row of `[N, V]` logits: the log-prob of a target token and the entropy of the
+/// distribution, as `[N, 2]` f32 (column 0 log-prob, column 1 entropy), computed without
+/// materialising the `[N, V]` log-softmax; the backward recomputes the softmax from the logits.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenLogProbEntropy {
+    /// One target id per row.
+    pub targets: Arc<Vec<u32>>,
+}
+
+/// Row statistics: max, log-sum-exp.
+fn row_lse(xr: &[f32]) -> (f32, f32) {
+    let max = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = xr.iter().map(|&x| (x - max).exp()).sum();
+    (max, max + sum.ln())
+}
+
+impl CustomOp1 for TokenLogProbEntropy {
+    fn name(&self) -> &'static str {
+        "azr-token-logprob-entropy"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> CResult<(CpuStorage, Shape)> {
+        let x = slice_f32(s, l)?;
+        let v = l.shape().dims().last().copied().unwrap_or(1);
+        let n = x.len() / v;
+        if self.targets.len() != n {
+            bail!("{} targets for {n} rows", self.targets.len())
+        }
+        let mut out = vec![0f32; 2 * n];
+        for (r, xr) in x.chunks_exact(v).enumerate() {
+            let (_, lse) = row_lse(xr);
+            let mut mean_x = 0.0;
+            for &xi in xr {
+                mean_x += (xi - lse).exp() * xi;
+            }
+            out[2 * r] = xr[self.targets[r] as usize] - lse;
+            out[2 * r + 1] = lse - mean_x;
+        }
+        Ok((CpuStorage::F32(out), Shape::from((n, 2))))
+    }
+
+    fn bwd(&self, arg: &Tensor, res: &Tensor, grad: &Tensor) -> CResult<Option<Tensor>> {
+        let (x, out, g) = (host(arg)?, host(res)?, host(grad)?);
+        let v = arg.dims().last().copied().unwrap_or(1);
+        let mut dx = vec![0f32; x.len()];
+        for (r, (xr, dr)) in x.chunks_exact(v).zip(dx.chunks_exact_mut(v)).enumerate() {
+            let (_, lse) = row_lse(xr);
+            let (g_lp, g_h, h) = (g[2 * r], g[2 * r + 1], out[2 * r + 1]);
+            // d logp_t / dz_j = [j = t] - p_j ;  dH / dz_j = -p_j (log p_j + H)
+            for j in 0..v {
+                let logp = xr[j] - lse;
+                let p = logp.exp();
+                dr[j] = -g_lp * p - g_h * p * (logp + h);
+            }
+            dr[self.targets[r] as usize] += g_lp;
+        }
+        Ok(Some(tensor_like(dx, arg.shape(), arg)?))
+    }
+}
