@@ -221,16 +221,32 @@ fn json_front_ends() {
         "\n",
         "{\"code\": \"def f(x):\\n    while True: pass\\n\", \"input\": \"1\"}\n",
         "{\"code\": \"def f(x):\\n    return float('inf')\\n\", \"input\": \"1\"}\n",
+        "{\"code\": \"def f(x):\\n    return x\\n\", \"input\": \"dict(a=1)\", \"eval_input\": true}\n",
+        "{\"code\": \"def f(x):\\n    return x\\n\", \"input\": \"dict(a=1)\"}\n",
     );
     let cfg = ExecutorConfig { timeout_ms: 300, ..ExecutorConfig::default() };
     let short = Executor::start(cfg).unwrap();
     let mut out = Vec::new();
     let summary = batch_from_jsonl(input.as_bytes(), &mut out, &short).unwrap();
-    assert_eq!(summary.lines, 4);
-    assert_eq!(summary.ok, 2);
+    assert_eq!(summary.lines, 6);
+    assert_eq!(summary.ok, 3);
     let lines: Vec<serde_json::Value> = String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let statuses: Vec<&str> = lines.iter().map(|l| l["status"].as_str().unwrap()).collect();
-    assert_eq!(statuses, ["ok", "invalid", "timeout", "ok"]);
+    assert_eq!(statuses, ["ok", "invalid", "timeout", "ok", "ok", "invalid"]);
+    assert_eq!(lines[4]["repr"], "{'a': 1}");
     assert_eq!(lines[0]["value"]["v"], "2");
     assert_eq!(lines[3]["value"]["v"], "inf");
+}
+
+#[test]
+fn run_trusted_evaluates_inputs_in_the_program_namespace() {
+    let code = "K = [1, 2]\ndef f(a, b):\n    return a + b\n";
+    let o = ex().run_trusted(code, "K[:], [len('abc')]");
+    assert_eq!(o.repr.as_deref(), Some("[1, 2, 3]"), "{o:?}");
+    // Still exactly one call of f: no smuggling a second expression.
+    assert_eq!(ex().run_trusted(code, "1, 2) or (True").status, ExecStatus::Invalid);
+    // Still sandboxed.
+    let o = ex().run_trusted("def f(x):\n    return x\n", "__import__('os').listdir('/')");
+    assert_eq!(o.status, ExecStatus::Ok);
+    assert!(!o.repr.unwrap().contains("etc"));
 }

@@ -545,6 +545,33 @@ impl Executor {
         self.par_map(jobs, |j| self.run(&j.code, &j.input))
     }
 
+    /// Like [`Executor::run`], but the arguments in `input` are evaluated as Python
+    /// expressions in the program's namespace (inside the sandbox), as CRUXEval and AZR
+    /// proposers write them (`dict(a=1)`, `'x'.upper()`, a global of the program). Only for
+    /// inputs written by the same author as the code (datasets, proposals), never for solver
+    /// answers: those go through [`Executor::run`] or [`Executor::parse_literal`].
+    pub fn run_trusted(&self, code: &str, input: &str) -> Outcome {
+        if let Some(o) = self.too_big(code, input) {
+            return o;
+        }
+        let mut m = serde_json::Map::new();
+        m.insert("code".into(), code.into());
+        m.insert("input".into(), input.into());
+        m.insert("eval_input".into(), true.into());
+        self.submit("run", m)
+    }
+
+    /// Jobs paired with "evaluate the input" flags ([`Executor::run_trusted`] when set,
+    /// [`Executor::run`] otherwise), across the pool; outcomes are in job order.
+    pub fn run_many_mixed(&self, jobs: &[(ExecJob, bool)]) -> Vec<Outcome> {
+        self.par_map(jobs, |(j, trusted)| if *trusted { self.run_trusted(&j.code, &j.input) } else { self.run(&j.code, &j.input) })
+    }
+
+    /// [`Executor::run_trusted`] for many jobs across the pool; outcomes are in job order.
+    pub fn run_many_trusted(&self, jobs: &[ExecJob]) -> Vec<Outcome> {
+        self.par_map(jobs, |j| self.run_trusted(&j.code, &j.input))
+    }
+
     /// AZR proposal validation: parses, defines `f`, no banned import, input parses as argument
     /// literals, and `f(input)` gives equal values in two independent children. `ok` carries the
     /// gold output; otherwise `invalid` (with the reason) or the failing status.
