@@ -9,7 +9,10 @@ use azr_core::executor::{bench, ExecutorConfig};
 #[test]
 #[ignore = "benchmark: run with --ignored --nocapture"]
 fn executor_throughput() {
-    let n = std::env::var("AZR_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let n = std::env::var("AZR_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
     let report = bench::run(&ExecutorConfig::default(), n).expect("executor starts");
     println!("{report}");
     assert_eq!(report.failures, 0);

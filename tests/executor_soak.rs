@@ -8,18 +8,28 @@ use azr_core::executor::{ExecJob, ExecStatus, Executor, ExecutorConfig};
 use std::collections::HashMap;
 
 fn fd_count() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// (pid, ppid, state) of every process.
 fn processes() -> Vec<(i32, i32, char)> {
     let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
     for entry in dir.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
         // "pid (comm) state ppid ...": comm may contain spaces, so split after the last ')'.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
         let mut it = rest.split_whitespace();
         let state = it.next().and_then(|s| s.chars().next()).unwrap_or('?');
         let ppid = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -29,12 +39,24 @@ fn processes() -> Vec<(i32, i32, char)> {
 }
 
 fn job(code: &str) -> ExecJob {
-    ExecJob { code: format!("def f(x):\n{}\n", code.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")), input: "3".into() }
+    ExecJob {
+        code: format!(
+            "def f(x):\n{}\n",
+            code.lines()
+                .map(|l| format!("    {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+        input: "3".into(),
+    }
 }
 
 #[test]
 fn thousand_mixed_executions_leave_nothing_behind() {
-    let cfg = ExecutorConfig { timeout_ms: 300, ..ExecutorConfig::default() };
+    let cfg = ExecutorConfig {
+        timeout_ms: 300,
+        ..ExecutorConfig::default()
+    };
     let ex = Executor::start(cfg).expect("executor starts");
     // Warm up, then measure the baseline.
     ex.run_many(&[job("return x"), job("return x")]);
@@ -58,7 +80,11 @@ fn thousand_mixed_executions_leave_nothing_behind() {
     let mut want = Vec::new();
     for i in 0..1000 {
         // 1 in 50 is a timeout (20 x 300 ms), the rest cycle through the other kinds.
-        let (j, s) = if i % 50 == 49 { &timeout } else { &kinds[i % kinds.len()] };
+        let (j, s) = if i % 50 == 49 {
+            &timeout
+        } else {
+            &kinds[i % kinds.len()]
+        };
         jobs.push(j.clone());
         want.push(*s);
     }
@@ -73,25 +99,47 @@ fn thousand_mixed_executions_leave_nothing_behind() {
     let v = ex.validate("def f(x):\n    return x + 1\n", "1");
     assert_eq!(v.status, ExecStatus::Ok);
 
-    assert_eq!(ex.worker_restarts(), 0, "no worker should have needed replacing");
+    assert_eq!(
+        ex.worker_restarts(),
+        0,
+        "no worker should have needed replacing"
+    );
     assert_eq!(fd_count(), fds_before, "host fds grew");
     let me = std::process::id() as i32;
     let workers = ex.worker_pids();
     assert_eq!(workers.len(), 2);
     let procs = processes();
-    let zombies: Vec<_> = procs.iter().filter(|(_, ppid, st)| *st == 'Z' && (*ppid == me || workers.contains(ppid))).collect();
+    let zombies: Vec<_> = procs
+        .iter()
+        .filter(|(_, ppid, st)| *st == 'Z' && (*ppid == me || workers.contains(ppid)))
+        .collect();
     assert!(zombies.is_empty(), "zombies: {zombies:?}");
-    let stray: Vec<_> = procs.iter().filter(|(_, ppid, _)| workers.contains(ppid)).collect();
-    assert!(stray.is_empty(), "children of workers still alive: {stray:?}");
+    let stray: Vec<_> = procs
+        .iter()
+        .filter(|(_, ppid, _)| workers.contains(ppid))
+        .collect();
+    assert!(
+        stray.is_empty(),
+        "children of workers still alive: {stray:?}"
+    );
     // Every worker's private /tmp is empty (seen from the host through /proc/<pid>/root).
     for pid in &workers {
-        let entries: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/root/tmp")).expect("worker root visible to the host").flatten().collect();
-        assert!(entries.is_empty(), "worker {pid} /tmp not empty: {entries:?}");
+        let entries: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/root/tmp"))
+            .expect("worker root visible to the host")
+            .flatten()
+            .collect();
+        assert!(
+            entries.is_empty(),
+            "worker {pid} /tmp not empty: {entries:?}"
+        );
     }
     drop(ex);
     // Dropping the executor kills and reaps the workers.
     let procs = processes();
     for pid in &workers {
-        assert!(!procs.iter().any(|(p, _, _)| p == pid), "worker {pid} outlived the executor");
+        assert!(
+            !procs.iter().any(|(p, _, _)| p == pid),
+            "worker {pid} outlived the executor"
+        );
     }
 }

@@ -24,21 +24,18 @@ import signal
 import sys
 import time
 
-# Modules programs commonly import: loaded once here so every forked child gets them for free.
-for _name in (
-    "collections", "itertools", "functools", "math", "re", "heapq", "bisect", "string",
-    "operator", "copy", "typing", "fractions", "decimal", "statistics", "dataclasses",
-    "enum", "array", "cmath", "numbers", "unicodedata", "textwrap", "struct",
-):
-    try:
-        __import__(_name)
-    except Exception:  # noqa: BLE001 - a missing optional module only costs speed
-        pass
-
 if sys.path and sys.path[0] in ("", "."):
     del sys.path[0]
 
 CFG = json.loads(sys.argv[1])
+
+# Modules programs commonly import: loaded once here so every forked child gets them for free
+# (each preloaded module makes every fork a little slower, so the list is configurable).
+for _name in CFG.get("preload", []):
+    try:
+        __import__(_name)
+    except Exception:  # noqa: BLE001 - a missing optional module only costs speed
+        pass
 SERVER_PID = os.getpid()
 LIBC = ctypes.CDLL(None, use_errno=True)
 _UL = ctypes.c_ulong
