@@ -1,11 +1,15 @@
 //! 1,000 mixed executions (ok, errors, timeouts, memory, crashes, oversized, unsupported,
 //! validation) through one executor: afterwards there is no zombie, no fd growth in the host
-//! process, no worker was replaced, and every worker's private /tmp is empty.
+//! process, no worker was replaced, and every worker's private /tmp is empty. Also: a hung
+//! (SIGSTOPped) worker is detected by the host's deadline, killed, reaped and replaced.
 //!
-//! Run: `cargo test --release -p azr-core --test executor_soak` (about 10-20 s).
+//! Run: `cargo test --release -p azr-core --test executor_soak` (about 15-25 s).
 
 use azr_core::executor::{ExecJob, ExecStatus, Executor, ExecutorConfig};
 use std::collections::HashMap;
+
+/// The tests of this file count process-wide fds and processes: run them one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd")
@@ -53,6 +57,7 @@ fn job(code: &str) -> ExecJob {
 
 #[test]
 fn thousand_mixed_executions_leave_nothing_behind() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let cfg = ExecutorConfig {
         timeout_ms: 300,
         ..ExecutorConfig::default()
@@ -142,4 +147,39 @@ fn thousand_mixed_executions_leave_nothing_behind() {
             "worker {pid} outlived the executor"
         );
     }
+}
+
+#[test]
+fn a_hung_worker_is_killed_and_replaced() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let cfg = ExecutorConfig {
+        workers: 1,
+        timeout_ms: 300,
+        grace_ms: 200,
+        ..ExecutorConfig::default()
+    };
+    let ex = Executor::start(cfg).expect("executor starts");
+    let code = "def f(x):\n    return x\n";
+    assert_eq!(ex.run(code, "1").status, ExecStatus::Ok);
+    let old = ex.worker_pids();
+    assert_eq!(old.len(), 1);
+    // Freeze the worker: it can no longer answer, so the host must give up on it.
+    // SAFETY: SIGSTOP to a process this test owns (through the executor).
+    unsafe {
+        libc::kill(old[0], libc::SIGSTOP);
+    }
+    let t0 = std::time::Instant::now();
+    let o = ex.run(code, "2");
+    assert_eq!(o.status, ExecStatus::SandboxFailure, "{o:?}");
+    assert!(t0.elapsed().as_secs_f64() < 5.0, "the host must not hang");
+    assert_eq!(ex.worker_restarts(), 1);
+    let new = ex.worker_pids();
+    assert_eq!(new.len(), 1);
+    assert_ne!(new[0], old[0]);
+    assert!(
+        !processes().iter().any(|(p, _, _)| *p == old[0]),
+        "the hung worker was reaped"
+    );
+    let o = ex.run(code, "3");
+    assert_eq!(o.status, ExecStatus::Ok, "the replacement works");
 }
