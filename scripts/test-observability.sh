@@ -189,7 +189,7 @@ else
 fi
 
 if [[ -n $render ]]; then
-    if "${RENDER_PYTHON:-python3}" tools/render_dashboard.py dashboards/overview.json "$render" --prometheus "$prom_url" --range 2m; then
+    if "${RENDER_PYTHON:-python3}" tools/render_dashboard.py dashboards/overview.json "$render" --prometheus "$prom_url" --range 5m; then
         pass "rendered dashboards/overview.json to $render"
     else
         fail "render_dashboard.py"
