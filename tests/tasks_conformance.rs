@@ -96,6 +96,14 @@ fn conformance(case: Case) {
                 "garbage proposal parsed: {garbage:?}"
             );
         }
+        // The rendered perfect proposal parses back to the same proposal.
+        let rendered = tt.proposal_text(&task).expect("proposal text");
+        assert_eq!(
+            tt.parse_proposal(&prompt, &rendered)
+                .expect("rendered proposal parses"),
+            proposal,
+            "rendered proposal:\n{rendered}"
+        );
         if let Some(bad) = &case.invalid_proposal {
             let p = tt
                 .parse_proposal(&prompt, bad)
@@ -126,6 +134,13 @@ fn conformance(case: Case) {
             "solver prompt leaks {s:?}:\n{prompt}"
         );
     }
+
+    let perfect = tt.answer_text(&task).expect("answer text");
+    assert_eq!(
+        tt.grade(&task, &perfect, ex).verdict,
+        Verdict::Correct,
+        "perfect answer:\n{perfect}"
+    );
 
     let rewards = RewardConfig::default();
     let round_tripped: Task =
@@ -296,7 +311,7 @@ fn induction_case(templates: &'static str) -> Case {
         s.push_str("```message\nDouble the number.\n```\n</answer>");
         s
     } else {
-        format!("{}<msg>double it<end>", inputs.join("<in>"))
+        format!("double it<in>{}<end>", inputs.join("<in>"))
     };
     let invalid = if paper {
         let mut s = "x</think><answer>\n".to_string();
@@ -306,11 +321,8 @@ fn induction_case(templates: &'static str) -> Case {
         s.push_str("```message\nhm\n```\n</answer>");
         s
     } else {
-        (0..10)
-            .map(|i| format!("'{i}', {i}"))
-            .collect::<Vec<_>>()
-            .join("<in>")
-            + "<msg>hm<end>"
+        let ins: String = (0..10).map(|i| format!("<in>'{i}', {i}")).collect();
+        format!("hm{ins}<end>")
     };
     let ans = |code: &str| {
         if paper {

@@ -4,7 +4,7 @@
 
 use super::parse::{answer_region, first_block, normalize_program};
 use super::template::{render, CodeTemplates, Field, TemplateSet};
-use super::{FormatError, Invalid, IoPair, Proposal, ProposerPrompt, Provenance, Task};
+use super::{FormatError, Invalid, IoPair, Proposal, ProposerPrompt, Provenance, Task, TaskError};
 use crate::executor::{ExecStatus, Executor, Outcome, PyValue};
 use crate::types::TaskKind;
 use std::sync::Arc;
@@ -141,6 +141,34 @@ impl SingleIo {
             text: self.templates.wrap(&body),
             program: None,
         }
+    }
+
+    /// The single pair of a deduction/abduction task.
+    pub fn pair_of<'t>(&self, task: &'t Task) -> Result<&'t IoPair, TaskError> {
+        if task.kind != TaskKind::Deduction && task.kind != TaskKind::Abduction {
+            return Err(TaskError::WrongKind {
+                expected: self.kind,
+                got: task.kind,
+            });
+        }
+        task.pair().ok_or(TaskError::MissingReferences {
+            kind: self.kind,
+            need: 1,
+            got: 0,
+        })
+    }
+
+    /// A perfect proposer reply for `task`.
+    pub fn proposal_text(&self, task: &Task) -> Result<String, TaskError> {
+        let pair = self.pair_of(task)?;
+        Ok(render(
+            &self.kind_templates().proposal,
+            &[
+                ("program", task.program.trim_end()),
+                ("input", &pair.input),
+                ("output", &pair.output),
+            ],
+        ))
     }
 
     /// Parse a program + one input.

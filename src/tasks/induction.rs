@@ -38,6 +38,17 @@ impl Induction {
         }
     }
 
+    fn check_kind(&self, task: &Task) -> Result<(), TaskError> {
+        if task.kind == TaskKind::Induction {
+            Ok(())
+        } else {
+            Err(TaskError::WrongKind {
+                expected: TaskKind::Induction,
+                got: task.kind,
+            })
+        }
+    }
+
     /// Build an induction task from a program, its inputs and a message, validating each input
     /// in the sandbox; the first `visible` pairs are shown to the solver.
     pub fn task_from_inputs(
@@ -163,12 +174,7 @@ impl TaskType for Induction {
     }
 
     fn solver_prompt(&self, task: &Task) -> Result<String, TaskError> {
-        if task.kind != TaskKind::Induction {
-            return Err(TaskError::WrongKind {
-                expected: TaskKind::Induction,
-                got: task.kind,
-            });
-        }
+        self.check_kind(task)?;
         let pairs: String = task
             .visible_pairs()
             .iter()
@@ -189,6 +195,32 @@ impl TaskType for Induction {
             &[("pairs", &pairs), ("message", &task.message)],
         );
         Ok(self.templates.wrap(&body))
+    }
+
+    fn proposal_text(&self, task: &Task) -> Result<String, TaskError> {
+        self.check_kind(task)?;
+        let inputs: String = task
+            .pairs
+            .iter()
+            .map(|p| {
+                render(
+                    &self.templates.induction.proposal_input,
+                    &[("input", &p.input)],
+                )
+            })
+            .collect();
+        Ok(render(
+            &self.templates.induction.proposal,
+            &[("inputs", &inputs), ("message", &task.message)],
+        ))
+    }
+
+    fn answer_text(&self, task: &Task) -> Result<String, TaskError> {
+        self.check_kind(task)?;
+        Ok(render(
+            &self.templates.induction.answer,
+            &[("program", task.program.trim_end())],
+        ))
     }
 
     fn parse_answer(&self, text: &str) -> Result<Answer, FormatError> {

@@ -429,6 +429,13 @@ pub trait TaskType: Send + Sync {
     /// programs are `Wrong`, not format errors).
     fn check(&self, task: &Task, answer: &Answer, exec: &Executor) -> Verdict;
 
+    /// The reply a perfect proposer would give for `task`, in this template set's format (empty
+    /// reasoning). Used to build pretraining corpora; parsing it gives back the task's proposal.
+    fn proposal_text(&self, task: &Task) -> Result<String, TaskError>;
+
+    /// The reply a perfect solver would give for `task` (empty reasoning); it grades `Correct`.
+    fn answer_text(&self, task: &Task) -> Result<String, TaskError>;
+
     /// Parse and check a solver generation in one go.
     fn grade(&self, task: &Task, text: &str, exec: &Executor) -> Graded {
         match self.parse_answer(text) {
