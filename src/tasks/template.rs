@@ -448,6 +448,19 @@ mod tests {
     }
 
     #[test]
+    fn files_on_disk_match_the_embedded_sets() {
+        for name in ["paper", "compact"] {
+            let disk = TemplateSet::load(format!("config/templates/{name}.toml")).unwrap();
+            assert_eq!(disk, TemplateSet::builtin(name).unwrap());
+            assert_eq!(TemplateSet::resolve(name).unwrap().name, name);
+        }
+        assert!(matches!(
+            TemplateSet::load("config/templates/none.toml"),
+            Err(TemplateError::Io { .. })
+        ));
+    }
+
+    #[test]
     fn missing_placeholder_is_reported() {
         let bad = PAPER_TOML.replacen("{program}\n```\n```input\n{input}", "x", 1);
         match TemplateSet::from_toml(&bad) {
