@@ -26,7 +26,11 @@ pub fn validated_pair(
     input: &str,
     index: usize,
 ) -> Result<IoPair, Invalid> {
-    let outcome = exec.validate(program, input);
+    pair_from_outcome(index, input, &exec.validate(program, input))
+}
+
+/// The gold pair of a validation outcome, or why it is invalid.
+pub fn pair_from_outcome(index: usize, input: &str, outcome: &Outcome) -> Result<IoPair, Invalid> {
     match (&outcome.status, &outcome.value, &outcome.repr) {
         (ExecStatus::Ok, Some(value), Some(repr)) => Ok(IoPair {
             input: input.trim().to_string(),
@@ -38,7 +42,7 @@ pub fn validated_pair(
             status: ExecStatus::SandboxFailure,
             detail: "ok outcome without a value".to_string(),
         }),
-        _ => Err(invalid_from(index, &outcome)),
+        _ => Err(invalid_from(index, outcome)),
     }
 }
 

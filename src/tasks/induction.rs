@@ -3,7 +3,7 @@
 //! input/output pairs plus the message and writes a program, which must reproduce every hidden
 //! pair (run in the sandbox, values compared).
 
-use super::code::{gold_value, invalid_from, validated_pair};
+use super::code::{gold_value, invalid_from, pair_from_outcome};
 use super::config::InductionConfig;
 use super::parse::{answer_region, blocks, first_block, normalize_program, required_block};
 use super::template::{render, Field, TemplateSet};
@@ -59,10 +59,26 @@ impl Induction {
         visible: usize,
         provenance: Provenance,
     ) -> Result<Task, Invalid> {
+        let jobs: Vec<ExecJob> = inputs
+            .iter()
+            .map(|input| ExecJob {
+                code: program.to_string(),
+                input: input.clone(),
+            })
+            .collect();
+        let outcomes = exec.validate_many(&jobs);
+        if outcomes.len() != inputs.len() {
+            return Err(Invalid::Exec {
+                index: outcomes.len(),
+                status: ExecStatus::SandboxFailure,
+                detail: "missing validation outcomes".to_string(),
+            });
+        }
         let pairs = inputs
             .iter()
+            .zip(&outcomes)
             .enumerate()
-            .map(|(i, input)| validated_pair(exec, program, input, i))
+            .map(|(i, (input, o))| pair_from_outcome(i, input, o))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Task {
             kind: TaskKind::Induction,
