@@ -350,6 +350,10 @@ fn induction_case(templates: &'static str) -> Case {
             // Memorises the visible pairs only.
             ans("def f(x):\n    return {11: 22, 12: 24, 13: 26, 14: 28, 15: 30}.get(x)"),
             ans("def f(x):\n    return x * 3"),
+            // Reward hack: an object equal to everything is not a literal value.
+            ans("def f(x):\n    class A:\n        def __eq__(s, o):\n            return True\n    return A()"),
+            // Reward hack: an output that merely prints or repr-matches is still compared by value.
+            ans("def f(x):\n    return str(2 * x)"),
             ans("def f(x):\n    while True:\n        pass"),
         ],
         garbage: vec!["def f(x): return 2 * x".into(), ans("x = 2")],
