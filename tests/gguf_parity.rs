@@ -14,7 +14,7 @@ use azr_core::model::{generate, Model, SamplingParams, Tokenizer};
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, IndexOp, Tensor, D};
-use candle_transformers::models::quantized_llama;
+use candle_transformers::models::{quantized_llama, quantized_qwen2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -545,13 +545,45 @@ fn our_model(loaded: GgufModel) -> Model {
     .unwrap()
 }
 
-/// Greedy decoding with candle-transformers' `quantized_llama` on the GGUF file as stored:
-/// returns the generated ids and, for each step, the logits (`[vocab]`) that chose the token.
+/// candle-transformers' quantized model of the file's architecture.
+enum Reference {
+    Llama(quantized_llama::ModelWeights),
+    Qwen2(quantized_qwen2::ModelWeights),
+}
+
+impl Reference {
+    fn load(path: &Path) -> Self {
+        let mut file = std::fs::File::open(path).unwrap();
+        let content = gguf_file::Content::read(&mut file).unwrap();
+        let arch = content.metadata["general.architecture"]
+            .to_string()
+            .unwrap()
+            .clone();
+        match arch.as_str() {
+            "llama" => Reference::Llama(
+                quantized_llama::ModelWeights::from_gguf(content, &mut file, &Device::Cpu).unwrap(),
+            ),
+            "qwen2" => Reference::Qwen2(
+                quantized_qwen2::ModelWeights::from_gguf(content, &mut file, &Device::Cpu).unwrap(),
+            ),
+            other => panic!("no reference for {other}"),
+        }
+    }
+
+    /// Logits `[1, vocab]` of the last position of `x` (`[1, T]`), continuing at `pos`.
+    fn forward(&mut self, x: &Tensor, pos: usize) -> Tensor {
+        match self {
+            Reference::Llama(m) => m.forward(x, pos).unwrap(),
+            Reference::Qwen2(m) => m.forward(x, pos).unwrap(),
+        }
+    }
+}
+
+/// Greedy decoding with candle-transformers' `quantized_llama` / `quantized_qwen2` on the GGUF
+/// file as stored: returns the generated ids and, for each step, the logits (`[vocab]`) that
+/// chose the token.
 fn reference_greedy(path: &Path, prompt: &[u32], steps: usize) -> (Vec<u32>, Vec<Tensor>) {
-    let mut file = std::fs::File::open(path).unwrap();
-    let content = gguf_file::Content::read(&mut file).unwrap();
-    let mut model =
-        quantized_llama::ModelWeights::from_gguf(content, &mut file, &Device::Cpu).unwrap();
+    let mut model = Reference::load(path);
     let mut input = prompt.to_vec();
     let mut pos = 0;
     let (mut ids, mut logits) = (Vec::new(), Vec::new());
@@ -560,7 +592,7 @@ fn reference_greedy(path: &Path, prompt: &[u32], steps: usize) -> (Vec<u32>, Vec
             .unwrap()
             .unsqueeze(0)
             .unwrap();
-        let l = model.forward(&x, pos).unwrap().squeeze(0).unwrap();
+        let l = model.forward(&x, pos).squeeze(0).unwrap();
         pos += input.len();
         let next = l.argmax(D::Minus1).unwrap().to_scalar::<u32>().unwrap();
         ids.push(next);
@@ -624,6 +656,25 @@ fn tiny_llama_matches_quantized_llama_reference() {
     }
     let wrong = our_step_logits(&our_model(permuted), &prompt, &ref_ids);
     assert!(max_abs_diff(&wrong, &reference) > 1e-2);
+}
+
+#[test]
+fn tiny_qwen2_matches_quantized_qwen2_reference() {
+    // qwen2 files are not permuted (llama.cpp uses the NEOX RoPE for them): loaded as stored,
+    // our model with biases and an untied head must match quantized_qwen2.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny-qwen2-parity.gguf");
+    let tiny = Tiny::qwen2();
+    let weights = random_hf_weights(&tiny, vocab_len(), 8);
+    write_tiny_gguf(&path, &tiny, &weights, GgmlDType::F32, None);
+
+    let prompt: Vec<u32> = vec![5, 17, 230, 64, 1, 99, 12];
+    let steps = 6;
+    let (ref_ids, ref_logits) = reference_greedy(&path, &prompt, steps);
+    let model = our_model(load_gguf(&path, &Device::Cpu).unwrap());
+    let ours = our_step_logits(&model, &prompt, &ref_ids);
+    let diff = max_abs_diff(&ours, &Tensor::stack(&ref_logits, 0).unwrap());
+    assert!(diff < 1e-4, "max |logit diff| = {diff}");
 }
 
 /// Copies a GGUF file with every tensor dequantized to F32 storage (same layout, same

@@ -159,7 +159,10 @@ fn custom_kernels_match_composed_ops_in_value_and_gradient() {
             let b = flat(gb.get(var.as_tensor()).unwrap());
             let scale = b.iter().fold(0f32, |s, x| s.max(x.abs()));
             let d = common::max_abs_diff(&a, &b);
-            assert!(d <= 1e-4 * scale.max(1.0), "{name}: grads differ by {d} (scale {scale})");
+            assert!(
+                d <= 1e-4 * scale.max(1.0),
+                "{name}: grads differ by {d} (scale {scale})"
+            );
         }
     }
 }
