@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use azr_core::model::config::Architecture;
 use azr_core::model::gguf::{describe, load_gguf, GgufError, GgufModel};
+use azr_core::model::weights::weight_shapes;
 use azr_core::model::{generate, Model, SamplingParams, Tokenizer};
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -297,6 +298,19 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         .unwrap()
 }
 
+/// The loaded tensors are exactly the ones the model's contract (`weight_shapes`) lists.
+fn assert_matches_model_contract(loaded: &GgufModel) {
+    let mut want = weight_shapes(&loaded.config);
+    want.sort();
+    let mut got: Vec<(String, Vec<usize>)> = loaded
+        .tensors
+        .iter()
+        .map(|(n, t)| (n.clone(), t.dims().to_vec()))
+        .collect();
+    got.sort();
+    assert_eq!(got, want);
+}
+
 fn vocab_len() -> usize {
     tiny_vocab().tokens.len()
 }
@@ -327,13 +341,15 @@ fn tiny_llama_gguf_loads_hf_layout_and_config() {
     );
     assert_eq!(c.head_dim, None);
     assert_eq!(c.rope_theta, 100_000.0);
-    assert!((c.rms_norm_eps - 1e-5).abs() < 1e-12);
+    // The f32 metadata value is read as its shortest decimal, not as 9.99999974e-6.
+    assert_eq!(c.rms_norm_eps, 1e-5);
     assert_eq!(c.max_position_embeddings, 256);
     assert!(c.tie_word_embeddings);
     assert!(!c.qkv_bias());
     assert_eq!(c.bos_token_id, Some(1));
     assert_eq!(c.eos_token_id.as_ref().map(|e| e.to_vec()), Some(vec![2]));
 
+    assert_matches_model_contract(&loaded);
     // Exactly the HF tensors (names and values): q/k rows are back in HF order.
     let mut got: Vec<&String> = loaded.tensors.keys().collect();
     let mut want: Vec<&String> = weights.keys().collect();
@@ -363,6 +379,7 @@ fn tiny_qwen2_gguf_keeps_rows_biases_and_untied_head() {
     assert_eq!(loaded.config.architecture, Architecture::Qwen2);
     assert!(!loaded.config.tie_word_embeddings);
     assert!(loaded.config.qkv_bias());
+    assert_matches_model_contract(&loaded);
     assert_eq!(loaded.tensors.len(), weights.len());
     for (name, w) in weights.drain() {
         assert_eq!(max_abs_diff(&loaded.tensors[&name], &w), 0.0, "{name}");
@@ -504,6 +521,7 @@ fn smollm2_gguf_loads_with_published_config_and_tokenizer() {
     assert_eq!(c.max_position_embeddings, 8192);
     assert!(c.tie_word_embeddings);
     assert_eq!(c.bos_token_id, Some(1));
+    assert_matches_model_contract(&loaded);
     // 30 layers x 9 tensors + embedding + final norm; 134.5 M parameters.
     assert_eq!(loaded.tensors.len(), 30 * 9 + 2);
     let params: usize = loaded.tensors.values().map(|t| t.elem_count()).sum();
@@ -792,4 +810,71 @@ fn smollm2_greedy_continuation_and_logits_match_quantized_llama() {
         "greedy continuation differs from the f32 reference"
     );
     assert!(f_max < F32_LOGIT_TOLERANCE, "max |logit diff| {f_max}");
+}
+
+/// Saves the GGUF-loaded model as an HF directory, loads it back and checks that weights,
+/// logits and tokenization are identical.
+fn assert_hf_round_trip(gguf: &Path, prompt_text: &str) {
+    let loaded = load_gguf(gguf, &Device::Cpu).unwrap();
+    let config = loaded.config.clone();
+    let model = our_model(loaded);
+    let dir = tempfile::tempdir().unwrap();
+    model.save_hf_dir(dir.path()).unwrap();
+    let back = Model::load_hf_dir(dir.path(), &Device::Cpu, DType::F32).unwrap();
+
+    // Same HF config (the saved config.json spells out defaults such as `head_dim`).
+    assert_eq!(
+        back.config().to_hf_json("float32"),
+        config.to_hf_json("float32")
+    );
+    let (a, b) = (model.tensors().unwrap(), back.tensors().unwrap());
+    assert_eq!(a.len(), b.len());
+    for (name, t) in &a {
+        assert_eq!(
+            max_abs_diff(t, &b[name]),
+            0.0,
+            "{name} changed in the round trip"
+        );
+    }
+    let ids = model.tokenizer().encode(prompt_text, false).unwrap();
+    assert_eq!(back.tokenizer().encode(prompt_text, false).unwrap(), ids);
+    assert_eq!(back.tokenizer().decode(&ids, false).unwrap(), prompt_text);
+    let x = Tensor::new(ids.as_slice(), &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let (la, lb) = (
+        model.forward(&x, None, None).unwrap(),
+        back.forward(&x, None, None).unwrap(),
+    );
+    assert_eq!(
+        max_abs_diff(&la, &lb),
+        0.0,
+        "logits changed in the round trip"
+    );
+}
+
+#[test]
+fn tiny_gguf_model_saves_as_hf_dir_and_loads_back_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    for tiny in [Tiny::llama(), Tiny::qwen2()] {
+        let path = dir.path().join(format!("{}.gguf", tiny.prefix()));
+        write_tiny_gguf(
+            &path,
+            &tiny,
+            &random_hf_weights(&tiny, vocab_len(), 9),
+            GgmlDType::Q8_0,
+            None,
+        );
+        assert_hf_round_trip(&path, "<|im_start|>hello 42 héllo<|im_end|>");
+    }
+}
+
+#[test]
+fn smollm2_saves_as_hf_dir_and_loads_back_identically() {
+    let Some(path) = smollm2_path() else { return };
+    assert_hf_round_trip(
+        &path,
+        "<|im_start|>user\nWrite f(x) = 3*x + 12 in Python.<|im_end|>\n<|im_start|>assistant\n",
+    );
 }
