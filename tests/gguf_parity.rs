@@ -878,3 +878,49 @@ fn smollm2_saves_as_hf_dir_and_loads_back_identically() {
         "<|im_start|>user\nWrite f(x) = 3*x + 12 in Python.<|im_end|>\n<|im_start|>assistant\n",
     );
 }
+
+/// Load time and greedy decoding speed of SmolLM2-135M (f32, batch 1), with and without the KV
+/// cache; both must produce the same tokens. Slow (about a minute on 2 cores), so ignored:
+/// `cargo test --release -p azr-core --test gguf_parity -- --ignored --nocapture smollm2_speed`.
+#[test]
+#[ignore]
+fn smollm2_speed_and_cache_consistency() {
+    let Some(path) = smollm2_path() else { return };
+    let started = std::time::Instant::now();
+    let loaded = load_gguf(&path, &Device::Cpu).unwrap();
+    let load_s = started.elapsed().as_secs_f64();
+    let tok = loaded.tokenizer.clone();
+    let started = std::time::Instant::now();
+    let model = our_model(loaded);
+    let snap = model.snapshot().unwrap();
+    let build_s = started.elapsed().as_secs_f64();
+    let text = "<|im_start|>user\nWrite a Python function that reverses a string.<|im_end|>\n<|im_start|>assistant\n";
+    let prompt = tok.encode(text, false).unwrap().get_ids().to_vec();
+    let steps = 48;
+
+    let mut timings = Vec::new();
+    let mut outputs = Vec::new();
+    for use_cache in [true, false] {
+        let params = SamplingParams {
+            use_cache,
+            ..SamplingParams::greedy(steps)
+        };
+        let started = std::time::Instant::now();
+        let gen = generate(&snap, std::slice::from_ref(&prompt), &params).unwrap();
+        timings.push(started.elapsed().as_secs_f64());
+        outputs.push(gen[0].tokens.clone());
+    }
+    eprintln!(
+        "smollm2 speed: load_gguf {load_s:.2} s, model+snapshot {build_s:.2} s, prompt {} tokens; \
+         greedy {steps} tokens: {:.1} tok/s with KV cache, {:.1} tok/s without; output {:?}",
+        prompt.len(),
+        steps as f64 / timings[0],
+        steps as f64 / timings[1],
+        tok.decode(&outputs[0], false).unwrap()
+    );
+    assert_eq!(outputs[0].len(), steps);
+    assert_eq!(
+        outputs[0], outputs[1],
+        "KV-cache and full-recompute decoding differ"
+    );
+}
