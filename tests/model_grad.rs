@@ -166,3 +166,46 @@ fn custom_kernels_match_composed_ops_in_value_and_gradient() {
         }
     }
 }
+
+#[test]
+fn bf16_training_path_covers_every_weight() {
+    let m32 = common::model(common::tiny_qwen2(), 7);
+    let m = Model::from_tensors(
+        m32.config().clone(),
+        m32.tensors().unwrap(),
+        m32.tokenizer().clone(),
+        m32.device(),
+        DType::BF16,
+    )
+    .unwrap();
+    let ids = Tensor::new(&[[3u32, 1, 4, 1, 5, 9, 2, 6]], m.device()).unwrap();
+    let logits = m.forward(&ids, None, None).unwrap();
+    assert_eq!(logits.dtype(), DType::BF16);
+    let inputs = logits
+        .narrow(1, 0, 7)
+        .unwrap()
+        .reshape((7, 64))
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap();
+    let targets = ids.narrow(1, 1, 7).unwrap().reshape(7).unwrap();
+    let loss = candle_nn::loss::cross_entropy(&inputs, &targets).unwrap();
+    assert_full_coverage(&m, &loss);
+}
+
+#[test]
+fn snapshots_and_models_can_cross_threads() {
+    fn send_sync<T: Send + Sync + Clone>() {}
+    send_sync::<azr_core::model::Snapshot>();
+    send_sync::<Model>();
+    let snap = common::model(common::tiny_qwen2(), 8).snapshot().unwrap();
+    let handle = std::thread::spawn(move || {
+        azr_core::model::generate(
+            &snap,
+            &[vec![1, 2, 3]],
+            &azr_core::model::SamplingParams::greedy(3),
+        )
+        .unwrap()
+    });
+    assert_eq!(handle.join().unwrap()[0].tokens.len(), 3);
+}
