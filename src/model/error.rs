@@ -32,6 +32,9 @@ pub enum ModelError {
     /// The configuration is inconsistent (e.g. hidden size not divisible by the head count).
     #[error("invalid model config: {0}")]
     InvalidConfig(String),
+    /// A GGUF file could not be read or converted.
+    #[error("gguf: {0}")]
+    Gguf(#[from] crate::model::gguf::GgufError),
     /// A weight the configuration requires is absent from the checkpoint.
     #[error("missing weight `{0}`")]
     MissingWeight(String),
