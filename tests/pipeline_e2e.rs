@@ -144,3 +144,70 @@ fn bad_config_is_rejected_naming_the_key() {
         assert!(err.contains(key), "{extra}: {err}");
     }
 }
+
+/// GET `/metrics` over plain HTTP/1.0 (no client crate needed).
+fn scrape(addr: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+/// The value of an unlabelled sample in an exposition.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+}
+
+#[test]
+fn metrics_are_served_and_sigterm_checkpoints() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let f = Fixture::new("");
+    let mut child = azr()
+        .args(["run", "--max-steps", "100000", "--metrics-addr", &addr, "--config"])
+        .arg(f.config())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let text = loop {
+        if let Some(t) = scrape(&addr) {
+            if sample(&t, "azr_steps_total").unwrap_or(0.0) >= 3.0 {
+                break t;
+            }
+        }
+        assert!(t0.elapsed() < Duration::from_secs(240), "no metrics");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for needle in [
+        "azr_reward_mean{task=\"deduction\",role=\"solve\"}",
+        "azr_valid_proposal_ratio{task=\"abduction\"}",
+        "azr_phase_duration_seconds_bucket{phase=\"update\"",
+        "azr_actor_work_duration_seconds_bucket{actor=\"solver\"",
+        "azr_queue_capacity{queue=\"rollouts\"} 2",
+        "azr_executions_total{status=\"invalid\"}",
+        "azr_actor_restarts_total{actor=\"proposer\"} 0",
+        "azr_policy_version",
+    ] {
+        assert!(text.contains(needle), "{needle} missing:\n{text}");
+    }
+    assert!(!text.contains("quantile="), "a histogram rendered as a summary");
+    // Graceful stop: SIGTERM finishes the step in flight and checkpoints.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let state = f.latest_state();
+    let steps = state["step"].as_u64().unwrap();
+    assert!(steps >= 3);
+    assert_eq!(state["version"].as_u64().unwrap(), steps);
+}

@@ -127,7 +127,7 @@ pub async fn evaluate(
             .map_err(|e| format!("grading task failed: {e}"))??;
         let correct = verdicts.iter().filter(|v| **v == Verdict::Correct).count();
         let accuracy = correct as f64 / verdicts.len().max(1) as f64;
-        crate::telemetry::eval_accuracy(&b.name, accuracy);
+        crate::telemetry::eval(&b.name, accuracy, version);
         scores.push(Score {
             benchmark: b.name.clone(),
             accuracy,

@@ -76,7 +76,7 @@ impl Actor for Learner {
                 tx.send_async(LearnerCmd::Train { step, rollouts })
                     .await
                     .map_err(|_| "learner thread is gone".to_string())?;
-                telemetry::queue_depth("learner", tx.len());
+                telemetry::rollout_queue(tx.len(), tx.capacity().unwrap_or(0));
                 Ok(())
             }),
             LearnerMsg::Save { dir, reply } => serve(NAME, reply, async move {

@@ -74,6 +74,8 @@ pub async fn train(
             .await?
             .context("starting the executor (config section `[executor]`)")?,
     );
+    azr_core::metrics::record_isolation(executor.isolation());
+    crate::telemetry::rollout_queue(0, cfg.raw.run.learner_queue);
     let templates = Arc::new(
         TemplateSet::resolve(&cfg.raw.tasks.templates)
             .with_context(|| format!("config key `tasks.templates`: `{}`", cfg.raw.tasks.templates))?,

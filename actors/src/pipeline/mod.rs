@@ -215,8 +215,6 @@ where
             }
         };
         batch.summary.rollout_seconds = t0.elapsed().as_secs_f64();
-        telemetry::phase("rollout", t0.elapsed());
-        batch.summary.publish();
         state.counters.sequences += batch.summary.sequences() as u64;
         state.counters.tokens += batch.summary.tokens() as u64;
         for ((_, role), s) in &batch.summary.sub {
@@ -234,12 +232,10 @@ where
         if run_cfg.dump_rollouts {
             dump::write(&run_dir, step, &batch.records)?;
         }
-        let t_submit = Instant::now();
         if let Err(e) = handles.learner.submit(step, batch.rollouts).await {
             result = Err(anyhow::anyhow!(e));
             break;
         }
-        telemetry::phase("enqueue", t_submit.elapsed());
         pending.insert(step, (batch.summary, t0));
         submitted = step + 1;
 
@@ -327,18 +323,7 @@ fn on_report(
     let wall = last_report.elapsed();
     *last_report = Instant::now();
     step_seconds.push(wall.as_secs_f64());
-    telemetry::step_done(r.version, wall);
-    telemetry::phase("learn", r.wall);
-    for (name, v) in [
-        ("pg_loss", stats.pg_loss),
-        ("kl", stats.kl),
-        ("entropy", stats.entropy),
-        ("clip_fraction", stats.clip_fraction),
-        ("grad_norm", stats.grad_norm),
-        ("lr", stats.lr),
-    ] {
-        telemetry::learner_stat(name, v);
-    }
+    telemetry::step_done(state.step, r.version, wall);
     let (summary, started) = pending.remove(&r.step).unwrap_or_default_pair();
     let line = format!(
         "step {:>5} v{} | {} | pg {:+.4} ent {:.3} gn {:.2e} | rollout {:.2}s learn {:.2}s step {:.2}s | stale {}",
