@@ -160,7 +160,7 @@ pub fn load_benchmarks(cfg: &Config) -> Result<Vec<Benchmark>> {
         return Ok(out);
     }
     for name in &ev.benchmarks {
-        match crate::commands::eval::load_benchmark(name, ev.limit) {
+        match crate::commands::eval::load_benchmark(name, ev.limit, &cfg.raw.model.path) {
             Ok(tasks) => out.push(Benchmark {
                 name: name.clone(),
                 tasks,
