@@ -211,3 +211,39 @@ fn metrics_are_served_and_sigterm_checkpoints() {
     assert!(steps >= 3);
     assert_eq!(state["version"].as_u64().unwrap(), steps);
 }
+
+#[test]
+fn one_shot_rlvr_trains_on_pi1_and_records_its_history() {
+    let f = Fixture::new(
+        "[rlvr]\ndataset = \"../shared/data/one-shot-rlvr/dsr_sub.jsonl\"\nexamples = [124]\nbatch = 2\nsamples_per_prompt = 3\n",
+    );
+    let text = std::fs::read_to_string(f.config())
+        .unwrap()
+        .replace("[selfplay]\n", "[selfplay]\nmode = \"rlvr\"\n");
+    std::fs::write(f.config(), text).unwrap();
+    ok(azr()
+        .args(["run", "--max-steps", "2", "--config"])
+        .arg(f.config())
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .unwrap());
+    for step in 0..2u64 {
+        let recs = f.dump(step);
+        // pi_1 twice in the batch, 3 samples each, all solver/math.
+        assert_eq!(recs.len(), 6);
+        for r in &recs {
+            assert_eq!(r["task"], "math");
+            assert_eq!(r["role"], "solve");
+            assert!(r["prompt"].as_str().unwrap().contains("The pressure"));
+        }
+    }
+    let history: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(f.run_dir().join("accuracy_history.json")).unwrap(),
+    )
+    .unwrap();
+    let obj = history.as_object().unwrap();
+    assert_eq!(obj.len(), 1);
+    assert_eq!(obj["124"].as_array().unwrap().len(), 2, "{history}");
+    let state = f.latest_state();
+    assert_eq!(state["mode_state"]["124"].as_array().unwrap().len(), 2);
+}

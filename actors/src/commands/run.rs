@@ -12,10 +12,12 @@ use tokio::sync::watch;
 use crate::actors::evaluator::Benchmark;
 use crate::backend::{self, ModelTrainer, SnapshotPolicy};
 use crate::cli::RunArgs;
-use crate::config::{Config, RawConfig};
+use crate::config::{self, Config, RawConfig};
 use crate::pipeline::checkpoint;
+use crate::pipeline::rlvr::Rlvr;
 use crate::pipeline::selfplay::SelfPlay;
-use crate::pipeline::{self, Engines, RunOutcome, Services};
+use crate::pipeline::{self, Engines, Mode, RunOutcome, Services};
+use azr_core::oneshot::history::AccuracyHistory;
 
 /// Apply command-line overrides to a raw config.
 pub fn apply_overrides(raw: &mut RawConfig, args: &RunArgs) {
@@ -94,22 +96,41 @@ pub async fn train(
     let trainer = ModelTrainer::new(model, cfg.raw.learner, checkpoint.as_deref())?;
     let policy = SnapshotPolicy::new(snapshot, stop_ids);
 
-    let buffers: TaskBuffers = if state.mode_state.is_null() {
-        let ex = executor.clone();
-        let t = templates.clone();
-        let bc = cfg.raw.tasks.buffer.clone();
-        tokio::task::spawn_blocking(move || TaskBuffers::seeded(&t, &bc, &ex))
-            .await?
-            .context("validating the seed tasks")?
-    } else {
-        serde_json::from_value(state.mode_state.clone()).context("restoring the task buffers")?
+    let mode = match cfg.raw.selfplay.mode {
+        config::Mode::Azr => {
+            let buffers: TaskBuffers = if state.mode_state.is_null() {
+                let ex = executor.clone();
+                let t = templates.clone();
+                let bc = cfg.raw.tasks.buffer.clone();
+                tokio::task::spawn_blocking(move || TaskBuffers::seeded(&t, &bc, &ex))
+                    .await?
+                    .context("validating the seed tasks")?
+            } else {
+                serde_json::from_value(state.mode_state.clone())
+                    .context("restoring the task buffers")?
+            };
+            Mode::SelfPlay(SelfPlay::new(
+                buffers,
+                registry.clone(),
+                cfg.raw.tasks.clone(),
+                cfg.raw.selfplay.clone(),
+            ))
+        }
+        config::Mode::Rlvr => {
+            let history = if state.mode_state.is_null() {
+                AccuracyHistory::new()
+            } else {
+                AccuracyHistory::from_json_str(&state.mode_state.to_string())
+                    .context("restoring the accuracy history")?
+            };
+            Mode::Rlvr(Rlvr::new(
+                cfg.raw.rlvr.clone(),
+                cfg.raw.tasks.rewards.clone(),
+                history,
+                cfg.run_dir().join(&cfg.raw.rlvr.history_file),
+            )?)
+        }
     };
-    let mode = SelfPlay::new(
-        buffers,
-        registry.clone(),
-        cfg.raw.tasks.clone(),
-        cfg.raw.selfplay.clone(),
-    );
     let benchmarks = Arc::new(load_benchmarks(&cfg)?);
 
     let progress = (show_progress && std::io::stderr().is_terminal()).then(|| {

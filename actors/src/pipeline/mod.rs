@@ -14,6 +14,7 @@
 
 pub mod checkpoint;
 pub mod dump;
+pub mod rlvr;
 pub mod selfplay;
 pub mod summary;
 
@@ -39,8 +40,41 @@ use crate::config::Config;
 use crate::engine::{Decoding, Policy, SharedCodec, Trainer};
 use crate::telemetry;
 use checkpoint::{Counters, RunState};
-use selfplay::SelfPlay;
+use rlvr::Rlvr;
+use selfplay::{SelfPlay, StepBatch};
 use summary::StepSummary;
+
+/// The training loop's mode: where a step's rollouts come from and what state it checkpoints.
+pub enum Mode {
+    /// AZR self-play (task buffers).
+    SelfPlay(SelfPlay),
+    /// 1-shot RLVR (accuracy history).
+    Rlvr(Rlvr),
+}
+
+impl Mode {
+    /// The rollout phase of `step`.
+    async fn rollout(
+        &mut self,
+        handles: &Handles,
+        step: u64,
+        decoding: Decoding,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<StepBatch> {
+        match self {
+            Mode::SelfPlay(m) => m.rollout(handles, step, decoding, rng).await,
+            Mode::Rlvr(m) => m.rollout(handles, step, decoding, rng).await,
+        }
+    }
+
+    /// The checkpointed state (buffers or accuracy history).
+    fn state(&self) -> Result<serde_json::Value> {
+        Ok(match self {
+            Mode::SelfPlay(m) => serde_json::to_value(&m.buffers)?,
+            Mode::Rlvr(m) => serde_json::from_str(&m.history.to_json_string())?,
+        })
+    }
+}
 
 /// The compute side of a run: built by [`crate::backend`] (or by tests).
 pub struct Engines<P: Policy, T: Trainer<Weights = P::Weights>> {
@@ -95,7 +129,7 @@ pub async fn run<P, T>(
     engines: Engines<P, T>,
     services: Services,
     mut state: RunState,
-    mut mode: SelfPlay,
+    mut mode: Mode,
     stop: watch::Receiver<bool>,
     progress: Option<indicatif::ProgressBar>,
 ) -> Result<RunOutcome>
@@ -385,7 +419,7 @@ async fn save(
     handles: &Handles,
     sup: &ractor::ActorRef<SupervisorMsg>,
     state: &mut RunState,
-    mode: &SelfPlay,
+    mode: &Mode,
     step: u64,
     version: PolicyVersion,
 ) -> Result<()> {
@@ -406,7 +440,7 @@ async fn save(
     }
     state.step = step;
     state.version = version;
-    state.mode_state = serde_json::to_value(&mode.buffers).context("serializing buffers")?;
+    state.mode_state = mode.state().context("serializing the mode state")?;
     let path = pending.commit(state)?;
     telemetry::checkpoint_written();
     telemetry::phase("checkpoint", t0.elapsed());
