@@ -215,7 +215,7 @@ fn metrics_are_served_and_sigterm_checkpoints() {
 #[test]
 fn one_shot_rlvr_trains_on_pi1_and_records_its_history() {
     let f = Fixture::new(
-        "[rlvr]\ndataset = \"../shared/data/one-shot-rlvr/dsr_sub.jsonl\"\nexamples = [124]\nbatch = 2\nsamples_per_prompt = 3\n",
+        "[rlvr]\ndataset = \"../shared/data/one-shot-rlvr/dsr_sub.jsonl\"\nexamples = [124]\nbatch = 2\nsamples_per_prompt = 3\n[learner.loss]\nkl_coef = 0.001\n[learner.advantage]\nkind = \"grpo\"\n",
     );
     let text = std::fs::read_to_string(f.config())
         .unwrap()

@@ -94,15 +94,43 @@ impl TrainablePolicy for TrainModel {
     }
 }
 
+/// Frozen reference weights for the KL loss (no trainable variables).
+pub struct ReferencePolicy(pub Snapshot);
+
+impl TrainablePolicy for ReferencePolicy {
+    fn named_vars(&self) -> Vec<(String, Var)> {
+        Vec::new()
+    }
+
+    fn response_logprobs(
+        &self,
+        batch: &[(Vec<u32>, Vec<u32>)],
+    ) -> Result<(Tensor, Tensor, Tensor), RlError> {
+        let b = model::snapshot_response_logprobs(&self.0, batch)
+            .map_err(|e| RlError::Policy(e.to_string()))?;
+        Ok((b.logprobs, b.entropy, b.mask))
+    }
+}
+
 /// The learner over the live model.
 pub struct ModelTrainer {
     model: TrainModel,
     learner: Learner,
+    reference: Option<ReferencePolicy>,
 }
 
 impl ModelTrainer {
     /// A trainer over `model` (optionally restoring optimizer state from a checkpoint dir).
-    pub fn new(model: Model, cfg: LearnerConfig, checkpoint: Option<&Path>) -> Result<Self> {
+    /// `reference` is required when `cfg.loss.kl_coef > 0`.
+    pub fn new(
+        model: Model,
+        cfg: LearnerConfig,
+        checkpoint: Option<&Path>,
+        reference: Option<Snapshot>,
+    ) -> Result<Self> {
+        if cfg.loss.kl_coef > 0.0 && reference.is_none() {
+            anyhow::bail!("config key `learner.loss.kl_coef` > 0 needs reference weights");
+        }
         let model = TrainModel(model);
         let mut learner = Learner::new(cfg, &model).context("creating the learner")?;
         if let Some(dir) = checkpoint {
@@ -115,7 +143,11 @@ impl ModelTrainer {
                 .load_state_dict(&state)
                 .with_context(|| format!("restoring {}", p.display()))?;
         }
-        Ok(Self { model, learner })
+        Ok(Self {
+            model,
+            learner,
+            reference: reference.map(ReferencePolicy),
+        })
     }
 }
 
@@ -125,7 +157,13 @@ impl Trainer for ModelTrainer {
     fn update(&mut self, batch: &[ScoredRollout]) -> Result<UpdateStats, String> {
         let s = self
             .learner
-            .step(&self.model, batch, None)
+            .step(
+                &self.model,
+                batch,
+                self.reference
+                    .as_ref()
+                    .map(|r| r as &dyn TrainablePolicy),
+            )
             .map_err(|e| e.to_string())?;
         Ok(UpdateStats {
             pg_loss: f64::from(s.pg_loss),

@@ -578,6 +578,27 @@ mod tests {
     }
 
     #[test]
+    fn every_shipped_experiment_config_is_valid() {
+        let mut n = 0;
+        for entry in std::fs::read_dir("../config").unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            // The pretraining config has its own schema (`azr pretrain`).
+            if path.extension().is_some_and(|e| e == "toml") && name != "tiny-pretrain.toml" {
+                Config::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 5, "found {n} configs");
+        let rlvr = Config::load(Path::new("../config/one-shot-rlvr.toml")).unwrap();
+        assert_eq!(rlvr.raw.selfplay.mode, Mode::Rlvr);
+        assert_eq!((rlvr.raw.rlvr.batch, rlvr.raw.rlvr.samples_per_prompt), (128, 8));
+        let q = Config::load(Path::new("../config/qwen2.5-7b.toml")).unwrap();
+        assert_eq!((q.raw.selfplay.propose_batch, q.raw.tasks.rewards.mc_samples), (64, 8));
+        assert_eq!(q.raw.learner.optimizer.lr, 1e-6);
+    }
+
+    #[test]
     fn empty_file_gives_documented_defaults() {
         let cfg = Config::from_toml_str("", "t").unwrap();
         assert_eq!(cfg.raw, RawConfig::default());

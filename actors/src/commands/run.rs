@@ -93,7 +93,13 @@ pub async fn train(
     let stop_ids = backend::stop_token_ids(&model, &templates.format.stop);
     let codec = backend::codec(&model);
     let snapshot = model.snapshot()?;
-    let trainer = ModelTrainer::new(model, cfg.raw.learner, checkpoint.as_deref())?;
+    // The KL reference is the base model of `model.path`, also when resuming.
+    let reference = if cfg.raw.learner.loss.kl_coef > 0.0 {
+        Some(backend::load_model(&cfg, None)?.snapshot()?)
+    } else {
+        None
+    };
+    let trainer = ModelTrainer::new(model, cfg.raw.learner, checkpoint.as_deref(), reference)?;
     let policy = SnapshotPolicy::new(snapshot, stop_ids);
 
     let mode = match cfg.raw.selfplay.mode {
