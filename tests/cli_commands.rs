@@ -10,7 +10,18 @@ fn generate_is_deterministic_for_a_seed() {
     tiny_model(dir.path());
     let run = |seed: &str| {
         let out = azr()
-            .args(["generate", "--prompt", "w3 w4 w5", "--max-tokens", "8", "--temperature", "1.0", "--seed", seed, "--model"])
+            .args([
+                "generate",
+                "--prompt",
+                "w3 w4 w5",
+                "--max-tokens",
+                "8",
+                "--temperature",
+                "1.0",
+                "--seed",
+                seed,
+                "--model",
+            ])
             .arg(dir.path())
             .output()
             .unwrap();
@@ -49,7 +60,9 @@ fn bench_pipeline_reports_both_variants() {
 fn help_lists_every_subcommand() {
     let out = azr().arg("--help").output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    for cmd in ["run", "eval", "exec", "generate", "bench", "pretrain", "select"] {
+    for cmd in [
+        "run", "eval", "exec", "generate", "bench", "pretrain", "select",
+    ] {
         assert!(text.contains(cmd), "{cmd} missing from --help");
     }
 }
@@ -67,7 +80,11 @@ fn select_ranks_pi1_first_and_pi13_thirteenth() {
         .unwrap();
     ok(out.clone());
     let text = String::from_utf8(out.stdout).unwrap();
-    let rows: Vec<Vec<&str>> = text.lines().skip(1).map(|l| l.split('\t').collect()).collect();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect())
+        .collect();
     assert_eq!(rows.len(), 13);
     // pi_1 (DSR-sub index 124, answer 12.8) and pi_13 (index 682, answer 4/3).
     assert_eq!(&rows[0][..2], &["1", "124"]);
@@ -129,7 +146,14 @@ fn exec_runs_one_program_and_a_batch() {
 fn eval_scores_a_cruxeval_slice() {
     let f = Fixture::new("");
     let out = azr()
-        .args(["eval", "--benchmark", "cruxeval-o", "--limit", "3", "--config"])
+        .args([
+            "eval",
+            "--benchmark",
+            "cruxeval-o",
+            "--limit",
+            "3",
+            "--config",
+        ])
         .arg(f.config())
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()

@@ -13,7 +13,12 @@ const PER_STEP: usize = 12;
 #[test]
 fn three_steps_with_overlap() {
     let f = Fixture::new("");
-    let err = ok(azr().arg("run").arg("--config").arg(f.config()).output().unwrap());
+    let err = ok(azr()
+        .arg("run")
+        .arg("--config")
+        .arg(f.config())
+        .output()
+        .unwrap());
     assert!(err.contains("step     2 v3"), "no step log line:\n{err}");
 
     let state = f.latest_state();
@@ -23,7 +28,10 @@ fn three_steps_with_overlap() {
     let ck = f.run_dir().join("checkpoints");
     assert!(ck.join("step_000003/model/model.safetensors").exists());
     assert!(ck.join("step_000003/optimizer.safetensors").exists());
-    assert!(ck.join("step_000002").exists(), "periodic checkpoint missing");
+    assert!(
+        ck.join("step_000002").exists(),
+        "periodic checkpoint missing"
+    );
 
     for step in 0..3u64 {
         let recs = f.dump(step);
@@ -106,7 +114,10 @@ fn killed_run_resumes_from_last_checkpoint() {
         target * PER_STEP as u64
     );
     // The resumed run continued at the checkpointed step.
-    assert!(err.contains(&format!("step {saved:>5} v{}", saved + 1)), "{err}");
+    assert!(
+        err.contains(&format!("step {saved:>5} v{}", saved + 1)),
+        "{err}"
+    );
 }
 
 #[test]
@@ -115,7 +126,12 @@ fn panicking_actor_is_restarted_and_its_work_retried() {
         let f = Fixture::new(&format!(
             "[faults]\npanic_actor = \"{actor}\"\npanic_at_step = 1\n"
         ));
-        let err = ok(azr().arg("run").arg("--config").arg(f.config()).output().unwrap());
+        let err = ok(azr()
+            .arg("run")
+            .arg("--config")
+            .arg(f.config())
+            .output()
+            .unwrap());
         assert!(err.contains("restarting worker"), "{err}");
         assert!(err.contains("retrying request"), "{err}");
         let state = f.latest_state();
@@ -149,7 +165,8 @@ fn bad_config_is_rejected_naming_the_key() {
 fn scrape(addr: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
     let mut body = String::new();
     s.read_to_string(&mut body).ok()?;
     Some(body)
@@ -172,7 +189,14 @@ fn metrics_are_served_and_sigterm_checkpoints() {
     let addr = format!("127.0.0.1:{port}");
     let f = Fixture::new("");
     let mut child = azr()
-        .args(["run", "--max-steps", "100000", "--metrics-addr", &addr, "--config"])
+        .args([
+            "run",
+            "--max-steps",
+            "100000",
+            "--metrics-addr",
+            &addr,
+            "--config",
+        ])
         .arg(f.config())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -199,7 +223,10 @@ fn metrics_are_served_and_sigterm_checkpoints() {
     ] {
         assert!(text.contains(needle), "{needle} missing:\n{text}");
     }
-    assert!(!text.contains("quantile="), "a histogram rendered as a summary");
+    assert!(
+        !text.contains("quantile="),
+        "a histogram rendered as a summary"
+    );
     // Graceful stop: SIGTERM finishes the step in flight and checkpoints.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);

@@ -13,7 +13,7 @@ use azr_core::types::ScoredRollout;
 use candle_core::{Tensor, Var};
 
 use crate::config::Config;
-use crate::engine::{Codec, Decoding, Policy, SharedCodec, Trainer, UpdateStats};
+use crate::engine::{Codec, Decoding, Policy, Sampled, SharedCodec, Trainer, UpdateStats};
 
 /// File name of the optimizer state inside a checkpoint directory.
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
@@ -57,7 +57,7 @@ impl Policy for SnapshotPolicy {
         prompts: &[Vec<u32>],
         decoding: &Decoding,
         seed: u64,
-    ) -> Result<Vec<(Vec<u32>, Vec<f32>)>, String> {
+    ) -> Result<Vec<Sampled>, String> {
         let params = SamplingParams {
             temperature: decoding.temperature as f32,
             top_p: decoding.top_p as f32,
@@ -89,7 +89,8 @@ impl TrainablePolicy for TrainModel {
         &self,
         batch: &[(Vec<u32>, Vec<u32>)],
     ) -> Result<(Tensor, Tensor, Tensor), RlError> {
-        let b = model::response_logprobs(&self.0, batch).map_err(|e| RlError::Policy(e.to_string()))?;
+        let b =
+            model::response_logprobs(&self.0, batch).map_err(|e| RlError::Policy(e.to_string()))?;
         Ok((b.logprobs, b.entropy, b.mask))
     }
 }
@@ -160,9 +161,7 @@ impl Trainer for ModelTrainer {
             .step(
                 &self.model,
                 batch,
-                self.reference
-                    .as_ref()
-                    .map(|r| r as &dyn TrainablePolicy),
+                self.reference.as_ref().map(|r| r as &dyn TrainablePolicy),
             )
             .map_err(|e| e.to_string())?;
         Ok(UpdateStats {

@@ -15,18 +15,24 @@ fn tr(kind: TaskKind, role: Role) -> [(&'static str, &'static str); 2] {
 /// Count restarts of `actor` from `carried` on (the count a checkpoint restored).
 pub fn actor_restarts_register(actor: &'static str, carried: Option<u64>) {
     if let Some(n) = carried {
-        m::ACTOR_RESTARTS_TOTAL.counter(&[("actor", actor)]).absolute(n);
+        m::ACTOR_RESTARTS_TOTAL
+            .counter(&[("actor", actor)])
+            .absolute(n);
     }
 }
 
 /// Count one restart of `actor`.
 pub fn actor_restarted(actor: &'static str) {
-    m::ACTOR_RESTARTS_TOTAL.counter(&[("actor", actor)]).increment(1);
+    m::ACTOR_RESTARTS_TOTAL
+        .counter(&[("actor", actor)])
+        .increment(1);
 }
 
 /// Count one retried request to `actor`.
 pub fn request_retried(actor: &'static str) {
-    m::WORK_RETRIES_TOTAL.counter(&[("actor", actor)]).increment(1);
+    m::WORK_RETRIES_TOTAL
+        .counter(&[("actor", actor)])
+        .increment(1);
 }
 
 /// Record one unit of work of `actor` (its busy share is `rate(_sum)`).
@@ -61,7 +67,9 @@ pub fn staleness(lags: &[u64]) {
 pub fn step_done(steps: u64, version: u64, wall: Duration) {
     m::STEPS_TOTAL.counter(&[]).absolute(steps);
     m::POLICY_VERSION.gauge(&[]).set(version as f64);
-    m::STEP_DURATION_SECONDS.histogram(&[]).record(wall.as_secs_f64());
+    m::STEP_DURATION_SECONDS
+        .histogram(&[])
+        .record(wall.as_secs_f64());
     m::LAST_STEP_DURATION_SECONDS
         .gauge(&[])
         .set(wall.as_secs_f64());
@@ -144,7 +152,9 @@ pub fn responses(kind: TaskKind, role: Role, lengths: &[usize], truncated: usize
 
 /// Record rollouts consumed by the learner.
 pub fn rollouts_consumed(kind: TaskKind, role: Role, n: usize) {
-    m::ROLLOUTS_TOTAL.counter(&tr(kind, role)).increment(n as u64);
+    m::ROLLOUTS_TOTAL
+        .counter(&tr(kind, role))
+        .increment(n as u64);
 }
 
 /// Record a buffer size.
@@ -220,9 +230,18 @@ mod tests {
             step_done(7, 7, Duration::from_millis(1500));
         });
         let text = handle.render();
-        assert!(text.contains("azr_reward_mean{task=\"deduction\",role=\"solve\"} 0.25"), "{text}");
-        assert!(text.contains("azr_valid_proposal_ratio{task=\"induction\"} 0.25"), "{text}");
-        assert!(text.contains("azr_actor_restarts_total{actor=\"solver\"} 1"), "{text}");
+        assert!(
+            text.contains("azr_reward_mean{task=\"deduction\",role=\"solve\"} 0.25"),
+            "{text}"
+        );
+        assert!(
+            text.contains("azr_valid_proposal_ratio{task=\"induction\"} 0.25"),
+            "{text}"
+        );
+        assert!(
+            text.contains("azr_actor_restarts_total{actor=\"solver\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("azr_steps_total 7"), "{text}");
     }
 }

@@ -114,9 +114,14 @@ pub async fn evaluate(
     let mut scores = Vec::with_capacity(benchmarks.len());
     for (i, b) in benchmarks.iter().enumerate() {
         let version = ctx.inference.version();
-        let outs =
-            super::solver::solve(ctx, &b.tasks, samples, decoding, seed.wrapping_add(i as u64))
-                .await?;
+        let outs = super::solver::solve(
+            ctx,
+            &b.tasks,
+            samples,
+            decoding,
+            seed.wrapping_add(i as u64),
+        )
+        .await?;
         let items: Vec<(Task, String)> = outs
             .iter()
             .map(|o| (b.tasks[o.task_index].clone(), o.generated.text.clone()))

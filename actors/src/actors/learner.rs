@@ -103,7 +103,11 @@ impl LearnerHandle {
     }
 
     /// Enqueue a step's batch (waits while the learner queue is full).
-    pub async fn submit(&self, step: u64, rollouts: Vec<ScoredRollout>) -> Result<(), RequestError> {
+    pub async fn submit(
+        &self,
+        step: u64,
+        rollouts: Vec<ScoredRollout>,
+    ) -> Result<(), RequestError> {
         self.0
             .request(|reply| LearnerMsg::Submit {
                 step,

@@ -78,10 +78,14 @@ pub async fn train(
     );
     azr_core::metrics::record_isolation(executor.isolation());
     crate::telemetry::rollout_queue(0, cfg.raw.run.learner_queue);
-    let templates = Arc::new(
-        TemplateSet::resolve(&cfg.raw.tasks.templates)
-            .with_context(|| format!("config key `tasks.templates`: `{}`", cfg.raw.tasks.templates))?,
-    );
+    let templates = Arc::new(TemplateSet::resolve(&cfg.raw.tasks.templates).with_context(
+        || {
+            format!(
+                "config key `tasks.templates`: `{}`",
+                cfg.raw.tasks.templates
+            )
+        },
+    )?);
     let registry = Arc::new(TaskRegistry::builtin(templates.clone(), &cfg.raw.tasks));
 
     let model = backend::load_model(&cfg, checkpoint.as_deref())?;
@@ -192,7 +196,9 @@ pub fn load_benchmarks(cfg: &Config) -> Result<Vec<Benchmark>> {
                 name: name.clone(),
                 tasks,
             }),
-            Err(e) => tracing::warn!(benchmark = %name, error = %e, "benchmark unavailable; skipped"),
+            Err(e) => {
+                tracing::warn!(benchmark = %name, error = %e, "benchmark unavailable; skipped")
+            }
         }
     }
     Ok(out)
@@ -227,7 +233,9 @@ pub fn stop_signal() -> watch::Receiver<bool> {
             _ = tokio::signal::ctrl_c() => {}
             _ = term_fut => {}
         }
-        tracing::warn!("stop requested: finishing the current step and checkpointing (Ctrl-C again to abort)");
+        tracing::warn!(
+            "stop requested: finishing the current step and checkpointing (Ctrl-C again to abort)"
+        );
         let _ = tx.send(true);
         if tokio::signal::ctrl_c().await.is_ok() {
             tracing::error!("aborted");

@@ -81,7 +81,9 @@ pub fn spawn<P: Policy>(
                     if let Some((v, w)) = published {
                         match policy.load(&w) {
                             Ok(()) => thread_version.store(v, Ordering::SeqCst),
-                            Err(e) => tracing::error!(version = v, error = %e, "cannot load weights"),
+                            Err(e) => {
+                                tracing::error!(version = v, error = %e, "cannot load weights")
+                            }
                         }
                     }
                 }

@@ -26,8 +26,8 @@ use anyhow::{bail, Context, Result};
 use azr_core::executor::Executor;
 use azr_core::tasks::TaskRegistry;
 use azr_core::types::PolicyVersion;
-use rand_chacha::ChaCha8Rng;
 use ractor::Actor;
+use rand_chacha::ChaCha8Rng;
 use tokio::sync::{mpsc, watch};
 
 use crate::actors::evaluator::Benchmark;
@@ -275,18 +275,48 @@ where
 
         // Non-blocking: take whatever reports are ready.
         while let Ok(r) = reports.try_recv() {
-            if let Err(e) = on_report(&r, &mut version, &mut pending, &mut state, &mut step_seconds, &mut last_report, progress.as_ref()) {
+            if let Err(e) = on_report(
+                &r,
+                &mut version,
+                &mut pending,
+                &mut state,
+                &mut step_seconds,
+                &mut last_report,
+                progress.as_ref(),
+            ) {
                 result = Err(e);
                 break 'steps;
             }
-            maybe_evaluate(&cfg, &handles, &services.benchmarks, r.step, &mut evals, &mut state.rng);
+            maybe_evaluate(
+                &cfg,
+                &handles,
+                &services.benchmarks,
+                r.step,
+                &mut evals,
+                &mut state.rng,
+            );
         }
         if run_cfg.checkpoint_every > 0 && submitted % run_cfg.checkpoint_every == 0 {
-            if let Err(e) = drain(&mut reports, submitted, &mut version, &mut pending, &mut state, &mut step_seconds, &mut last_report, progress.as_ref()).await {
+            if let Err(e) = drain(
+                &mut reports,
+                submitted,
+                &mut version,
+                &mut pending,
+                &mut state,
+                &mut step_seconds,
+                &mut last_report,
+                progress.as_ref(),
+            )
+            .await
+            {
                 result = Err(e);
                 break;
             }
-            if let Err(e) = save(&run_dir, &handles, &sup, &mut state, &mode, submitted, version).await {
+            if let Err(e) = save(
+                &run_dir, &handles, &sup, &mut state, &mode, submitted, version,
+            )
+            .await
+            {
                 result = Err(e);
                 break;
             }
@@ -296,9 +326,22 @@ where
     // Shutdown: finish submitted steps, final checkpoint, stop actors and threads.
     let clean = result.is_ok();
     if clean {
-        drain(&mut reports, submitted, &mut version, &mut pending, &mut state, &mut step_seconds, &mut last_report, progress.as_ref()).await?;
+        drain(
+            &mut reports,
+            submitted,
+            &mut version,
+            &mut pending,
+            &mut state,
+            &mut step_seconds,
+            &mut last_report,
+            progress.as_ref(),
+        )
+        .await?;
         if state.step > start_step || checkpoint::latest(&run_dir)?.is_none() {
-            save(&run_dir, &handles, &sup, &mut state, &mode, submitted, version).await?;
+            save(
+                &run_dir, &handles, &sup, &mut state, &mode, submitted, version,
+            )
+            .await?;
         }
         while let Some(r) = evals.join_next().await {
             if let Ok(Err(e)) = r {
@@ -319,7 +362,6 @@ where
         .await;
     sup.stop(None);
     let _ = sup_join.await;
-    drop(handles);
     drop(ctx);
     drop(inference);
     // The learner thread ends when its queue's last sender (held by the context) is gone.
@@ -408,7 +450,15 @@ async fn drain(
 ) -> Result<()> {
     while state.step < submitted {
         let r = reports.recv().await.context("learner thread ended")?;
-        on_report(&r, version, pending, state, step_seconds, last_report, progress)?;
+        on_report(
+            &r,
+            version,
+            pending,
+            state,
+            step_seconds,
+            last_report,
+            progress,
+        )?;
     }
     Ok(())
 }

@@ -50,7 +50,9 @@ impl Rlvr {
                 let key = ex.to_string();
                 match rows.iter().find(|r| r.index == key) {
                     Some(r) => out.push(r.clone()),
-                    None => bail!("config key `rlvr.examples`: no row with index {key} in the dataset"),
+                    None => {
+                        bail!("config key `rlvr.examples`: no row with index {key} in the dataset")
+                    }
                 }
             }
             out
@@ -91,7 +93,10 @@ impl Rlvr {
         let tasks: Vec<Task> = picked.iter().map(|(_, t)| t.clone()).collect();
         let n = self.cfg.samples_per_prompt;
         let seed: u64 = rng.random();
-        let answers = handles.solver.solve(step, tasks.clone(), n, decoding, seed).await?;
+        let answers = handles
+            .solver
+            .solve(step, tasks.clone(), n, decoding, seed)
+            .await?;
         let items = answers
             .iter()
             .map(|a| (tasks[a.task_index].clone(), a.generated.text.clone()))
@@ -142,7 +147,11 @@ impl Rlvr {
         let s = &batch.summary.sub[&(TaskKind::Math, Role::Solve)];
         telemetry::answers(TaskKind::Math, Role::Solve, s.count, s.hits);
         telemetry::rewards(TaskKind::Math, Role::Solve, &rewards);
-        let lengths: Vec<usize> = batch.rollouts.iter().map(|r| r.response_ids.len()).collect();
+        let lengths: Vec<usize> = batch
+            .rollouts
+            .iter()
+            .map(|r| r.response_ids.len())
+            .collect();
         let truncated = lengths
             .iter()
             .filter(|&&l| l >= decoding.max_new_tokens)

@@ -116,7 +116,17 @@ impl SelfPlay {
             let h = handles.clone();
             let rewards = self.tasks.rewards.clone();
             jobs.push(tokio::spawn(async move {
-                kind_step(&h, step, kind, solve_tasks, references, decoding, seed, &rewards).await
+                kind_step(
+                    &h,
+                    step,
+                    kind,
+                    solve_tasks,
+                    references,
+                    decoding,
+                    seed,
+                    &rewards,
+                )
+                .await
             }));
         }
         let mut batch = StepBatch {
@@ -204,10 +214,7 @@ async fn kind_step(
     let t_reward = Instant::now();
     let verdicts = h.reward.grade(step, items).await?;
     telemetry::phase("reward", t_reward.elapsed());
-    let correct = verdicts
-        .iter()
-        .filter(|v| **v == Verdict::Correct)
-        .count();
+    let correct = verdicts.iter().filter(|v| **v == Verdict::Correct).count();
     telemetry::answers(kind, Role::Solve, verdicts.len(), correct);
     for (i, (a, v)) in answers.into_iter().zip(verdicts).enumerate() {
         let reward = rewards.solver(v);
@@ -262,7 +269,10 @@ async fn kind_step(
     let mut outcome: Vec<Result<usize, (ProposalOutcome, String)>> = proposals
         .iter()
         .map(|p| match &p.proposal {
-            Ok(_) => Err((ProposalOutcome::Invalid, "invalid: not validated".to_string())),
+            Ok(_) => Err((
+                ProposalOutcome::Invalid,
+                "invalid: not validated".to_string(),
+            )),
             Err(e) => Err((ProposalOutcome::FormatError, format!("format_error: {e}"))),
         })
         .collect();
@@ -279,13 +289,22 @@ async fn kind_step(
     let t_estimate = Instant::now();
     let estimates = h
         .estimator
-        .estimate(step, valid_tasks.clone(), rewards.mc_samples, decoding, mc_seed)
+        .estimate(
+            step,
+            valid_tasks.clone(),
+            rewards.mc_samples,
+            decoding,
+            mc_seed,
+        )
         .await?;
     telemetry::phase("estimate", t_estimate.elapsed());
     let mc: Vec<&(SolveOutput, Verdict)> = estimates.iter().flat_map(|e| &e.samples).collect();
     let mc_correct = mc.iter().filter(|(_, v)| *v == Verdict::Correct).count();
     telemetry::answers(kind, Role::Propose, mc.len(), mc_correct);
-    let mc_lengths: Vec<usize> = mc.iter().map(|(s, _)| s.generated.response_ids.len()).collect();
+    let mc_lengths: Vec<usize> = mc
+        .iter()
+        .map(|(s, _)| s.generated.response_ids.len())
+        .collect();
     telemetry::responses(
         kind,
         Role::Propose,

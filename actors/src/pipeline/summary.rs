@@ -6,7 +6,6 @@ use std::fmt::Write as _;
 use azr_core::types::{Role, TaskKind};
 use serde::{Deserialize, Serialize};
 
-
 /// Running statistics of one (task kind, role) sub-batch.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SubBatchStats {
