@@ -39,18 +39,22 @@ pub struct BatchSummary {
 struct Line {
     code: String,
     input: String,
+    /// Evaluate the input as expressions ([`Executor::run_trusted`]); default: literals only.
+    #[serde(default)]
+    eval_input: bool,
 }
 
-/// Read JSON lines `{"code": ..., "input": ...}` and write one outcome JSON per line, in order,
-/// running each chunk of lines across the pool. A line that is not such an object yields an
-/// `invalid` outcome at its position; blank lines are skipped.
+/// Read JSON lines `{"code": ..., "input": ...}` (optional `"eval_input": true` to evaluate the
+/// input as expressions, see [`Executor::run_trusted`]) and write one outcome JSON per line, in
+/// order, running each chunk of lines across the pool. A line that is not such an object yields
+/// an `invalid` outcome at its position; blank lines are skipped.
 pub fn batch_from_jsonl<R: BufRead, W: Write>(
     reader: R,
     mut writer: W,
     executor: &Executor,
 ) -> io::Result<BatchSummary> {
     let mut summary = BatchSummary::default();
-    let mut pending: Vec<Result<ExecJob, String>> = Vec::with_capacity(CHUNK);
+    let mut pending: Vec<Result<(ExecJob, bool), String>> = Vec::with_capacity(CHUNK);
     let mut lines = reader.lines();
     loop {
         let line = lines.next().transpose()?;
@@ -59,20 +63,25 @@ pub fn batch_from_jsonl<R: BufRead, W: Write>(
             if !line.trim().is_empty() {
                 pending.push(
                     serde_json::from_str::<Line>(&line)
-                        .map(|l| ExecJob {
-                            code: l.code,
-                            input: l.input,
+                        .map(|l| {
+                            (
+                                ExecJob {
+                                    code: l.code,
+                                    input: l.input,
+                                },
+                                l.eval_input,
+                            )
                         })
                         .map_err(|e| format!("bad batch line: {e}")),
                 );
             }
         }
         if pending.len() >= CHUNK || (at_end && !pending.is_empty()) {
-            let jobs: Vec<ExecJob> = pending
+            let jobs: Vec<(ExecJob, bool)> = pending
                 .iter()
                 .filter_map(|p| p.as_ref().ok().cloned())
                 .collect();
-            let mut outcomes = executor.run_many(&jobs).into_iter();
+            let mut outcomes = executor.run_many_mixed(&jobs).into_iter();
             for p in pending.drain(..) {
                 let out = match p {
                     Ok(_) => outcomes.next().unwrap_or_else(|| {

@@ -4,48 +4,78 @@
 use super::sandbox::SpawnPlan;
 use super::worker::{Done, WorkerProc};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// Metric: workers killed and replaced (counter).
 pub const METRIC_WORKER_RESTARTS: &str = "azr_executor_worker_restarts_total";
 
+type SpawnReply = mpsc::Sender<Result<WorkerProc, String>>;
+
+/// Starts workers from one dedicated, long-lived thread. Workers carry
+/// `PR_SET_PDEATHSIG = SIGKILL`, which fires when the *thread* that forked them exits; spawning
+/// from short-lived caller threads (e.g. `run_many`'s) would kill healthy workers.
+pub(crate) struct Spawner {
+    tx: mpsc::Sender<SpawnReply>,
+}
+
+impl Spawner {
+    /// Start the spawner thread for workers of `plan`.
+    pub(crate) fn new(
+        python: String,
+        config_json: String,
+        plan: Arc<SpawnPlan>,
+    ) -> Result<Self, String> {
+        let (tx, rx) = mpsc::channel::<SpawnReply>();
+        std::thread::Builder::new()
+            .name("azr-exec-spawner".into())
+            .spawn(move || {
+                for reply in rx {
+                    let w = WorkerProc::spawn(
+                        &python,
+                        &config_json,
+                        Arc::clone(&plan),
+                        Duration::from_secs(20),
+                    );
+                    let _ = reply.send(w);
+                }
+            })
+            .map_err(|e| format!("cannot start the spawner thread: {e}"))?;
+        Ok(Spawner { tx })
+    }
+
+    /// Start one worker (blocking).
+    pub(crate) fn spawn(&self) -> Result<WorkerProc, String> {
+        let (rtx, rrx) = mpsc::channel();
+        let gone = |_| "executor spawner thread is gone".to_string();
+        self.tx.send(rtx).map_err(|_| gone(()))?;
+        rrx.recv().map_err(|_| gone(()))?
+    }
+}
+
 /// Fixed pool of fork-server workers.
 pub(crate) struct Pool {
     slots: Mutex<Vec<Option<WorkerProc>>>,
     available: Condvar,
-    plan: Arc<SpawnPlan>,
-    python: String,
-    config_json: String,
+    spawner: Spawner,
     restarts: AtomicU64,
 }
 
 impl Pool {
-    /// A pool around already started workers.
-    pub(crate) fn new(
-        workers: Vec<WorkerProc>,
-        plan: Arc<SpawnPlan>,
-        python: String,
-        config_json: String,
-    ) -> Self {
+    /// A pool around already started workers, replacing dead ones through `spawner`.
+    pub(crate) fn new(workers: Vec<WorkerProc>, spawner: Spawner) -> Self {
         Pool {
             slots: Mutex::new(workers.into_iter().map(Some).collect()),
             available: Condvar::new(),
-            plan,
-            python,
-            config_json,
+            spawner,
             restarts: AtomicU64::new(0),
         }
     }
 
     /// Start one more worker with the pool's plan.
     pub(crate) fn spawn(&self) -> Result<WorkerProc, String> {
-        WorkerProc::spawn(
-            &self.python,
-            &self.config_json,
-            Arc::clone(&self.plan),
-            Duration::from_secs(20),
-        )
+        self.spawner.spawn()
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Option<WorkerProc>>> {

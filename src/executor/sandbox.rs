@@ -245,6 +245,7 @@ pub(crate) struct SpawnPlan {
     dot: CString,
     worker_filter: BpfProgram,
     nofile: u64,
+    parent_pid: libc::pid_t,
 }
 
 fn mount_flags_of(path: &str) -> Result<libc::c_ulong, String> {
@@ -330,6 +331,7 @@ impl SpawnPlan {
             dot: cstr(".")?,
             worker_filter: deny_filter(worker_denied())?,
             nofile: 256,
+            parent_pid: std::process::id() as libc::pid_t,
         })
     }
 
@@ -500,10 +502,6 @@ fn build_root(plan: &SpawnPlan) -> io::Result<()> {
 fn enter_sandbox(plan: &SpawnPlan) -> io::Result<()> {
     // SAFETY: plain syscalls on the current (single-threaded, freshly forked) process.
     unsafe {
-        check(
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0),
-            "PR_SET_PDEATHSIG",
-        )?;
         let lim = libc::rlimit {
             rlim_cur: plan.nofile,
             rlim_max: plan.nofile,
@@ -540,6 +538,19 @@ fn enter_sandbox(plan: &SpawnPlan) -> io::Result<()> {
     }
     if plan.drop_after_mounts {
         drop_to_sandbox_id()?;
+    }
+    // Last: every credential change above (setresuid, entering a user namespace) clears the
+    // parent-death signal. It fires when the spawning *thread* exits, which is why the pool
+    // spawns workers from one long-lived thread.
+    // SAFETY: prctl/getppid on the current process.
+    unsafe {
+        check(
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0),
+            "PR_SET_PDEATHSIG",
+        )?;
+        if libc::getppid() != plan.parent_pid {
+            return Err(io::Error::other("parent died during spawn"));
+        }
     }
     seccompiler::apply_filter(&plan.worker_filter)
         .map_err(|e| io::Error::other(format!("seccomp: {e}")))?;

@@ -233,7 +233,9 @@ impl WorkerProc {
         let body =
             serde_json::to_vec(&Value::Object(req)).map_err(|e| Fault::Protocol(e.to_string()))?;
         self.send(&body)?;
-        let started = self.read_frame(Instant::now() + Duration::from_secs(10))?;
+        // Forking takes milliseconds; a worker that cannot report a fork within this is hung.
+        let start_limit = timeout.max(Duration::from_secs(2)) + grace;
+        let started = self.read_frame(Instant::now() + start_limit)?;
         let head: Header = serde_json::from_slice(&started)
             .map_err(|e| Fault::Protocol(format!("bad started frame: {e}")))?;
         if head.id != id || head.ev != "started" || head.pid <= 0 {
