@@ -159,7 +159,86 @@ fn custom_kernels_match_composed_ops_in_value_and_gradient() {
             let b = flat(gb.get(var.as_tensor()).unwrap());
             let scale = b.iter().fold(0f32, |s, x| s.max(x.abs()));
             let d = common::max_abs_diff(&a, &b);
-            assert!(d <= 1e-4 * scale.max(1.0), "{name}: grads differ by {d} (scale {scale})");
+            assert!(
+                d <= 1e-4 * scale.max(1.0),
+                "{name}: grads differ by {d} (scale {scale})"
+            );
         }
+    }
+}
+
+#[test]
+fn bf16_training_path_covers_every_weight() {
+    let m32 = common::model(common::tiny_qwen2(), 7);
+    let m = Model::from_tensors(
+        m32.config().clone(),
+        m32.tensors().unwrap(),
+        m32.tokenizer().clone(),
+        m32.device(),
+        DType::BF16,
+    )
+    .unwrap();
+    let ids = Tensor::new(&[[3u32, 1, 4, 1, 5, 9, 2, 6]], m.device()).unwrap();
+    let logits = m.forward(&ids, None, None).unwrap();
+    assert_eq!(logits.dtype(), DType::BF16);
+    let inputs = logits
+        .narrow(1, 0, 7)
+        .unwrap()
+        .reshape((7, 64))
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap();
+    let targets = ids.narrow(1, 1, 7).unwrap().reshape(7).unwrap();
+    let loss = candle_nn::loss::cross_entropy(&inputs, &targets).unwrap();
+    assert_full_coverage(&m, &loss);
+}
+
+#[test]
+fn snapshots_and_models_can_cross_threads() {
+    fn send_sync<T: Send + Sync + Clone>() {}
+    send_sync::<azr_core::model::Snapshot>();
+    send_sync::<Model>();
+    let snap = common::model(common::tiny_qwen2(), 8).snapshot().unwrap();
+    let handle = std::thread::spawn(move || {
+        azr_core::model::generate(
+            &snap,
+            &[vec![1, 2, 3]],
+            &azr_core::model::SamplingParams::greedy(3),
+        )
+        .unwrap()
+    });
+    assert_eq!(handle.join().unwrap()[0].tokens.len(), 3);
+}
+
+/// The fused log-prob/entropy kernel of `response_logprobs` agrees with the composed
+/// log-softmax in values and in the gradient it sends to every weight.
+#[test]
+fn fused_logprob_entropy_matches_composed() {
+    use azr_core::model::{logprobs_with_kernels, Kernels};
+    let m = common::model(common::tiny_llama(), 9);
+    let batch = vec![
+        (vec![5, 6, 7], vec![8, 9, 10, 11, 1]),
+        (vec![12], vec![13, 14]),
+    ];
+    let run = |k: Kernels| {
+        let lp = logprobs_with_kernels(m.transformer(), k, &batch).unwrap();
+        // Mixed weights on log-probs and entropies exercise both backward terms.
+        let loss = ((lp.logprobs.sum_all().unwrap() * 0.7).unwrap()
+            - (lp.entropy.sum_all().unwrap() * 1.3).unwrap())
+        .unwrap();
+        (lp, loss.backward().unwrap())
+    };
+    let (a, ga) = run(Kernels::Differentiable);
+    let (b, gb) = run(Kernels::Composed);
+    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert!(common::max_abs_diff(&flat(&a.logprobs), &flat(&b.logprobs)) < 1e-5);
+    assert!(common::max_abs_diff(&flat(&a.entropy), &flat(&b.entropy)) < 1e-5);
+    assert_eq!(flat(&a.mask), flat(&b.mask));
+    for (name, var) in m.named_vars() {
+        let x = flat(ga.get(var.as_tensor()).unwrap());
+        let y = flat(gb.get(var.as_tensor()).unwrap());
+        let scale = y.iter().fold(0f32, |s, v| s.max(v.abs()));
+        let d = common::max_abs_diff(&x, &y);
+        assert!(d <= 1e-4 * scale.max(1.0), "{name}: grads differ by {d}");
     }
 }

@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{Architecture, ModelConfig};
 use super::error::Result;
+use super::kernels::Kernels;
 use super::policy::Model;
 use super::sampling::{generate, SamplingParams};
 use super::tokenizer::Tokenizer;
+use super::weights::random_tensors;
 
 /// The shape of one benchmarked model (Qwen2 architecture, MHA, untied head).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,6 +104,10 @@ pub struct BenchConfig {
     pub new_tokens: usize,
     /// Also measure sampling without the KV cache (slow: it re-runs the prefix every step).
     pub no_cache: bool,
+    /// Also measure training with [`Kernels::Composed`] (softmax/RMSNorm/RoPE/SwiGLU built
+    /// from candle primitives, as a plain candle model does), side by side under the same
+    /// machine load.
+    pub baseline: bool,
     /// `"f32"` or `"bf16"`.
     pub dtype: String,
     /// Seed of weights, data and sampling.
@@ -119,6 +125,7 @@ impl Default for BenchConfig {
             prompt_len: 16,
             new_tokens: 64,
             no_cache: true,
+            baseline: true,
             dtype: "f32".into(),
             seed: 0,
         }
@@ -164,8 +171,10 @@ pub struct ModelBench {
     pub model: BenchModel,
     /// Trainable parameters.
     pub params: usize,
-    /// Training throughput.
+    /// Training throughput (custom differentiable kernels).
     pub train: TrainBench,
+    /// Training throughput with the composed-ops baseline, if measured.
+    pub train_baseline: Option<TrainBench>,
     /// Sampling throughputs.
     pub sampling: Vec<SampleBench>,
     /// Peak resident set size while benchmarking this model (VmHWM), MiB; `None` where
@@ -200,7 +209,20 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
         let tok = Tokenizer::synthetic(shape.vocab)?;
         let model = Model::random(mcfg, tok, &device, dtype, cfg.seed)?;
         tracing::info!(model = %shape.name, params = model.num_params(), "benchmarking");
-        let train = bench_train(&model, cfg)?;
+        let train = bench_train(&model, cfg, Kernels::Differentiable)?;
+        let train_baseline = if cfg.baseline {
+            // Fresh weights so both runs start from the same point.
+            let base = Model::from_tensors(
+                model.config().clone(),
+                random_tensors(model.config(), &device, dtype, cfg.seed)?,
+                model.tokenizer().clone(),
+                &device,
+                dtype,
+            )?;
+            Some(bench_train(&base, cfg, Kernels::Composed)?)
+        } else {
+            None
+        };
         let snap = model.snapshot()?;
         let mut sampling = Vec::new();
         for &batch in &cfg.sample_batches {
@@ -240,6 +262,7 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
             model: shape.clone(),
             params: model.num_params(),
             train,
+            train_baseline,
             sampling,
             peak_rss_mib: peak_rss_mib(),
         });
@@ -252,7 +275,7 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
     })
 }
 
-fn bench_train(model: &Model, cfg: &BenchConfig) -> Result<TrainBench> {
+fn bench_train(model: &Model, cfg: &BenchConfig, kernels: Kernels) -> Result<TrainBench> {
     let (b, t) = (cfg.train_batch, cfg.train_seq);
     let vocab = model.config().vocab_size;
     // A repeating pattern the model can learn within a few steps.
@@ -273,7 +296,7 @@ fn bench_train(model: &Model, cfg: &BenchConfig) -> Result<TrainBench> {
     let mut losses = Vec::new();
     for step in 0..=cfg.train_steps {
         let t0 = Instant::now();
-        let logits = model.forward(&inputs, None, None)?;
+        let logits = model.transformer().forward(&inputs, None, None, kernels)?;
         let logits = logits.reshape((b * t, vocab))?.to_dtype(DType::F32)?;
         let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
         losses.push(loss.to_scalar::<f32>()?);
@@ -343,6 +366,13 @@ impl fmt::Display for BenchReport {
                 tr.step_s, tr.tokens_per_s, tr.forward_s, tr.backward_s, tr.optimizer_s,
                 tr.first_loss, tr.last_loss
             )?;
+            if let Some(b) = &m.train_baseline {
+                writeln!(
+                    f,
+                    "  baseline (composed candle ops) step {:.3} s ({:.0} tok/s): forward {:.3} s, backward {:.3} s; speed-up x{:.2}",
+                    b.step_s, b.tokens_per_s, b.forward_s, b.backward_s, b.step_s / tr.step_s
+                )?;
+            }
             for s in &m.sampling {
                 writeln!(
                     f,
@@ -389,6 +419,10 @@ mod tests {
         assert_eq!(m.sampling.len(), 4);
         assert!(m.train.tokens_per_s > 0.0);
         assert!(m.train.last_loss < m.train.first_loss, "{:?}", m.train);
+        // Same weights, same data, same optimizer: the baseline follows the same trajectory.
+        let base = m.train_baseline.as_ref().unwrap();
+        assert!((base.first_loss - m.train.first_loss).abs() < 1e-4);
+        assert!((base.last_loss - m.train.last_loss).abs() < 1e-2);
         assert!(report.to_string().contains("no-cache"));
     }
 }

@@ -200,8 +200,9 @@ impl CustomOp2 for RmsNorm {
     }
 }
 
-/// Rotary embedding (HF "rotate half" convention) of `[B, T, H, D]` inputs with per-token
-/// angles, times a constant `scale` (the attention's `1/sqrt(D)` for queries).
+/// Rotary embedding (HF "rotate half" convention) with per-token angles, times a constant
+/// `scale` (the attention's `1/sqrt(D)` for queries), fused with the head transpose: the
+/// forward maps the projection's `[B, T, H, D]` to the attention's `[B, H, T, D]`, contiguous.
 #[derive(Debug, Clone)]
 pub(crate) struct Rope {
     /// Row-major `[B, T, D/2]` cosines.
@@ -212,6 +213,8 @@ pub(crate) struct Rope {
     pub sin_sign: f32,
     /// Output scale.
     pub scale: f32,
+    /// `true`: `[B, T, H, D]` in, `[B, H, T, D]` out (forward); `false`: the reverse (backward).
+    pub to_heads_first: bool,
 }
 
 impl CustomOp1 for Rope {
@@ -221,35 +224,51 @@ impl CustomOp1 for Rope {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> CResult<(CpuStorage, Shape)> {
         let x = slice_f32(s, l)?;
-        let (h, d) = match l.shape().dims() {
-            [_, _, h, d] => (*h, *d),
-            dims => bail!("rope expects [B, T, H, D], got {dims:?}"),
+        let (b, t, h, d) = match (l.shape().dims(), self.to_heads_first) {
+            ([b, t, h, d], true) => (*b, *t, *h, *d),
+            ([b, h, t, d], false) => (*b, *t, *h, *d),
+            (dims, _) => bail!("rope expects a 4-d input, got {dims:?}"),
         };
         let half = d / 2;
         let mut out = vec![0f32; x.len()];
-        for (tok, (xt, yt)) in x
-            .chunks_exact(h * d)
-            .zip(out.chunks_exact_mut(h * d))
-            .enumerate()
-        {
-            let cos = &self.cos[tok * half..(tok + 1) * half];
-            let sin = &self.sin[tok * half..(tok + 1) * half];
-            for (xh, yh) in xt.chunks_exact(d).zip(yt.chunks_exact_mut(d)) {
-                for i in 0..half {
-                    let (c, s) = (cos[i] * self.scale, sin[i] * self.sin_sign * self.scale);
-                    let (x1, x2) = (xh[i], xh[i + half]);
-                    yh[i] = x1 * c - x2 * s;
-                    yh[i + half] = x2 * c + x1 * s;
+        for bi in 0..b {
+            for ti in 0..t {
+                let tok = bi * t + ti;
+                let cos = &self.cos[tok * half..(tok + 1) * half];
+                let sin = &self.sin[tok * half..(tok + 1) * half];
+                for hi in 0..h {
+                    let bthd = (tok * h + hi) * d;
+                    let bhtd = ((bi * h + hi) * t + ti) * d;
+                    let (src, dst) = if self.to_heads_first {
+                        (bthd, bhtd)
+                    } else {
+                        (bhtd, bthd)
+                    };
+                    let xh = &x[src..src + d];
+                    let yh = &mut out[dst..dst + d];
+                    for i in 0..half {
+                        let (c, s) = (cos[i] * self.scale, sin[i] * self.sin_sign * self.scale);
+                        let (x1, x2) = (xh[i], xh[i + half]);
+                        yh[i] = x1 * c - x2 * s;
+                        yh[i + half] = x2 * c + x1 * s;
+                    }
                 }
             }
         }
-        Ok((storage(out, s.dtype()), l.shape().clone()))
+        let shape = if self.to_heads_first {
+            Shape::from((b, h, t, d))
+        } else {
+            Shape::from((b, t, h, d))
+        };
+        Ok((storage(out, s.dtype()), shape))
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> CResult<Option<Tensor>> {
-        // The rotation is orthogonal: its transpose is the rotation by the opposite angle.
+        // The rotation is orthogonal: its transpose is the rotation by the opposite angle, and
+        // the layout change is undone.
         let inverse = Rope {
             sin_sign: -self.sin_sign,
+            to_heads_first: !self.to_heads_first,
             ..self.clone()
         };
         Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&inverse)?))
@@ -301,5 +320,65 @@ impl CustomOp2 for SwiGlu {
             Some(tensor_like(dg, g.shape(), g)?),
             Some(tensor_like(du, u.shape(), u)?),
         ))
+    }
+}
+
+/// Per row of `[N, V]` logits: the log-prob of a target token and the entropy of the
+/// distribution, as `[N, 2]` f32 (column 0 log-prob, column 1 entropy), computed without
+/// materialising the `[N, V]` log-softmax; the backward recomputes the softmax from the logits.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenLogProbEntropy {
+    /// One target id per row.
+    pub targets: Arc<Vec<u32>>,
+}
+
+/// Row statistics: max, log-sum-exp.
+fn row_lse(xr: &[f32]) -> (f32, f32) {
+    let max = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = xr.iter().map(|&x| (x - max).exp()).sum();
+    (max, max + sum.ln())
+}
+
+impl CustomOp1 for TokenLogProbEntropy {
+    fn name(&self) -> &'static str {
+        "azr-token-logprob-entropy"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> CResult<(CpuStorage, Shape)> {
+        let x = slice_f32(s, l)?;
+        let v = l.shape().dims().last().copied().unwrap_or(1);
+        let n = x.len() / v;
+        if self.targets.len() != n {
+            bail!("{} targets for {n} rows", self.targets.len())
+        }
+        let mut out = vec![0f32; 2 * n];
+        for (r, xr) in x.chunks_exact(v).enumerate() {
+            let (_, lse) = row_lse(xr);
+            let mut mean_x = 0.0;
+            for &xi in xr {
+                mean_x += (xi - lse).exp() * xi;
+            }
+            out[2 * r] = xr[self.targets[r] as usize] - lse;
+            out[2 * r + 1] = lse - mean_x;
+        }
+        Ok((CpuStorage::F32(out), Shape::from((n, 2))))
+    }
+
+    fn bwd(&self, arg: &Tensor, res: &Tensor, grad: &Tensor) -> CResult<Option<Tensor>> {
+        let (x, out, g) = (host(arg)?, host(res)?, host(grad)?);
+        let v = arg.dims().last().copied().unwrap_or(1);
+        let mut dx = vec![0f32; x.len()];
+        for (r, (xr, dr)) in x.chunks_exact(v).zip(dx.chunks_exact_mut(v)).enumerate() {
+            let (_, lse) = row_lse(xr);
+            let (g_lp, g_h, h) = (g[2 * r], g[2 * r + 1], out[2 * r + 1]);
+            // d logp_t / dz_j = [j = t] - p_j ;  dH / dz_j = -p_j (log p_j + H)
+            for j in 0..v {
+                let logp = xr[j] - lse;
+                let p = logp.exp();
+                dr[j] = -g_lp * p - g_h * p * (logp + h);
+            }
+            dr[self.targets[r] as usize] += g_lp;
+        }
+        Ok(Some(tensor_like(dx, arg.shape(), arg)?))
     }
 }

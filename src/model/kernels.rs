@@ -98,8 +98,9 @@ pub(crate) fn rope(xs: &Tensor, at: &RopeAt, scale: f64, kernels: Kernels) -> Re
             sin: Arc::clone(&at.sin_host),
             sin_sign: 1.0,
             scale: scale as f32,
+            to_heads_first: true,
         };
-        return Ok(xs.contiguous()?.apply_op1(op)?.transpose(1, 2)?);
+        return Ok(xs.contiguous()?.apply_op1(op)?);
     }
     let x = xs.transpose(1, 2)?;
     let y = match kernels {

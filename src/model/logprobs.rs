@@ -2,7 +2,11 @@
 //! learner backpropagates through (on a [`Model`]) and what the reference policy provides (on a
 //! [`Snapshot`]).
 
+use std::sync::Arc;
+
 use candle_core::{DType, Tensor, D};
+
+use super::cpu_ops::TokenLogProbEntropy;
 
 use super::error::{ModelError, Result};
 use super::kernels::Kernels;
@@ -28,7 +32,7 @@ pub struct LogProbBatch {
 /// # Errors
 /// An empty prompt, an empty batch, or all responses empty.
 pub fn response_logprobs(model: &Model, batch: &[(Vec<u32>, Vec<u32>)]) -> Result<LogProbBatch> {
-    compute(model.transformer(), Kernels::Differentiable, batch)
+    logprobs_with_kernels(model.transformer(), Kernels::Differentiable, batch)
 }
 
 /// The same as [`response_logprobs`] on a frozen snapshot (fused kernels, no gradients), e.g.
@@ -37,13 +41,16 @@ pub fn snapshot_response_logprobs(
     snap: &Snapshot,
     batch: &[(Vec<u32>, Vec<u32>)],
 ) -> Result<LogProbBatch> {
-    compute(snap.transformer(), Kernels::Fused, batch)
+    logprobs_with_kernels(snap.transformer(), Kernels::Fused, batch)
 }
 
+/// [`response_logprobs`] on any network with explicit [`Kernels`].
+///
 /// Prompts are left-padded to a common end column `P`, responses right-padded to `R`, so the
 /// logits predicting every response token are the contiguous columns `P-1 .. P+R-1`: the LM
-/// head runs on those only.
-fn compute(
+/// head runs on those only. On the CPU with [`Kernels::Differentiable`], log-prob and entropy
+/// come from one custom op that never materialises the `[B, R, vocab]` log-softmax.
+pub fn logprobs_with_kernels(
     net: &Transformer,
     kernels: Kernels,
     batch: &[(Vec<u32>, Vec<u32>)],
@@ -102,11 +109,26 @@ fn compute(
     let ids = ids_tensor(&ids, b, t, dev)?;
     let hidden = net.hidden(&ids, Some(&layout), None, kernels)?;
     let logits = net.logits(&hidden.narrow(1, p_max - 1, r_max)?)?;
-    let logp = log_softmax_f32(&logits)?;
-    let targets = Tensor::from_vec(targets, (b, r_max, 1), dev)?;
     let mask = Tensor::from_vec(mask, (b, r_max), dev)?;
-    let token_lp = logp.gather(&targets, D::Minus1)?.squeeze(D::Minus1)?;
-    let entropy = (logp.exp()? * &logp)?.sum(D::Minus1)?.neg()?;
+    let (token_lp, entropy) = if kernels == Kernels::Differentiable && dev.is_cpu() {
+        let op = TokenLogProbEntropy {
+            targets: Arc::new(targets),
+        };
+        let both = logits
+            .reshape((b * r_max, vocab))?
+            .contiguous()?
+            .apply_op1(op)?;
+        (
+            both.narrow(1, 0, 1)?.reshape((b, r_max))?,
+            both.narrow(1, 1, 1)?.reshape((b, r_max))?,
+        )
+    } else {
+        let logp = log_softmax_f32(&logits)?;
+        let targets = Tensor::from_vec(targets, (b, r_max, 1), dev)?;
+        let token_lp = logp.gather(&targets, D::Minus1)?.squeeze(D::Minus1)?;
+        let entropy = (logp.exp()? * &logp)?.sum(D::Minus1)?.neg()?;
+        (token_lp, entropy)
+    };
     Ok(LogProbBatch {
         logprobs: (token_lp * &mask)?,
         entropy: (entropy * &mask)?,

@@ -26,7 +26,9 @@ pub use device::{parse_device, parse_dtype};
 pub use error::ModelError;
 pub use kernels::Kernels;
 pub use layout::{pad_left, BatchLayout};
-pub use logprobs::{response_logprobs, snapshot_response_logprobs, LogProbBatch};
+pub use logprobs::{
+    logprobs_with_kernels, response_logprobs, snapshot_response_logprobs, LogProbBatch,
+};
 pub use policy::{Model, Snapshot};
 pub use sampling::{generate, Generation, SamplingParams, StopReason};
 pub use tokenizer::Tokenizer;
