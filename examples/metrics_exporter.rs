@@ -142,16 +142,12 @@ fn simulate_step(step: u64, step_s: f64, rng: &mut ChaCha8Rng) {
         .counter(&[])
         .increment(rng.random_range(2000..4000));
     let step_time = step_s * rng.random_range(0.9..1.1);
-    STEP_DURATION_SECONDS.histogram(&[]).record(step_time);
-    LAST_STEP_DURATION_SECONDS.gauge(&[]).set(step_time);
+    observe_step(step_time);
     for (phase, _) in PHASES {
         if phase == "checkpoint" && step % 20 != 0 {
             continue;
         }
-        let p = [("phase", phase)];
-        let d = step_s * rng.random_range(0.05..0.4);
-        PHASE_DURATION_SECONDS.histogram(&p).record(d);
-        LAST_PHASE_DURATION_SECONDS.gauge(&p).set(d);
+        observe_phase(phase, step_s * rng.random_range(0.05..0.4));
     }
     let mut max_stale = 0;
     for _ in 0..16 {
@@ -187,9 +183,7 @@ fn simulate_step(step: u64, step_s: f64, rng: &mut ChaCha8Rng) {
     for actor in ACTORS {
         let a = [("actor", actor)];
         for _ in 0..rng.random_range(1..4) {
-            ACTOR_WORK_DURATION_SECONDS
-                .histogram(&a)
-                .record(step_s * rng.random_range(0.05..0.3));
+            observe_actor_work(actor, step_s * rng.random_range(0.05..0.3));
         }
         if step % 50 == 0 && actor == "executor" {
             ACTOR_RESTARTS_TOTAL.counter(&a).increment(1);

@@ -10,12 +10,12 @@
 #   5. the series count stays within a cardinality budget,
 #   6. tools/check_dashboards.py --prometheus: every panel query of every dashboard returns
 #      finite data and every query variable has values,
-#   7. optionally (--render PNG) tools/render_dashboard.py draws the overview dashboard
+#   7. optionally (--render DIR) tools/render_dashboard.py draws every dashboard to DIR/*.png
 #      (with $RENDER_PYTHON, default python3; it needs matplotlib).
 # Exits non-zero on any failure. Needs prometheus, promtool, curl, python3.
 #
 # Usage:
-#   scripts/test-observability.sh [--min-steps N] [--timeout S] [--render OUT.png] \
+#   scripts/test-observability.sh [--min-steps N] [--timeout S] [--render DIR] \
 #       [--metrics-addr HOST:PORT -- COMMAND ARGS...]
 # Without a command, runs target/release/examples/metrics_exporter on a free port
 # (build it first: cargo build --release -p azr-core --example metrics_exporter).
@@ -189,11 +189,15 @@ else
 fi
 
 if [[ -n $render ]]; then
-    if "${RENDER_PYTHON:-python3}" tools/render_dashboard.py dashboards/overview.json "$render" --prometheus "$prom_url" --range 2m; then
-        pass "rendered dashboards/overview.json to $render"
-    else
-        fail "render_dashboard.py"
-    fi
+    mkdir -p "$render"
+    for dash in dashboards/*.json; do
+        out="$render/$(basename "$dash" .json).png"
+        if "${RENDER_PYTHON:-python3}" tools/render_dashboard.py "$dash" "$out" --prometheus "$prom_url" --range 5m; then
+            pass "rendered $dash to $out"
+        else
+            fail "render_dashboard.py $dash"
+        fi
+    done
 fi
 
 if ((failures)); then

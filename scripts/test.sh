@@ -8,7 +8,7 @@
 #   4. static dashboard checks: catalogue <-> panels, lints, PromQL parse, Grafana schema
 #   5. scripts/test-observability.sh: real Prometheus scraping the stand-in exporter, and the
 #      real `azr run` once the binary has `run --metrics-addr`; every panel query returns data
-#   6. target/dashboards/overview.png rendered from the live data
+#   6. every dashboard rendered from the live data to target/dashboards/{stand-in,azr-run}/*.png
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -46,14 +46,14 @@ mkdir -p target/dashboards
 
 step "Prometheus + dashboards against the stand-in exporter (examples/metrics_exporter.rs)"
 RENDER_PYTHON=target/obs-venv/bin/python scripts/test-observability.sh --min-steps 20 \
-    --render target/dashboards/overview-stand-in.png
+    --render target/dashboards/stand-in
 
 if target/release/azr run --help 2>/dev/null | grep -q -- --metrics-addr; then
     step "Prometheus + dashboards against a real azr run"
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     run_dir=$(mktemp -d)
     RENDER_PYTHON=target/obs-venv/bin/python scripts/test-observability.sh --min-steps 3 --timeout 900 \
-        --render target/dashboards/overview.png --metrics-addr "127.0.0.1:$port" -- \
+        --render target/dashboards/azr-run --metrics-addr "127.0.0.1:$port" -- \
         target/release/azr run --max-steps 1000 --metrics-addr "127.0.0.1:$port" --run-dir "$run_dir"
     rm -rf "$run_dir"
 else

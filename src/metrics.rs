@@ -868,6 +868,36 @@ pub fn buckets() -> Vec<(&'static str, &'static [f64])> {
         .collect()
 }
 
+/// Record one step's wall time: [`STEP_DURATION_SECONDS`] and [`LAST_STEP_DURATION_SECONDS`].
+pub fn observe_step(seconds: f64) {
+    STEP_DURATION_SECONDS.histogram(&[]).record(seconds);
+    LAST_STEP_DURATION_SECONDS.gauge(&[]).set(seconds);
+}
+
+/// Record one phase's wall time (`phase` from [`PHASES`]): [`PHASE_DURATION_SECONDS`] and
+/// [`LAST_PHASE_DURATION_SECONDS`].
+pub fn observe_phase(phase: &'static str, seconds: f64) {
+    debug_assert!(
+        PHASES.iter().any(|(p, _)| *p == phase),
+        "unknown phase {phase}"
+    );
+    PHASE_DURATION_SECONDS
+        .histogram(&[("phase", phase)])
+        .record(seconds);
+    LAST_PHASE_DURATION_SECONDS
+        .gauge(&[("phase", phase)])
+        .set(seconds);
+}
+
+/// Record one unit of work of an actor (`actor` from [`ACTORS`]) in
+/// [`ACTOR_WORK_DURATION_SECONDS`]; its `_sum` rate is the actor's busy fraction.
+pub fn observe_actor_work(actor: &'static str, seconds: f64) {
+    debug_assert!(ACTORS.contains(&actor), "unknown actor {actor}");
+    ACTOR_WORK_DURATION_SECONDS
+        .histogram(&[("actor", actor)])
+        .record(seconds);
+}
+
 /// Set [`EXECUTOR_ISOLATION_LAYER`] from the executor's start-up probe.
 pub fn record_isolation(report: &IsolationReport) {
     let layers = [
@@ -1144,6 +1174,9 @@ mod tests {
             EXECUTIONS_TOTAL
                 .counter(&[("status", "timeout")])
                 .increment(2);
+            observe_phase("update", 3.0);
+            observe_phase("update", 7.0);
+            observe_step(12.0);
             record_isolation(&IsolationReport {
                 network: true,
                 seccomp: true,
@@ -1161,6 +1194,12 @@ mod tests {
         assert!(text.contains("azr_reward_sum{task=\"deduction\",role=\"solve\"} 0.3\n"));
         assert!(text.contains("azr_executions_total{status=\"timeout\"} 2\n"));
         assert!(text.contains("azr_executions_total{status=\"ok\"} 0\n"));
+        assert!(text.contains("azr_phase_duration_seconds_bucket{phase=\"update\",le=\"5\"} 1\n"));
+        assert!(text.contains("azr_phase_duration_seconds_sum{phase=\"update\"} 10\n"));
+        assert!(text.contains("azr_last_phase_duration_seconds{phase=\"update\"} 7\n"));
+        assert!(text.contains("azr_last_phase_duration_seconds{phase=\"solve\"} 0\n"));
+        assert!(text.contains("azr_step_duration_seconds_count 1\n"));
+        assert!(text.contains("azr_last_step_duration_seconds 12\n"));
         assert!(text.contains("azr_executor_isolation_layer{layer=\"network\"} 1\n"));
         assert!(text.contains("azr_executor_isolation_layer{layer=\"seccomp\"} 1\n"));
         assert!(!text.contains("layer=\"landlock\""));
