@@ -106,6 +106,9 @@ pub struct TrainConfig {
     pub log_every: u64,
     /// Save a checkpoint every this many steps (0 = only at the end). Default 250.
     pub checkpoint_every: u64,
+    /// Tune glibc's allocator for training (see [`crate::pretrain::alloc`]; process-wide).
+    /// Default true.
+    pub tune_allocator: bool,
 }
 
 impl Default for TrainConfig {
@@ -126,6 +129,7 @@ impl Default for TrainConfig {
             max_minutes: 0.0,
             log_every: 10,
             checkpoint_every: 250,
+            tune_allocator: true,
         }
     }
 }

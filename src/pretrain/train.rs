@@ -272,6 +272,9 @@ pub fn pretrain(
     mut progress: impl FnMut(PretrainProgress),
 ) -> Result<PretrainOutcome, PretrainError> {
     cfg.validate()?;
+    if cfg.train.tune_allocator {
+        super::alloc::tune_for_training();
+    }
     let out = cfg.out_dir.clone();
     std::fs::create_dir_all(&out).map_err(|e| PretrainError::io("creating", &out, e))?;
     write_json(&out.join("config.resolved.json"), cfg)?;
