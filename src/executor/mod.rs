@@ -6,8 +6,26 @@
 //!
 //! Every call is blocking and thread-safe (`Executor: Send + Sync`); callers in async code use
 //! `spawn_blocking`. A hostile or broken program always yields an [`Outcome`], never a panic.
+//!
+//! Layout: [`sandbox`] (namespaces, mounts, uid, seccomp programs), `worker` (one fork-server
+//! process and its framed protocol; the Python side is `worker.py`), `pool` (checkout, kill and
+//! replace), `value` (verdict equality [`PyValue::same_as`] and literal rendering), [`jsonl`]
+//! (what `azr exec` prints) and [`bench`] (throughput measurement).
+
+pub mod bench;
+pub mod jsonl;
+mod pool;
+pub mod sandbox;
+mod value;
+mod worker;
+
+pub use jsonl::{batch_from_jsonl, exec_one_json, outcome_json, BatchSummary};
+pub use pool::METRIC_WORKER_RESTARTS;
 
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Executor settings (`[executor]` in the TOML configs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,8 +43,22 @@ pub struct ExecutorConfig {
     pub require_sandbox: bool,
     /// Modules a proposed program may not import (any dotted component matches).
     pub banned_modules: Vec<String>,
-    /// Python interpreter to run.
+    /// Python interpreter to run (resolved to its real path; must live under `/usr` for the
+    /// namespace modes, which expose only `/usr`).
     pub python: String,
+    /// Names a proposed program may not mention (as a variable or attribute), e.g. `eval`.
+    pub banned_names: Vec<String>,
+    /// Largest program accepted, in bytes (larger: `invalid`). Default 65536.
+    pub max_code_bytes: usize,
+    /// Largest input / answer text accepted, in bytes (larger: `invalid`). Default 65536.
+    pub max_input_bytes: usize,
+    /// Size of each worker's private `/tmp`, in MiB. Default 16.
+    pub tmp_mb: u64,
+    /// Largest file a program may write (`RLIMIT_FSIZE`), in bytes. Default 1 MiB.
+    pub max_file_bytes: u64,
+    /// How long past `timeout_ms` the host waits for the worker before killing the child
+    /// itself, in milliseconds. Default 500.
+    pub grace_ms: u64,
 }
 
 impl Default for ExecutorConfig {
@@ -72,6 +104,21 @@ impl Default for ExecutorConfig {
             .map(|s| s.to_string())
             .collect(),
             python: "/usr/bin/python3".to_string(),
+            banned_names: [
+                "__import__", "eval", "exec", "compile", "open", "input", "breakpoint", "globals",
+                "locals", "vars", "exit", "quit", "help", "memoryview", "__builtins__",
+                "__loader__", "__spec__", "__subclasses__", "__globals__", "__code__",
+                "__closure__", "__bases__", "__mro__", "__getattribute__", "__reduce__",
+                "__reduce_ex__",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            max_code_bytes: 65536,
+            max_input_bytes: 65536,
+            tmp_mb: 16,
+            max_file_bytes: 1 << 20,
+            grace_ms: 500,
         }
     }
 }
@@ -86,8 +133,9 @@ pub enum PyValue {
     Bool(bool),
     /// An int of any size, as its decimal text.
     Int(String),
-    /// A float; `inf`, `-inf`, `nan` and `-0.0` are preserved.
-    Float(f64),
+    /// A float; `inf`, `-inf`, `nan` and `-0.0` are preserved (JSON: a number, or the
+    /// strings `"inf"`, `"-inf"`, `"nan"`).
+    Float(#[serde(with = "value::float_text")] f64),
     /// A str.
     Str(String),
     /// A bytes object.
@@ -179,6 +227,38 @@ pub struct IsolationReport {
     pub seccomp: bool,
     /// rlimits on address space, CPU, file size and open files.
     pub rlimits: bool,
+    /// How the workers are isolated (e.g. `user+mount+net namespaces`).
+    #[serde(default)]
+    pub mode: String,
+    /// A Landlock ruleset restricts the filesystem (and TCP where the ABI allows).
+    #[serde(default)]
+    pub landlock: bool,
+    /// The Landlock ABI version of the kernel (0: unavailable).
+    #[serde(default)]
+    pub landlock_abi: u32,
+    /// Each worker has a private, size-capped, writable `/tmp` (emptied after every execution).
+    #[serde(default)]
+    pub private_tmp: bool,
+}
+
+impl IsolationReport {
+    /// The layers that are missing, by name (empty when everything is active).
+    pub fn missing(&self) -> Vec<&'static str> {
+        let mut m = Vec::new();
+        for (on, name) in [
+            (self.network, "network"),
+            (self.filesystem, "filesystem"),
+            (self.empty_env, "empty_env"),
+            (self.non_root, "non_root"),
+            (self.seccomp, "seccomp"),
+            (self.rlimits, "rlimits"),
+        ] {
+            if !on {
+                m.push(name);
+            }
+        }
+        m
+    }
 }
 
 /// Errors starting the executor (executions themselves never error: they yield outcomes).
@@ -202,48 +282,396 @@ pub enum ExecutorError {
     },
 }
 
+impl Outcome {
+    /// An outcome without a value (any status but `ok`).
+    pub fn failed(status: ExecStatus, error: impl Into<String>, millis: f64) -> Self {
+        Outcome { status, value: None, repr: None, error: Some(error.into()), millis }
+    }
+
+    /// Whether the status is `ok` (then `value` and `repr` are set).
+    pub fn is_ok(&self) -> bool {
+        self.status == ExecStatus::Ok && self.value.is_some()
+    }
+}
+
+/// Metric: 1 for each isolation layer that is active, 0 otherwise (gauge, label `layer`).
+pub const METRIC_ISOLATION: &str = "azr_executor_isolation_layer";
+/// Metric: executions by status (counter, label `status`).
+pub const METRIC_EXECUTIONS: &str = "azr_executor_executions_total";
+
+/// A child's record as it writes it (JSON).
+#[derive(Deserialize)]
+struct Record {
+    status: ExecStatus,
+    #[serde(default)]
+    value: Option<PyValue>,
+    #[serde(default)]
+    repr: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// Facts the `probe` op reports from inside a fully set-up child.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Probe {
+    uid: i64,
+    env: Vec<String>,
+    root_entries: Vec<String>,
+    etc_passwd: String,
+    write_usr: String,
+    fork: String,
+    socket: String,
+    kill: String,
+    rlimit_as: i64,
+    rlimit_cpu: i64,
+    rlimit_fsize: i64,
+    rlimit_nofile: i64,
+    landlock: serde_json::Value,
+}
+
 /// A pool of sandboxed fork-server Python workers.
 pub struct Executor {
-    _private: (),
+    cfg: ExecutorConfig,
+    pool: pool::Pool,
+    isolation: IsolationReport,
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGSYS => "SIGSYS",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        _ => "signal",
+    }
 }
 
 impl Executor {
     /// Start the pool: spawn the workers, probe every isolation layer, log them.
-    pub fn start(_cfg: ExecutorConfig) -> Result<Self, ExecutorError> {
-        todo!("executor implementation")
+    ///
+    /// Isolation modes are tried strongest first (see [`sandbox`]); the first one whose worker
+    /// starts is probed from inside a child. Missing layers are logged at `error` level; with
+    /// `require_sandbox = true` (the default) a missing network or filesystem layer is an error.
+    pub fn start(cfg: ExecutorConfig) -> Result<Self, ExecutorError> {
+        let spawn_err = |reason: String| ExecutorError::Spawn { python: cfg.python.clone(), reason };
+        if cfg.workers == 0 || cfg.timeout_ms == 0 || cfg.memory_mb == 0 {
+            return Err(spawn_err("workers, timeout_ms and memory_mb must be positive".into()));
+        }
+        let python = std::fs::canonicalize(&cfg.python).map_err(|e| spawn_err(e.to_string()))?;
+        let python = python.to_str().ok_or_else(|| spawn_err("non-UTF-8 interpreter path".into()))?.to_string();
+        let filters = sandbox::child_filters().map_err(spawn_err)?;
+        // SAFETY: getuid cannot fail.
+        let root = unsafe { libc::getuid() } == 0;
+        let mut modes = vec![sandbox::Mode::UserNs];
+        if root {
+            modes.push(sandbox::Mode::RootNs);
+        }
+        modes.push(sandbox::Mode::Bare);
+        let mut failures = Vec::new();
+        for mode in modes {
+            if mode.has_private_root() && !python.starts_with("/usr/") {
+                failures.push(format!("{}: interpreter {python} is outside /usr", mode.name()));
+                continue;
+            }
+            let plan = match sandbox::SpawnPlan::new(mode, cfg.tmp_mb) {
+                Ok(p) => Arc::new(p),
+                Err(e) => {
+                    failures.push(format!("{}: {e}", mode.name()));
+                    continue;
+                }
+            };
+            let config_json = serde_json::json!({
+                "seccomp": filters,
+                "private_tmp": mode.has_private_root(),
+                "landlock": true,
+            })
+            .to_string();
+            let first = match worker::WorkerProc::spawn(&python, &config_json, Arc::clone(&plan), Duration::from_secs(20)) {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::warn!(mode = mode.name(), error = %e, "executor isolation mode unavailable");
+                    failures.push(format!("{}: {e}", mode.name()));
+                    continue;
+                }
+            };
+            let pool = pool::Pool::new(vec![first], Arc::clone(&plan), python.clone(), config_json);
+            let mut ex = Executor { cfg: cfg.clone(), pool, isolation: IsolationReport::default() };
+            ex.isolation = ex.probe(plan.mode())?;
+            ex.log_isolation();
+            let missing_required: Vec<&str> =
+                ex.isolation.missing().into_iter().filter(|m| *m == "network" || *m == "filesystem").collect();
+            if !missing_required.is_empty() && cfg.require_sandbox {
+                return Err(ExecutorError::SandboxUnavailable { missing: missing_required.join(", ") });
+            }
+            for _ in 1..cfg.workers {
+                let w = ex.pool.spawn().map_err(spawn_err)?;
+                ex.pool.add(w);
+            }
+            return Ok(ex);
+        }
+        Err(spawn_err(failures.join("; ")))
+    }
+
+    fn probe(&self, mode: sandbox::Mode) -> Result<IsolationReport, ExecutorError> {
+        let out = self.submit("probe", serde_json::Map::new());
+        let facts: Probe = match (&out.status, &out.repr) {
+            (ExecStatus::Ok, Some(r)) => serde_json::from_str(r).unwrap_or_default(),
+            _ => {
+                return Err(ExecutorError::Spawn {
+                    python: self.cfg.python.clone(),
+                    reason: format!("isolation probe failed: {:?} {}", out.status, out.error.unwrap_or_default()),
+                })
+            }
+        };
+        let denied = |s: &str| !s.is_empty() && s != "allowed";
+        let landlock = facts.landlock.get("enforced").and_then(serde_json::Value::as_bool).unwrap_or(false);
+        let landlock_abi = facts.landlock.get("abi").and_then(serde_json::Value::as_u64).unwrap_or(0) as u32;
+        let minimal_root = mode.has_private_root() && !facts.root_entries.iter().any(|e| e == "etc" || e == "home" || e == "root");
+        let mem = (self.cfg.memory_mb * 1024 * 1024) as i64;
+        tracing::debug!(?facts.root_entries, uid = facts.uid, "executor probe");
+        Ok(IsolationReport {
+            network: mode.has_netns() || denied(&facts.socket),
+            filesystem: (minimal_root || landlock) && facts.etc_passwd != "readable" && denied(&facts.write_usr),
+            empty_env: facts.env.is_empty(),
+            non_root: facts.uid > 0,
+            seccomp: denied(&facts.fork) && denied(&facts.socket) && denied(&facts.kill),
+            rlimits: facts.rlimit_as == mem && facts.rlimit_cpu > 0 && facts.rlimit_fsize > 0 && facts.rlimit_nofile > 0,
+            mode: mode.name().to_string(),
+            landlock,
+            landlock_abi,
+            private_tmp: mode.has_private_root(),
+        })
+    }
+
+    fn log_isolation(&self) {
+        let iso = &self.isolation;
+        for (name, on) in [
+            ("network", iso.network),
+            ("filesystem", iso.filesystem),
+            ("empty_env", iso.empty_env),
+            ("non_root", iso.non_root),
+            ("seccomp", iso.seccomp),
+            ("rlimits", iso.rlimits),
+            ("landlock", iso.landlock),
+            ("private_tmp", iso.private_tmp),
+        ] {
+            metrics::gauge!(METRIC_ISOLATION, "layer" => name).set(if on { 1.0 } else { 0.0 });
+            if on {
+                tracing::info!(layer = name, mode = %iso.mode, "executor isolation layer active");
+            } else {
+                tracing::error!(layer = name, mode = %iso.mode, "EXECUTOR ISOLATION LAYER UNAVAILABLE: untrusted code runs without it");
+            }
+        }
     }
 
     /// The isolation layers found at start.
     pub fn isolation(&self) -> &IsolationReport {
-        todo!("executor implementation")
+        &self.isolation
+    }
+
+    /// The configuration the executor runs with.
+    pub fn config(&self) -> &ExecutorConfig {
+        &self.cfg
+    }
+
+    /// Workers killed and replaced since start.
+    pub fn worker_restarts(&self) -> u64 {
+        self.pool.restarts()
+    }
+
+    /// Pids of the live worker processes (each is also a process-group id).
+    pub fn worker_pids(&self) -> Vec<i32> {
+        self.pool.worker_pids()
+    }
+
+    /// Send one op to a worker and turn whatever happens into an [`Outcome`].
+    fn submit(&self, op: &str, mut fields: serde_json::Map<String, serde_json::Value>) -> Outcome {
+        use serde_json::Value;
+        fields.insert("op".into(), Value::from(op));
+        fields.insert("timeout_ms".into(), Value::from(self.cfg.timeout_ms));
+        fields.insert("memory_mb".into(), Value::from(self.cfg.memory_mb));
+        fields.insert("max_output_bytes".into(), Value::from(self.cfg.max_output_bytes));
+        fields.insert("fsize_bytes".into(), Value::from(self.cfg.max_file_bytes));
+        let t0 = Instant::now();
+        let timeout = Duration::from_millis(self.cfg.timeout_ms);
+        let out = match self.pool.request(fields, timeout, Duration::from_millis(self.cfg.grace_ms)) {
+            Ok(done) => self.outcome_of(done),
+            Err(why) => Outcome::failed(ExecStatus::SandboxFailure, why, t0.elapsed().as_secs_f64() * 1000.0),
+        };
+        metrics::counter!(METRIC_EXECUTIONS, "status" => out.status.as_str()).increment(1);
+        out
+    }
+
+    fn outcome_of(&self, done: worker::Done) -> Outcome {
+        let ms = done.ms;
+        let limit = self.cfg.timeout_ms;
+        match done.outcome.as_str() {
+            "record" => {
+                if done.record.len() > self.cfg.max_output_bytes {
+                    return Outcome::failed(
+                        ExecStatus::OutputTooLarge,
+                        format!("result of {} bytes exceeds {} bytes", done.record.len(), self.cfg.max_output_bytes),
+                        ms,
+                    );
+                }
+                match serde_json::from_slice::<Record>(&done.record) {
+                    Ok(r) if r.status == ExecStatus::Ok => match (r.value, r.repr) {
+                        (Some(value), Some(repr)) => Outcome { status: ExecStatus::Ok, value: Some(value), repr: Some(repr), error: None, millis: ms },
+                        _ => Outcome::failed(ExecStatus::Error, "corrupt result record (no value)", ms),
+                    },
+                    Ok(r) => Outcome::failed(r.status, r.error.unwrap_or_else(|| r.status.as_str().to_string()), ms),
+                    Err(e) => Outcome::failed(ExecStatus::Error, format!("corrupt result record (the program wrote to its result channel?): {e}"), ms),
+                }
+            }
+            "timeout" => Outcome::failed(ExecStatus::Timeout, format!("exceeded the wall-clock limit of {limit} ms"), ms),
+            "too_large" => Outcome::failed(ExecStatus::OutputTooLarge, format!("result exceeds {} bytes", self.cfg.max_output_bytes), ms),
+            _ if done.killed_by_host => Outcome::failed(ExecStatus::Timeout, format!("exceeded the wall-clock limit of {limit} ms (killed by the host)"), ms),
+            _ if done.signal == libc::SIGXCPU || done.signal == libc::SIGKILL => {
+                Outcome::failed(ExecStatus::Timeout, format!("killed by {} (CPU limit)", signal_name(done.signal)), ms)
+            }
+            _ if done.signal != 0 => {
+                Outcome::failed(ExecStatus::Error, format!("crashed: signal {} ({})", done.signal, signal_name(done.signal)), ms)
+            }
+            _ => Outcome::failed(ExecStatus::Error, format!("exited with code {} without a result", done.exit), ms),
+        }
+    }
+
+    fn too_big(&self, code: &str, input: &str) -> Option<Outcome> {
+        if code.len() > self.cfg.max_code_bytes {
+            return Some(Outcome::failed(ExecStatus::Invalid, format!("program larger than {} bytes", self.cfg.max_code_bytes), 0.0));
+        }
+        if input.len() > self.cfg.max_input_bytes {
+            return Some(Outcome::failed(ExecStatus::Invalid, format!("input larger than {} bytes", self.cfg.max_input_bytes), 0.0));
+        }
+        None
     }
 
     /// Run `f(<input>)` once; `status = ok` carries the canonical value and its repr.
-    pub fn run(&self, _code: &str, _input: &str) -> Outcome {
-        todo!("executor implementation")
+    ///
+    /// `input` is parsed inside the sandbox as the argument list of a call (`ast.parse` of
+    /// `f(<input>)` must give exactly one call of `f`), and each argument with
+    /// `ast.literal_eval`; anything else (`4) or (True`, `__import__(...)`) is `invalid`.
+    pub fn run(&self, code: &str, input: &str) -> Outcome {
+        if let Some(o) = self.too_big(code, input) {
+            return o;
+        }
+        let mut m = serde_json::Map::new();
+        m.insert("code".into(), code.into());
+        m.insert("input".into(), input.into());
+        self.submit("run", m)
     }
 
     /// Run many jobs across the pool; outcomes are in job order.
-    pub fn run_many(&self, _jobs: &[ExecJob]) -> Vec<Outcome> {
-        todo!("executor implementation")
+    pub fn run_many(&self, jobs: &[ExecJob]) -> Vec<Outcome> {
+        self.par_map(jobs, |j| self.run(&j.code, &j.input))
     }
 
     /// AZR proposal validation: parses, defines `f`, no banned import, input parses as argument
     /// literals, and `f(input)` gives equal values in two independent children. `ok` carries the
     /// gold output; otherwise `invalid` (with the reason) or the failing status.
-    pub fn validate(&self, _code: &str, _input: &str) -> Outcome {
-        todo!("executor implementation")
+    ///
+    /// Each child runs the static checks, executes the program once and calls `f` twice on
+    /// freshly parsed arguments (catching hidden state); the two children's canonical values
+    /// and reprs must agree (catching randomness, time, addresses). Any exception, including
+    /// `SystemExit`, `KeyboardInterrupt` and other `BaseException` subclasses, is `invalid`.
+    pub fn validate(&self, code: &str, input: &str) -> Outcome {
+        if let Some(o) = self.too_big(code, input) {
+            return o;
+        }
+        let mut m = serde_json::Map::new();
+        m.insert("code".into(), code.into());
+        m.insert("input".into(), input.into());
+        m.insert("banned_modules".into(), self.cfg.banned_modules.clone().into());
+        m.insert("banned_names".into(), self.cfg.banned_names.clone().into());
+        let first = self.submit("validate", m.clone());
+        if !first.is_ok() {
+            return first;
+        }
+        let second = self.submit("validate", m);
+        let millis = first.millis + second.millis;
+        if !second.is_ok() {
+            let why = format!("nondeterministic: second process gave {}: {}", second.status.as_str(), second.error.unwrap_or_default());
+            return Outcome::failed(ExecStatus::Invalid, why, millis);
+        }
+        let same = match (&first.value, &second.value) {
+            (Some(a), Some(b)) => a.same_as(b) && first.repr == second.repr,
+            _ => false,
+        };
+        if !same {
+            return Outcome::failed(ExecStatus::Invalid, "nondeterministic: two processes returned different values", millis);
+        }
+        Outcome { millis, ..first }
+    }
+
+    /// [`Executor::validate`] for many jobs across the pool; outcomes are in job order.
+    pub fn validate_many(&self, jobs: &[ExecJob]) -> Vec<Outcome> {
+        self.par_map(jobs, |j| self.validate(&j.code, &j.input))
     }
 
     /// Parse answer text as one Python literal (`ast.literal_eval` semantics), never evaluating it.
-    pub fn parse_literal(&self, _text: &str) -> Result<PyValue, String> {
-        todo!("executor implementation")
+    ///
+    /// The parse runs in a sandboxed child (deep nesting or giant literals can exhaust the
+    /// parser's stack or memory; that must not touch the host). `Err` says why the text is not a
+    /// supported literal (syntax, not a literal, complex numbers, too large...).
+    pub fn parse_literal(&self, text: &str) -> Result<PyValue, String> {
+        if text.len() > self.cfg.max_input_bytes {
+            return Err(format!("text larger than {} bytes", self.cfg.max_input_bytes));
+        }
+        let mut m = serde_json::Map::new();
+        m.insert("text".into(), text.into());
+        let out = self.submit("parse", m);
+        match (out.status, out.value) {
+            (ExecStatus::Ok, Some(v)) => Ok(v),
+            (status, _) => Err(out.error.unwrap_or_else(|| status.as_str().to_string())),
+        }
+    }
+
+    /// Map `f` over `items` with one thread per worker; results keep the order of `items`.
+    fn par_map<T: Sync>(&self, items: &[T], f: impl Fn(&T) -> Outcome + Sync) -> Vec<Outcome> {
+        let threads = self.cfg.workers.min(items.len());
+        if threads <= 1 {
+            return items.iter().map(f).collect();
+        }
+        let next = AtomicUsize::new(0);
+        let results: Vec<Mutex<Option<Outcome>>> = items.iter().map(|_| Mutex::new(None)).collect();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let out = f(item);
+                    *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(out);
+                });
+            }
+        });
+        results
+            .into_iter()
+            .map(|m| {
+                m.into_inner()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .unwrap_or_else(|| Outcome::failed(ExecStatus::SandboxFailure, "result lost", 0.0))
+            })
+            .collect()
     }
 }
 
 impl PyValue {
-    /// Equality as the verdicts use it (documented in the implementation).
-    pub fn same_as(&self, _other: &PyValue) -> bool {
-        todo!("executor implementation")
+    /// Equality as the verdicts use it: Python `==` on literal types (numbers by exact value
+    /// across bool/int/float, list != tuple, order-free dict/set, str != bytes) except that NaN
+    /// equals NaN. See the `value` module docs for the justification.
+    pub fn same_as(&self, other: &PyValue) -> bool {
+        value::same_as(self, other)
+    }
+
+    /// Python source for this value (`repr`-like; sets in canonical order; non-finite floats as
+    /// `float('inf')`/`float('nan')`).
+    pub fn to_literal(&self) -> String {
+        self.to_string()
     }
 }

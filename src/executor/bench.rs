@@ -1,0 +1,119 @@
+//! Executor throughput benchmark: sandboxed executions per second for a trivial and a
+//! loop-heavy program, against spawning an unsandboxed `python3 -c` per execution, measured in
+//! the same run on the same machine.
+
+use super::{ExecJob, ExecStatus, Executor, ExecutorConfig, ExecutorError, IsolationReport};
+use std::fmt;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+/// The trivial program (`f(1)`).
+pub const TRIVIAL: &str = "def f(x):\n    return x + 1\n";
+/// The loop-heavy program: 100k iterations (`f(100000)`).
+pub const LOOP: &str = "def f(n):\n    s = 0\n    for i in range(n):\n        s += i * i % 7\n    return s\n";
+
+/// Measured throughput (executions per second, whole machine).
+#[derive(Debug, Clone)]
+pub struct ExecBenchReport {
+    /// Worker processes (= client threads).
+    pub workers: usize,
+    /// Sandboxed executions per program.
+    pub n: usize,
+    /// Unsandboxed spawns per program (`min(n, 200)`: spawning is slow).
+    pub n_spawn: usize,
+    /// Sandboxed trivial executions per second.
+    pub trivial_per_s: f64,
+    /// Sandboxed loop executions per second.
+    pub loop_per_s: f64,
+    /// Unsandboxed `python3 -c` spawns per second, trivial program.
+    pub spawn_trivial_per_s: f64,
+    /// Unsandboxed `python3 -c` spawns per second, loop program.
+    pub spawn_loop_per_s: f64,
+    /// Sandboxed validations (two children each) per second, trivial program.
+    pub validate_per_s: f64,
+    /// Executions that did not return `ok` (should be 0).
+    pub failures: usize,
+    /// The isolation the sandboxed numbers ran under.
+    pub isolation: IsolationReport,
+}
+
+impl fmt::Display for ExecBenchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "executor benchmark ({} workers, isolation: {})", self.workers, self.isolation.mode)?;
+        writeln!(f, "  sandboxed trivial   : {:>9.1} exec/s  (n = {})", self.trivial_per_s, self.n)?;
+        writeln!(f, "  sandboxed loop100k  : {:>9.1} exec/s  (n = {})", self.loop_per_s, self.n)?;
+        writeln!(f, "  sandboxed validate  : {:>9.1} tasks/s (n = {}, 2 children each)", self.validate_per_s, self.n)?;
+        writeln!(f, "  python3 -c trivial  : {:>9.1} exec/s  (n = {}, unsandboxed spawn)", self.spawn_trivial_per_s, self.n_spawn)?;
+        writeln!(f, "  python3 -c loop100k : {:>9.1} exec/s  (n = {}, unsandboxed spawn)", self.spawn_loop_per_s, self.n_spawn)?;
+        write!(f, "  failures: {}", self.failures)
+    }
+}
+
+fn rate(n: usize, t0: Instant) -> f64 {
+    n as f64 / t0.elapsed().as_secs_f64().max(1e-9)
+}
+
+/// Spawn `python -c "<code>; repr(f(<input>))"` `n` times over `threads` threads; returns the
+/// rate and the number of failed spawns.
+fn spawn_rate(python: &str, code: &str, input: &str, n: usize, threads: usize) -> (f64, usize) {
+    let src = format!("{code}\nprint(repr(f({input})))\n");
+    let next = AtomicUsize::new(0);
+    let failed = AtomicUsize::new(0);
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| {
+                while next.fetch_add(1, Ordering::Relaxed) < n {
+                    let ok = Command::new(python)
+                        .args(["-c", &src])
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status()
+                        .map(|st| st.success())
+                        .unwrap_or(false);
+                    if !ok {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    (rate(n, t0), failed.load(Ordering::Relaxed))
+}
+
+/// Start an executor with `cfg` and measure `n` executions of each program.
+pub fn run(cfg: &ExecutorConfig, n: usize) -> Result<ExecBenchReport, ExecutorError> {
+    let ex = Executor::start(cfg.clone())?;
+    let n = n.max(1);
+    let trivial: Vec<ExecJob> = (0..n).map(|i| ExecJob { code: TRIVIAL.into(), input: i.to_string() }).collect();
+    let looping: Vec<ExecJob> = (0..n).map(|_| ExecJob { code: LOOP.into(), input: "100000".into() }).collect();
+    // Warm up (first forks fault in pages).
+    ex.run_many(&trivial[..n.min(2 * cfg.workers)]);
+    let bad = |outs: Vec<super::Outcome>| outs.iter().filter(|o| o.status != ExecStatus::Ok).count();
+    let t0 = Instant::now();
+    let mut failures = bad(ex.run_many(&trivial));
+    let trivial_per_s = rate(n, t0);
+    let t0 = Instant::now();
+    failures += bad(ex.run_many(&looping));
+    let loop_per_s = rate(n, t0);
+    let t0 = Instant::now();
+    failures += bad(ex.validate_many(&trivial));
+    let validate_per_s = rate(n, t0);
+    let n_spawn = n.min(200);
+    let (spawn_trivial_per_s, f1) = spawn_rate(&cfg.python, TRIVIAL, "1", n_spawn, cfg.workers);
+    let (spawn_loop_per_s, f2) = spawn_rate(&cfg.python, LOOP, "100000", n_spawn, cfg.workers);
+    Ok(ExecBenchReport {
+        workers: cfg.workers,
+        n,
+        n_spawn,
+        trivial_per_s,
+        loop_per_s,
+        spawn_trivial_per_s,
+        spawn_loop_per_s,
+        validate_per_s,
+        failures: failures + f1 + f2,
+        isolation: ex.isolation().clone(),
+    })
+}

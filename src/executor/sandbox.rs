@@ -1,0 +1,418 @@
+//! Process-level isolation set up by the executor itself: namespaces, a minimal read-only
+//! filesystem view with a private `/tmp`, a non-root uid, seccomp programs and rlimits.
+//!
+//! A worker is started by [`spawn_worker`] in one of three [`Mode`]s, tried strongest first:
+//!
+//! * [`Mode::UserNs`]: (as root, first switch to `nobody`), `unshare(CLONE_NEWUSER | NEWNS |
+//!   NEWNET | NEWIPC | NEWUTS)`, map the uid/gid to 65534 inside, build a tmpfs root holding only
+//!   a read-only bind of `/usr` (plus the `/bin`, `/lib*` links), `/dev/{null,zero,urandom}` and
+//!   a size-capped private `/tmp`, `pivot_root` into it and remount it read-only. Works as root
+//!   and unprivileged wherever user namespaces are allowed.
+//! * [`Mode::RootNs`]: the same without a user namespace (root only; for hosts that forbid user
+//!   namespaces), dropping to uid/gid 65534 after the mounts.
+//! * [`Mode::Bare`]: no namespaces; as root, drop to 65534. Filesystem and network isolation then
+//!   rest on Landlock (applied by the worker) and seccomp only.
+//!
+//! In every mode the worker gets `PR_SET_PDEATHSIG = SIGKILL`, an empty environment (plus
+//! `PYTHONHASHSEED=0`), its own process group, rlimits (`NOFILE`, `CORE`) and a seccomp filter
+//! denying networking, tracing, mounting and namespace syscalls. Each per-execution child adds
+//! the stricter [`child_filters`] (no fork/exec/kill/setsid either). Everything the `pre_exec`
+//! hook needs is prepared before `fork`, so the hook only issues raw syscalls.
+
+use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, SeccompRule, TargetArch};
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+
+/// The uid/gid user code runs as (the conventional `nobody`).
+pub(crate) const SANDBOX_ID: u32 = 65534;
+
+/// How a worker is isolated (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// User + mount + network namespaces, minimal read-only root, private /tmp.
+    UserNs,
+    /// Mount + network namespaces without a user namespace (root only).
+    RootNs,
+    /// No namespaces (Landlock + seccomp only).
+    Bare,
+}
+
+impl Mode {
+    /// Whether this mode has a private network namespace.
+    pub(crate) fn has_netns(self) -> bool {
+        !matches!(self, Mode::Bare)
+    }
+
+    /// Whether this mode builds the minimal read-only root with a private /tmp.
+    pub(crate) fn has_private_root(self) -> bool {
+        !matches!(self, Mode::Bare)
+    }
+
+    /// Short name for logs.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Mode::UserNs => "user+mount+net namespaces",
+            Mode::RootNs => "mount+net namespaces (no user namespace)",
+            Mode::Bare => "no namespaces",
+        }
+    }
+}
+
+/// Syscalls nobody in the sandbox may make (worker and children): networking, tracing,
+/// namespaces and mounts, kernel attack surface.
+fn worker_denied() -> Vec<i64> {
+    use libc::*;
+    vec![
+        SYS_socket, SYS_socketpair, SYS_connect, SYS_bind, SYS_listen, SYS_accept, SYS_accept4,
+        SYS_ptrace, SYS_process_vm_readv, SYS_process_vm_writev, SYS_mount, SYS_umount2,
+        SYS_pivot_root, SYS_chroot, SYS_unshare, SYS_setns, SYS_bpf, SYS_perf_event_open,
+        SYS_userfaultfd, SYS_keyctl, SYS_add_key, SYS_request_key, SYS_io_uring_setup,
+        SYS_io_uring_enter, SYS_io_uring_register, SYS_kexec_load, SYS_init_module,
+        SYS_finit_module, SYS_delete_module, SYS_reboot, SYS_swapon, SYS_swapoff,
+        SYS_open_by_handle_at, SYS_name_to_handle_at, SYS_fanotify_init, SYS_fsopen, SYS_fsmount,
+        SYS_move_mount, SYS_open_tree, SYS_fsconfig, SYS_fspick, SYS_mount_setattr,
+    ]
+}
+
+/// Additional syscalls a per-execution child may not make: process creation and exec, signals
+/// to other processes, leaving its process group, identity changes.
+fn child_extra_denied() -> Vec<i64> {
+    use libc::*;
+    let mut v = vec![
+        SYS_clone, SYS_execve, SYS_execveat, SYS_kill, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo,
+        SYS_rt_tgsigqueueinfo, SYS_pidfd_open, SYS_pidfd_send_signal, SYS_pidfd_getfd, SYS_setsid,
+        SYS_setpgid, SYS_setuid, SYS_setgid, SYS_setreuid, SYS_setregid, SYS_setresuid,
+        SYS_setresgid, SYS_setgroups, SYS_personality,
+    ];
+    #[cfg(target_arch = "x86_64")]
+    v.extend([SYS_fork, SYS_vfork]);
+    v
+}
+
+fn deny_filter(syscalls: Vec<i64>) -> Result<BpfProgram, String> {
+    let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| e.to_string())?;
+    let rules: BTreeMap<i64, Vec<SeccompRule>> = syscalls.into_iter().map(|nr| (nr, Vec::new())).collect();
+    let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), arch)
+        .map_err(|e| e.to_string())?;
+    BpfProgram::try_from(filter).map_err(|e| e.to_string())
+}
+
+/// A hand-written guard stacked on the seccompiler filter: `clone3` fails with `ENOSYS` (so
+/// libc falls back to `clone`, which the main filter denies) and, on x86_64, x32-ABI syscall
+/// numbers (which would bypass number-based rules) kill the process.
+fn guard_filter() -> BpfProgram {
+    use seccompiler::sock_filter;
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    let ins = |code, k, jt, jf| sock_filter { code, jt, jf, k };
+    let mut prog = vec![ins(LD_W_ABS, 0, 0, 0)];
+    if cfg!(target_arch = "x86_64") {
+        prog.push(ins(JGE_K, 0x4000_0000, 0, 1));
+        prog.push(ins(RET_K, libc::SECCOMP_RET_KILL_PROCESS, 0, 0));
+    }
+    prog.push(ins(JEQ_K, libc::SYS_clone3 as u32, 0, 1));
+    prog.push(ins(RET_K, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32, 0, 0));
+    prog.push(ins(RET_K, libc::SECCOMP_RET_ALLOW, 0, 0));
+    prog
+}
+
+/// The seccomp programs every per-execution child installs, as raw `sock_filter` bytes in hex
+/// (the worker passes them to `prctl(PR_SET_SECCOMP)`).
+pub(crate) fn child_filters() -> Result<Vec<String>, String> {
+    let mut denied = worker_denied();
+    denied.extend(child_extra_denied());
+    let main = deny_filter(denied)?;
+    Ok(vec![to_hex(&guard_filter()), to_hex(&main)])
+}
+
+fn to_hex(prog: &BpfProgram) -> String {
+    let mut s = String::with_capacity(prog.len() * 16);
+    for ins in prog {
+        let mut bytes = Vec::with_capacity(8);
+        bytes.extend_from_slice(&ins.code.to_ne_bytes());
+        bytes.push(ins.jt);
+        bytes.push(ins.jf);
+        bytes.extend_from_slice(&ins.k.to_ne_bytes());
+        for b in bytes {
+            s.push_str(&format!("{b:02x}"));
+        }
+    }
+    s
+}
+
+fn cstr(s: &str) -> Result<CString, String> {
+    CString::new(s).map_err(|e| e.to_string())
+}
+
+/// One top-level entry of the new root besides `/usr`.
+enum RootEntry {
+    /// A symlink `name -> target` (merged-/usr systems: `/bin -> usr/bin`).
+    Link(CString, CString),
+    /// A directory bind-mounted read-only from the host.
+    Bind(CString, CString),
+}
+
+/// Everything the `pre_exec` hook needs, built before `fork` (no allocation after it).
+pub(crate) struct SpawnPlan {
+    mode: Mode,
+    drop_first: bool,
+    drop_after_mounts: bool,
+    setgroups_path: CString,
+    uid_map_path: CString,
+    gid_map_path: CString,
+    uid_map: Vec<u8>,
+    gid_map: Vec<u8>,
+    deny: CString,
+    slash: CString,
+    newroot: CString,
+    usr_src: CString,
+    usr_dst: CString,
+    usr_flags: libc::c_ulong,
+    tmpfs: CString,
+    root_opts: CString,
+    tmp_dir: CString,
+    tmp_opts: CString,
+    dev_dir: CString,
+    devs: Vec<(CString, CString)>,
+    entries: Vec<RootEntry>,
+    dot: CString,
+    worker_filter: BpfProgram,
+    nofile: u64,
+}
+
+fn mount_flags_of(path: &str) -> Result<libc::c_ulong, String> {
+    let c = cstr(path)?;
+    // SAFETY: statvfs writes into the zeroed struct we own; `c` is a valid C string.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(format!("statvfs {path}: {}", io::Error::last_os_error()));
+    }
+    let mut flags: libc::c_ulong = 0;
+    let f = st.f_flag;
+    for (st_bit, ms_bit) in [
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+    ] {
+        if f & st_bit != 0 {
+            flags |= ms_bit;
+        }
+    }
+    Ok(flags)
+}
+
+impl SpawnPlan {
+    /// Prepare a plan for `mode`; `tmp_mb` caps the private /tmp.
+    pub(crate) fn new(mode: Mode, tmp_mb: u64) -> Result<Self, String> {
+        // SAFETY: getuid/getgid cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let root = uid == 0;
+        if mode == Mode::RootNs && !root {
+            return Err("needs root".into());
+        }
+        let outer_uid = if root { SANDBOX_ID } else { uid };
+        let outer_gid = if root { SANDBOX_ID } else { gid };
+        let mut entries = Vec::new();
+        for name in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
+            let host = format!("/{name}");
+            match std::fs::symlink_metadata(&host) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    let target = std::fs::read_link(&host).map_err(|e| e.to_string())?;
+                    let target = target.to_str().ok_or("non-UTF-8 link")?.to_string();
+                    entries.push(RootEntry::Link(cstr(&target)?, cstr(&format!("/tmp/{name}"))?));
+                }
+                Ok(m) if m.is_dir() => entries.push(RootEntry::Bind(cstr(&host)?, cstr(&format!("/tmp/{name}"))?)),
+                _ => {}
+            }
+        }
+        let devs = ["null", "zero", "urandom"]
+            .iter()
+            .map(|d| Ok((cstr(&format!("/dev/{d}"))?, cstr(&format!("/tmp/dev/{d}"))?)))
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(SpawnPlan {
+            mode,
+            drop_first: root && mode != Mode::RootNs,
+            drop_after_mounts: root && mode == Mode::RootNs,
+            setgroups_path: cstr("/proc/self/setgroups")?,
+            uid_map_path: cstr("/proc/self/uid_map")?,
+            gid_map_path: cstr("/proc/self/gid_map")?,
+            uid_map: format!("{SANDBOX_ID} {outer_uid} 1\n").into_bytes(),
+            gid_map: format!("{SANDBOX_ID} {outer_gid} 1\n").into_bytes(),
+            deny: cstr("deny")?,
+            slash: cstr("/")?,
+            newroot: cstr("/tmp")?,
+            usr_src: cstr("/usr")?,
+            usr_dst: cstr("/tmp/usr")?,
+            usr_flags: mount_flags_of("/usr")?,
+            tmpfs: cstr("tmpfs")?,
+            root_opts: cstr("size=1m,mode=0755")?,
+            tmp_dir: cstr("/tmp/tmp")?,
+            tmp_opts: cstr(&format!("size={}m,mode=1777", tmp_mb.max(1)))?,
+            dev_dir: cstr("/tmp/dev")?,
+            devs,
+            entries,
+            dot: cstr(".")?,
+            worker_filter: deny_filter(worker_denied())?,
+            nofile: 256,
+        })
+    }
+
+    /// The mode this plan sets up.
+    pub(crate) fn mode(&self) -> Mode {
+        self.mode
+    }
+}
+
+fn check(rc: libc::c_int, what: &'static str) -> io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        let e = io::Error::last_os_error();
+        Err(io::Error::new(e.kind(), format!("{what}: {e}")))
+    }
+}
+
+/// Switch the real, effective and saved uid/gid to the sandbox id and drop supplementary groups.
+fn drop_to_sandbox_id() -> io::Result<()> {
+    // SAFETY: plain syscalls on the current process.
+    unsafe {
+        check(libc::setgroups(0, std::ptr::null()), "setgroups")?;
+        check(libc::setresgid(SANDBOX_ID, SANDBOX_ID, SANDBOX_ID), "setresgid")?;
+        check(libc::setresuid(SANDBOX_ID, SANDBOX_ID, SANDBOX_ID), "setresuid")?;
+        // Changing credentials clears "dumpable", which would make /proc/self/*_map root-owned.
+        check(libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0), "PR_SET_DUMPABLE")?;
+    }
+    Ok(())
+}
+
+fn write_file(path: &CString, data: &[u8]) -> io::Result<()> {
+    // SAFETY: raw open/write/close on a path we own; the buffer outlives the calls.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = libc::write(fd, data.as_ptr().cast(), data.len());
+        let err = io::Error::last_os_error();
+        libc::close(fd);
+        if n != data.len() as isize {
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+fn mount(src: Option<&CString>, dst: &CString, fstype: Option<&CString>, flags: libc::c_ulong, data: Option<&CString>, what: &'static str) -> io::Result<()> {
+    let p = |c: Option<&CString>| c.map_or(std::ptr::null(), |c| c.as_ptr());
+    // SAFETY: every pointer is null or a valid C string owned by the plan.
+    let rc = unsafe { libc::mount(p(src), dst.as_ptr(), p(fstype), flags, p(data).cast()) };
+    check(rc, what)
+}
+
+/// Build the minimal root under `/tmp` (in the private mount namespace) and pivot into it.
+fn build_root(plan: &SpawnPlan) -> io::Result<()> {
+    let nosuid_nodev = libc::MS_NOSUID | libc::MS_NODEV;
+    mount(None, &plan.slash, None, libc::MS_REC | libc::MS_PRIVATE, None, "make / private")?;
+    mount(Some(&plan.tmpfs), &plan.newroot, Some(&plan.tmpfs), nosuid_nodev, Some(&plan.root_opts), "mount root tmpfs")?;
+    // SAFETY: mkdir/open/symlink/chdir/pivot_root/umount2 with valid C strings from the plan.
+    unsafe {
+        check(libc::mkdir(plan.usr_dst.as_ptr(), 0o755), "mkdir usr")?;
+        mount(Some(&plan.usr_src), &plan.usr_dst, None, libc::MS_BIND | libc::MS_REC, None, "bind /usr")?;
+        let ro = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | plan.usr_flags;
+        mount(None, &plan.usr_dst, None, ro, None, "remount /usr read-only")?;
+        for entry in &plan.entries {
+            match entry {
+                RootEntry::Link(target, link) => check(libc::symlink(target.as_ptr(), link.as_ptr()), "symlink")?,
+                RootEntry::Bind(src, dst) => {
+                    check(libc::mkdir(dst.as_ptr(), 0o755), "mkdir lib")?;
+                    mount(Some(src), dst, None, libc::MS_BIND | libc::MS_REC, None, "bind lib")?;
+                    let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | nosuid_nodev;
+                    mount(None, dst, None, flags, None, "remount lib read-only")?;
+                }
+            }
+        }
+        check(libc::mkdir(plan.dev_dir.as_ptr(), 0o755), "mkdir dev")?;
+        for (src, dst) in &plan.devs {
+            let fd = libc::open(dst.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o644);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            libc::close(fd);
+            mount(Some(src), dst, None, libc::MS_BIND, None, "bind device")?;
+        }
+        check(libc::mkdir(plan.tmp_dir.as_ptr(), 0o1777), "mkdir tmp")?;
+        mount(Some(&plan.tmpfs), &plan.tmp_dir, Some(&plan.tmpfs), nosuid_nodev, Some(&plan.tmp_opts), "mount private /tmp")?;
+        check(libc::chdir(plan.newroot.as_ptr()), "chdir new root")?;
+        let rc = libc::syscall(libc::SYS_pivot_root, plan.dot.as_ptr(), plan.dot.as_ptr());
+        check(if rc == 0 { 0 } else { -1 }, "pivot_root")?;
+        check(libc::umount2(plan.dot.as_ptr(), libc::MNT_DETACH), "detach old root")?;
+        check(libc::chdir(plan.slash.as_ptr()), "chdir /")?;
+    }
+    let ro = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | nosuid_nodev;
+    mount(None, &plan.slash, None, ro, None, "remount root read-only")?;
+    Ok(())
+}
+
+/// The `pre_exec` body: runs in the forked child before `execve`. Only raw syscalls.
+fn enter_sandbox(plan: &SpawnPlan) -> io::Result<()> {
+    // SAFETY: plain syscalls on the current (single-threaded, freshly forked) process.
+    unsafe {
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0), "PR_SET_PDEATHSIG")?;
+        let lim = libc::rlimit { rlim_cur: plan.nofile, rlim_max: plan.nofile };
+        check(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), "RLIMIT_NOFILE")?;
+        let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        check(libc::setrlimit(libc::RLIMIT_CORE, &zero), "RLIMIT_CORE")?;
+    }
+    if plan.drop_first {
+        drop_to_sandbox_id()?;
+    }
+    let ns = libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+    match plan.mode {
+        Mode::UserNs => {
+            // SAFETY: unshare of the current process.
+            check(unsafe { libc::unshare(libc::CLONE_NEWUSER | ns) }, "unshare(user+mount+net)")?;
+            write_file(&plan.setgroups_path, plan.deny.as_bytes())?;
+            write_file(&plan.uid_map_path, &plan.uid_map)?;
+            write_file(&plan.gid_map_path, &plan.gid_map)?;
+            build_root(plan)?;
+        }
+        Mode::RootNs => {
+            // SAFETY: unshare of the current process.
+            check(unsafe { libc::unshare(ns) }, "unshare(mount+net)")?;
+            build_root(plan)?;
+        }
+        Mode::Bare => {}
+    }
+    if plan.drop_after_mounts {
+        drop_to_sandbox_id()?;
+    }
+    seccompiler::apply_filter(&plan.worker_filter).map_err(|e| io::Error::other(format!("seccomp: {e}")))?;
+    Ok(())
+}
+
+/// Spawn `python -s -S -B -c <worker> <config>` under `plan`, stdin/stdout piped for the
+/// protocol, stderr piped for start-up diagnostics.
+pub(crate) fn spawn_worker(python: &str, source: &str, config_json: &str, plan: std::sync::Arc<SpawnPlan>) -> io::Result<Child> {
+    let mut cmd = Command::new(python);
+    cmd.args(["-s", "-S", "-B", "-c", source, config_json])
+        .env_clear()
+        .env("PYTHONHASHSEED", "0")
+        .current_dir("/")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    // SAFETY: the hook only performs raw syscalls on data prepared before fork (see SpawnPlan).
+    unsafe {
+        cmd.pre_exec(move || enter_sandbox(&plan));
+    }
+    cmd.spawn()
+}
