@@ -4,8 +4,10 @@
 //!
 //! The module does not know about RL: losses and optimizers live in [`crate::rl`].
 
+pub mod bench;
 pub mod cache;
 pub mod config;
+mod cpu_ops;
 pub mod device;
 pub mod error;
 pub mod kernels;

@@ -9,12 +9,14 @@
 //! The weights are plain tensors: the trainable [`crate::model::Model`] hands in its `Var`s
 //! (so gradients flow to them), a [`crate::model::Snapshot`] hands in detached deep copies.
 
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Tensor, D};
 
 use super::cache::KvCache;
 use super::config::ModelConfig;
 use super::error::{ModelError, Result};
-use super::kernels::{rms_norm, rope, softmax, Kernels};
+use super::kernels::{attention_probs, rms_norm, rope, swiglu, AttnBias, Kernels, RopeAt};
 use super::layout::{attention_bias, BatchLayout};
 
 /// `y = x W^T (+ b)` over the last dimension.
@@ -46,19 +48,18 @@ struct Mlp {
 }
 
 impl Mlp {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let g = self.gate.forward(x)?.silu()?;
-        self.down.forward(&(g * self.up.forward(x)?)?)
+    fn forward(&self, x: &Tensor, kernels: Kernels) -> Result<Tensor> {
+        let act = swiglu(&self.gate.forward(x)?, &self.up.forward(x)?, kernels)?;
+        self.down.forward(&act)
     }
 }
 
 /// Per-forward data shared by every layer.
 struct Step<'a> {
-    /// `[B, T, head_dim/2]` cos and sin at each token's position.
-    cos: &'a Tensor,
-    sin: &'a Tensor,
+    /// RoPE angles at each token's position.
+    rope: &'a RopeAt,
     /// `[B, 1, T, S]` additive mask, if any.
-    bias: Option<&'a Tensor>,
+    bias: Option<&'a AttnBias>,
     kernels: Kernels,
 }
 
@@ -83,20 +84,16 @@ impl Attention {
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let (h, kvh, hd) = (self.heads, self.kv_heads, self.head_dim);
-        let q = self.q.forward(x)?.reshape((b, t, h, hd))?.transpose(1, 2)?;
-        let k = self
-            .k
-            .forward(x)?
-            .reshape((b, t, kvh, hd))?
-            .transpose(1, 2)?;
+        let q = self.q.forward(x)?.reshape((b, t, h, hd))?;
+        let k = self.k.forward(x)?.reshape((b, t, kvh, hd))?;
         let v = self
             .v
             .forward(x)?
             .reshape((b, t, kvh, hd))?
             .transpose(1, 2)?;
-        // Scaling q before the product is cheaper than scaling the T x S scores.
-        let q = (rope(&q, step.cos, step.sin, step.kernels)? * (1.0 / (hd as f64).sqrt()))?;
-        let k = rope(&k, step.cos, step.sin, step.kernels)?.contiguous()?;
+        // Scaling q inside RoPE is cheaper than scaling the T x S scores.
+        let q = rope(&q, step.rope, 1.0 / (hd as f64).sqrt(), step.kernels)?;
+        let k = rope(&k, step.rope, 1.0, step.kernels)?.contiguous()?;
         let v = v.contiguous()?;
         let (k, v) = match cache {
             Some(slot) => {
@@ -114,11 +111,8 @@ impl Attention {
         let rep = h / kvh;
         let q = q.contiguous()?.reshape((b, kvh, rep * t, hd))?;
         let scores = q.matmul(&k.t()?)?.reshape((b, h, t, s))?;
-        let scores = match step.bias {
-            Some(bias) => scores.broadcast_add(bias)?,
-            None => scores,
-        };
-        let probs = softmax(&scores, step.kernels)?.reshape((b, kvh, rep * t, s))?;
+        let probs =
+            attention_probs(&scores, step.bias, step.kernels)?.reshape((b, kvh, rep * t, s))?;
         let ctx = probs.matmul(&v)?.reshape((b, h, t, hd))?;
         let ctx = ctx.transpose(1, 2)?.reshape((b, t, h * hd))?;
         self.o.forward(&ctx)
@@ -145,6 +139,9 @@ pub struct Transformer {
     /// `[max_positions, head_dim/2]` RoPE tables in the model dtype.
     cos: Tensor,
     sin: Tensor,
+    /// The same tables as host f32 values (for the custom CPU kernels).
+    cos_host: Arc<Vec<f32>>,
+    sin_host: Arc<Vec<f32>>,
 }
 
 impl Transformer {
@@ -190,7 +187,12 @@ impl Transformer {
         } else {
             get("lm_head.weight")?
         };
-        let (cos, sin) = rope_tables(cfg, embed.dtype(), embed.device())?;
+        let (cos_host, sin_host) = rope_tables(cfg);
+        let half = cfg.head_dim() / 2;
+        let n = cfg.max_position_embeddings;
+        let dev = embed.device();
+        let cos = Tensor::from_slice(&cos_host, (n, half), dev)?.to_dtype(embed.dtype())?;
+        let sin = Tensor::from_slice(&sin_host, (n, half), dev)?.to_dtype(embed.dtype())?;
         Ok(Self {
             cfg: cfg.clone(),
             embed,
@@ -199,6 +201,8 @@ impl Transformer {
             lm_head,
             cos,
             sin,
+            cos_host: Arc::new(cos_host),
+            sin_host: Arc::new(sin_host),
         })
     }
 
@@ -287,13 +291,29 @@ impl Transformer {
         let half = self.cfg.head_dim() / 2;
         let cos = self.cos.index_select(&pos, 0)?.reshape((b, t, half))?;
         let sin = self.sin.index_select(&pos, 0)?.reshape((b, t, half))?;
+        let gather = |table: &[f32]| -> Arc<Vec<f32>> {
+            let mut out = Vec::with_capacity(b * t * half);
+            for &p in layout.positions() {
+                let p = p as usize;
+                out.extend_from_slice(&table[p * half..(p + 1) * half]);
+            }
+            Arc::new(out)
+        };
+        let rope_at = RopeAt {
+            cos,
+            sin,
+            cos_host: gather(&self.cos_host),
+            sin_host: gather(&self.sin_host),
+        };
         let bias = match attention_bias(&past_real, past, layout) {
-            Some(v) => Some(Tensor::from_vec(v, (b, 1, t, past + t), dev)?.to_dtype(self.dtype())?),
+            Some(v) => Some(AttnBias {
+                tensor: Tensor::from_slice(&v, (b, 1, t, past + t), dev)?.to_dtype(self.dtype())?,
+                host: Arc::new(v),
+            }),
             None => None,
         };
         let step = Step {
-            cos: &cos,
-            sin: &sin,
+            rope: &rope_at,
             bias: bias.as_ref(),
             kernels,
         };
@@ -311,7 +331,7 @@ impl Transformer {
             x = (x + a)?;
             let m = block
                 .mlp
-                .forward(&rms_norm(&x, &block.post_norm, eps, kernels)?)?;
+                .forward(&rms_norm(&x, &block.post_norm, eps, kernels)?, kernels)?;
             x = (x + m)?;
         }
         if let Some(c) = cache {
@@ -340,8 +360,8 @@ impl Transformer {
     }
 }
 
-/// RoPE cos/sin tables `[max_position_embeddings, head_dim/2]`, computed in f64 then cast.
-fn rope_tables(cfg: &ModelConfig, dtype: DType, dev: &Device) -> Result<(Tensor, Tensor)> {
+/// RoPE cos/sin tables `[max_position_embeddings, head_dim/2]`, row-major, computed in f64.
+fn rope_tables(cfg: &ModelConfig) -> (Vec<f32>, Vec<f32>) {
     let hd = cfg.head_dim();
     let half = hd / 2;
     let n = cfg.max_position_embeddings;
@@ -357,9 +377,7 @@ fn rope_tables(cfg: &ModelConfig, dtype: DType, dev: &Device) -> Result<(Tensor,
             sin.push(a.sin() as f32);
         }
     }
-    let cos = Tensor::from_vec(cos, (n, half), dev)?.to_dtype(dtype)?;
-    let sin = Tensor::from_vec(sin, (n, half), dev)?.to_dtype(dtype)?;
-    Ok((cos, sin))
+    (cos, sin)
 }
 
 /// Convenience used across the module: a `[B, T]` u32 tensor from row-major ids.
