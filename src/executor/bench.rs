@@ -11,7 +11,8 @@ use std::time::Instant;
 /// The trivial program (`f(1)`).
 pub const TRIVIAL: &str = "def f(x):\n    return x + 1\n";
 /// The loop-heavy program: 100k iterations (`f(100000)`).
-pub const LOOP: &str = "def f(n):\n    s = 0\n    for i in range(n):\n        s += i * i % 7\n    return s\n";
+pub const LOOP: &str =
+    "def f(n):\n    s = 0\n    for i in range(n):\n        s += i * i % 7\n    return s\n";
 
 /// Measured throughput (executions per second, whole machine).
 #[derive(Debug, Clone)]
@@ -40,12 +41,36 @@ pub struct ExecBenchReport {
 
 impl fmt::Display for ExecBenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "executor benchmark ({} workers, isolation: {})", self.workers, self.isolation.mode)?;
-        writeln!(f, "  sandboxed trivial   : {:>9.1} exec/s  (n = {})", self.trivial_per_s, self.n)?;
-        writeln!(f, "  sandboxed loop100k  : {:>9.1} exec/s  (n = {})", self.loop_per_s, self.n)?;
-        writeln!(f, "  sandboxed validate  : {:>9.1} tasks/s (n = {}, 2 children each)", self.validate_per_s, self.n)?;
-        writeln!(f, "  python3 -c trivial  : {:>9.1} exec/s  (n = {}, unsandboxed spawn)", self.spawn_trivial_per_s, self.n_spawn)?;
-        writeln!(f, "  python3 -c loop100k : {:>9.1} exec/s  (n = {}, unsandboxed spawn)", self.spawn_loop_per_s, self.n_spawn)?;
+        writeln!(
+            f,
+            "executor benchmark ({} workers, isolation: {})",
+            self.workers, self.isolation.mode
+        )?;
+        writeln!(
+            f,
+            "  sandboxed trivial   : {:>9.1} exec/s  (n = {})",
+            self.trivial_per_s, self.n
+        )?;
+        writeln!(
+            f,
+            "  sandboxed loop100k  : {:>9.1} exec/s  (n = {})",
+            self.loop_per_s, self.n
+        )?;
+        writeln!(
+            f,
+            "  sandboxed validate  : {:>9.1} tasks/s (n = {}, 2 children each)",
+            self.validate_per_s, self.n
+        )?;
+        writeln!(
+            f,
+            "  python3 -c trivial  : {:>9.1} exec/s  (n = {}, unsandboxed spawn)",
+            self.spawn_trivial_per_s, self.n_spawn
+        )?;
+        writeln!(
+            f,
+            "  python3 -c loop100k : {:>9.1} exec/s  (n = {}, unsandboxed spawn)",
+            self.spawn_loop_per_s, self.n_spawn
+        )?;
         write!(f, "  failures: {}", self.failures)
     }
 }
@@ -87,11 +112,22 @@ fn spawn_rate(python: &str, code: &str, input: &str, n: usize, threads: usize) -
 pub fn run(cfg: &ExecutorConfig, n: usize) -> Result<ExecBenchReport, ExecutorError> {
     let ex = Executor::start(cfg.clone())?;
     let n = n.max(1);
-    let trivial: Vec<ExecJob> = (0..n).map(|i| ExecJob { code: TRIVIAL.into(), input: i.to_string() }).collect();
-    let looping: Vec<ExecJob> = (0..n).map(|_| ExecJob { code: LOOP.into(), input: "100000".into() }).collect();
+    let trivial: Vec<ExecJob> = (0..n)
+        .map(|i| ExecJob {
+            code: TRIVIAL.into(),
+            input: i.to_string(),
+        })
+        .collect();
+    let looping: Vec<ExecJob> = (0..n)
+        .map(|_| ExecJob {
+            code: LOOP.into(),
+            input: "100000".into(),
+        })
+        .collect();
     // Warm up (first forks fault in pages).
     ex.run_many(&trivial[..n.min(2 * cfg.workers)]);
-    let bad = |outs: Vec<super::Outcome>| outs.iter().filter(|o| o.status != ExecStatus::Ok).count();
+    let bad =
+        |outs: Vec<super::Outcome>| outs.iter().filter(|o| o.status != ExecStatus::Ok).count();
     let t0 = Instant::now();
     let mut failures = bad(ex.run_many(&trivial));
     let trivial_per_s = rate(n, t0);

@@ -14,7 +14,10 @@ const CHUNK: usize = 1024;
 pub fn outcome_json(outcome: &Outcome) -> String {
     serde_json::to_string(outcome).unwrap_or_else(|e| {
         // Serializing plain data cannot fail; fall back to a valid line anyway.
-        format!(r#"{{"status":"sandbox_failure","value":null,"repr":null,"error":{:?},"millis":0.0}}"#, e.to_string())
+        format!(
+            r#"{{"status":"sandbox_failure","value":null,"repr":null,"error":{:?},"millis":0.0}}"#,
+            e.to_string()
+        )
     })
 }
 
@@ -41,7 +44,11 @@ struct Line {
 /// Read JSON lines `{"code": ..., "input": ...}` and write one outcome JSON per line, in order,
 /// running each chunk of lines across the pool. A line that is not such an object yields an
 /// `invalid` outcome at its position; blank lines are skipped.
-pub fn batch_from_jsonl<R: BufRead, W: Write>(reader: R, mut writer: W, executor: &Executor) -> io::Result<BatchSummary> {
+pub fn batch_from_jsonl<R: BufRead, W: Write>(
+    reader: R,
+    mut writer: W,
+    executor: &Executor,
+) -> io::Result<BatchSummary> {
     let mut summary = BatchSummary::default();
     let mut pending: Vec<Result<ExecJob, String>> = Vec::with_capacity(CHUNK);
     let mut lines = reader.lines();
@@ -52,19 +59,25 @@ pub fn batch_from_jsonl<R: BufRead, W: Write>(reader: R, mut writer: W, executor
             if !line.trim().is_empty() {
                 pending.push(
                     serde_json::from_str::<Line>(&line)
-                        .map(|l| ExecJob { code: l.code, input: l.input })
+                        .map(|l| ExecJob {
+                            code: l.code,
+                            input: l.input,
+                        })
                         .map_err(|e| format!("bad batch line: {e}")),
                 );
             }
         }
         if pending.len() >= CHUNK || (at_end && !pending.is_empty()) {
-            let jobs: Vec<ExecJob> = pending.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
+            let jobs: Vec<ExecJob> = pending
+                .iter()
+                .filter_map(|p| p.as_ref().ok().cloned())
+                .collect();
             let mut outcomes = executor.run_many(&jobs).into_iter();
             for p in pending.drain(..) {
                 let out = match p {
-                    Ok(_) => outcomes
-                        .next()
-                        .unwrap_or_else(|| Outcome::failed(ExecStatus::SandboxFailure, "result lost", 0.0)),
+                    Ok(_) => outcomes.next().unwrap_or_else(|| {
+                        Outcome::failed(ExecStatus::SandboxFailure, "result lost", 0.0)
+                    }),
                     Err(why) => Outcome::failed(ExecStatus::Invalid, why, 0.0),
                 };
                 summary.lines += 1;

@@ -105,10 +105,31 @@ impl Default for ExecutorConfig {
             .collect(),
             python: "/usr/bin/python3".to_string(),
             banned_names: [
-                "__import__", "eval", "exec", "compile", "open", "input", "breakpoint", "globals",
-                "locals", "vars", "exit", "quit", "help", "memoryview", "__builtins__",
-                "__loader__", "__spec__", "__subclasses__", "__globals__", "__code__",
-                "__closure__", "__bases__", "__mro__", "__getattribute__", "__reduce__",
+                "__import__",
+                "eval",
+                "exec",
+                "compile",
+                "open",
+                "input",
+                "breakpoint",
+                "globals",
+                "locals",
+                "vars",
+                "exit",
+                "quit",
+                "help",
+                "memoryview",
+                "__builtins__",
+                "__loader__",
+                "__spec__",
+                "__subclasses__",
+                "__globals__",
+                "__code__",
+                "__closure__",
+                "__bases__",
+                "__mro__",
+                "__getattribute__",
+                "__reduce__",
                 "__reduce_ex__",
             ]
             .iter()
@@ -285,7 +306,13 @@ pub enum ExecutorError {
 impl Outcome {
     /// An outcome without a value (any status but `ok`).
     pub fn failed(status: ExecStatus, error: impl Into<String>, millis: f64) -> Self {
-        Outcome { status, value: None, repr: None, error: Some(error.into()), millis }
+        Outcome {
+            status,
+            value: None,
+            repr: None,
+            error: Some(error.into()),
+            millis,
+        }
     }
 
     /// Whether the status is `ok` (then `value` and `repr` are set).
@@ -359,12 +386,20 @@ impl Executor {
     /// starts is probed from inside a child. Missing layers are logged at `error` level; with
     /// `require_sandbox = true` (the default) a missing network or filesystem layer is an error.
     pub fn start(cfg: ExecutorConfig) -> Result<Self, ExecutorError> {
-        let spawn_err = |reason: String| ExecutorError::Spawn { python: cfg.python.clone(), reason };
+        let spawn_err = |reason: String| ExecutorError::Spawn {
+            python: cfg.python.clone(),
+            reason,
+        };
         if cfg.workers == 0 || cfg.timeout_ms == 0 || cfg.memory_mb == 0 {
-            return Err(spawn_err("workers, timeout_ms and memory_mb must be positive".into()));
+            return Err(spawn_err(
+                "workers, timeout_ms and memory_mb must be positive".into(),
+            ));
         }
         let python = std::fs::canonicalize(&cfg.python).map_err(|e| spawn_err(e.to_string()))?;
-        let python = python.to_str().ok_or_else(|| spawn_err("non-UTF-8 interpreter path".into()))?.to_string();
+        let python = python
+            .to_str()
+            .ok_or_else(|| spawn_err("non-UTF-8 interpreter path".into()))?
+            .to_string();
         let filters = sandbox::child_filters().map_err(spawn_err)?;
         // SAFETY: getuid cannot fail.
         let root = unsafe { libc::getuid() } == 0;
@@ -376,7 +411,10 @@ impl Executor {
         let mut failures = Vec::new();
         for mode in modes {
             if mode.has_private_root() && !python.starts_with("/usr/") {
-                failures.push(format!("{}: interpreter {python} is outside /usr", mode.name()));
+                failures.push(format!(
+                    "{}: interpreter {python} is outside /usr",
+                    mode.name()
+                ));
                 continue;
             }
             let plan = match sandbox::SpawnPlan::new(mode, cfg.tmp_mb) {
@@ -392,7 +430,12 @@ impl Executor {
                 "landlock": true,
             })
             .to_string();
-            let first = match worker::WorkerProc::spawn(&python, &config_json, Arc::clone(&plan), Duration::from_secs(20)) {
+            let first = match worker::WorkerProc::spawn(
+                &python,
+                &config_json,
+                Arc::clone(&plan),
+                Duration::from_secs(20),
+            ) {
                 Ok(w) => w,
                 Err(e) => {
                     tracing::warn!(mode = mode.name(), error = %e, "executor isolation mode unavailable");
@@ -401,13 +444,23 @@ impl Executor {
                 }
             };
             let pool = pool::Pool::new(vec![first], Arc::clone(&plan), python.clone(), config_json);
-            let mut ex = Executor { cfg: cfg.clone(), pool, isolation: IsolationReport::default() };
+            let mut ex = Executor {
+                cfg: cfg.clone(),
+                pool,
+                isolation: IsolationReport::default(),
+            };
             ex.isolation = ex.probe(plan.mode())?;
             ex.log_isolation();
-            let missing_required: Vec<&str> =
-                ex.isolation.missing().into_iter().filter(|m| *m == "network" || *m == "filesystem").collect();
+            let missing_required: Vec<&str> = ex
+                .isolation
+                .missing()
+                .into_iter()
+                .filter(|m| *m == "network" || *m == "filesystem")
+                .collect();
             if !missing_required.is_empty() && cfg.require_sandbox {
-                return Err(ExecutorError::SandboxUnavailable { missing: missing_required.join(", ") });
+                return Err(ExecutorError::SandboxUnavailable {
+                    missing: missing_required.join(", "),
+                });
             }
             for _ in 1..cfg.workers {
                 let w = ex.pool.spawn().map_err(spawn_err)?;
@@ -425,23 +478,44 @@ impl Executor {
             _ => {
                 return Err(ExecutorError::Spawn {
                     python: self.cfg.python.clone(),
-                    reason: format!("isolation probe failed: {:?} {}", out.status, out.error.unwrap_or_default()),
+                    reason: format!(
+                        "isolation probe failed: {:?} {}",
+                        out.status,
+                        out.error.unwrap_or_default()
+                    ),
                 })
             }
         };
         let denied = |s: &str| !s.is_empty() && s != "allowed";
-        let landlock = facts.landlock.get("enforced").and_then(serde_json::Value::as_bool).unwrap_or(false);
-        let landlock_abi = facts.landlock.get("abi").and_then(serde_json::Value::as_u64).unwrap_or(0) as u32;
-        let minimal_root = mode.has_private_root() && !facts.root_entries.iter().any(|e| e == "etc" || e == "home" || e == "root");
+        let landlock = facts
+            .landlock
+            .get("enforced")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        let landlock_abi = facts
+            .landlock
+            .get("abi")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0) as u32;
+        let minimal_root = mode.has_private_root()
+            && !facts
+                .root_entries
+                .iter()
+                .any(|e| e == "etc" || e == "home" || e == "root");
         let mem = (self.cfg.memory_mb * 1024 * 1024) as i64;
         tracing::debug!(?facts.root_entries, uid = facts.uid, "executor probe");
         Ok(IsolationReport {
             network: mode.has_netns() || denied(&facts.socket),
-            filesystem: (minimal_root || landlock) && facts.etc_passwd != "readable" && denied(&facts.write_usr),
+            filesystem: (minimal_root || landlock)
+                && facts.etc_passwd != "readable"
+                && denied(&facts.write_usr),
             empty_env: facts.env.is_empty(),
             non_root: facts.uid > 0,
             seccomp: denied(&facts.fork) && denied(&facts.socket) && denied(&facts.kill),
-            rlimits: facts.rlimit_as == mem && facts.rlimit_cpu > 0 && facts.rlimit_fsize > 0 && facts.rlimit_nofile > 0,
+            rlimits: facts.rlimit_as == mem
+                && facts.rlimit_cpu > 0
+                && facts.rlimit_fsize > 0
+                && facts.rlimit_nofile > 0,
             mode: mode.name().to_string(),
             landlock,
             landlock_abi,
@@ -496,13 +570,23 @@ impl Executor {
         fields.insert("op".into(), Value::from(op));
         fields.insert("timeout_ms".into(), Value::from(self.cfg.timeout_ms));
         fields.insert("memory_mb".into(), Value::from(self.cfg.memory_mb));
-        fields.insert("max_output_bytes".into(), Value::from(self.cfg.max_output_bytes));
+        fields.insert(
+            "max_output_bytes".into(),
+            Value::from(self.cfg.max_output_bytes),
+        );
         fields.insert("fsize_bytes".into(), Value::from(self.cfg.max_file_bytes));
         let t0 = Instant::now();
         let timeout = Duration::from_millis(self.cfg.timeout_ms);
-        let out = match self.pool.request(fields, timeout, Duration::from_millis(self.cfg.grace_ms)) {
+        let out = match self
+            .pool
+            .request(fields, timeout, Duration::from_millis(self.cfg.grace_ms))
+        {
             Ok(done) => self.outcome_of(done),
-            Err(why) => Outcome::failed(ExecStatus::SandboxFailure, why, t0.elapsed().as_secs_f64() * 1000.0),
+            Err(why) => Outcome::failed(
+                ExecStatus::SandboxFailure,
+                why,
+                t0.elapsed().as_secs_f64() * 1000.0,
+            ),
         };
         metrics::counter!(METRIC_EXECUTIONS, "status" => out.status.as_str()).increment(1);
         out
@@ -516,38 +600,94 @@ impl Executor {
                 if done.record.len() > self.cfg.max_output_bytes {
                     return Outcome::failed(
                         ExecStatus::OutputTooLarge,
-                        format!("result of {} bytes exceeds {} bytes", done.record.len(), self.cfg.max_output_bytes),
+                        format!(
+                            "result of {} bytes exceeds {} bytes",
+                            done.record.len(),
+                            self.cfg.max_output_bytes
+                        ),
                         ms,
                     );
                 }
                 match serde_json::from_slice::<Record>(&done.record) {
                     Ok(r) if r.status == ExecStatus::Ok => match (r.value, r.repr) {
-                        (Some(value), Some(repr)) => Outcome { status: ExecStatus::Ok, value: Some(value), repr: Some(repr), error: None, millis: ms },
-                        _ => Outcome::failed(ExecStatus::Error, "corrupt result record (no value)", ms),
+                        (Some(value), Some(repr)) => Outcome {
+                            status: ExecStatus::Ok,
+                            value: Some(value),
+                            repr: Some(repr),
+                            error: None,
+                            millis: ms,
+                        },
+                        _ => Outcome::failed(
+                            ExecStatus::Error,
+                            "corrupt result record (no value)",
+                            ms,
+                        ),
                     },
-                    Ok(r) => Outcome::failed(r.status, r.error.unwrap_or_else(|| r.status.as_str().to_string()), ms),
-                    Err(e) => Outcome::failed(ExecStatus::Error, format!("corrupt result record (the program wrote to its result channel?): {e}"), ms),
+                    Ok(r) => Outcome::failed(
+                        r.status,
+                        r.error.unwrap_or_else(|| r.status.as_str().to_string()),
+                        ms,
+                    ),
+                    Err(e) => Outcome::failed(
+                        ExecStatus::Error,
+                        format!(
+                            "corrupt result record (the program wrote to its result channel?): {e}"
+                        ),
+                        ms,
+                    ),
                 }
             }
-            "timeout" => Outcome::failed(ExecStatus::Timeout, format!("exceeded the wall-clock limit of {limit} ms"), ms),
-            "too_large" => Outcome::failed(ExecStatus::OutputTooLarge, format!("result exceeds {} bytes", self.cfg.max_output_bytes), ms),
-            _ if done.killed_by_host => Outcome::failed(ExecStatus::Timeout, format!("exceeded the wall-clock limit of {limit} ms (killed by the host)"), ms),
-            _ if done.signal == libc::SIGXCPU || done.signal == libc::SIGKILL => {
-                Outcome::failed(ExecStatus::Timeout, format!("killed by {} (CPU limit)", signal_name(done.signal)), ms)
-            }
-            _ if done.signal != 0 => {
-                Outcome::failed(ExecStatus::Error, format!("crashed: signal {} ({})", done.signal, signal_name(done.signal)), ms)
-            }
-            _ => Outcome::failed(ExecStatus::Error, format!("exited with code {} without a result", done.exit), ms),
+            "timeout" => Outcome::failed(
+                ExecStatus::Timeout,
+                format!("exceeded the wall-clock limit of {limit} ms"),
+                ms,
+            ),
+            "too_large" => Outcome::failed(
+                ExecStatus::OutputTooLarge,
+                format!("result exceeds {} bytes", self.cfg.max_output_bytes),
+                ms,
+            ),
+            _ if done.killed_by_host => Outcome::failed(
+                ExecStatus::Timeout,
+                format!("exceeded the wall-clock limit of {limit} ms (killed by the host)"),
+                ms,
+            ),
+            _ if done.signal == libc::SIGXCPU || done.signal == libc::SIGKILL => Outcome::failed(
+                ExecStatus::Timeout,
+                format!("killed by {} (CPU limit)", signal_name(done.signal)),
+                ms,
+            ),
+            _ if done.signal != 0 => Outcome::failed(
+                ExecStatus::Error,
+                format!(
+                    "crashed: signal {} ({})",
+                    done.signal,
+                    signal_name(done.signal)
+                ),
+                ms,
+            ),
+            _ => Outcome::failed(
+                ExecStatus::Error,
+                format!("exited with code {} without a result", done.exit),
+                ms,
+            ),
         }
     }
 
     fn too_big(&self, code: &str, input: &str) -> Option<Outcome> {
         if code.len() > self.cfg.max_code_bytes {
-            return Some(Outcome::failed(ExecStatus::Invalid, format!("program larger than {} bytes", self.cfg.max_code_bytes), 0.0));
+            return Some(Outcome::failed(
+                ExecStatus::Invalid,
+                format!("program larger than {} bytes", self.cfg.max_code_bytes),
+                0.0,
+            ));
         }
         if input.len() > self.cfg.max_input_bytes {
-            return Some(Outcome::failed(ExecStatus::Invalid, format!("input larger than {} bytes", self.cfg.max_input_bytes), 0.0));
+            return Some(Outcome::failed(
+                ExecStatus::Invalid,
+                format!("input larger than {} bytes", self.cfg.max_input_bytes),
+                0.0,
+            ));
         }
         None
     }
@@ -587,7 +727,10 @@ impl Executor {
         let mut m = serde_json::Map::new();
         m.insert("code".into(), code.into());
         m.insert("input".into(), input.into());
-        m.insert("banned_modules".into(), self.cfg.banned_modules.clone().into());
+        m.insert(
+            "banned_modules".into(),
+            self.cfg.banned_modules.clone().into(),
+        );
         m.insert("banned_names".into(), self.cfg.banned_names.clone().into());
         let first = self.submit("validate", m.clone());
         if !first.is_ok() {
@@ -596,7 +739,11 @@ impl Executor {
         let second = self.submit("validate", m);
         let millis = first.millis + second.millis;
         if !second.is_ok() {
-            let why = format!("nondeterministic: second process gave {}: {}", second.status.as_str(), second.error.unwrap_or_default());
+            let why = format!(
+                "nondeterministic: second process gave {}: {}",
+                second.status.as_str(),
+                second.error.unwrap_or_default()
+            );
             return Outcome::failed(ExecStatus::Invalid, why, millis);
         }
         let same = match (&first.value, &second.value) {
@@ -604,7 +751,11 @@ impl Executor {
             _ => false,
         };
         if !same {
-            return Outcome::failed(ExecStatus::Invalid, "nondeterministic: two processes returned different values", millis);
+            return Outcome::failed(
+                ExecStatus::Invalid,
+                "nondeterministic: two processes returned different values",
+                millis,
+            );
         }
         Outcome { millis, ..first }
     }
@@ -621,7 +772,10 @@ impl Executor {
     /// supported literal (syntax, not a literal, complex numbers, too large...).
     pub fn parse_literal(&self, text: &str) -> Result<PyValue, String> {
         if text.len() > self.cfg.max_input_bytes {
-            return Err(format!("text larger than {} bytes", self.cfg.max_input_bytes));
+            return Err(format!(
+                "text larger than {} bytes",
+                self.cfg.max_input_bytes
+            ));
         }
         let mut m = serde_json::Map::new();
         m.insert("text".into(), text.into());
@@ -655,7 +809,9 @@ impl Executor {
             .map(|m| {
                 m.into_inner()
                     .unwrap_or_else(|p| p.into_inner())
-                    .unwrap_or_else(|| Outcome::failed(ExecStatus::SandboxFailure, "result lost", 0.0))
+                    .unwrap_or_else(|| {
+                        Outcome::failed(ExecStatus::SandboxFailure, "result lost", 0.0)
+                    })
             })
             .collect()
     }

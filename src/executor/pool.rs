@@ -22,7 +22,12 @@ pub(crate) struct Pool {
 
 impl Pool {
     /// A pool around already started workers.
-    pub(crate) fn new(workers: Vec<WorkerProc>, plan: Arc<SpawnPlan>, python: String, config_json: String) -> Self {
+    pub(crate) fn new(
+        workers: Vec<WorkerProc>,
+        plan: Arc<SpawnPlan>,
+        python: String,
+        config_json: String,
+    ) -> Self {
         Pool {
             slots: Mutex::new(workers.into_iter().map(Some).collect()),
             available: Condvar::new(),
@@ -35,7 +40,12 @@ impl Pool {
 
     /// Start one more worker with the pool's plan.
     pub(crate) fn spawn(&self) -> Result<WorkerProc, String> {
-        WorkerProc::spawn(&self.python, &self.config_json, Arc::clone(&self.plan), Duration::from_secs(20))
+        WorkerProc::spawn(
+            &self.python,
+            &self.config_json,
+            Arc::clone(&self.plan),
+            Duration::from_secs(20),
+        )
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Option<WorkerProc>>> {
@@ -56,14 +66,22 @@ impl Pool {
 
     /// Run `req` on some worker. `Err` carries why the sandbox failed (the worker has been
     /// replaced); program failures are inside `Done`.
-    pub(crate) fn request(&self, req: serde_json::Map<String, serde_json::Value>, timeout: Duration, grace: Duration) -> Result<Done, String> {
+    pub(crate) fn request(
+        &self,
+        req: serde_json::Map<String, serde_json::Value>,
+        timeout: Duration,
+        grace: Duration,
+    ) -> Result<Done, String> {
         let slot = {
             let mut slots = self.lock();
             loop {
                 if let Some(slot) = slots.pop() {
                     break slot;
                 }
-                slots = self.available.wait(slots).unwrap_or_else(|p| p.into_inner());
+                slots = self
+                    .available
+                    .wait(slots)
+                    .unwrap_or_else(|p| p.into_inner());
             }
         };
         let mut worker = match slot {

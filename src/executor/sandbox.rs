@@ -66,14 +66,48 @@ impl Mode {
 fn worker_denied() -> Vec<i64> {
     use libc::*;
     vec![
-        SYS_socket, SYS_socketpair, SYS_connect, SYS_bind, SYS_listen, SYS_accept, SYS_accept4,
-        SYS_ptrace, SYS_process_vm_readv, SYS_process_vm_writev, SYS_mount, SYS_umount2,
-        SYS_pivot_root, SYS_chroot, SYS_unshare, SYS_setns, SYS_bpf, SYS_perf_event_open,
-        SYS_userfaultfd, SYS_keyctl, SYS_add_key, SYS_request_key, SYS_io_uring_setup,
-        SYS_io_uring_enter, SYS_io_uring_register, SYS_kexec_load, SYS_init_module,
-        SYS_finit_module, SYS_delete_module, SYS_reboot, SYS_swapon, SYS_swapoff,
-        SYS_open_by_handle_at, SYS_name_to_handle_at, SYS_fanotify_init, SYS_fsopen, SYS_fsmount,
-        SYS_move_mount, SYS_open_tree, SYS_fsconfig, SYS_fspick, SYS_mount_setattr,
+        SYS_socket,
+        SYS_socketpair,
+        SYS_connect,
+        SYS_bind,
+        SYS_listen,
+        SYS_accept,
+        SYS_accept4,
+        SYS_ptrace,
+        SYS_process_vm_readv,
+        SYS_process_vm_writev,
+        SYS_mount,
+        SYS_umount2,
+        SYS_pivot_root,
+        SYS_chroot,
+        SYS_unshare,
+        SYS_setns,
+        SYS_bpf,
+        SYS_perf_event_open,
+        SYS_userfaultfd,
+        SYS_keyctl,
+        SYS_add_key,
+        SYS_request_key,
+        SYS_io_uring_setup,
+        SYS_io_uring_enter,
+        SYS_io_uring_register,
+        SYS_kexec_load,
+        SYS_init_module,
+        SYS_finit_module,
+        SYS_delete_module,
+        SYS_reboot,
+        SYS_swapon,
+        SYS_swapoff,
+        SYS_open_by_handle_at,
+        SYS_name_to_handle_at,
+        SYS_fanotify_init,
+        SYS_fsopen,
+        SYS_fsmount,
+        SYS_move_mount,
+        SYS_open_tree,
+        SYS_fsconfig,
+        SYS_fspick,
+        SYS_mount_setattr,
     ]
 }
 
@@ -82,10 +116,27 @@ fn worker_denied() -> Vec<i64> {
 fn child_extra_denied() -> Vec<i64> {
     use libc::*;
     let mut v = vec![
-        SYS_clone, SYS_execve, SYS_execveat, SYS_kill, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo,
-        SYS_rt_tgsigqueueinfo, SYS_pidfd_open, SYS_pidfd_send_signal, SYS_pidfd_getfd, SYS_setsid,
-        SYS_setpgid, SYS_setuid, SYS_setgid, SYS_setreuid, SYS_setregid, SYS_setresuid,
-        SYS_setresgid, SYS_setgroups, SYS_personality,
+        SYS_clone,
+        SYS_execve,
+        SYS_execveat,
+        SYS_kill,
+        SYS_tkill,
+        SYS_tgkill,
+        SYS_rt_sigqueueinfo,
+        SYS_rt_tgsigqueueinfo,
+        SYS_pidfd_open,
+        SYS_pidfd_send_signal,
+        SYS_pidfd_getfd,
+        SYS_setsid,
+        SYS_setpgid,
+        SYS_setuid,
+        SYS_setgid,
+        SYS_setreuid,
+        SYS_setregid,
+        SYS_setresuid,
+        SYS_setresgid,
+        SYS_setgroups,
+        SYS_personality,
     ];
     #[cfg(target_arch = "x86_64")]
     v.extend([SYS_fork, SYS_vfork]);
@@ -94,9 +145,15 @@ fn child_extra_denied() -> Vec<i64> {
 
 fn deny_filter(syscalls: Vec<i64>) -> Result<BpfProgram, String> {
     let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| e.to_string())?;
-    let rules: BTreeMap<i64, Vec<SeccompRule>> = syscalls.into_iter().map(|nr| (nr, Vec::new())).collect();
-    let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), arch)
-        .map_err(|e| e.to_string())?;
+    let rules: BTreeMap<i64, Vec<SeccompRule>> =
+        syscalls.into_iter().map(|nr| (nr, Vec::new())).collect();
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        arch,
+    )
+    .map_err(|e| e.to_string())?;
     BpfProgram::try_from(filter).map_err(|e| e.to_string())
 }
 
@@ -116,7 +173,12 @@ fn guard_filter() -> BpfProgram {
         prog.push(ins(RET_K, libc::SECCOMP_RET_KILL_PROCESS, 0, 0));
     }
     prog.push(ins(JEQ_K, libc::SYS_clone3 as u32, 0, 1));
-    prog.push(ins(RET_K, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32, 0, 0));
+    prog.push(ins(
+        RET_K,
+        libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+        0,
+        0,
+    ));
     prog.push(ins(RET_K, libc::SECCOMP_RET_ALLOW, 0, 0));
     prog
 }
@@ -227,9 +289,15 @@ impl SpawnPlan {
                 Ok(m) if m.file_type().is_symlink() => {
                     let target = std::fs::read_link(&host).map_err(|e| e.to_string())?;
                     let target = target.to_str().ok_or("non-UTF-8 link")?.to_string();
-                    entries.push(RootEntry::Link(cstr(&target)?, cstr(&format!("/tmp/{name}"))?));
+                    entries.push(RootEntry::Link(
+                        cstr(&target)?,
+                        cstr(&format!("/tmp/{name}"))?,
+                    ));
                 }
-                Ok(m) if m.is_dir() => entries.push(RootEntry::Bind(cstr(&host)?, cstr(&format!("/tmp/{name}"))?)),
+                Ok(m) if m.is_dir() => entries.push(RootEntry::Bind(
+                    cstr(&host)?,
+                    cstr(&format!("/tmp/{name}"))?,
+                )),
                 _ => {}
             }
         }
@@ -285,10 +353,19 @@ fn drop_to_sandbox_id() -> io::Result<()> {
     // SAFETY: plain syscalls on the current process.
     unsafe {
         check(libc::setgroups(0, std::ptr::null()), "setgroups")?;
-        check(libc::setresgid(SANDBOX_ID, SANDBOX_ID, SANDBOX_ID), "setresgid")?;
-        check(libc::setresuid(SANDBOX_ID, SANDBOX_ID, SANDBOX_ID), "setresuid")?;
+        check(
+            libc::setresgid(SANDBOX_ID, SANDBOX_ID, SANDBOX_ID),
+            "setresgid",
+        )?;
+        check(
+            libc::setresuid(SANDBOX_ID, SANDBOX_ID, SANDBOX_ID),
+            "setresuid",
+        )?;
         // Changing credentials clears "dumpable", which would make /proc/self/*_map root-owned.
-        check(libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0), "PR_SET_DUMPABLE")?;
+        check(
+            libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0),
+            "PR_SET_DUMPABLE",
+        )?;
     }
     Ok(())
 }
@@ -310,7 +387,14 @@ fn write_file(path: &CString, data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-fn mount(src: Option<&CString>, dst: &CString, fstype: Option<&CString>, flags: libc::c_ulong, data: Option<&CString>, what: &'static str) -> io::Result<()> {
+fn mount(
+    src: Option<&CString>,
+    dst: &CString,
+    fstype: Option<&CString>,
+    flags: libc::c_ulong,
+    data: Option<&CString>,
+    what: &'static str,
+) -> io::Result<()> {
     let p = |c: Option<&CString>| c.map_or(std::ptr::null(), |c| c.as_ptr());
     // SAFETY: every pointer is null or a valid C string owned by the plan.
     let rc = unsafe { libc::mount(p(src), dst.as_ptr(), p(fstype), flags, p(data).cast()) };
@@ -320,20 +404,57 @@ fn mount(src: Option<&CString>, dst: &CString, fstype: Option<&CString>, flags: 
 /// Build the minimal root under `/tmp` (in the private mount namespace) and pivot into it.
 fn build_root(plan: &SpawnPlan) -> io::Result<()> {
     let nosuid_nodev = libc::MS_NOSUID | libc::MS_NODEV;
-    mount(None, &plan.slash, None, libc::MS_REC | libc::MS_PRIVATE, None, "make / private")?;
-    mount(Some(&plan.tmpfs), &plan.newroot, Some(&plan.tmpfs), nosuid_nodev, Some(&plan.root_opts), "mount root tmpfs")?;
+    mount(
+        None,
+        &plan.slash,
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+        "make / private",
+    )?;
+    mount(
+        Some(&plan.tmpfs),
+        &plan.newroot,
+        Some(&plan.tmpfs),
+        nosuid_nodev,
+        Some(&plan.root_opts),
+        "mount root tmpfs",
+    )?;
     // SAFETY: mkdir/open/symlink/chdir/pivot_root/umount2 with valid C strings from the plan.
     unsafe {
         check(libc::mkdir(plan.usr_dst.as_ptr(), 0o755), "mkdir usr")?;
-        mount(Some(&plan.usr_src), &plan.usr_dst, None, libc::MS_BIND | libc::MS_REC, None, "bind /usr")?;
+        mount(
+            Some(&plan.usr_src),
+            &plan.usr_dst,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+            None,
+            "bind /usr",
+        )?;
         let ro = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | plan.usr_flags;
-        mount(None, &plan.usr_dst, None, ro, None, "remount /usr read-only")?;
+        mount(
+            None,
+            &plan.usr_dst,
+            None,
+            ro,
+            None,
+            "remount /usr read-only",
+        )?;
         for entry in &plan.entries {
             match entry {
-                RootEntry::Link(target, link) => check(libc::symlink(target.as_ptr(), link.as_ptr()), "symlink")?,
+                RootEntry::Link(target, link) => {
+                    check(libc::symlink(target.as_ptr(), link.as_ptr()), "symlink")?
+                }
                 RootEntry::Bind(src, dst) => {
                     check(libc::mkdir(dst.as_ptr(), 0o755), "mkdir lib")?;
-                    mount(Some(src), dst, None, libc::MS_BIND | libc::MS_REC, None, "bind lib")?;
+                    mount(
+                        Some(src),
+                        dst,
+                        None,
+                        libc::MS_BIND | libc::MS_REC,
+                        None,
+                        "bind lib",
+                    )?;
                     let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | nosuid_nodev;
                     mount(None, dst, None, flags, None, "remount lib read-only")?;
                 }
@@ -341,7 +462,11 @@ fn build_root(plan: &SpawnPlan) -> io::Result<()> {
         }
         check(libc::mkdir(plan.dev_dir.as_ptr(), 0o755), "mkdir dev")?;
         for (src, dst) in &plan.devs {
-            let fd = libc::open(dst.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o644);
+            let fd = libc::open(
+                dst.as_ptr(),
+                libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                0o644,
+            );
             if fd < 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -349,11 +474,21 @@ fn build_root(plan: &SpawnPlan) -> io::Result<()> {
             mount(Some(src), dst, None, libc::MS_BIND, None, "bind device")?;
         }
         check(libc::mkdir(plan.tmp_dir.as_ptr(), 0o1777), "mkdir tmp")?;
-        mount(Some(&plan.tmpfs), &plan.tmp_dir, Some(&plan.tmpfs), nosuid_nodev, Some(&plan.tmp_opts), "mount private /tmp")?;
+        mount(
+            Some(&plan.tmpfs),
+            &plan.tmp_dir,
+            Some(&plan.tmpfs),
+            nosuid_nodev,
+            Some(&plan.tmp_opts),
+            "mount private /tmp",
+        )?;
         check(libc::chdir(plan.newroot.as_ptr()), "chdir new root")?;
         let rc = libc::syscall(libc::SYS_pivot_root, plan.dot.as_ptr(), plan.dot.as_ptr());
         check(if rc == 0 { 0 } else { -1 }, "pivot_root")?;
-        check(libc::umount2(plan.dot.as_ptr(), libc::MNT_DETACH), "detach old root")?;
+        check(
+            libc::umount2(plan.dot.as_ptr(), libc::MNT_DETACH),
+            "detach old root",
+        )?;
         check(libc::chdir(plan.slash.as_ptr()), "chdir /")?;
     }
     let ro = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | nosuid_nodev;
@@ -365,10 +500,19 @@ fn build_root(plan: &SpawnPlan) -> io::Result<()> {
 fn enter_sandbox(plan: &SpawnPlan) -> io::Result<()> {
     // SAFETY: plain syscalls on the current (single-threaded, freshly forked) process.
     unsafe {
-        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0), "PR_SET_PDEATHSIG")?;
-        let lim = libc::rlimit { rlim_cur: plan.nofile, rlim_max: plan.nofile };
+        check(
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0),
+            "PR_SET_PDEATHSIG",
+        )?;
+        let lim = libc::rlimit {
+            rlim_cur: plan.nofile,
+            rlim_max: plan.nofile,
+        };
         check(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), "RLIMIT_NOFILE")?;
-        let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let zero = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         check(libc::setrlimit(libc::RLIMIT_CORE, &zero), "RLIMIT_CORE")?;
     }
     if plan.drop_first {
@@ -378,7 +522,10 @@ fn enter_sandbox(plan: &SpawnPlan) -> io::Result<()> {
     match plan.mode {
         Mode::UserNs => {
             // SAFETY: unshare of the current process.
-            check(unsafe { libc::unshare(libc::CLONE_NEWUSER | ns) }, "unshare(user+mount+net)")?;
+            check(
+                unsafe { libc::unshare(libc::CLONE_NEWUSER | ns) },
+                "unshare(user+mount+net)",
+            )?;
             write_file(&plan.setgroups_path, plan.deny.as_bytes())?;
             write_file(&plan.uid_map_path, &plan.uid_map)?;
             write_file(&plan.gid_map_path, &plan.gid_map)?;
@@ -394,13 +541,19 @@ fn enter_sandbox(plan: &SpawnPlan) -> io::Result<()> {
     if plan.drop_after_mounts {
         drop_to_sandbox_id()?;
     }
-    seccompiler::apply_filter(&plan.worker_filter).map_err(|e| io::Error::other(format!("seccomp: {e}")))?;
+    seccompiler::apply_filter(&plan.worker_filter)
+        .map_err(|e| io::Error::other(format!("seccomp: {e}")))?;
     Ok(())
 }
 
 /// Spawn `python -s -S -B -c <worker> <config>` under `plan`, stdin/stdout piped for the
 /// protocol, stderr piped for start-up diagnostics.
-pub(crate) fn spawn_worker(python: &str, source: &str, config_json: &str, plan: std::sync::Arc<SpawnPlan>) -> io::Result<Child> {
+pub(crate) fn spawn_worker(
+    python: &str,
+    source: &str,
+    config_json: &str,
+    plan: std::sync::Arc<SpawnPlan>,
+) -> io::Result<Child> {
     let mut cmd = Command::new(python);
     cmd.args(["-s", "-S", "-B", "-c", source, config_json])
         .env_clear()

@@ -218,7 +218,11 @@ fn write_float(out: &mut String, x: f64) {
     if x.is_nan() {
         out.push_str("float('nan')");
     } else if x.is_infinite() {
-        out.push_str(if x > 0.0 { "float('inf')" } else { "float('-inf')" });
+        out.push_str(if x > 0.0 {
+            "float('inf')"
+        } else {
+            "float('-inf')"
+        });
     } else if x.fract() == 0.0 && x.abs() < 1e16 {
         let _ = write!(out, "{x:.1}");
     } else {
@@ -227,7 +231,11 @@ fn write_float(out: &mut String, x: f64) {
 }
 
 fn write_str_literal(out: &mut String, s: &str) {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     out.push(quote);
     for c in s.chars() {
         match c {
@@ -348,11 +356,20 @@ mod tests {
         assert!(same_as(&int("-0"), &int("0")));
         assert!(!same_as(&int("1"), &P::Float(1.5)));
         // 2**53 + 1 is not exactly representable: Python compares exactly and says unequal.
-        assert!(!same_as(&int("9007199254740993"), &P::Float(9007199254740992.0)));
-        assert!(same_as(&int("9007199254740992"), &P::Float(9007199254740992.0)));
+        assert!(!same_as(
+            &int("9007199254740993"),
+            &P::Float(9007199254740992.0)
+        ));
+        assert!(same_as(
+            &int("9007199254740992"),
+            &P::Float(9007199254740992.0)
+        ));
         assert!(same_as(&int("100000000000000000000"), &P::Float(1e20)));
         assert!(same_as(&P::Float(f64::NAN), &P::Float(f64::NAN)));
-        assert!(!same_as(&P::Float(f64::INFINITY), &P::Float(f64::NEG_INFINITY)));
+        assert!(!same_as(
+            &P::Float(f64::INFINITY),
+            &P::Float(f64::NEG_INFINITY)
+        ));
         assert!(!same_as(&P::Float(f64::NAN), &int("0")));
     }
 
@@ -366,10 +383,19 @@ mod tests {
         let s1 = P::Set(vec![int("1"), P::Str("a".into())]);
         let s2 = P::Set(vec![P::Str("a".into()), P::Float(1.0)]);
         assert!(same_as(&s1, &s2));
-        let d1 = P::Dict(vec![(int("1"), P::Str("x".into())), (P::Str("k".into()), P::None)]);
-        let d2 = P::Dict(vec![(P::Str("k".into()), P::None), (P::Bool(true), P::Str("x".into()))]);
+        let d1 = P::Dict(vec![
+            (int("1"), P::Str("x".into())),
+            (P::Str("k".into()), P::None),
+        ]);
+        let d2 = P::Dict(vec![
+            (P::Str("k".into()), P::None),
+            (P::Bool(true), P::Str("x".into())),
+        ]);
         assert!(same_as(&d1, &d2));
-        let d3 = P::Dict(vec![(P::Str("k".into()), P::None), (int("2"), P::Str("x".into()))]);
+        let d3 = P::Dict(vec![
+            (P::Str("k".into()), P::None),
+            (int("2"), P::Str("x".into())),
+        ]);
         assert!(!same_as(&d1, &d3));
         assert!(!same_as(&P::Str("a".into()), &P::Bytes(b"a".to_vec())));
         assert!(!same_as(&P::List(vec![]), &P::Dict(vec![])));
@@ -377,7 +403,12 @@ mod tests {
 
     #[test]
     fn literal_rendering() {
-        let v = P::Tuple(vec![P::Str("it's".into()), P::Float(2.0), P::Set(vec![]), P::Bytes(vec![0, 65])]);
+        let v = P::Tuple(vec![
+            P::Str("it's".into()),
+            P::Float(2.0),
+            P::Set(vec![]),
+            P::Bytes(vec![0, 65]),
+        ]);
         assert_eq!(v.to_string(), "(\"it's\", 2.0, set(), b'\\x00A')");
         assert_eq!(P::Tuple(vec![int("1")]).to_string(), "(1,)");
         assert_eq!(P::Float(f64::INFINITY).to_string(), "float('inf')");

@@ -89,14 +89,27 @@ pub(crate) struct WorkerProc {
 
 impl WorkerProc {
     /// Spawn a worker under `plan` and wait (up to `start_timeout`) for its hello.
-    pub(crate) fn spawn(python: &str, config_json: &str, plan: Arc<SpawnPlan>, start_timeout: Duration) -> Result<Self, String> {
-        let mut child = spawn_worker(python, WORKER_PY, config_json, plan).map_err(|e| e.to_string())?;
+    pub(crate) fn spawn(
+        python: &str,
+        config_json: &str,
+        plan: Arc<SpawnPlan>,
+        start_timeout: Duration,
+    ) -> Result<Self, String> {
+        let mut child =
+            spawn_worker(python, WORKER_PY, config_json, plan).map_err(|e| e.to_string())?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             kill_and_reap(&mut child);
             return Err("worker pipes missing".into());
         };
         let stderr = child.stderr.take();
-        let mut w = WorkerProc { child, stdin, stdout, buf: Vec::new(), next_id: 1, hello: Value::Null };
+        let mut w = WorkerProc {
+            child,
+            stdin,
+            stdout,
+            buf: Vec::new(),
+            next_id: 1,
+            hello: Value::Null,
+        };
         match w.read_frame(Instant::now() + start_timeout) {
             Ok(frame) => match serde_json::from_slice::<Value>(&frame) {
                 Ok(v) if v.get("ev").and_then(Value::as_str) == Some("hello") => {
@@ -116,7 +129,14 @@ impl WorkerProc {
                 if let Some(mut e) = stderr {
                     let mut bytes = Vec::new();
                     let _ = e.read_to_end(&mut bytes);
-                    diag = String::from_utf8_lossy(&bytes).chars().rev().take(600).collect::<Vec<_>>().into_iter().rev().collect();
+                    diag = String::from_utf8_lossy(&bytes)
+                        .chars()
+                        .rev()
+                        .take(600)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect();
                 }
                 Err(format!("{fault}; stderr: {}", diag.trim()))
             }
@@ -140,7 +160,11 @@ impl WorkerProc {
             if left.is_zero() {
                 return Err(Fault::Silent);
             }
-            let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
             let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
             // SAFETY: one valid pollfd.
             let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
@@ -184,25 +208,39 @@ impl WorkerProc {
     }
 
     fn send(&mut self, body: &[u8]) -> Result<(), Fault> {
-        let len = u32::try_from(body.len()).map_err(|_| Fault::Protocol("request too large".into()))?;
+        let len =
+            u32::try_from(body.len()).map_err(|_| Fault::Protocol("request too large".into()))?;
         let mut msg = Vec::with_capacity(body.len() + 4);
         msg.extend_from_slice(&len.to_be_bytes());
         msg.extend_from_slice(body);
-        self.stdin.write_all(&msg).and_then(|_| self.stdin.flush()).map_err(|e| Fault::Gone(e.to_string()))
+        self.stdin
+            .write_all(&msg)
+            .and_then(|_| self.stdin.flush())
+            .map_err(|e| Fault::Gone(e.to_string()))
     }
 
     /// Run one request (`req` is a JSON object without `id`) with a child wall limit of
     /// `timeout`; `grace` is how long past it Rust waits before killing the child itself.
-    pub(crate) fn request(&mut self, mut req: serde_json::Map<String, Value>, timeout: Duration, grace: Duration) -> Result<Done, Fault> {
+    pub(crate) fn request(
+        &mut self,
+        mut req: serde_json::Map<String, Value>,
+        timeout: Duration,
+        grace: Duration,
+    ) -> Result<Done, Fault> {
         let id = self.next_id;
         self.next_id += 1;
         req.insert("id".into(), Value::from(id));
-        let body = serde_json::to_vec(&Value::Object(req)).map_err(|e| Fault::Protocol(e.to_string()))?;
+        let body =
+            serde_json::to_vec(&Value::Object(req)).map_err(|e| Fault::Protocol(e.to_string()))?;
         self.send(&body)?;
         let started = self.read_frame(Instant::now() + Duration::from_secs(10))?;
-        let head: Header = serde_json::from_slice(&started).map_err(|e| Fault::Protocol(format!("bad started frame: {e}")))?;
+        let head: Header = serde_json::from_slice(&started)
+            .map_err(|e| Fault::Protocol(format!("bad started frame: {e}")))?;
         if head.id != id || head.ev != "started" || head.pid <= 0 {
-            return Err(Fault::Protocol(format!("expected started #{id}, got {} #{}", head.ev, head.id)));
+            return Err(Fault::Protocol(format!(
+                "expected started #{id}, got {} #{}",
+                head.ev, head.id
+            )));
         }
         let child_pid = head.pid;
         let t0 = Instant::now();
@@ -222,13 +260,31 @@ impl WorkerProc {
             }
             Err(e) => return Err(e),
         };
-        let split = frame.iter().position(|&b| b == b'\n').unwrap_or(frame.len());
-        let head: Header = serde_json::from_slice(&frame[..split]).map_err(|e| Fault::Protocol(format!("bad done frame: {e}")))?;
+        let split = frame
+            .iter()
+            .position(|&b| b == b'\n')
+            .unwrap_or(frame.len());
+        let head: Header = serde_json::from_slice(&frame[..split])
+            .map_err(|e| Fault::Protocol(format!("bad done frame: {e}")))?;
         if head.id != id || head.ev != "done" {
-            return Err(Fault::Protocol(format!("expected done #{id}, got {} #{}", head.ev, head.id)));
+            return Err(Fault::Protocol(format!(
+                "expected done #{id}, got {} #{}",
+                head.ev, head.id
+            )));
         }
-        let record = if split < frame.len() { frame[split + 1..].to_vec() } else { Vec::new() };
-        Ok(Done { outcome: head.outcome, ms: head.ms, signal: head.signal, exit: head.exit, record, killed_by_host })
+        let record = if split < frame.len() {
+            frame[split + 1..].to_vec()
+        } else {
+            Vec::new()
+        };
+        Ok(Done {
+            outcome: head.outcome,
+            ms: head.ms,
+            signal: head.signal,
+            exit: head.exit,
+            record,
+            killed_by_host,
+        })
     }
 }
 

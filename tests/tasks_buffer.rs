@@ -1,0 +1,208 @@
+//! Task buffers: seeding, deduplication, the newest-keeping cap, uniform reference sampling,
+//! solver batches and checkpoint round trips.
+//!
+//! Run: `cargo test --release -p azr-core --test tasks_buffer`
+
+use azr_core::executor::{Executor, ExecutorConfig, PyValue};
+use azr_core::tasks::{
+    BufferConfig, IoPair, Provenance, Task, TaskBuffer, TaskBuffers, TaskRegistry, TasksConfig,
+    TemplateSet,
+};
+use azr_core::types::TaskKind;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::OnceLock;
+
+fn exec() -> &'static Executor {
+    static EX: OnceLock<Executor> = OnceLock::new();
+    EX.get_or_init(|| Executor::start(ExecutorConfig::default()).expect("executor starts"))
+}
+
+fn task(kind: TaskKind, n: usize, step: u64) -> Task {
+    Task::code(
+        kind,
+        format!("def f(a):\n    return a + {n}"),
+        IoPair {
+            input: "1".into(),
+            output: (n + 1).to_string(),
+            value: None,
+        },
+        Provenance::proposed(step, step),
+    )
+}
+
+fn constant(t: &Task) -> usize {
+    t.program.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn seeded_buffers_hold_the_validated_identity_program() {
+    let ts = TemplateSet::builtin("paper").unwrap();
+    let b = TaskBuffers::seeded(&ts, &BufferConfig::default(), exec()).unwrap();
+    let sizes = b.sizes();
+    assert_eq!(
+        sizes,
+        BTreeMap::from([
+            (TaskKind::Deduction, 1),
+            (TaskKind::Abduction, 1),
+            (TaskKind::Induction, 1)
+        ])
+    );
+    let ded = b.get(TaskKind::Deduction).unwrap().iter().next().unwrap();
+    assert_eq!(ded.program, "def f(a):\n    return a");
+    assert_eq!(ded.pairs[0].input, "\"Hello world\"");
+    assert_eq!(ded.pairs[0].output, "'Hello world'");
+    assert!(ded.pairs[0]
+        .value
+        .as_ref()
+        .unwrap()
+        .same_as(&PyValue::Str("Hello world".into())));
+    let ind = b.get(TaskKind::Induction).unwrap().iter().next().unwrap();
+    assert_eq!(ind.pairs.len(), 6);
+    assert_eq!(ind.visible, 3);
+    assert_eq!(ind.pairs[2].output, "{'a': 1, 'b': 2}");
+    assert_eq!(ind.pairs[5].output, "1001101100010001");
+    assert_eq!(
+        ind.message,
+        "Write a function that returns whatever you input."
+    );
+}
+
+#[test]
+fn duplicates_are_refused_and_other_kinds_too() {
+    let mut b = TaskBuffer::new(TaskKind::Deduction, 10);
+    assert!(b.push(task(TaskKind::Deduction, 1, 1)));
+    assert!(
+        !b.push(task(TaskKind::Deduction, 1, 2)),
+        "same program and input"
+    );
+    assert!(!b.push(task(TaskKind::Abduction, 2, 2)), "wrong kind");
+    let mut other_input = task(TaskKind::Deduction, 1, 2);
+    other_input.pairs[0].input = "2".into();
+    assert!(b.push(other_input));
+    assert_eq!(b.len(), 2);
+}
+
+#[test]
+fn cap_keeps_the_newest_tasks() {
+    let mut b = TaskBuffer::new(TaskKind::Deduction, 5);
+    for n in 0..12 {
+        assert!(b.push(task(TaskKind::Deduction, n, n as u64)));
+    }
+    assert_eq!(b.len(), 5);
+    let kept: Vec<usize> = b.iter().map(constant).collect();
+    assert_eq!(kept, vec![7, 8, 9, 10, 11]);
+    // An evicted task may come back.
+    assert!(b.push(task(TaskKind::Deduction, 0, 12)));
+}
+
+#[test]
+fn reference_sampling_is_uniform_without_replacement_and_seeded() {
+    let mut b = TaskBuffer::new(TaskKind::Deduction, 100);
+    for n in 0..10 {
+        b.push(task(TaskKind::Deduction, n, 0));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut counts = [0usize; 10];
+    for _ in 0..3000 {
+        let s = b.sample(6, &mut rng);
+        assert_eq!(s.len(), 6);
+        let distinct: HashSet<usize> = s.iter().map(constant).collect();
+        assert_eq!(distinct.len(), 6, "without replacement");
+        for t in &s {
+            counts[constant(t)] += 1;
+        }
+    }
+    // Each item is drawn with probability 6/10: 1800 expected, sd ~27.
+    for c in counts {
+        assert!((1650..=1950).contains(&c), "{counts:?}");
+    }
+    assert_eq!(b.sample(50, &mut rng).len(), 10, "at most the buffer");
+    let a: Vec<usize> = b
+        .sample(6, &mut ChaCha8Rng::seed_from_u64(9))
+        .iter()
+        .map(constant)
+        .collect();
+    let c: Vec<usize> = b
+        .sample(6, &mut ChaCha8Rng::seed_from_u64(9))
+        .iter()
+        .map(constant)
+        .collect();
+    assert_eq!(a, c, "same seed, same draw");
+}
+
+#[test]
+fn solver_batches_take_all_newest_then_fill_uniformly() {
+    let mut b = TaskBuffer::new(TaskKind::Deduction, 1000);
+    for n in 0..50 {
+        b.push(task(TaskKind::Deduction, n, 1)); // old
+    }
+    for n in 50..54 {
+        b.push(task(TaskKind::Deduction, n, 5)); // newest step
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let batch = b.solver_batch(16, 5, 1, &mut rng);
+    assert_eq!(batch.len(), 16);
+    let newest: Vec<usize> = batch.iter().map(constant).filter(|c| *c >= 50).collect();
+    let distinct_newest: HashSet<usize> = newest.iter().copied().collect();
+    assert_eq!(
+        distinct_newest.len(),
+        4,
+        "all 4 newest tasks are in the batch"
+    );
+    // More newest tasks than the batch: only newest, without replacement.
+    let small = b.solver_batch(3, 5, 1, &mut rng);
+    assert!(small.iter().all(|t| constant(t) >= 50));
+    assert_eq!(small.iter().map(constant).collect::<HashSet<_>>().len(), 3);
+    // With only the seed the batch repeats it.
+    let mut one = TaskBuffer::new(TaskKind::Deduction, 10);
+    one.push(task(TaskKind::Deduction, 0, 0));
+    assert_eq!(one.solver_batch(8, 4, 1, &mut rng).len(), 8);
+    assert!(TaskBuffer::new(TaskKind::Deduction, 10)
+        .solver_batch(8, 0, 1, &mut rng)
+        .is_empty());
+}
+
+#[test]
+fn induction_references_come_from_the_code_buffers() {
+    let reg = TaskRegistry::from_config(&TasksConfig::default()).unwrap();
+    let mut b = TaskBuffers::new(&TaskKind::CODE, &BufferConfig::default());
+    b.push(task(TaskKind::Deduction, 1, 0));
+    b.push(task(TaskKind::Abduction, 2, 0));
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let ind = reg.get(TaskKind::Induction).unwrap();
+    let mut seen = HashSet::new();
+    for _ in 0..50 {
+        let r = b.references(ind, &mut rng);
+        assert_eq!(r.len(), 1);
+        seen.insert(r[0].kind);
+    }
+    assert_eq!(
+        seen,
+        HashSet::from([TaskKind::Deduction, TaskKind::Abduction])
+    );
+    let ded = reg.get(TaskKind::Deduction).unwrap();
+    let r = b.references(ded, &mut rng);
+    assert_eq!(r.len(), 1, "only the deduction buffer");
+    assert_eq!(r[0].kind, TaskKind::Deduction);
+}
+
+#[test]
+fn buffers_round_trip_through_serde_and_truncate_on_resume() {
+    let mut b = TaskBuffers::new(&TaskKind::CODE, &BufferConfig::default());
+    for n in 0..6 {
+        b.push(task(TaskKind::Deduction, n, n as u64));
+    }
+    let json = serde_json::to_string(&b).unwrap();
+    let mut back: TaskBuffers = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.sizes(), b.sizes());
+    // The dedup index is rebuilt on load.
+    assert!(!back.push(task(TaskKind::Deduction, 3, 9)));
+    back.truncate_after(2);
+    assert_eq!(back.get(TaskKind::Deduction).unwrap().len(), 3);
+    assert!(
+        back.push(task(TaskKind::Deduction, 3, 3)),
+        "dropped tasks may be re-added"
+    );
+}

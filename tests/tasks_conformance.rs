@@ -1,0 +1,449 @@
+//! Conformance suite: every task type, built-in or new, runs through [`conformance`] with a
+//! [`Case`] per template set: a known-good proposal parses and validates (gold outputs as
+//! expected), a broken one is a format error and a failing one invalid; the solver prompt is
+//! built; a known-correct answer grades `Correct`, a wrong one `Wrong`, garbage `FormatError`;
+//! the task survives a serde round trip.
+//!
+//! Needs the sandboxed executor (user namespaces). Run:
+//! `cargo test --release -p azr-core --test tasks_conformance`
+
+use azr_core::executor::{Executor, ExecutorConfig};
+use azr_core::tasks::buffer::seed_tasks;
+use azr_core::tasks::{
+    IoPair, Provenance, RewardConfig, Task, TaskRegistry, TasksConfig, TemplateSet, Verdict,
+};
+use azr_core::types::TaskKind;
+use std::sync::{Arc, OnceLock};
+
+fn exec() -> &'static Executor {
+    static EX: OnceLock<Executor> = OnceLock::new();
+    EX.get_or_init(|| Executor::start(ExecutorConfig::default()).expect("executor starts"))
+}
+
+fn registry(templates: &str) -> (TaskRegistry, Arc<TemplateSet>) {
+    let ts = Arc::new(TemplateSet::builtin(templates).expect("builtin templates"));
+    (
+        TaskRegistry::builtin(ts.clone(), &TasksConfig::default()),
+        ts,
+    )
+}
+
+/// One conformance case for one task type under one template set.
+struct Case {
+    kind: TaskKind,
+    templates: &'static str,
+    /// Reference tasks for the proposer prompt (ignored for non-proposable types).
+    references: Vec<Task>,
+    /// A known-good proposer generation, and the gold outputs (reprs) it must validate to.
+    proposal: Option<(String, Vec<&'static str>)>,
+    /// A well-formatted proposal the executor must reject.
+    invalid_proposal: Option<String>,
+    /// The task to solve when the type is not proposable.
+    task: Option<Task>,
+    /// Strings the solver prompt must contain / must not contain.
+    prompt_has: Vec<String>,
+    prompt_lacks: Vec<String>,
+    /// Solver generations.
+    correct: Vec<String>,
+    wrong: Vec<String>,
+    garbage: Vec<String>,
+}
+
+/// The one conformance procedure every task type goes through.
+fn conformance(case: Case) {
+    let (reg, _) = registry(case.templates);
+    let ex = exec();
+    let tt = reg
+        .get(case.kind)
+        .unwrap_or_else(|| panic!("{} is not registered", case.kind));
+    assert_eq!(tt.kind(), case.kind);
+
+    let task = if tt.can_propose() {
+        let prompt = tt
+            .proposer_prompt(&case.references)
+            .expect("proposer prompt");
+        assert_eq!(prompt.kind, case.kind);
+        for r in case.references.iter().take(tt.num_references()) {
+            assert!(
+                prompt.text.contains(r.program.trim()),
+                "reference program missing from the proposer prompt:\n{}",
+                prompt.text
+            );
+        }
+        let (text, gold) = case
+            .proposal
+            .as_ref()
+            .expect("proposable types need a proposal");
+        let proposal = tt
+            .parse_proposal(&prompt, text)
+            .expect("known-good proposal parses");
+        assert_eq!(proposal.kind, case.kind);
+        let task = tt
+            .validate_proposal(&proposal, ex, Provenance::proposed(3, 7))
+            .expect("known-good proposal validates");
+        let outputs: Vec<&str> = task.pairs.iter().map(|p| p.output.as_str()).collect();
+        assert_eq!(outputs, *gold, "gold outputs");
+        assert_eq!(task.provenance.step, 3);
+        assert_eq!(task.provenance.policy_version, 7);
+        assert!(
+            task.program.contains("def f("),
+            "entry renamed to f: {}",
+            task.program
+        );
+        for garbage in ["", "no structure at all", "<answer>```python\ndef f(a):"] {
+            assert!(
+                tt.parse_proposal(&prompt, garbage).is_err(),
+                "garbage proposal parsed: {garbage:?}"
+            );
+        }
+        if let Some(bad) = &case.invalid_proposal {
+            let p = tt
+                .parse_proposal(&prompt, bad)
+                .expect("invalid proposal is well formatted");
+            assert!(
+                tt.validate_proposal(&p, ex, Provenance::proposed(0, 0))
+                    .is_err(),
+                "invalid proposal validated"
+            );
+        }
+        task
+    } else {
+        assert!(tt.proposer_prompt(&case.references).is_err());
+        case.task.clone().expect("non-proposable types need a task")
+    };
+    assert_eq!(task.kind, case.kind);
+
+    let prompt = tt.solver_prompt(&task).expect("solver prompt");
+    for s in &case.prompt_has {
+        assert!(
+            prompt.contains(s.as_str()),
+            "solver prompt lacks {s:?}:\n{prompt}"
+        );
+    }
+    for s in &case.prompt_lacks {
+        assert!(
+            !prompt.contains(s.as_str()),
+            "solver prompt leaks {s:?}:\n{prompt}"
+        );
+    }
+
+    let rewards = RewardConfig::default();
+    let round_tripped: Task =
+        serde_json::from_str(&serde_json::to_string(&task).expect("serialise"))
+            .expect("deserialise");
+    for (answers, want) in [
+        (&case.correct, Verdict::Correct),
+        (&case.wrong, Verdict::Wrong),
+        (&case.garbage, Verdict::FormatError),
+    ] {
+        assert!(
+            !answers.is_empty(),
+            "each verdict needs at least one example"
+        );
+        for a in answers {
+            let g = tt.grade(&task, a, ex);
+            assert_eq!(
+                g.verdict, want,
+                "{} / {}: answer {a:?}",
+                case.kind, case.templates
+            );
+            assert_eq!(g.answer.is_some(), want != Verdict::FormatError);
+            assert_eq!(
+                tt.grade(&round_tripped, a, ex).verdict,
+                want,
+                "after serde: {a:?}"
+            );
+        }
+        let expected_reward = match want {
+            Verdict::Correct => 1.0,
+            Verdict::Wrong => -0.5,
+            Verdict::FormatError => -1.0,
+        };
+        assert_eq!(rewards.solver(want), expected_reward);
+    }
+}
+
+fn paper_answer(block: &str, body: &str) -> String {
+    format!(" Let me trace it. </think>\n<answer>\n```{block}\n{body}\n```\n</answer>")
+}
+
+fn seeds(templates: &str) -> Vec<Task> {
+    let ts = TemplateSet::builtin(templates).unwrap();
+    seed_tasks(&ts, exec()).expect("seed tasks validate")
+}
+
+fn code_task(kind: TaskKind, program: &str, input: &str, output: &str) -> Task {
+    Task::code(
+        kind,
+        program,
+        IoPair {
+            input: input.into(),
+            output: output.into(),
+            value: None,
+        },
+        Provenance::seed(),
+    )
+}
+
+fn deduction_case(templates: &'static str) -> Case {
+    let refs = vec![
+        seeds(templates).remove(0),
+        code_task(TaskKind::Deduction, "def f(x):\n    return x + 1", "1", "2"),
+    ];
+    let paper = templates == "paper";
+    let proposal = if paper {
+        "I want string slicing.</think>\n<answer>\n```python\ndef rev(s, n):\n    return s[::-1] * n\n```\n```input\n'ab', 2\n```\n</answer>".to_string()
+    } else {
+        "def rev(s, n):\n return s[::-1] * n\n<in>'ab', 2<out>'baba'<end>".to_string()
+    };
+    let invalid = if paper {
+        "x</think><answer>\n```python\ndef f(a):\n    return 1 // a\n```\n```input\n0\n```\n</answer>".to_string()
+    } else {
+        "def f(a):\n return 1 // a\n<in>0<out>".to_string()
+    };
+    let ans = |v: &str| {
+        if paper {
+            paper_answer("output", v)
+        } else {
+            format!("{v}<end>")
+        }
+    };
+    Case {
+        kind: TaskKind::Deduction,
+        templates,
+        references: refs,
+        proposal: Some((proposal, vec!["'baba'"])),
+        invalid_proposal: Some(invalid),
+        task: None,
+        prompt_has: vec!["return s[::-1] * n".into(), "'ab', 2".into()],
+        prompt_lacks: vec!["'baba'".into()],
+        correct: vec![ans("'baba'"), ans("  \"baba\"  ")],
+        wrong: vec![
+            ans("'abab'"),
+            ans("baba"),
+            ans("type('A', (), {'__eq__': lambda s, o: True})()"),
+        ],
+        garbage: if paper {
+            vec![
+                "'baba'".into(),
+                "</think><answer>'baba'</answer>".into(),
+                " x </think> <answer>\n```output\n'baba'\n".into(),
+            ]
+        } else {
+            vec!["'baba'".into(), "".into()]
+        },
+    }
+}
+
+fn abduction_case(templates: &'static str) -> Case {
+    let paper = templates == "paper";
+    let proposal = if paper {
+        " Reverse engineering needs a max.</think> <answer>\n```python\ndef f(x):\n    return sorted(x)[-1] * 2\n```\n```input\n[3, 1, 2]\n```\n</answer>".to_string()
+    } else {
+        "def f(x):\n return sorted(x)[-1] * 2\n<in>[3, 1, 2]<out>6<end>".to_string()
+    };
+    let invalid = if paper {
+        "x</think><answer>\n```python\nimport random\ndef f(a):\n    return random.random()\n```\n```input\n0\n```\n</answer>".to_string()
+    } else {
+        "import random\ndef f(a):\n return random.random()\n<in>0<out>".to_string()
+    };
+    let ans = |v: &str| {
+        if paper {
+            paper_answer("input", v)
+        } else {
+            format!("{v}<end>")
+        }
+    };
+    Case {
+        kind: TaskKind::Abduction,
+        templates,
+        references: seeds(templates).into_iter().skip(1).take(1).collect(),
+        proposal: Some((proposal, vec!["6"])),
+        invalid_proposal: Some(invalid),
+        task: None,
+        prompt_has: vec!["sorted(x)[-1] * 2".into(), "6".into()],
+        prompt_lacks: vec!["[3, 1, 2]".into()],
+        // Any input producing the gold output counts, not only the proposer's.
+        correct: vec![ans("[3, 1, 2]"), ans("[0, 3]"), ans("x=[3]")],
+        wrong: vec![
+            ans("[1, 2]"),
+            ans("4) or (True"),
+            ans("[3]), ([1"),
+            ans("__import__('os')"),
+        ],
+        garbage: if paper {
+            vec!["[3]".into(), " </think> <answer>[3]</answer>".into()]
+        } else {
+            vec!["[3]".into()]
+        },
+    }
+}
+
+fn induction_case(templates: &'static str) -> Case {
+    let paper = templates == "paper";
+    let program = if paper {
+        "def f(a):\n    return a * 2"
+    } else {
+        "def f(a):\n return a * 2"
+    };
+    let refs = vec![code_task(TaskKind::Deduction, program, "1", "2")];
+    let inputs: Vec<String> = (11..=20).map(|i| i.to_string()).collect();
+    let proposal = if paper {
+        let mut s = " Ten numbers.</think>\n<answer>\n".to_string();
+        for i in &inputs {
+            s.push_str(&format!("```input\n{i}\n```\n"));
+        }
+        s.push_str("```message\nDouble the number.\n```\n</answer>");
+        s
+    } else {
+        format!("{}<msg>double it<end>", inputs.join("<in>"))
+    };
+    let invalid = if paper {
+        let mut s = "x</think><answer>\n".to_string();
+        for i in 0..10 {
+            s.push_str(&format!("```input\n'{i}', {i}\n```\n"));
+        }
+        s.push_str("```message\nhm\n```\n</answer>");
+        s
+    } else {
+        (0..10)
+            .map(|i| format!("'{i}', {i}"))
+            .collect::<Vec<_>>()
+            .join("<in>")
+            + "<msg>hm<end>"
+    };
+    let ans = |code: &str| {
+        if paper {
+            paper_answer("python", code)
+        } else {
+            format!("{code}\n<end>")
+        }
+    };
+    let gold: Vec<&'static str> = vec!["22", "24", "26", "28", "30", "32", "34", "36", "38", "40"];
+    Case {
+        kind: TaskKind::Induction,
+        templates,
+        references: refs,
+        proposal: Some((proposal, gold)),
+        invalid_proposal: Some(invalid),
+        task: None,
+        prompt_has: vec!["15".into(), "30".into()],
+        // Hidden inputs/outputs stay hidden, and so does the program.
+        prompt_lacks: vec!["16".into(), "32".into(), "40".into(), "a * 2".into()],
+        correct: vec![
+            ans("def f(x):\n    return x + x"),
+            ans("def double(x):\n    return 2 * x"),
+        ],
+        wrong: vec![
+            // Memorises the visible pairs only.
+            ans("def f(x):\n    return {11: 22, 12: 24, 13: 26, 14: 28, 15: 30}.get(x)"),
+            ans("def f(x):\n    return x * 3"),
+            ans("def f(x):\n    while True:\n        pass"),
+        ],
+        garbage: vec!["def f(x): return 2 * x".into(), ans("x = 2")],
+    }
+}
+
+fn math_case(templates: &'static str) -> Case {
+    let task = Task::math(
+        "What is $\\frac{1}{2} + \\frac{1}{4}$?",
+        "\\frac{3}{4}",
+        Provenance::benchmark("unit", "1"),
+    );
+    let paper = templates == "paper";
+    Case {
+        kind: TaskKind::Math,
+        templates,
+        references: vec![],
+        proposal: None,
+        invalid_proposal: None,
+        task: Some(task),
+        prompt_has: vec!["\\frac{1}{4}".into()],
+        prompt_lacks: vec!["\\frac{3}{4}".into()],
+        correct: if paper {
+            vec![
+                "Sum is 3/4, so \\boxed{0.75}.".into(),
+                "\\boxed{1} no wait \\boxed{\\dfrac{3}{4}}".into(),
+            ]
+        } else {
+            vec!["\\boxed{3/4}<end>".into(), "0.75<end>".into()]
+        },
+        wrong: if paper {
+            vec![
+                "\\boxed{0.7}".into(),
+                "\\boxed{\\frac{3}{4}} hmm \\boxed{1}".into(),
+            ]
+        } else {
+            vec!["0.7<end>".into()]
+        },
+        garbage: if paper {
+            vec!["The answer is 3/4.".into(), "\\boxed{}".into()]
+        } else {
+            vec!["0.75".into()]
+        },
+    }
+}
+
+/// One test per (task type, template set).
+macro_rules! conformance_tests {
+    ($($name:ident => $case:expr;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                conformance($case);
+            }
+        )*
+    };
+}
+
+conformance_tests! {
+    deduction_paper => deduction_case("paper");
+    deduction_compact => deduction_case("compact");
+    abduction_paper => abduction_case("paper");
+    abduction_compact => abduction_case("compact");
+    induction_paper => induction_case("paper");
+    induction_compact => induction_case("compact");
+    math_paper => math_case("paper");
+    math_compact => math_case("compact");
+}
+
+#[test]
+fn every_registered_kind_has_a_case() {
+    let (reg, _) = registry("paper");
+    let covered = [
+        TaskKind::Deduction,
+        TaskKind::Abduction,
+        TaskKind::Induction,
+        TaskKind::Math,
+    ];
+    assert_eq!(
+        reg.kinds(),
+        covered.to_vec(),
+        "add a conformance case for new task types"
+    );
+}
+
+#[test]
+fn cruxeval_items_grade_with_their_published_answers() {
+    // Benchmark tasks carry no canonical value: checking parses the published repr in the sandbox.
+    let items = azr_core::data::load_cruxeval(azr_core::data::cruxeval::DEFAULT_PATH).unwrap();
+    let (reg, _) = registry("paper");
+    let ded = reg.get(TaskKind::Deduction).unwrap();
+    let abd = reg.get(TaskKind::Abduction).unwrap();
+    for item in items.iter().take(20) {
+        let out = paper_answer("output", &item.output);
+        assert_eq!(
+            ded.grade(&item.deduction_task(), &out, exec()).verdict,
+            Verdict::Correct,
+            "{}",
+            item.id
+        );
+        let inp = paper_answer("input", &item.input);
+        assert_eq!(
+            abd.grade(&item.abduction_task(), &inp, exec()).verdict,
+            Verdict::Correct,
+            "{}",
+            item.id
+        );
+    }
+}
