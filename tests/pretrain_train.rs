@@ -48,7 +48,10 @@ fn batch_tensors_shift_targets_and_mask_padding() {
         inputs.to_vec2::<u32>().unwrap(),
         vec![vec![5, 6, 7, 0], vec![8, 9, 0, 0]]
     );
-    assert_eq!(targets.to_vec1::<u32>().unwrap(), vec![6, 7, 0, 0, 9, 0, 0, 0]);
+    assert_eq!(
+        targets.to_vec1::<u32>().unwrap(),
+        vec![6, 7, 0, 0, 9, 0, 0, 0]
+    );
     assert_eq!(
         mask.to_vec1::<f32>().unwrap(),
         vec![1., 1., 0., 0., 1., 0., 0., 0.]

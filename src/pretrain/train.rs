@@ -328,7 +328,8 @@ pub fn pretrain(
             tokens_per_second: tps,
             fraction,
         });
-        let last = (t.max_steps > 0 && step >= t.max_steps) || (budget_s > 0.0 && train_s >= budget_s);
+        let last =
+            (t.max_steps > 0 && step >= t.max_steps) || (budget_s > 0.0 && train_s >= budget_s);
         if step % t.log_every == 0 || last {
             final_loss = (window.0 / window.1 as f64) as f32;
             writeln!(
@@ -340,7 +341,14 @@ pub fn pretrain(
             loss_csv
                 .flush()
                 .map_err(|e| PretrainError::io("writing", &loss_path, e))?;
-            tracing::info!(step, loss = final_loss, lr, tokens, tokens_per_s = tps, "pretrain");
+            tracing::info!(
+                step,
+                loss = final_loss,
+                lr,
+                tokens,
+                tokens_per_s = tps,
+                "pretrain"
+            );
             window = (0.0, 0);
         }
         if t.checkpoint_every > 0 && step % t.checkpoint_every == 0 && !last {
@@ -349,10 +357,14 @@ pub fn pretrain(
         }
     }
     let checkpoint = out.join("final");
-    trainer.model().save_hf_dir(&checkpoint).map_err(model_err)?;
+    trainer
+        .model()
+        .save_hf_dir(&checkpoint)
+        .map_err(model_err)?;
     tracing::info!(
         steps = step,
         tokens,
+        skipped_long_samples = rows.skipped(),
         train_seconds = train_s,
         data_seconds = data_s,
         "pretraining done"
