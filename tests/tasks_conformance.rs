@@ -96,6 +96,14 @@ fn conformance(case: Case) {
                 "garbage proposal parsed: {garbage:?}"
             );
         }
+        // The rendered perfect proposal parses back to the same proposal.
+        let rendered = tt.proposal_text(&task).expect("proposal text");
+        assert_eq!(
+            tt.parse_proposal(&prompt, &rendered)
+                .expect("rendered proposal parses"),
+            proposal,
+            "rendered proposal:\n{rendered}"
+        );
         if let Some(bad) = &case.invalid_proposal {
             let p = tt
                 .parse_proposal(&prompt, bad)
@@ -126,6 +134,13 @@ fn conformance(case: Case) {
             "solver prompt leaks {s:?}:\n{prompt}"
         );
     }
+
+    let perfect = tt.answer_text(&task).expect("answer text");
+    assert_eq!(
+        tt.grade(&task, &perfect, ex).verdict,
+        Verdict::Correct,
+        "perfect answer:\n{perfect}"
+    );
 
     let rewards = RewardConfig::default();
     let round_tripped: Task =
@@ -296,7 +311,7 @@ fn induction_case(templates: &'static str) -> Case {
         s.push_str("```message\nDouble the number.\n```\n</answer>");
         s
     } else {
-        format!("{}<msg>double it<end>", inputs.join("<in>"))
+        format!("double it<in>{}<end>", inputs.join("<in>"))
     };
     let invalid = if paper {
         let mut s = "x</think><answer>\n".to_string();
@@ -306,11 +321,8 @@ fn induction_case(templates: &'static str) -> Case {
         s.push_str("```message\nhm\n```\n</answer>");
         s
     } else {
-        (0..10)
-            .map(|i| format!("'{i}', {i}"))
-            .collect::<Vec<_>>()
-            .join("<in>")
-            + "<msg>hm<end>"
+        let ins: String = (0..10).map(|i| format!("<in>'{i}', {i}")).collect();
+        format!("hm{ins}<end>")
     };
     let ans = |code: &str| {
         if paper {
@@ -338,6 +350,10 @@ fn induction_case(templates: &'static str) -> Case {
             // Memorises the visible pairs only.
             ans("def f(x):\n    return {11: 22, 12: 24, 13: 26, 14: 28, 15: 30}.get(x)"),
             ans("def f(x):\n    return x * 3"),
+            // Reward hack: an object equal to everything is not a literal value.
+            ans("def f(x):\n    class A:\n        def __eq__(s, o):\n            return True\n    return A()"),
+            // Reward hack: an output that merely prints or repr-matches is still compared by value.
+            ans("def f(x):\n    return str(2 * x)"),
             ans("def f(x):\n    while True:\n        pass"),
         ],
         garbage: vec!["def f(x): return 2 * x".into(), ans("x = 2")],

@@ -156,3 +156,21 @@ fn every_real_math500_answer_matches_itself_and_not_a_perturbation() {
     }
     assert!(wrong_ok.is_empty(), "off-by-one accepted: {wrong_ok:?}");
 }
+
+#[test]
+fn every_benchmark_answer_is_equivalent_to_itself() {
+    use azr_core::data::{load_math, MathSet};
+    let mut bad = Vec::new();
+    for set in MathSet::ALL {
+        for p in load_math(set, azr_core::data::math::DEFAULT_DIR).unwrap() {
+            if !is_equiv(&p.answer, &p.answer) {
+                bad.push((set, p.answer));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{} answers not self-equivalent: {bad:?}",
+        bad.len()
+    );
+}

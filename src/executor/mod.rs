@@ -452,12 +452,6 @@ impl Executor {
                 "preload": cfg.preload_modules,
             })
             .to_string();
-            let first = match worker::WorkerProc::spawn(
-                &python,
-                &config_json,
-                Arc::clone(&plan),
-                Duration::from_secs(20),
-            ) {
             let spawner = pool::Spawner::new(python.clone(), config_json, Arc::clone(&plan))
                 .map_err(spawn_err)?;
             let first = match spawner.spawn() {
@@ -468,7 +462,6 @@ impl Executor {
                     continue;
                 }
             };
-            let pool = pool::Pool::new(vec![first], Arc::clone(&plan), python.clone(), config_json);
             let pool = pool::Pool::new(vec![first], spawner);
             let mut ex = Executor {
                 cfg: cfg.clone(),

@@ -82,6 +82,18 @@ impl TaskType for Abduction {
         Ok(self.io.templates.wrap(&body))
     }
 
+    fn proposal_text(&self, task: &Task) -> Result<String, TaskError> {
+        self.io.proposal_text(task)
+    }
+
+    fn answer_text(&self, task: &Task) -> Result<String, TaskError> {
+        let pair = self.io.pair_of(task)?;
+        Ok(render(
+            &self.io.kind_templates().answer,
+            &[("input", &pair.input)],
+        ))
+    }
+
     fn parse_answer(&self, text: &str) -> Result<Answer, FormatError> {
         let f = &self.io.templates.format;
         let region = answer_region(f, &self.io.solve_prefix, text, true)?;

@@ -4,7 +4,7 @@
 
 use super::parse::{answer_region, first_block, normalize_program};
 use super::template::{render, CodeTemplates, Field, TemplateSet};
-use super::{FormatError, Invalid, IoPair, Proposal, ProposerPrompt, Provenance, Task};
+use super::{FormatError, Invalid, IoPair, Proposal, ProposerPrompt, Provenance, Task, TaskError};
 use crate::executor::{ExecStatus, Executor, Outcome, PyValue};
 use crate::types::TaskKind;
 use std::sync::Arc;
@@ -26,7 +26,11 @@ pub fn validated_pair(
     input: &str,
     index: usize,
 ) -> Result<IoPair, Invalid> {
-    let outcome = exec.validate(program, input);
+    pair_from_outcome(index, input, &exec.validate(program, input))
+}
+
+/// The gold pair of a validation outcome, or why it is invalid.
+pub fn pair_from_outcome(index: usize, input: &str, outcome: &Outcome) -> Result<IoPair, Invalid> {
     match (&outcome.status, &outcome.value, &outcome.repr) {
         (ExecStatus::Ok, Some(value), Some(repr)) => Ok(IoPair {
             input: input.trim().to_string(),
@@ -38,7 +42,7 @@ pub fn validated_pair(
             status: ExecStatus::SandboxFailure,
             detail: "ok outcome without a value".to_string(),
         }),
-        _ => Err(invalid_from(index, &outcome)),
+        _ => Err(invalid_from(index, outcome)),
     }
 }
 
@@ -141,6 +145,34 @@ impl SingleIo {
             text: self.templates.wrap(&body),
             program: None,
         }
+    }
+
+    /// The single pair of a deduction/abduction task.
+    pub fn pair_of<'t>(&self, task: &'t Task) -> Result<&'t IoPair, TaskError> {
+        if task.kind != TaskKind::Deduction && task.kind != TaskKind::Abduction {
+            return Err(TaskError::WrongKind {
+                expected: self.kind,
+                got: task.kind,
+            });
+        }
+        task.pair().ok_or(TaskError::MissingReferences {
+            kind: self.kind,
+            need: 1,
+            got: 0,
+        })
+    }
+
+    /// A perfect proposer reply for `task`.
+    pub fn proposal_text(&self, task: &Task) -> Result<String, TaskError> {
+        let pair = self.pair_of(task)?;
+        Ok(render(
+            &self.kind_templates().proposal,
+            &[
+                ("program", task.program.trim_end()),
+                ("input", &pair.input),
+                ("output", &pair.output),
+            ],
+        ))
     }
 
     /// Parse a program + one input.

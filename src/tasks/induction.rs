@@ -3,7 +3,7 @@
 //! input/output pairs plus the message and writes a program, which must reproduce every hidden
 //! pair (run in the sandbox, values compared).
 
-use super::code::{gold_value, invalid_from, validated_pair};
+use super::code::{gold_value, invalid_from, pair_from_outcome};
 use super::config::InductionConfig;
 use super::parse::{answer_region, blocks, first_block, normalize_program, required_block};
 use super::template::{render, Field, TemplateSet};
@@ -38,6 +38,17 @@ impl Induction {
         }
     }
 
+    fn check_kind(&self, task: &Task) -> Result<(), TaskError> {
+        if task.kind == TaskKind::Induction {
+            Ok(())
+        } else {
+            Err(TaskError::WrongKind {
+                expected: TaskKind::Induction,
+                got: task.kind,
+            })
+        }
+    }
+
     /// Build an induction task from a program, its inputs and a message, validating each input
     /// in the sandbox; the first `visible` pairs are shown to the solver.
     pub fn task_from_inputs(
@@ -48,10 +59,26 @@ impl Induction {
         visible: usize,
         provenance: Provenance,
     ) -> Result<Task, Invalid> {
+        let jobs: Vec<ExecJob> = inputs
+            .iter()
+            .map(|input| ExecJob {
+                code: program.to_string(),
+                input: input.clone(),
+            })
+            .collect();
+        let outcomes = exec.validate_many(&jobs);
+        if outcomes.len() != inputs.len() {
+            return Err(Invalid::Exec {
+                index: outcomes.len(),
+                status: ExecStatus::SandboxFailure,
+                detail: "missing validation outcomes".to_string(),
+            });
+        }
         let pairs = inputs
             .iter()
+            .zip(&outcomes)
             .enumerate()
-            .map(|(i, input)| validated_pair(exec, program, input, i))
+            .map(|(i, (input, o))| pair_from_outcome(i, input, o))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Task {
             kind: TaskKind::Induction,
@@ -163,12 +190,7 @@ impl TaskType for Induction {
     }
 
     fn solver_prompt(&self, task: &Task) -> Result<String, TaskError> {
-        if task.kind != TaskKind::Induction {
-            return Err(TaskError::WrongKind {
-                expected: TaskKind::Induction,
-                got: task.kind,
-            });
-        }
+        self.check_kind(task)?;
         let pairs: String = task
             .visible_pairs()
             .iter()
@@ -189,6 +211,32 @@ impl TaskType for Induction {
             &[("pairs", &pairs), ("message", &task.message)],
         );
         Ok(self.templates.wrap(&body))
+    }
+
+    fn proposal_text(&self, task: &Task) -> Result<String, TaskError> {
+        self.check_kind(task)?;
+        let inputs: String = task
+            .pairs
+            .iter()
+            .map(|p| {
+                render(
+                    &self.templates.induction.proposal_input,
+                    &[("input", &p.input)],
+                )
+            })
+            .collect();
+        Ok(render(
+            &self.templates.induction.proposal,
+            &[("inputs", &inputs), ("message", &task.message)],
+        ))
+    }
+
+    fn answer_text(&self, task: &Task) -> Result<String, TaskError> {
+        self.check_kind(task)?;
+        Ok(render(
+            &self.templates.induction.answer,
+            &[("program", task.program.trim_end())],
+        ))
     }
 
     fn parse_answer(&self, text: &str) -> Result<Answer, FormatError> {

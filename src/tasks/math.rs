@@ -84,6 +84,17 @@ impl TaskType for Math {
         })
     }
 
+    fn proposal_text(&self, _task: &Task) -> Result<String, TaskError> {
+        Err(TaskError::NotProposable(TaskKind::Math))
+    }
+
+    fn answer_text(&self, task: &Task) -> Result<String, TaskError> {
+        Ok(render(
+            &self.templates.math.answer,
+            &[("answer", task.answer.trim())],
+        ))
+    }
+
     /// The last `\boxed{}` of the answer region; in the tagged style an unboxed answer segment
     /// (`42<end>`) is accepted too.
     fn parse_answer(&self, text: &str) -> Result<Answer, FormatError> {

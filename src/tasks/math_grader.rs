@@ -411,7 +411,7 @@ fn expr_equal(a: &str, b: &str) -> bool {
     if vars.len() > 3 {
         return false;
     }
-    const POINTS: [f64; 4] = [0.7315, 1.4142, 2.2361, 3.1623];
+    const POINTS: [f64; 4] = [0.7315, 1.3759, 2.2361, 3.1623];
     let trials = if vars.is_empty() { 1 } else { 4 };
     for t in 0..trials {
         let assign: BTreeMap<char, f64> = vars

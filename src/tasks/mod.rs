@@ -16,8 +16,22 @@
 //! answer. Answers are never evaluated in the host process: literals go through
 //! [`Executor::parse_literal`] and programs run inside the sandbox.
 //!
-//! Adding a task type = one module implementing [`TaskType`] + one line in
-//! [`TaskRegistry::builtin`].
+//! ## Adding a task type
+//! 1. Add a variant to [`TaskKind`] (`src/types.rs`).
+//! 2. Write one module implementing [`TaskType`] (see [`deduction`] for a compact example); take
+//!    wording from a section of the [`TemplateSet`] (add it to both files under
+//!    `config/templates/` and to [`template::TemplateSet`]) so users can edit it.
+//! 3. Register it with one line in [`TaskRegistry::builtin`].
+//! 4. Add a `Case` to `tests/tasks_conformance.rs`; its `every_registered_kind_has_a_case` test
+//!    fails until you do.
+//!
+//! The actors never change: they only see `&dyn TaskType` from the registry, and buffers hold
+//! plain [`Task`] data.
+//!
+//! ## Text contract
+//! Texts handed to `parse_proposal`/`parse_answer` are the decoded *response* only (not the
+//! prompt), including the stop sequence/token when the sampler stopped on one (`</answer>` for
+//! `paper`, `<end>` for `compact`); see [`template::Format::stop`].
 
 pub mod abduction;
 pub mod buffer;
@@ -428,6 +442,13 @@ pub trait TaskType: Send + Sync {
     /// Check a parsed answer: `Correct` or `Wrong` (answers that are not valid literals or
     /// programs are `Wrong`, not format errors).
     fn check(&self, task: &Task, answer: &Answer, exec: &Executor) -> Verdict;
+
+    /// The reply a perfect proposer would give for `task`, in this template set's format (empty
+    /// reasoning). Used to build pretraining corpora; parsing it gives back the task's proposal.
+    fn proposal_text(&self, task: &Task) -> Result<String, TaskError>;
+
+    /// The reply a perfect solver would give for `task` (empty reasoning); it grades `Correct`.
+    fn answer_text(&self, task: &Task) -> Result<String, TaskError>;
 
     /// Parse and check a solver generation in one go.
     fn grade(&self, task: &Task, text: &str, exec: &Executor) -> Graded {

@@ -64,6 +64,7 @@ impl TaskRegistry {
     /// The built-ins with the template set named in the config (`paper`, `compact` or a path).
     pub fn from_config(cfg: &TasksConfig) -> Result<Self, TemplateError> {
         let templates = Arc::new(TemplateSet::resolve(&cfg.templates)?);
+        tracing::info!(templates = %templates.name, source = %cfg.templates, "task templates loaded");
         Ok(Self::builtin(templates, cfg))
     }
 

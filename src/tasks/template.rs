@@ -174,6 +174,10 @@ pub struct CodeTemplates {
     pub reference: String,
     /// Solver prompt (deduction: `{program}` `{input}`; abduction: `{program}` `{output}`).
     pub solve: String,
+    /// A perfect proposer reply: `{program}`, `{input}`, `{output}`.
+    pub proposal: String,
+    /// A perfect solver reply (deduction: `{output}`; abduction: `{input}`).
+    pub answer: String,
 }
 
 /// Templates of the induction kind.
@@ -186,6 +190,12 @@ pub struct InductionTemplates {
     pub pair: String,
     /// Solver prompt: `{pairs}`, `{message}`.
     pub solve: String,
+    /// A perfect proposer reply: `{inputs}` (each rendered with `proposal_input`), `{message}`.
+    pub proposal: String,
+    /// One input of a proposer reply: `{input}`.
+    pub proposal_input: String,
+    /// A perfect solver reply: `{program}`.
+    pub answer: String,
 }
 
 /// Templates of the math kind.
@@ -194,6 +204,8 @@ pub struct InductionTemplates {
 pub struct MathTemplates {
     /// Solver prompt: `{problem}`.
     pub solve: String,
+    /// A perfect solver reply: `{answer}`.
+    pub answer: String,
     /// Embed the prompt in the wrapper and require its tags (default false, as in 1-shot RLVR).
     #[serde(default)]
     pub wrapped: bool,
@@ -272,7 +284,30 @@ impl TemplateSet {
 
     fn check(&self) -> Result<(), TemplateError> {
         self.format.check()?;
-        let need: [(&str, &str, &[&str]); 10] = [
+        let need: [(&str, &str, &[&str]); 17] = [
+            (
+                "deduction.proposal",
+                &self.deduction.proposal,
+                &["program", "input"],
+            ),
+            ("deduction.answer", &self.deduction.answer, &["output"]),
+            (
+                "abduction.proposal",
+                &self.abduction.proposal,
+                &["program", "input"],
+            ),
+            ("abduction.answer", &self.abduction.answer, &["input"]),
+            (
+                "induction.proposal",
+                &self.induction.proposal,
+                &["inputs", "message"],
+            ),
+            (
+                "induction.proposal_input",
+                &self.induction.proposal_input,
+                &["input"],
+            ),
+            ("induction.answer", &self.induction.answer, &["program"]),
             ("wrapper.text", &self.wrapper.text, &["body"]),
             (
                 "deduction.propose",
@@ -312,11 +347,10 @@ impl TemplateSet {
                 &["pairs", "message"],
             ),
         ];
-        for (template, text, placeholders) in
-            need.iter()
-                .copied()
-                .chain([("math.solve", self.math.solve.as_str(), &["problem"][..])])
-        {
+        for (template, text, placeholders) in need.iter().copied().chain([
+            ("math.solve", self.math.solve.as_str(), &["problem"][..]),
+            ("math.answer", self.math.answer.as_str(), &["answer"][..]),
+        ]) {
             for p in placeholders {
                 if !text.contains(&format!("{{{p}}}")) {
                     return Err(TemplateError::MissingPlaceholder {
@@ -414,11 +448,24 @@ mod tests {
     }
 
     #[test]
+    fn files_on_disk_match_the_embedded_sets() {
+        for name in ["paper", "compact"] {
+            let disk = TemplateSet::load(format!("config/templates/{name}.toml")).unwrap();
+            assert_eq!(disk, TemplateSet::builtin(name).unwrap());
+            assert_eq!(TemplateSet::resolve(name).unwrap().name, name);
+        }
+        assert!(matches!(
+            TemplateSet::load("config/templates/none.toml"),
+            Err(TemplateError::Io { .. })
+        ));
+    }
+
+    #[test]
     fn missing_placeholder_is_reported() {
         let bad = PAPER_TOML.replacen("{program}\n```\n```input\n{input}", "x", 1);
         match TemplateSet::from_toml(&bad) {
             Err(TemplateError::MissingPlaceholder { template, .. }) => {
-                assert_eq!(template, "deduction.reference")
+                assert_eq!(template, "deduction.proposal")
             }
             other => panic!("unexpected {other:?}"),
         }
