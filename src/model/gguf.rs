@@ -341,7 +341,9 @@ impl<'a> Meta<'a> {
     fn opt_f64(&self, key: &str) -> Result<Option<f64>, GgufError> {
         match self.md.get(key) {
             None => Ok(None),
-            Some(Value::F32(x)) => Ok(Some(f64::from(*x))),
+            // The shortest decimal that round-trips the f32 (1e-5, not 9.99999974e-6), so that
+            // a saved config.json shows the value the model was published with.
+            Some(Value::F32(x)) => Ok(Some(x.to_string().parse().unwrap_or(f64::from(*x)))),
             Some(Value::F64(x)) => Ok(Some(*x)),
             Some(other) => Err(bad_value(key, other)),
         }
