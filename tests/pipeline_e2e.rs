@@ -13,7 +13,12 @@ const PER_STEP: usize = 12;
 #[test]
 fn three_steps_with_overlap() {
     let f = Fixture::new("");
-    let err = ok(azr().arg("run").arg("--config").arg(f.config()).output().unwrap());
+    let err = ok(azr()
+        .arg("run")
+        .arg("--config")
+        .arg(f.config())
+        .output()
+        .unwrap());
     assert!(err.contains("step     2 v3"), "no step log line:\n{err}");
 
     let state = f.latest_state();
@@ -23,7 +28,10 @@ fn three_steps_with_overlap() {
     let ck = f.run_dir().join("checkpoints");
     assert!(ck.join("step_000003/model/model.safetensors").exists());
     assert!(ck.join("step_000003/optimizer.safetensors").exists());
-    assert!(ck.join("step_000002").exists(), "periodic checkpoint missing");
+    assert!(
+        ck.join("step_000002").exists(),
+        "periodic checkpoint missing"
+    );
 
     for step in 0..3u64 {
         let recs = f.dump(step);
@@ -106,7 +114,10 @@ fn killed_run_resumes_from_last_checkpoint() {
         target * PER_STEP as u64
     );
     // The resumed run continued at the checkpointed step.
-    assert!(err.contains(&format!("step {saved:>5} v{}", saved + 1)), "{err}");
+    assert!(
+        err.contains(&format!("step {saved:>5} v{}", saved + 1)),
+        "{err}"
+    );
 }
 
 #[test]
@@ -115,7 +126,12 @@ fn panicking_actor_is_restarted_and_its_work_retried() {
         let f = Fixture::new(&format!(
             "[faults]\npanic_actor = \"{actor}\"\npanic_at_step = 1\n"
         ));
-        let err = ok(azr().arg("run").arg("--config").arg(f.config()).output().unwrap());
+        let err = ok(azr()
+            .arg("run")
+            .arg("--config")
+            .arg(f.config())
+            .output()
+            .unwrap());
         assert!(err.contains("restarting worker"), "{err}");
         assert!(err.contains("retrying request"), "{err}");
         let state = f.latest_state();
@@ -143,4 +159,118 @@ fn bad_config_is_rejected_naming_the_key() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(key), "{extra}: {err}");
     }
+}
+
+/// GET `/metrics` over plain HTTP/1.0 (no client crate needed).
+fn scrape(addr: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+/// The value of an unlabelled sample in an exposition.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+}
+
+#[test]
+fn metrics_are_served_and_sigterm_checkpoints() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let f = Fixture::new("");
+    let mut child = azr()
+        .args([
+            "run",
+            "--max-steps",
+            "100000",
+            "--metrics-addr",
+            &addr,
+            "--config",
+        ])
+        .arg(f.config())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let text = loop {
+        if let Some(t) = scrape(&addr) {
+            if sample(&t, "azr_steps_total").unwrap_or(0.0) >= 3.0 {
+                break t;
+            }
+        }
+        assert!(t0.elapsed() < Duration::from_secs(240), "no metrics");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for needle in [
+        "azr_reward_mean{task=\"deduction\",role=\"solve\"}",
+        "azr_valid_proposal_ratio{task=\"abduction\"}",
+        "azr_phase_duration_seconds_bucket{phase=\"update\"",
+        "azr_actor_work_duration_seconds_bucket{actor=\"solver\"",
+        "azr_queue_capacity{queue=\"rollouts\"} 2",
+        "azr_executions_total{status=\"invalid\"}",
+        "azr_actor_restarts_total{actor=\"proposer\"} 0",
+        "azr_policy_version",
+    ] {
+        assert!(text.contains(needle), "{needle} missing:\n{text}");
+    }
+    assert!(
+        !text.contains("quantile="),
+        "a histogram rendered as a summary"
+    );
+    // Graceful stop: SIGTERM finishes the step in flight and checkpoints.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let state = f.latest_state();
+    let steps = state["step"].as_u64().unwrap();
+    assert!(steps >= 3);
+    assert_eq!(state["version"].as_u64().unwrap(), steps);
+}
+
+#[test]
+fn one_shot_rlvr_trains_on_pi1_and_records_its_history() {
+    let f = Fixture::new(
+        "[rlvr]\ndataset = \"../shared/data/one-shot-rlvr/dsr_sub.jsonl\"\nexamples = [124]\nbatch = 2\nsamples_per_prompt = 3\n[learner.loss]\nkl_coef = 0.001\n[learner.advantage]\nkind = \"grpo\"\n",
+    );
+    let text = std::fs::read_to_string(f.config())
+        .unwrap()
+        .replace("[selfplay]\n", "[selfplay]\nmode = \"rlvr\"\n");
+    std::fs::write(f.config(), text).unwrap();
+    ok(azr()
+        .args(["run", "--max-steps", "2", "--config"])
+        .arg(f.config())
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .unwrap());
+    for step in 0..2u64 {
+        let recs = f.dump(step);
+        // pi_1 twice in the batch, 3 samples each, all solver/math.
+        assert_eq!(recs.len(), 6);
+        for r in &recs {
+            assert_eq!(r["task"], "math");
+            assert_eq!(r["role"], "solve");
+            assert!(r["prompt"].as_str().unwrap().contains("The pressure"));
+        }
+    }
+    let history: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(f.run_dir().join("accuracy_history.json")).unwrap(),
+    )
+    .unwrap();
+    let obj = history.as_object().unwrap();
+    assert_eq!(obj.len(), 1);
+    assert_eq!(obj["124"].as_array().unwrap().len(), 2, "{history}");
+    let state = f.latest_state();
+    assert_eq!(state["mode_state"]["124"].as_array().unwrap().len(), 2);
 }

@@ -2,7 +2,8 @@
 //! these tests needs the executor.
 
 use azr_core::pretrain::corpus::{
-    pack, render_abduction, render_deduction, render_induction, RowPacker,
+    pack, render_abduction, render_deduction, render_induction, render_induction_proposal,
+    RowPacker,
 };
 use azr_core::pretrain::generator::{is_heldout_pair, stable_hash};
 use azr_core::pretrain::templates::family_templates;
@@ -45,7 +46,11 @@ fn training_stream_excludes_unseen_templates_and_heldout_pairs() {
     let train = draw(0, Split::Train, 3000, 3);
     let families: BTreeSet<Family> = train.iter().map(|s| s.family).collect();
     assert!(!families.contains(&Family::Compose));
-    assert_eq!(families.len(), Family::ALL.len() - 1, "every seen family is drawn");
+    assert_eq!(
+        families.len(),
+        Family::ALL.len() - 1,
+        "every seen family is drawn"
+    );
     let unseen: HashSet<&str> = TEMPLATES
         .iter()
         .filter(|t| t.unseen)
@@ -106,8 +111,12 @@ fn programs_have_the_expected_shape() {
             t.name,
             body.len()
         );
-        assert!(body.iter().all(|l| l.starts_with(' ') && !l.trim().is_empty()));
-        assert!(body.last().is_some_and(|l| l.trim_start().starts_with("return ")));
+        assert!(body
+            .iter()
+            .all(|l| l.starts_with(' ') && !l.trim().is_empty()));
+        assert!(body
+            .last()
+            .is_some_and(|l| l.trim_start().starts_with("return ")));
         assert!(!spec.code.ends_with('\n'));
         assert!(spec
             .code
@@ -123,7 +132,10 @@ fn programs_have_the_expected_shape() {
         if f == Family::Compose {
             assert_eq!(seen, 0);
         } else {
-            assert!(seen >= 5 && seen < ts.len(), "{f}: some held out, most seen");
+            assert!(
+                seen >= 5 && seen < ts.len(),
+                "{f}: some held out, most seen"
+            );
         }
     }
     let names: HashSet<&str> = TEMPLATES.iter().map(|t| t.name).collect();
@@ -160,7 +172,8 @@ fn tokenizer_has_char_vocab_and_round_trips_every_rendered_sample() {
         for text in [
             render_deduction(&s.code, &pairs[0]),
             render_abduction(&s.code, &pairs[0]),
-            render_induction(&s.code, &pairs),
+            render_induction(&s.code, &pairs, &s.message),
+            render_induction_proposal(&s.code, &s.inputs, &s.message),
         ] {
             let ids = tok.encode(&text).unwrap();
             assert_eq!(tok.decode(&ids).unwrap(), text);
@@ -185,7 +198,10 @@ fn tokenizer_json_is_real_hf_format() {
     assert_eq!(json["model"]["type"], "BPE");
     assert_eq!(json["model"]["merges"].as_array().unwrap().len(), 0);
     assert_eq!(json["decoder"]["type"], "Fuse");
-    assert_eq!(json["added_tokens"].as_array().unwrap().len(), SPECIALS.len());
+    assert_eq!(
+        json["added_tokens"].as_array().unwrap().len(),
+        SPECIALS.len()
+    );
     let hf = tokenizers::Tokenizer::from_file(&path).unwrap();
     let text = "<prog>def f(s):\n return s[::-1]\n<in>'abc'<out>'cba'<end>";
     let ids = hf.encode(text, false).unwrap().get_ids().to_vec();
@@ -210,7 +226,10 @@ fn packing_never_splits_a_sample() {
     let mut next = 0usize;
     for row in &rows {
         let real: Vec<u32> = row.iter().copied().take_while(|&t| t != pad).collect();
-        assert!(row[real.len()..].iter().all(|&t| t == pad), "pads only at the tail");
+        assert!(
+            row[real.len()..].iter().all(|&t| t == pad),
+            "pads only at the tail"
+        );
         let mut rest = &real[..];
         let mut in_row = 0;
         while !rest.is_empty() {
@@ -263,7 +282,11 @@ fn lr_schedule_warms_up_then_decays() {
 #[test]
 fn config_file_loads_and_unknown_keys_are_rejected() {
     let cfg = PretrainConfig::load(std::path::Path::new("config/tiny-pretrain.toml")).unwrap();
-    assert_eq!(cfg, PretrainConfig::default(), "the shipped file spells out the defaults");
+    assert_eq!(
+        cfg,
+        PretrainConfig::default(),
+        "the shipped file spells out the defaults"
+    );
     assert_eq!(cfg.model.hidden_size, 192);
     assert_eq!(cfg.train.batch_size * cfg.train.seq_len, 4096);
     let empty = PretrainConfig::from_toml_str("", "<empty>").unwrap();
@@ -274,5 +297,129 @@ fn config_file_loads_and_unknown_keys_are_rejected() {
     assert!(err.to_string().contains("eval.seed"), "{err}");
     let err =
         PretrainConfig::from_toml_str("[model]\nnum_attention_heads = 5\n", "<t>").unwrap_err();
-    assert!(err.to_string().contains("model.num_attention_heads"), "{err}");
+    assert!(
+        err.to_string().contains("model.num_attention_heads"),
+        "{err}"
+    );
+}
+
+fn labeled(
+    code: &str,
+    pairs: &[(&str, &str)],
+    message: &str,
+) -> azr_core::pretrain::LabeledProgram {
+    azr_core::pretrain::LabeledProgram {
+        family: Family::Arith2,
+        template: "hand".into(),
+        unseen_template: false,
+        message: message.into(),
+        code: code.into(),
+        pairs: pairs
+            .iter()
+            .map(|(i, o)| IoPair {
+                input: i.to_string(),
+                output: o.to_string(),
+            })
+            .collect(),
+    }
+}
+
+/// The corpus speaks exactly the `tasks` module's compact templates: its prompts are the task
+/// types' prompts, and the rest of each sample parses as the expected answer or proposal.
+#[test]
+fn samples_match_the_tasks_compact_templates() {
+    use azr_core::pretrain::corpus::{
+        abduction_prompt, deduction_prompt, induction_prompt, induction_proposal_prompt,
+        render_proposal,
+    };
+    use azr_core::tasks::{InductionConfig, TaskRegistry, TasksConfig};
+    use azr_core::types::TaskKind;
+    let cfg = TasksConfig {
+        templates: "compact".into(),
+        induction: InductionConfig {
+            num_inputs: 3,
+            num_visible: 2,
+        },
+        ..TasksConfig::default()
+    };
+    let reg = TaskRegistry::from_config(&cfg).unwrap();
+    let code = "def f(a, b):\n return a * 4 - b";
+    let p = labeled(
+        code,
+        &[("9, 3", "33"), ("1, 1", "3"), ("0, 2", "-2")],
+        "scale a then subtract b",
+    );
+    let held = |kind, pairs: usize, visible| azr_core::pretrain::HeldoutTask {
+        kind,
+        family: p.family,
+        template: p.template.clone(),
+        unseen_template: false,
+        message: p.message.clone(),
+        code: p.code.clone(),
+        pairs: p.pairs[..pairs].to_vec(),
+        visible,
+    };
+
+    let ded = reg.get(TaskKind::Deduction).unwrap();
+    let task = held(TaskKind::Deduction, 1, 1).to_task(0);
+    let prompt = ded.solver_prompt(&task).unwrap();
+    assert_eq!(prompt, deduction_prompt(code, "9, 3"));
+    let sample = render_deduction(code, &p.pairs[0]);
+    assert_eq!(
+        ded.parse_answer(&sample[prompt.len()..]).unwrap().text,
+        "33"
+    );
+
+    let abd = reg.get(TaskKind::Abduction).unwrap();
+    let task = held(TaskKind::Abduction, 1, 1).to_task(0);
+    let prompt = abd.solver_prompt(&task).unwrap();
+    assert_eq!(prompt, abduction_prompt(code, "33"));
+    let sample = render_abduction(code, &p.pairs[0]);
+    assert_eq!(
+        abd.parse_answer(&sample[prompt.len()..]).unwrap().text,
+        "9, 3"
+    );
+
+    let ind = reg.get(TaskKind::Induction).unwrap();
+    let task = held(TaskKind::Induction, 3, 2).to_task(0);
+    let prompt = ind.solver_prompt(&task).unwrap();
+    assert_eq!(prompt, induction_prompt(&p.pairs[..2], &p.message));
+    let sample = render_induction(code, &p.pairs[..2], &p.message);
+    assert_eq!(
+        ind.parse_answer(&sample[prompt.len()..]).unwrap().text,
+        code
+    );
+
+    // Proposals: references then a new item; the new item parses as program + input.
+    let new = labeled(
+        "def f(s):\n return s[::-1]",
+        &[("'abc'", "'cba'")],
+        "reverse",
+    );
+    for kind in [TaskKind::Deduction, TaskKind::Abduction] {
+        let tt = reg.get(kind).unwrap();
+        let reference = held(kind, 1, 1).to_task(0);
+        let prompt = tt.proposer_prompt(&[reference]).unwrap();
+        let sample = render_proposal(kind, &[&p], &new).unwrap();
+        assert!(
+            sample.starts_with(&prompt.text),
+            "{kind}: {sample:?} vs {:?}",
+            prompt.text
+        );
+        let proposal = tt
+            .parse_proposal(&prompt, &sample[prompt.text.len()..])
+            .unwrap();
+        assert_eq!(proposal.program, new.code);
+        assert_eq!(proposal.inputs, vec!["'abc'".to_string()]);
+    }
+    let reference = held(TaskKind::Induction, 3, 2).to_task(0);
+    let prompt = ind.proposer_prompt(&[reference]).unwrap();
+    assert_eq!(prompt.text, induction_proposal_prompt(code));
+    let inputs: Vec<String> = p.pairs.iter().map(|x| x.input.clone()).collect();
+    let sample = render_induction_proposal(code, &inputs, &p.message);
+    let proposal = ind
+        .parse_proposal(&prompt, &sample[prompt.text.len()..])
+        .unwrap();
+    assert_eq!(proposal.inputs, inputs);
+    assert_eq!(proposal.message, p.message);
 }

@@ -48,7 +48,10 @@ fn batch_tensors_shift_targets_and_mask_padding() {
         inputs.to_vec2::<u32>().unwrap(),
         vec![vec![5, 6, 7, 0], vec![8, 9, 0, 0]]
     );
-    assert_eq!(targets.to_vec1::<u32>().unwrap(), vec![6, 7, 0, 0, 9, 0, 0, 0]);
+    assert_eq!(
+        targets.to_vec1::<u32>().unwrap(),
+        vec![6, 7, 0, 0, 9, 0, 0, 0]
+    );
     assert_eq!(
         mask.to_vec1::<f32>().unwrap(),
         vec![1., 1., 0., 0., 1., 0., 0., 0.]
@@ -93,33 +96,38 @@ fn twenty_steps_on_fixed_rows_reduce_the_loss_and_are_reproducible() {
     assert_eq!(losses, run(), "same seed, same losses");
 }
 
-/// Throughput of the default model (1.8M params, 16 x 256 rows) on this machine; prints
-/// tokens/s. Slow (~30 s+), so ignored: run with
+/// Throughput of the default model (1.8M params, 4096-token batches as 16 x 256 and 32 x 128
+/// rows) on this machine; prints tokens/s. Slow (~1 min), so ignored: run with
 /// `RAYON_NUM_THREADS=1 cargo test --release -p azr-core --test pretrain_train -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn default_model_training_throughput() {
     let cfg = PretrainConfig::default();
+    if std::env::var_os("AZR_NO_MALLOPT").is_none() {
+        assert!(azr_core::pretrain::alloc::tune_for_training());
+    }
     let tok = TinyTokenizer::build().unwrap();
-    let model = init_model(&cfg, &tok, &Device::Cpu).unwrap();
-    assert!((1_700_000..1_900_000).contains(&model.num_params()), "{}", model.num_params());
-    let samples: Vec<Vec<u32>> = (0..400)
+    let samples: Vec<Vec<u32>> = (0..800)
         .map(|i| tok.encode(SAMPLES[i % SAMPLES.len()]).unwrap())
         .collect();
-    let rows = azr_core::pretrain::corpus::pack(&samples, 256, tok.pad_id).unwrap();
-    let batch = &rows[..16];
-    let mut trainer = Trainer::new(model, cfg.train.clone(), tok.pad_id).unwrap();
-    trainer.step(batch).unwrap();
-    let t0 = std::time::Instant::now();
-    let mut tokens = 0;
-    for _ in 0..5 {
-        tokens += trainer.step(batch).unwrap().real_tokens;
+    for (rows_per_batch, seq) in [(16, 256), (32, 128)] {
+        let model = init_model(&cfg, &tok, &Device::Cpu).unwrap();
+        assert!((1_700_000..1_900_000).contains(&model.num_params()));
+        let rows = azr_core::pretrain::corpus::pack(&samples, seq, tok.pad_id).unwrap();
+        let batch = &rows[..rows_per_batch];
+        let mut trainer = Trainer::new(model, cfg.train.clone(), tok.pad_id).unwrap();
+        trainer.step(batch).unwrap();
+        let t0 = std::time::Instant::now();
+        let mut tokens = 0;
+        for _ in 0..4 {
+            tokens += trainer.step(batch).unwrap().real_tokens;
+        }
+        let s = t0.elapsed().as_secs_f64();
+        println!(
+            "params {}, {rows_per_batch} x {seq}: {:.2} s/step, {:.0} tokens/s",
+            trainer.model().num_params(),
+            s / 4.0,
+            tokens as f64 / s
+        );
     }
-    let s = t0.elapsed().as_secs_f64();
-    println!(
-        "params {}: {:.2} s/step, {:.0} tokens/s",
-        trainer.model().num_params(),
-        s / 5.0,
-        tokens as f64 / s
-    );
 }

@@ -13,7 +13,7 @@ use azr_core::types::ScoredRollout;
 use candle_core::{Tensor, Var};
 
 use crate::config::Config;
-use crate::engine::{Codec, Decoding, Policy, SharedCodec, Trainer, UpdateStats};
+use crate::engine::{Codec, Decoding, Policy, Sampled, SharedCodec, Trainer, UpdateStats};
 
 /// File name of the optimizer state inside a checkpoint directory.
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
@@ -57,7 +57,7 @@ impl Policy for SnapshotPolicy {
         prompts: &[Vec<u32>],
         decoding: &Decoding,
         seed: u64,
-    ) -> Result<Vec<(Vec<u32>, Vec<f32>)>, String> {
+    ) -> Result<Vec<Sampled>, String> {
         let params = SamplingParams {
             temperature: decoding.temperature as f32,
             top_p: decoding.top_p as f32,
@@ -89,7 +89,26 @@ impl TrainablePolicy for TrainModel {
         &self,
         batch: &[(Vec<u32>, Vec<u32>)],
     ) -> Result<(Tensor, Tensor, Tensor), RlError> {
-        let b = model::response_logprobs(&self.0, batch).map_err(|e| RlError::Policy(e.to_string()))?;
+        let b =
+            model::response_logprobs(&self.0, batch).map_err(|e| RlError::Policy(e.to_string()))?;
+        Ok((b.logprobs, b.entropy, b.mask))
+    }
+}
+
+/// Frozen reference weights for the KL loss (no trainable variables).
+pub struct ReferencePolicy(pub Snapshot);
+
+impl TrainablePolicy for ReferencePolicy {
+    fn named_vars(&self) -> Vec<(String, Var)> {
+        Vec::new()
+    }
+
+    fn response_logprobs(
+        &self,
+        batch: &[(Vec<u32>, Vec<u32>)],
+    ) -> Result<(Tensor, Tensor, Tensor), RlError> {
+        let b = model::snapshot_response_logprobs(&self.0, batch)
+            .map_err(|e| RlError::Policy(e.to_string()))?;
         Ok((b.logprobs, b.entropy, b.mask))
     }
 }
@@ -98,11 +117,21 @@ impl TrainablePolicy for TrainModel {
 pub struct ModelTrainer {
     model: TrainModel,
     learner: Learner,
+    reference: Option<ReferencePolicy>,
 }
 
 impl ModelTrainer {
     /// A trainer over `model` (optionally restoring optimizer state from a checkpoint dir).
-    pub fn new(model: Model, cfg: LearnerConfig, checkpoint: Option<&Path>) -> Result<Self> {
+    /// `reference` is required when `cfg.loss.kl_coef > 0`.
+    pub fn new(
+        model: Model,
+        cfg: LearnerConfig,
+        checkpoint: Option<&Path>,
+        reference: Option<Snapshot>,
+    ) -> Result<Self> {
+        if cfg.loss.kl_coef > 0.0 && reference.is_none() {
+            anyhow::bail!("config key `learner.loss.kl_coef` > 0 needs reference weights");
+        }
         let model = TrainModel(model);
         let mut learner = Learner::new(cfg, &model).context("creating the learner")?;
         if let Some(dir) = checkpoint {
@@ -115,7 +144,11 @@ impl ModelTrainer {
                 .load_state_dict(&state)
                 .with_context(|| format!("restoring {}", p.display()))?;
         }
-        Ok(Self { model, learner })
+        Ok(Self {
+            model,
+            learner,
+            reference: reference.map(ReferencePolicy),
+        })
     }
 }
 
@@ -125,7 +158,11 @@ impl Trainer for ModelTrainer {
     fn update(&mut self, batch: &[ScoredRollout]) -> Result<UpdateStats, String> {
         let s = self
             .learner
-            .step(&self.model, batch, None)
+            .step(
+                &self.model,
+                batch,
+                self.reference.as_ref().map(|r| r as &dyn TrainablePolicy),
+            )
             .map_err(|e| e.to_string())?;
         Ok(UpdateStats {
             pg_loss: f64::from(s.pg_loss),

@@ -132,7 +132,7 @@ pub enum BenchTarget {
 pub struct BenchArgs {
     /// What to measure.
     pub target: BenchTarget,
-    /// Config (pipeline: the run config; model: its `[model]` section).
+    /// Config: the run config (pipeline, executor) or a model-benchmark TOML (model).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Steps per variant (pipeline).

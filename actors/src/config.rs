@@ -391,8 +391,7 @@ impl Config {
             return Err(err("model.path", "must not be empty"));
         }
         let device_ok = m.device == "cpu"
-            || m
-                .device
+            || m.device
                 .strip_prefix("cuda:")
                 .is_some_and(|n| n.parse::<usize>().is_ok());
         if !device_ok {
@@ -408,7 +407,10 @@ impl Config {
             ));
         }
         if m.device == "cpu" && m.dtype != "f32" {
-            return Err(err("model.dtype", "only \"f32\" is supported on the cpu device"));
+            return Err(err(
+                "model.dtype",
+                "only \"f32\" is supported on the cpu device",
+            ));
         }
 
         let s = &raw.sampling;
@@ -428,7 +430,10 @@ impl Config {
         let sp = &raw.selfplay;
         if sp.mode == Mode::Azr {
             if sp.task_kinds.is_empty() {
-                return Err(err("selfplay.task_kinds", "must name at least one task kind"));
+                return Err(err(
+                    "selfplay.task_kinds",
+                    "must name at least one task kind",
+                ));
             }
             if sp.task_kinds.contains(&TaskKind::Math) {
                 return Err(err(
@@ -491,7 +496,9 @@ impl Config {
         })?;
         // Each learner sub-section is checked on its own so the error names the full key.
         let rl_err = |section: &str, e: azr_core::rl::RlError| match e {
-            azr_core::rl::RlError::Config { key, reason } => err(&format!("{section}.{key}"), reason),
+            azr_core::rl::RlError::Config { key, reason } => {
+                err(&format!("{section}.{key}"), reason)
+            }
             other => err(section, other.to_string()),
         };
         let l = &raw.learner;
@@ -528,7 +535,10 @@ impl Config {
             let addr: SocketAddr = raw.metrics.addr.parse().map_err(|_| {
                 err(
                     "metrics.addr",
-                    format!("`{}` is not an address like 127.0.0.1:9464", raw.metrics.addr),
+                    format!(
+                        "`{}` is not an address like 127.0.0.1:9464",
+                        raw.metrics.addr
+                    ),
                 )
             })?;
             Some(addr)
@@ -578,6 +588,33 @@ mod tests {
     }
 
     #[test]
+    fn every_shipped_experiment_config_is_valid() {
+        let mut n = 0;
+        for entry in std::fs::read_dir("../config").unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            // The pretraining config has its own schema (`azr pretrain`).
+            if path.extension().is_some_and(|e| e == "toml") && name != "tiny-pretrain.toml" {
+                Config::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 5, "found {n} configs");
+        let rlvr = Config::load(Path::new("../config/one-shot-rlvr.toml")).unwrap();
+        assert_eq!(rlvr.raw.selfplay.mode, Mode::Rlvr);
+        assert_eq!(
+            (rlvr.raw.rlvr.batch, rlvr.raw.rlvr.samples_per_prompt),
+            (128, 8)
+        );
+        let q = Config::load(Path::new("../config/qwen2.5-7b.toml")).unwrap();
+        assert_eq!(
+            (q.raw.selfplay.propose_batch, q.raw.tasks.rewards.mc_samples),
+            (64, 8)
+        );
+        assert_eq!(q.raw.learner.optimizer.lr, 1e-6);
+    }
+
+    #[test]
     fn empty_file_gives_documented_defaults() {
         let cfg = Config::from_toml_str("", "t").unwrap();
         assert_eq!(cfg.raw, RawConfig::default());
@@ -594,11 +631,21 @@ mod tests {
     #[test]
     fn bad_value_names_the_key() {
         let e = Config::from_toml_str("[learner.optimizer]\nlr = 0.0\n", "t").unwrap_err();
-        assert_eq!(e.to_string(), "config key `learner.optimizer.lr`: must be > 0");
+        assert_eq!(
+            e.to_string(),
+            "config key `learner.optimizer.lr`: must be > 0"
+        );
         let e = Config::from_toml_str("[learner.optimizer]\nbeta1 = 1.5\n", "t").unwrap_err();
-        assert!(e.to_string().starts_with("config key `learner.optimizer.beta1`"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("config key `learner.optimizer.beta1`"),
+            "{e}"
+        );
         let e = Config::from_toml_str("[learner]\nppo_epochs = 0\n", "t").unwrap_err();
-        assert!(e.to_string().starts_with("config key `learner.ppo_epochs`"), "{e}");
+        assert!(
+            e.to_string().starts_with("config key `learner.ppo_epochs`"),
+            "{e}"
+        );
         let e = Config::from_toml_str("[model]\ndevice = \"tpu\"\n", "t").unwrap_err();
         assert!(e.to_string().starts_with("config key `model.device`"));
         let e = Config::from_toml_str("[metrics]\naddr = \"nope\"\n", "t").unwrap_err();

@@ -45,6 +45,9 @@ pub trait Codec: Send + Sync + 'static {
     fn decode(&self, ids: &[u32]) -> Result<String, String>;
 }
 
+/// One generated sequence as the policy returns it: token ids and their log-probs.
+pub type Sampled = (Vec<u32>, Vec<f32>);
+
 /// A shared codec.
 pub type SharedCodec = Arc<dyn Codec>;
 
@@ -60,7 +63,7 @@ pub trait Policy: Send + 'static {
         prompts: &[Vec<u32>],
         decoding: &Decoding,
         seed: u64,
-    ) -> Result<Vec<(Vec<u32>, Vec<f32>)>, String>;
+    ) -> Result<Vec<Sampled>, String>;
 
     /// Switch to new weights (called between requests, never mid-sequence).
     fn load(&mut self, weights: &Self::Weights) -> Result<(), String>;

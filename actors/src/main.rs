@@ -22,6 +22,8 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .thread_name("azr-rt")
         .build()?;
-    let command = cli.command.unwrap_or(cli::Command::Run(cli::RunArgs::default()));
+    let command = cli
+        .command
+        .unwrap_or(cli::Command::Run(cli::RunArgs::default()));
     runtime.block_on(commands::dispatch(command))
 }

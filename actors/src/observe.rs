@@ -17,24 +17,22 @@ pub fn init_logging() {
         .try_init();
 }
 
-/// Default histogram buckets for `_seconds` metrics (1 ms .. ~17 min).
-const SECONDS_BUCKETS: [f64; 14] = [
-    0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0, 600.0,
-];
-/// Buckets for token counts.
-const TOKEN_BUCKETS: [f64; 10] = [1.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 8192.0];
-
 /// Install the global Prometheus recorder with an HTTP listener on `addr` (must run inside the
-/// tokio runtime). Every histogram gets explicit buckets, so none renders as a summary.
+/// tokio runtime), with the explicit buckets of every histogram defined in
+/// `azr_core::metrics` (none renders as a summary), then describe and register every metric so
+/// dashboards show zeros from the first scrape.
 pub fn install_metrics(addr: SocketAddr) -> Result<()> {
-    PrometheusBuilder::new()
-        .with_http_listener(addr)
-        .set_buckets_for_metric(Matcher::Suffix("seconds".into()), &SECONDS_BUCKETS)
-        .context("histogram buckets")?
-        .set_buckets_for_metric(Matcher::Suffix("tokens".into()), &TOKEN_BUCKETS)
-        .context("histogram buckets")?
+    let mut builder = PrometheusBuilder::new().with_http_listener(addr);
+    for (name, buckets) in azr_core::metrics::buckets() {
+        builder = builder
+            .set_buckets_for_metric(Matcher::Full(name.to_string()), buckets)
+            .with_context(|| format!("histogram buckets of {name}"))?;
+    }
+    builder
         .install()
         .with_context(|| format!("starting the metrics exporter on {addr}"))?;
+    azr_core::metrics::describe_all();
+    azr_core::metrics::register_all();
     tracing::info!(%addr, "metrics on http://{addr}/metrics");
     Ok(())
 }

@@ -1,141 +1,247 @@
-//! Metric emission from the actors: thin, named helpers over the `metrics` macros so call
-//! sites stay one line and label sets stay bounded (task kind, role, actor, status).
+//! Metric emission from the actors, on the definitions of `azr_core::metrics` (names, help,
+//! labels and buckets are defined there once). Thin helpers keep call sites to one line and
+//! label values inside the closed sets the core declares.
 
 use std::time::Duration;
 
+use azr_core::executor::ExecStatus;
+use azr_core::metrics as m;
 use azr_core::types::{Role, TaskKind};
-use metrics::{counter, gauge, histogram};
 
-/// Metric names used by the pipeline.
-pub mod names {
-    /// Worker actor restarts.
-    pub const ACTOR_RESTARTS: &str = "azr_actor_restarts_total";
-    /// Requests to a worker that had to be retried (worker missing or died mid-request).
-    pub const REQUEST_RETRIES: &str = "azr_actor_request_retries_total";
-    /// Durations of the work items of an actor or compute thread (`rate(_sum)` = busy share).
-    pub const ACTOR_BUSY: &str = "azr_actor_busy_seconds";
-    /// Items waiting in a bounded queue.
-    pub const QUEUE_DEPTH: &str = "azr_queue_depth";
-    /// Policy versions between the rollout's policy and the learner's at update time.
-    pub const STALENESS: &str = "azr_rollout_staleness_steps";
-    /// Completed learner steps.
-    pub const STEPS: &str = "azr_learner_steps_total";
-    /// Current policy version.
-    pub const POLICY_VERSION: &str = "azr_policy_version";
-    /// Wall time of a whole step.
-    pub const STEP_SECONDS: &str = "azr_step_duration_seconds";
-    /// Wall time of one phase of a step.
-    pub const PHASE_SECONDS: &str = "azr_step_phase_duration_seconds";
-    /// Mean reward per task kind x role of the last step.
-    pub const REWARD_MEAN: &str = "azr_reward_mean";
-    /// Accuracy (share of correct solver answers) per task kind of the last step.
-    pub const SOLVE_ACCURACY: &str = "azr_solver_accuracy_ratio";
-    /// Share of proposals that were valid, per task kind, of the last step.
-    pub const VALID_PROPOSAL_RATE: &str = "azr_proposer_valid_ratio";
-    /// Mean learnability reward of valid proposals per task kind.
-    pub const LEARNABILITY: &str = "azr_proposer_learnability_mean";
-    /// Generated sequences.
-    pub const SEQUENCES: &str = "azr_rollout_sequences_total";
-    /// Generated tokens.
-    pub const TOKENS: &str = "azr_rollout_tokens_total";
-    /// Response length in tokens.
-    pub const RESPONSE_LENGTH: &str = "azr_rollout_response_tokens";
-    /// Buffer sizes per task kind.
-    pub const BUFFER_SIZE: &str = "azr_buffer_tasks";
-    /// Learner statistics (pg loss, KL, entropy, clip fraction, grad norm, lr).
-    pub const LEARNER_STAT: &str = "azr_learner_stat";
-    /// Evaluator accuracy per benchmark.
-    pub const EVAL_ACCURACY: &str = "azr_eval_accuracy_ratio";
-    /// Checkpoints written.
-    pub const CHECKPOINTS: &str = "azr_checkpoints_total";
+fn tr(kind: TaskKind, role: Role) -> [(&'static str, &'static str); 2] {
+    [("task", kind.as_str()), ("role", role.as_str())]
 }
 
-/// Register a worker's restart counter (at 0, or at the count carried by a checkpoint).
+/// Count restarts of `actor` from `carried` on (the count a checkpoint restored).
 pub fn actor_restarts_register(actor: &'static str, carried: Option<u64>) {
-    counter!(names::ACTOR_RESTARTS, "actor" => actor).absolute(carried.unwrap_or(0));
-    counter!(names::REQUEST_RETRIES, "actor" => actor).increment(0);
+    if let Some(n) = carried {
+        m::ACTOR_RESTARTS_TOTAL
+            .counter(&[("actor", actor)])
+            .absolute(n);
+    }
 }
 
 /// Count one restart of `actor`.
 pub fn actor_restarted(actor: &'static str) {
-    counter!(names::ACTOR_RESTARTS, "actor" => actor).increment(1);
+    m::ACTOR_RESTARTS_TOTAL
+        .counter(&[("actor", actor)])
+        .increment(1);
 }
 
 /// Count one retried request to `actor`.
 pub fn request_retried(actor: &'static str) {
-    counter!(names::REQUEST_RETRIES, "actor" => actor).increment(1);
+    m::WORK_RETRIES_TOTAL
+        .counter(&[("actor", actor)])
+        .increment(1);
 }
 
-/// Add busy time of `actor`.
+/// Record one unit of work of `actor` (its busy share is `rate(_sum)`).
 pub fn busy(actor: &'static str, d: Duration) {
-    histogram!(names::ACTOR_BUSY, "actor" => actor).record(d.as_secs_f64());
+    m::ACTOR_WORK_DURATION_SECONDS
+        .histogram(&[("actor", actor)])
+        .record(d.as_secs_f64());
 }
 
-/// Set the depth of the queue named `queue`.
-pub fn queue_depth(queue: &'static str, depth: usize) {
-    gauge!(names::QUEUE_DEPTH, "queue" => queue).set(depth as f64);
+/// Set the depth and capacity of the learner queue (`queue="rollouts"`).
+pub fn rollout_queue(depth: usize, capacity: usize) {
+    m::QUEUE_DEPTH
+        .gauge(&[("queue", "rollouts")])
+        .set(depth as f64);
+    m::QUEUE_CAPACITY
+        .gauge(&[("queue", "rollouts")])
+        .set(capacity as f64);
 }
 
-/// Record the staleness of a batch.
-pub fn staleness(steps: u64) {
-    gauge!(names::STALENESS).set(steps as f64);
+/// Record the staleness of every rollout of a batch and the batch maximum.
+pub fn staleness(lags: &[u64]) {
+    let h = m::ROLLOUT_STALENESS.histogram(&[]);
+    for &l in lags {
+        h.record(l as f64);
+    }
+    m::POLICY_STALENESS
+        .gauge(&[])
+        .set(lags.iter().copied().max().unwrap_or(0) as f64);
 }
 
-/// Record a finished learner step.
-pub fn step_done(version: u64, wall: Duration) {
-    counter!(names::STEPS).increment(1);
-    gauge!(names::POLICY_VERSION).set(version as f64);
-    histogram!(names::STEP_SECONDS).record(wall.as_secs_f64());
+/// Record a finished learner step (`steps` = steps over the whole run).
+pub fn step_done(steps: u64, version: u64, wall: Duration) {
+    m::STEPS_TOTAL.counter(&[]).absolute(steps);
+    m::POLICY_VERSION.gauge(&[]).set(version as f64);
+    m::STEP_DURATION_SECONDS
+        .histogram(&[])
+        .record(wall.as_secs_f64());
+    m::LAST_STEP_DURATION_SECONDS
+        .gauge(&[])
+        .set(wall.as_secs_f64());
+    if let Ok(p) = m::ProcessStats::read() {
+        p.record();
+    }
 }
 
-/// Record the wall time of a step phase (`propose`, `validate`, `estimate`, `solve`, `learn`, ...).
+/// Record the wall time of a step phase (one of `azr_core::metrics::PHASES`).
 pub fn phase(phase: &'static str, d: Duration) {
-    histogram!(names::PHASE_SECONDS, "phase" => phase).record(d.as_secs_f64());
+    m::PHASE_DURATION_SECONDS
+        .histogram(&[("phase", phase)])
+        .record(d.as_secs_f64());
+    m::LAST_PHASE_DURATION_SECONDS
+        .gauge(&[("phase", phase)])
+        .set(d.as_secs_f64());
 }
 
-/// Record the mean reward of a (kind, role) sub-batch.
-pub fn reward_mean(kind: TaskKind, role: Role, mean: f64) {
-    gauge!(names::REWARD_MEAN, "task" => kind.as_str(), "role" => role.as_str()).set(mean);
+/// Record the rewards of a (kind, role) sub-batch.
+pub fn rewards(kind: TaskKind, role: Role, rewards: &[f32]) {
+    let labels = tr(kind, role);
+    let h = m::REWARD.histogram(&labels);
+    for &r in rewards {
+        h.record(f64::from(r));
+    }
+    let mean = rewards.iter().map(|r| f64::from(*r)).sum::<f64>() / rewards.len().max(1) as f64;
+    m::REWARD_MEAN.gauge(&labels).set(mean);
 }
 
-/// Record the solver accuracy of a kind.
-pub fn solve_accuracy(kind: TaskKind, acc: f64) {
-    gauge!(names::SOLVE_ACCURACY, "task" => kind.as_str()).set(acc);
+/// Record checked answers: solver attempts (`role = solve`) or Monte Carlo samples on new
+/// proposals (`role = propose`).
+pub fn answers(kind: TaskKind, role: Role, total: usize, correct: usize) {
+    let labels = tr(kind, role);
+    m::ANSWERS_TOTAL.counter(&labels).increment(total as u64);
+    m::ANSWERS_CORRECT_TOTAL
+        .counter(&labels)
+        .increment(correct as u64);
+    if total > 0 {
+        m::ACCURACY_RATIO
+            .gauge(&labels)
+            .set(correct as f64 / total as f64);
+    }
 }
 
-/// Record the valid-proposal rate and mean learnability of a kind.
-pub fn proposals(kind: TaskKind, valid_rate: f64, learnability: f64) {
-    gauge!(names::VALID_PROPOSAL_RATE, "task" => kind.as_str()).set(valid_rate);
-    gauge!(names::LEARNABILITY, "task" => kind.as_str()).set(learnability);
+/// Record a kind's proposals: how many, how many valid, the learnability reward of each valid one.
+pub fn proposals(kind: TaskKind, total: usize, learnability: &[f32]) {
+    let labels = [("task", kind.as_str())];
+    m::PROPOSALS_TOTAL.counter(&labels).increment(total as u64);
+    m::PROPOSALS_VALID_TOTAL
+        .counter(&labels)
+        .increment(learnability.len() as u64);
+    if total > 0 {
+        m::VALID_PROPOSAL_RATIO
+            .gauge(&labels)
+            .set(learnability.len() as f64 / total as f64);
+    }
+    let h = m::LEARNABILITY_REWARD.histogram(&labels);
+    for &r in learnability {
+        h.record(f64::from(r));
+    }
 }
 
-/// Record generated sequences of a (kind, role).
-pub fn sequences(kind: TaskKind, role: Role, lengths: &[usize]) {
-    let labels = [("task", kind.as_str()), ("role", role.as_str())];
-    counter!(names::SEQUENCES, &labels).increment(lengths.len() as u64);
-    counter!(names::TOKENS, &labels).increment(lengths.iter().sum::<usize>() as u64);
-    let h = histogram!(names::RESPONSE_LENGTH, &labels);
+/// Record generated sequences of a (kind, role): their lengths and how many hit the budget.
+pub fn responses(kind: TaskKind, role: Role, lengths: &[usize], truncated: usize) {
+    let labels = tr(kind, role);
+    m::RESPONSES_TOTAL
+        .counter(&labels)
+        .increment(lengths.len() as u64);
+    m::RESPONSES_TRUNCATED_TOTAL
+        .counter(&labels)
+        .increment(truncated as u64);
+    m::TOKENS_GENERATED_TOTAL
+        .counter(&labels)
+        .increment(lengths.iter().sum::<usize>() as u64);
+    let h = m::RESPONSE_LENGTH_TOKENS.histogram(&labels);
     for &l in lengths {
         h.record(l as f64);
     }
 }
 
+/// Record rollouts consumed by the learner.
+pub fn rollouts_consumed(kind: TaskKind, role: Role, n: usize) {
+    m::ROLLOUTS_TOTAL
+        .counter(&tr(kind, role))
+        .increment(n as u64);
+}
+
 /// Record a buffer size.
 pub fn buffer_size(kind: TaskKind, size: usize) {
-    gauge!(names::BUFFER_SIZE, "task" => kind.as_str()).set(size as f64);
+    m::BUFFER_TASKS
+        .gauge(&[("task", kind.as_str())])
+        .set(size as f64);
 }
 
-/// Record a learner statistic (`stat` is one of a fixed set of names).
-pub fn learner_stat(stat: &'static str, value: f64) {
-    gauge!(names::LEARNER_STAT, "stat" => stat).set(value);
+/// Record the statistics of one learner update.
+pub fn learner(stats: &crate::engine::UpdateStats) {
+    m::PG_LOSS.gauge(&[]).set(stats.pg_loss);
+    m::KL.gauge(&[]).set(stats.kl);
+    m::ENTROPY.gauge(&[]).set(stats.entropy);
+    m::PG_CLIPPED_RATIO.gauge(&[]).set(stats.clip_fraction);
+    m::GRAD_NORM.gauge(&[]).set(stats.grad_norm);
+    m::LEARNING_RATE.gauge(&[]).set(stats.lr);
+    m::TOKENS_TRAINED_TOTAL
+        .counter(&[])
+        .increment(stats.tokens as u64);
 }
 
-/// Record an evaluation accuracy.
-pub fn eval_accuracy(benchmark: &str, acc: f64) {
-    gauge!(names::EVAL_ACCURACY, "benchmark" => benchmark.to_string()).set(acc);
+/// Record one sandboxed validation and its outcome.
+pub fn execution(status: ExecStatus, d: Duration) {
+    m::EXECUTIONS_TOTAL
+        .counter(&[("status", status.as_str())])
+        .increment(1);
+    m::EXECUTION_DURATION_SECONDS
+        .histogram(&[])
+        .record(d.as_secs_f64());
+}
+
+/// The `benchmark` label of an evaluator set, if it is one of the declared benchmarks.
+fn benchmark_label(name: &str) -> Option<&'static str> {
+    let norm = name.replace('-', "_");
+    m::BENCHMARKS.iter().copied().find(|b| *b == norm)
+}
+
+/// Record an evaluation result.
+pub fn eval(benchmark: &str, accuracy: f64, version: u64) {
+    if let Some(b) = benchmark_label(benchmark) {
+        let labels = [("benchmark", b)];
+        m::EVAL_ACCURACY_RATIO.gauge(&labels).set(accuracy);
+        m::EVAL_RUNS_TOTAL.counter(&labels).increment(1);
+        m::EVAL_POLICY_VERSION.gauge(&labels).set(version as f64);
+    }
 }
 
 /// Count a checkpoint.
 pub fn checkpoint_written() {
-    counter!(names::CHECKPOINTS).increment(1);
+    m::CHECKPOINTS_TOTAL.counter(&[]).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn benchmark_names_map_to_declared_labels() {
+        assert_eq!(benchmark_label("cruxeval-o"), Some("cruxeval_o"));
+        assert_eq!(benchmark_label("math500"), Some("math500"));
+        assert_eq!(benchmark_label("nope"), None);
+    }
+
+    #[test]
+    fn helpers_emit_declared_names_and_labels() {
+        let rec = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = rec.handle();
+        metrics::with_local_recorder(&rec, || {
+            rewards(TaskKind::Deduction, Role::Solve, &[1.0, -0.5]);
+            proposals(TaskKind::Induction, 4, &[0.25]);
+            actor_restarted("solver");
+            step_done(7, 7, Duration::from_millis(1500));
+        });
+        let text = handle.render();
+        assert!(
+            text.contains("azr_reward_mean{task=\"deduction\",role=\"solve\"} 0.25"),
+            "{text}"
+        );
+        assert!(
+            text.contains("azr_valid_proposal_ratio{task=\"induction\"} 0.25"),
+            "{text}"
+        );
+        assert!(
+            text.contains("azr_actor_restarts_total{actor=\"solver\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("azr_steps_total 7"), "{text}");
+    }
 }

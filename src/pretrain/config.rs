@@ -97,7 +97,7 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Global gradient-norm clip (0 disables). Default 1.0.
     pub grad_clip: f64,
-    /// Step budget (0 = none). Default 1200. A step budget makes the run reproducible.
+    /// Step budget (0 = none). Default 240. A step budget makes the run reproducible.
     pub max_steps: u64,
     /// Wall-clock budget of training steps in minutes, evaluation excluded (0 = none).
     /// Default 0.
@@ -106,6 +106,9 @@ pub struct TrainConfig {
     pub log_every: u64,
     /// Save a checkpoint every this many steps (0 = only at the end). Default 250.
     pub checkpoint_every: u64,
+    /// Tune glibc's allocator for training (see [`crate::pretrain::alloc`]; process-wide).
+    /// Default true.
+    pub tune_allocator: bool,
 }
 
 impl Default for TrainConfig {
@@ -122,10 +125,11 @@ impl Default for TrainConfig {
             eps: 1e-8,
             weight_decay: 0.01,
             grad_clip: 1.0,
-            max_steps: 1200,
+            max_steps: 240,
             max_minutes: 0.0,
             log_every: 10,
             checkpoint_every: 250,
+            tune_allocator: true,
         }
     }
 }
@@ -180,7 +184,7 @@ pub struct PretrainConfig {
 pub struct EvalConfig {
     /// Seed of the held-out generator; must differ from the training seed. Default 12345.
     pub seed: u64,
-    /// Tasks per (task kind, family). Default 40.
+    /// Tasks per (task kind, family). Default 25.
     pub per_family: usize,
     /// Pairs shown to the induction solver. Default 3.
     pub induction_visible: usize,
@@ -265,10 +269,7 @@ impl PretrainConfig {
         };
         let m = &self.model;
         if m.num_attention_heads == 0 || m.hidden_size % m.num_attention_heads != 0 {
-            return bad(
-                "model.num_attention_heads",
-                "must divide model.hidden_size",
-            );
+            return bad("model.num_attention_heads", "must divide model.hidden_size");
         }
         if (m.hidden_size / m.num_attention_heads) % 2 != 0 {
             return bad("model.num_attention_heads", "head dim must be even (RoPE)");

@@ -1,24 +1,26 @@
 //! The pretraining corpus: labelled programs rendered in the compact templates, and packing of
 //! whole samples into fixed-length rows for next-token training.
 //!
-//! Compact formats (one sample each; `CODE` is the program source, `ARGS` an argument text,
-//! `REPR` the `repr` of the output, the indent is one space):
+//! The formats are those of `config/templates/compact.toml` (the `tasks` module's compact
+//! template set), character for character. `CODE` is the program source (1-space indent),
+//! `ARGS` an argument text, `REPR` the `repr` of the output, `MSG` a short description:
 //!
-//! | kind | text | the solver's prompt ends after |
+//! | sample | text | the prompt ends after |
 //! |---|---|---|
-//! | deduction | `<prog>CODE\n<in>ARGS<out>REPR<end>` | `<out>` |
-//! | abduction | `<prog>CODE\n<out>REPR<in>ARGS<end>` | `<in>` |
-//! | induction | `<in>ARGS<out>REPR` (per pair) `<prog>CODE\n<end>` | `<prog>` |
+//! | deduction solve | `<prog>CODE\n<in>ARGS<out>REPR<end>` | `<out>` |
+//! | abduction solve | `<prog>CODE\n<out>REPR<in>ARGS<end>` | `<in>` |
+//! | induction solve | `<in>ARGS<out>REPR` (per pair) `<msg>MSG<prog>CODE\n<end>` | `<prog>` |
+//! | deduction/abduction proposal | 1-N reference items, each followed by `\n`, then a new item | `<prog>` |
+//! | induction proposal | `<prog>CODE\n<in>ARGS<in>ARGS...<msg>MSG<end>` | the first `<in>` |
 //!
-//! Because the loss covers every token, the same samples also teach the proposer its part: a
-//! deduction sample *is* a proposal (a program and an input, written after `<prog>`) followed by
-//! its answer.
+//! The loss covers every token, so solve samples also teach the model to write programs and
+//! inputs, and proposal samples teach it to continue from reference tasks.
 
 use super::error::PretrainError;
 use super::generator::{label_each, IoPair, LabeledProgram, ProgramGenerator, Split};
-use super::tokenizer::{END, IN, OUT, PROG, TinyTokenizer};
+use super::tokenizer::{TinyTokenizer, END, IN, MSG, OUT, PROG};
 use crate::executor::Executor;
-use crate::types::TaskKind;
+use crate::types::{Role, TaskKind};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -33,7 +35,12 @@ pub struct CorpusConfig {
     pub abduction: f64,
     /// Weight of induction samples. Default 0.25.
     pub induction: f64,
-    /// Input/output pairs shown in an induction sample. Default 3.
+    /// Fraction of samples that are proposals rather than solutions. Default 0.2.
+    pub propose: f64,
+    /// Most reference items before a deduction/abduction proposal (1..=this). Default 2.
+    pub proposal_references: usize,
+    /// Input/output pairs shown in an induction sample; induction proposals write this many
+    /// to this many + 3 inputs. Default 3.
     pub induction_pairs: usize,
     /// Longest accepted output `repr`, in characters. Default 40.
     pub max_output_chars: usize,
@@ -47,6 +54,8 @@ impl Default for CorpusConfig {
             deduction: 0.5,
             abduction: 0.25,
             induction: 0.25,
+            propose: 0.2,
+            proposal_references: 2,
             induction_pairs: 3,
             max_output_chars: 40,
             chunk_programs: 512,
@@ -62,6 +71,18 @@ impl CorpusConfig {
             return Err(PretrainError::Invalid {
                 key: "corpus.deduction/abduction/induction",
                 message: "weights must be finite, non-negative and not all zero".into(),
+            });
+        }
+        if !(0.0..=1.0).contains(&self.propose) {
+            return Err(PretrainError::Invalid {
+                key: "corpus.propose",
+                message: "must be in [0, 1]".into(),
+            });
+        }
+        if self.proposal_references == 0 {
+            return Err(PretrainError::Invalid {
+                key: "corpus.proposal_references",
+                message: "must be at least 1".into(),
             });
         }
         if self.induction_pairs < 2 {
@@ -85,6 +106,8 @@ impl CorpusConfig {
 pub struct Sample {
     /// The task kind it renders.
     pub kind: TaskKind,
+    /// Whether it is a solution or a proposal.
+    pub role: Role,
     /// The full text, special tokens included.
     pub text: String,
 }
@@ -96,7 +119,11 @@ pub fn deduction_prompt(code: &str, input: &str) -> String {
 
 /// A deduction sample: the prompt, then `REPR<end>`.
 pub fn render_deduction(code: &str, pair: &IoPair) -> String {
-    format!("{}{}{END}", deduction_prompt(code, &pair.input), pair.output)
+    format!(
+        "{}{}{END}",
+        deduction_prompt(code, &pair.input),
+        pair.output
+    )
 }
 
 /// The abduction prompt: `<prog>CODE\n<out>REPR<in>`.
@@ -106,11 +133,15 @@ pub fn abduction_prompt(code: &str, output: &str) -> String {
 
 /// An abduction sample: the prompt, then `ARGS<end>`.
 pub fn render_abduction(code: &str, pair: &IoPair) -> String {
-    format!("{}{}{END}", abduction_prompt(code, &pair.output), pair.input)
+    format!(
+        "{}{}{END}",
+        abduction_prompt(code, &pair.output),
+        pair.input
+    )
 }
 
-/// The induction prompt: `<in>ARGS<out>REPR` for each shown pair, then `<prog>`.
-pub fn induction_prompt(pairs: &[IoPair]) -> String {
+/// The induction prompt: `<in>ARGS<out>REPR` for each shown pair, then `<msg>MSG<prog>`.
+pub fn induction_prompt(pairs: &[IoPair], message: &str) -> String {
     let mut s = String::new();
     for p in pairs {
         s.push_str(IN);
@@ -118,26 +149,75 @@ pub fn induction_prompt(pairs: &[IoPair]) -> String {
         s.push_str(OUT);
         s.push_str(&p.output);
     }
+    s.push_str(MSG);
+    s.push_str(message);
     s.push_str(PROG);
     s
 }
 
 /// An induction sample: the prompt, then `CODE\n<end>`.
-pub fn render_induction(code: &str, pairs: &[IoPair]) -> String {
-    format!("{}{code}\n{END}", induction_prompt(pairs))
+pub fn render_induction(code: &str, pairs: &[IoPair], message: &str) -> String {
+    format!("{}{code}\n{END}", induction_prompt(pairs, message))
 }
 
-/// Render one labelled program as a sample of `kind` (deduction/abduction use the first pair,
-/// induction all pairs). `None` for `Math` or a program without pairs.
+/// The induction proposal prompt: `<prog>CODE\n<in>`.
+pub fn induction_proposal_prompt(code: &str) -> String {
+    format!("{PROG}{code}\n{IN}")
+}
+
+/// An induction proposal: the prompt, then `ARGS<in>ARGS...<msg>MSG<end>`.
+pub fn render_induction_proposal(code: &str, inputs: &[String], message: &str) -> String {
+    format!("{PROG}{code}\n{IN}{}{MSG}{message}{END}", inputs.join(IN))
+}
+
+/// A deduction or abduction proposal: each reference item followed by `\n`, then the new item
+/// (the proposer's prompt ends at the new item's `<prog>`).
+pub fn render_proposal(
+    kind: TaskKind,
+    references: &[&LabeledProgram],
+    new: &LabeledProgram,
+) -> Option<String> {
+    let item = |p: &LabeledProgram| -> Option<String> {
+        let pair = p.pairs.first()?;
+        match kind {
+            TaskKind::Deduction => Some(render_deduction(&p.code, pair)),
+            TaskKind::Abduction => Some(render_abduction(&p.code, pair)),
+            _ => None,
+        }
+    };
+    let mut s = String::new();
+    for r in references {
+        s.push_str(&item(r)?);
+        s.push('\n');
+    }
+    s.push_str(&item(new)?);
+    Some(s)
+}
+
+/// Render one labelled program as a solve sample of `kind` (deduction/abduction use the first
+/// pair, induction all pairs). `None` for `Math` or a program without pairs.
 pub fn render(kind: TaskKind, program: &LabeledProgram) -> Option<Sample> {
     let first = program.pairs.first()?;
     let text = match kind {
         TaskKind::Deduction => render_deduction(&program.code, first),
         TaskKind::Abduction => render_abduction(&program.code, first),
-        TaskKind::Induction => render_induction(&program.code, &program.pairs),
+        TaskKind::Induction => render_induction(&program.code, &program.pairs, &program.message),
         TaskKind::Math => return None,
     };
-    Some(Sample { kind, text })
+    Some(Sample {
+        kind,
+        role: Role::Solve,
+        text,
+    })
+}
+
+/// What one planned sample needs from the generator.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    kind: TaskKind,
+    role: Role,
+    programs: usize,
+    inputs: usize,
 }
 
 /// The training stream: a seeded generator on the training side of the split, labelled by the
@@ -172,44 +252,90 @@ impl SampleStream {
         self.produced
     }
 
-    fn draw_kind(&mut self) -> TaskKind {
+    fn draw_plan(&mut self) -> Plan {
         let c = &self.cfg;
         let total = c.deduction + c.abduction + c.induction;
         let x = self.rng.random::<f64>() * total;
-        if x < c.deduction {
+        let kind = if x < c.deduction {
             TaskKind::Deduction
         } else if x < c.deduction + c.abduction {
             TaskKind::Abduction
         } else {
             TaskKind::Induction
+        };
+        let role = if self.rng.random::<f64>() < c.propose {
+            Role::Propose
+        } else {
+            Role::Solve
+        };
+        let (programs, inputs) = match (kind, role) {
+            (TaskKind::Induction, Role::Solve) => (1, c.induction_pairs),
+            (TaskKind::Induction, Role::Propose) => (
+                1,
+                self.rng
+                    .random_range(c.induction_pairs..=c.induction_pairs + 3),
+            ),
+            (_, Role::Propose) => (1 + self.rng.random_range(1..=c.proposal_references), 1),
+            _ => (1, 1),
+        };
+        Plan {
+            kind,
+            role,
+            programs,
+            inputs,
         }
     }
 
-    /// Generate, label and render the next chunk of `chunk_programs` programs.
+    /// Generate, label and render the next chunk of about `chunk_programs` programs.
     pub fn next_chunk(&mut self, executor: &Executor) -> Result<Vec<Sample>, PretrainError> {
-        let mut kinds = Vec::with_capacity(self.cfg.chunk_programs);
-        let mut specs = Vec::with_capacity(self.cfg.chunk_programs);
-        for _ in 0..self.cfg.chunk_programs {
-            let kind = self.draw_kind();
-            let n = match kind {
-                TaskKind::Induction => self.cfg.induction_pairs,
-                _ => 1,
-            };
-            let spec = self.generator.next_program(n).ok_or_else(|| {
-                PretrainError::EmptyCorpus("no template on the training side".into())
-            })?;
-            kinds.push(kind);
-            specs.push(spec);
+        let mut plans = Vec::new();
+        let mut specs = Vec::with_capacity(self.cfg.chunk_programs + 4);
+        while specs.len() < self.cfg.chunk_programs {
+            let plan = self.draw_plan();
+            for _ in 0..plan.programs {
+                let spec = self.generator.next_program(plan.inputs).ok_or_else(|| {
+                    PretrainError::EmptyCorpus("no template on the training side".into())
+                })?;
+                specs.push(spec);
+            }
+            plans.push(plan);
         }
         let labeled = label_each(executor, &specs, self.cfg.max_output_chars);
-        let mut out = Vec::with_capacity(labeled.len());
-        for (kind, program) in kinds.into_iter().zip(labeled) {
-            let Some(program) = program else { continue };
-            // Induction needs at least two pairs to be a task at all.
-            if kind == TaskKind::Induction && program.pairs.len() < 2 {
+        let mut labeled = labeled.into_iter();
+        let mut out = Vec::with_capacity(plans.len());
+        for plan in plans {
+            let programs: Vec<LabeledProgram> =
+                labeled.by_ref().take(plan.programs).flatten().collect();
+            let Some((new, refs)) = programs.split_last() else {
                 continue;
-            }
-            out.extend(render(kind, &program));
+            };
+            let text = match (plan.kind, plan.role) {
+                // Induction needs at least two pairs to be a task at all.
+                (TaskKind::Induction, _) if new.pairs.len() < 2 => continue,
+                (TaskKind::Induction, Role::Solve) => {
+                    render_induction(&new.code, &new.pairs, &new.message)
+                }
+                (TaskKind::Induction, Role::Propose) => {
+                    let inputs: Vec<String> = new.pairs.iter().map(|p| p.input.clone()).collect();
+                    render_induction_proposal(&new.code, &inputs, &new.message)
+                }
+                (kind, Role::Propose) => {
+                    let refs: Vec<&LabeledProgram> = refs.iter().collect();
+                    match render_proposal(kind, &refs, new) {
+                        Some(t) => t,
+                        None => continue,
+                    }
+                }
+                (kind, Role::Solve) => match render(kind, new) {
+                    Some(s) => s.text,
+                    None => continue,
+                },
+            };
+            out.push(Sample {
+                kind: plan.kind,
+                role: plan.role,
+                text,
+            });
         }
         if out.is_empty() {
             return Err(PretrainError::EmptyCorpus(
@@ -286,7 +412,11 @@ impl RowPacker {
 }
 
 /// Pack a list of tokenised samples into rows (see [`RowPacker`]).
-pub fn pack(samples: &[Vec<u32>], row_len: usize, pad_id: u32) -> Result<Vec<Vec<u32>>, PretrainError> {
+pub fn pack(
+    samples: &[Vec<u32>],
+    row_len: usize,
+    pad_id: u32,
+) -> Result<Vec<Vec<u32>>, PretrainError> {
     let mut packer = RowPacker::new(row_len, pad_id);
     let mut rows = Vec::new();
     for s in samples {
@@ -296,12 +426,15 @@ pub fn pack(samples: &[Vec<u32>], row_len: usize, pad_id: u32) -> Result<Vec<Vec
     Ok(rows)
 }
 
-/// A stream of packed rows: samples from a [`SampleStream`], tokenised and packed.
+/// A stream of packed rows: samples from a [`SampleStream`], tokenised and packed. Samples
+/// longer than a row (rare: proposals with long references) are skipped and counted.
 #[derive(Debug)]
 pub struct RowStream {
     samples: SampleStream,
     packer: RowPacker,
+    row_len: usize,
     tokens: u64,
+    skipped: u64,
 }
 
 impl RowStream {
@@ -310,8 +443,15 @@ impl RowStream {
         Self {
             samples,
             packer: RowPacker::new(row_len, pad_id),
+            row_len,
             tokens: 0,
+            skipped: 0,
         }
+    }
+
+    /// Samples skipped because they were longer than a row.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
     }
 
     /// Real (non-pad) tokens packed so far.
@@ -333,6 +473,10 @@ impl RowStream {
         loop {
             let sample = self.samples.next_sample(executor)?;
             let ids = tokenizer.encode(&sample.text)?;
+            if ids.len() > self.row_len {
+                self.skipped += 1;
+                continue;
+            }
             self.tokens += ids.len() as u64;
             if let Some(row) = self.packer.push(&ids)? {
                 return Ok(row);

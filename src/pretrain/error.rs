@@ -57,6 +57,9 @@ pub enum PretrainError {
     /// A tensor operation failed.
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
+    /// The optimiser failed.
+    #[error(transparent)]
+    Optimizer(#[from] crate::rl::RlError),
     /// The model failed (building, forward, saving).
     #[error("model: {0}")]
     Model(String),

@@ -105,6 +105,7 @@ pub fn prompt_of(task: &HeldoutTask) -> Option<String> {
         TaskKind::Abduction => Some(abduction_prompt(&task.code, &first.output)),
         TaskKind::Induction => Some(induction_prompt(
             &task.pairs[..task.visible.min(task.pairs.len())],
+            &task.message,
         )),
         TaskKind::Math => None,
     }
@@ -119,7 +120,11 @@ pub fn evaluate(
     limits: EvalLimits,
 ) -> Result<EvalReport, PretrainError> {
     let mut report = EvalReport::default();
-    for kind in [TaskKind::Deduction, TaskKind::Abduction, TaskKind::Induction] {
+    for kind in [
+        TaskKind::Deduction,
+        TaskKind::Abduction,
+        TaskKind::Induction,
+    ] {
         let tasks: Vec<&HeldoutTask> = set.of_kind(kind).collect();
         let max_new = match kind {
             TaskKind::Induction => limits.max_program_tokens,

@@ -61,6 +61,8 @@ pub struct ProgramSpec {
     pub template: String,
     /// Whether the template is held out of training.
     pub unseen_template: bool,
+    /// The template's short description (the message of induction samples).
+    pub message: String,
     /// Python source defining `f` (no trailing newline).
     pub code: String,
     /// Distinct argument texts, e.g. `9, 'ab'`.
@@ -85,6 +87,8 @@ pub struct LabeledProgram {
     pub template: String,
     /// Whether the template is held out of training.
     pub unseen_template: bool,
+    /// The template's short description (the message of induction samples).
+    pub message: String,
     /// Python source defining `f` (no trailing newline).
     pub code: String,
     /// Pairs that ran successfully, in input order.
@@ -187,6 +191,7 @@ impl ProgramGenerator {
             family,
             template: template.name.to_string(),
             unseen_template: template.unseen,
+            message: template.message.to_string(),
             code,
             inputs,
         })
@@ -235,8 +240,7 @@ pub fn label_each(
                     continue;
                 }
                 let Some(repr) = outcome.repr else { continue };
-                if repr.len() <= max_output_chars && repr.bytes().all(|b| (32..127).contains(&b))
-                {
+                if repr.len() <= max_output_chars && repr.bytes().all(|b| (32..127).contains(&b)) {
                     pairs.push(IoPair {
                         input: input.clone(),
                         output: repr,
@@ -247,6 +251,7 @@ pub fn label_each(
                 family: spec.family,
                 template: spec.template.clone(),
                 unseen_template: spec.unseen_template,
+                message: spec.message.clone(),
                 code: spec.code.clone(),
                 pairs,
             })

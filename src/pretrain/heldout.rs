@@ -23,7 +23,7 @@ use std::path::Path;
 pub struct HeldoutConfig {
     /// Seed of the held-out generator; must differ from the training seed. Default 12345.
     pub seed: u64,
-    /// Tasks per (task kind, family). Default 40 (9 families x 3 kinds = 1080 tasks).
+    /// Tasks per (task kind, family). Default 25 (9 families x 3 kinds = 675 tasks).
     pub per_family: usize,
     /// Pairs shown to the induction solver. Default 3.
     pub induction_visible: usize,
@@ -37,7 +37,7 @@ impl Default for HeldoutConfig {
     fn default() -> Self {
         Self {
             seed: 12345,
-            per_family: 40,
+            per_family: 25,
             induction_visible: 3,
             induction_hidden: 2,
             max_output_chars: 40,
@@ -56,6 +56,8 @@ pub struct HeldoutTask {
     pub template: String,
     /// Whether the template never occurs in training.
     pub unseen_template: bool,
+    /// The induction message (the template's description; shown to induction solvers).
+    pub message: String,
     /// Python source defining `f`.
     pub code: String,
     /// Deduction/abduction: one pair. Induction: the visible pairs, then the hidden ones.
@@ -84,9 +86,13 @@ pub fn heldout_set(executor: &Executor, cfg: &HeldoutConfig) -> Result<HeldoutSe
         });
     }
     let mut tasks = Vec::new();
-    for (ki, kind) in [TaskKind::Deduction, TaskKind::Abduction, TaskKind::Induction]
-        .into_iter()
-        .enumerate()
+    for (ki, kind) in [
+        TaskKind::Deduction,
+        TaskKind::Abduction,
+        TaskKind::Induction,
+    ]
+    .into_iter()
+    .enumerate()
     {
         let n_inputs = match kind {
             TaskKind::Induction => cfg.induction_visible + cfg.induction_hidden,
@@ -125,6 +131,7 @@ pub fn heldout_set(executor: &Executor, cfg: &HeldoutConfig) -> Result<HeldoutSe
                         family,
                         template: program.template,
                         unseen_template: program.unseen_template,
+                        message: program.message,
                         code: program.code,
                         visible: match kind {
                             TaskKind::Induction => cfg.induction_visible,
@@ -147,6 +154,39 @@ pub fn heldout_set(executor: &Executor, cfg: &HeldoutConfig) -> Result<HeldoutSe
         }
     }
     Ok(HeldoutSet { tasks })
+}
+
+impl HeldoutTask {
+    /// The task as the `tasks` module's [`Task`](crate::tasks::Task) (provenance: benchmark
+    /// `tiny-heldout`, id `<kind>-<index>`), so evaluators can score it with the compact
+    /// templates.
+    pub fn to_task(&self, index: usize) -> crate::tasks::Task {
+        crate::tasks::Task {
+            kind: self.kind,
+            program: self.code.clone(),
+            pairs: self
+                .pairs
+                .iter()
+                .map(|p| crate::tasks::IoPair {
+                    input: p.input.clone(),
+                    output: p.output.clone(),
+                    value: None,
+                })
+                .collect(),
+            visible: self.visible,
+            message: if self.kind == TaskKind::Induction {
+                self.message.clone()
+            } else {
+                String::new()
+            },
+            problem: String::new(),
+            answer: String::new(),
+            provenance: crate::tasks::Provenance::benchmark(
+                "tiny-heldout",
+                format!("{}-{index}", self.kind),
+            ),
+        }
+    }
 }
 
 impl HeldoutSet {

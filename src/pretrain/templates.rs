@@ -95,6 +95,9 @@ pub struct Template {
     pub args: &'static [(&'static str, ArgKind)],
     /// Held out of the training stream entirely.
     pub unseen: bool,
+    /// A short description, used as the message of induction samples (AZR's proposer writes
+    /// one for every induction task).
+    pub message: &'static str,
     /// Builds the body (lines joined by `\n`, each indented by at least one space), drawing
     /// constants from the RNG.
     body: fn(&mut ChaCha8Rng) -> String,
@@ -181,12 +184,13 @@ const X: (&str, ArgKind) = ("x", ArgKind::IntList);
 const D: (&str, ArgKind) = ("d", ArgKind::Dict);
 
 macro_rules! tpl {
-    ($name:literal, $family:ident, [$($arg:ident),*], $unseen:literal, $body:expr) => {
+    ($name:literal, $family:ident, [$($arg:ident),*], $unseen:literal, $msg:literal, $body:expr) => {
         Template {
             name: $name,
             family: Family::$family,
             args: &[$($arg),*],
             unseen: $unseen,
+            message: $msg,
             body: $body,
         }
     };
@@ -195,104 +199,314 @@ macro_rules! tpl {
 /// Every template. Order is part of the generator's determinism: append, never reorder.
 pub static TEMPLATES: &[Template] = &[
     // ---- arith1
-    tpl!("add_k", Arith1, [A], false, |r| format!(" return a + {}", k(r, 1, 9))),
-    tpl!("sub_k", Arith1, [A], false, |r| format!(" return a - {}", k(r, 1, 9))),
-    tpl!("mul_k", Arith1, [A], false, |r| format!(" return a * {}", k(r, 2, 5))),
-    tpl!("floordiv_k", Arith1, [A], false, |r| format!(" return a // {}", k(r, 2, 4))),
-    tpl!("mod_k", Arith1, [A], false, |r| format!(" return a % {}", k(r, 2, 5))),
-    tpl!("double_minus_k", Arith1, [A], false, |r| {
-        format!(" b = a * 2\n return b - {}", k(r, 1, 9))
-    }),
-    tpl!("mul_k_add_k", Arith1, [A], true, |r| {
+    tpl!("add_k", Arith1, [A], false, "add a constant", |r| format!(
+        " return a + {}",
+        k(r, 1, 9)
+    )),
+    tpl!(
+        "sub_k",
+        Arith1,
+        [A],
+        false,
+        "subtract a constant",
+        |r| format!(" return a - {}", k(r, 1, 9))
+    ),
+    tpl!(
+        "mul_k",
+        Arith1,
+        [A],
+        false,
+        "multiply by a constant",
+        |r| format!(" return a * {}", k(r, 2, 5))
+    ),
+    tpl!(
+        "floordiv_k",
+        Arith1,
+        [A],
+        false,
+        "integer divide by a constant",
+        |r| format!(" return a // {}", k(r, 2, 4))
+    ),
+    tpl!(
+        "mod_k",
+        Arith1,
+        [A],
+        false,
+        "remainder by a constant",
+        |r| format!(" return a % {}", k(r, 2, 5))
+    ),
+    tpl!(
+        "double_minus_k",
+        Arith1,
+        [A],
+        false,
+        "double then subtract",
+        |r| { format!(" b = a * 2\n return b - {}", k(r, 1, 9)) }
+    ),
+    tpl!("mul_k_add_k", Arith1, [A], true, "multiply then add", |r| {
         format!(" return a * {} + {}", k(r, 2, 4), k(r, 1, 9))
     }),
     // ---- arith2
-    tpl!("mul_k_sub", Arith2, [A, B], false, |r| format!(" return a * {} - b", k(r, 2, 4))),
-    tpl!("add_mul_k", Arith2, [A, B], false, |r| format!(" return a + b * {}", k(r, 2, 4))),
-    tpl!("sub_add_k", Arith2, [A, B], false, |r| format!(" return a - b + {}", k(r, 1, 9))),
-    tpl!("mul", Arith2, [A, B], false, |_| " return a * b".to_string()),
-    tpl!("add_sub_k", Arith2, [A, B], false, |r| format!(" return a + b - {}", k(r, 1, 9))),
-    tpl!("sum_then_mul", Arith2, [A, B], false, |r| {
-        format!(" c = a + b\n return c * {}", k(r, 2, 3))
+    tpl!(
+        "mul_k_sub",
+        Arith2,
+        [A, B],
+        false,
+        "scale a then subtract b",
+        |r| format!(" return a * {} - b", k(r, 2, 4))
+    ),
+    tpl!(
+        "add_mul_k",
+        Arith2,
+        [A, B],
+        false,
+        "add a scaled b",
+        |r| format!(" return a + b * {}", k(r, 2, 4))
+    ),
+    tpl!(
+        "sub_add_k",
+        Arith2,
+        [A, B],
+        false,
+        "difference plus a constant",
+        |r| format!(" return a - b + {}", k(r, 1, 9))
+    ),
+    tpl!("mul", Arith2, [A, B], false, "product of both", |_| {
+        " return a * b".to_string()
     }),
-    tpl!("diff_times_k", Arith2, [A, B], true, |r| {
-        format!(" return (a - b) * {}", k(r, 2, 3))
-    }),
+    tpl!(
+        "add_sub_k",
+        Arith2,
+        [A, B],
+        false,
+        "sum minus a constant",
+        |r| format!(" return a + b - {}", k(r, 1, 9))
+    ),
+    tpl!(
+        "sum_then_mul",
+        Arith2,
+        [A, B],
+        false,
+        "scale the sum",
+        |r| { format!(" c = a + b\n return c * {}", k(r, 2, 3)) }
+    ),
+    tpl!(
+        "diff_times_k",
+        Arith2,
+        [A, B],
+        true,
+        "scale the difference",
+        |r| { format!(" return (a - b) * {}", k(r, 2, 3)) }
+    ),
     // ---- str
-    tpl!("reverse", Str, [S], false, |_| " return s[::-1]".to_string()),
-    tpl!("upper", Str, [S], false, |_| " return s.upper()".to_string()),
-    tpl!("concat_lit", Str, [S], false, |r| format!(" return s + '{}'", word(r, 1, 3))),
-    tpl!("drop_first", Str, [S], false, |_| " return s[1:]".to_string()),
-    tpl!("repeat_k", Str, [S], false, |r| format!(" return s * {}", k(r, 2, 3))),
-    tpl!("prefix_k", Str, [S], false, |r| format!(" return s[:{}]", k(r, 1, 4))),
-    tpl!("last_char", Str, [S], false, |_| " return s[-1]".to_string()),
-    tpl!("count_char", Str, [S], false, |r| format!(" return s.count('{}')", letter(r))),
-    tpl!("replace_char", Str, [S], false, |r| {
+    tpl!("reverse", Str, [S], false, "reverse the string", |_| {
+        " return s[::-1]".to_string()
+    }),
+    tpl!("upper", Str, [S], false, "upper case", |_| {
+        " return s.upper()".to_string()
+    }),
+    tpl!(
+        "concat_lit",
+        Str,
+        [S],
+        false,
+        "append a suffix",
+        |r| format!(" return s + '{}'", word(r, 1, 3))
+    ),
+    tpl!(
+        "drop_first",
+        Str,
+        [S],
+        false,
+        "drop the first letter",
+        |_| " return s[1:]".to_string()
+    ),
+    tpl!(
+        "repeat_k",
+        Str,
+        [S],
+        false,
+        "repeat the string",
+        |r| format!(" return s * {}", k(r, 2, 3))
+    ),
+    tpl!("prefix_k", Str, [S], false, "keep a prefix", |r| format!(
+        " return s[:{}]",
+        k(r, 1, 4)
+    )),
+    tpl!("last_char", Str, [S], false, "last letter", |_| {
+        " return s[-1]".to_string()
+    }),
+    tpl!(
+        "count_char",
+        Str,
+        [S],
+        false,
+        "count a letter",
+        |r| format!(" return s.count('{}')", letter(r))
+    ),
+    tpl!("replace_char", Str, [S], false, "replace a letter", |r| {
         format!(" return s.replace('{}', '{}')", letter(r), letter(r))
     }),
-    tpl!("len_str", Str, [S], false, |_| " return len(s)".to_string()),
-    tpl!("first_last", Str, [S], true, |_| " return s[0] + s[-1]".to_string()),
-    tpl!("suffix_k", Str, [S], true, |r| format!(" return s[-{}:]", k(r, 1, 3))),
+    tpl!("len_str", Str, [S], false, "length of the string", |_| {
+        " return len(s)".to_string()
+    }),
+    tpl!(
+        "first_last",
+        Str,
+        [S],
+        true,
+        "first and last letters",
+        |_| " return s[0] + s[-1]".to_string()
+    ),
+    tpl!("suffix_k", Str, [S], true, "keep a suffix", |r| format!(
+        " return s[-{}:]",
+        k(r, 1, 3)
+    )),
     // ---- list_agg
-    tpl!("len", ListAgg, [X], false, |_| " return len(x)".to_string()),
-    tpl!("sum", ListAgg, [X], false, |_| " return sum(x)".to_string()),
-    tpl!("max", ListAgg, [X], false, |_| " return max(x)".to_string()),
-    tpl!("min", ListAgg, [X], false, |_| " return min(x)".to_string()),
-    tpl!("first", ListAgg, [X], false, |_| " return x[0]".to_string()),
-    tpl!("last", ListAgg, [X], false, |_| " return x[-1]".to_string()),
-    tpl!("count_k", ListAgg, [X], false, |r| format!(" return x.count({})", k(r, 0, 20))),
-    tpl!("range_span", ListAgg, [X], false, |_| " return max(x) - min(x)".to_string()),
-    tpl!("len_plus_k", ListAgg, [X], true, |r| format!(" return len(x) + {}", k(r, 1, 9))),
+    tpl!("len", ListAgg, [X], false, "length of the list", |_| {
+        " return len(x)".to_string()
+    }),
+    tpl!("sum", ListAgg, [X], false, "sum of the list", |_| {
+        " return sum(x)".to_string()
+    }),
+    tpl!("max", ListAgg, [X], false, "largest item", |_| {
+        " return max(x)".to_string()
+    }),
+    tpl!("min", ListAgg, [X], false, "smallest item", |_| {
+        " return min(x)".to_string()
+    }),
+    tpl!("first", ListAgg, [X], false, "first item", |_| {
+        " return x[0]".to_string()
+    }),
+    tpl!("last", ListAgg, [X], false, "last item", |_| {
+        " return x[-1]".to_string()
+    }),
+    tpl!(
+        "count_k",
+        ListAgg,
+        [X],
+        false,
+        "count a value",
+        |r| format!(" return x.count({})", k(r, 0, 20))
+    ),
+    tpl!(
+        "range_span",
+        ListAgg,
+        [X],
+        false,
+        "largest minus smallest",
+        |_| " return max(x) - min(x)".to_string()
+    ),
+    tpl!(
+        "len_plus_k",
+        ListAgg,
+        [X],
+        true,
+        "length plus a constant",
+        |r| format!(" return len(x) + {}", k(r, 1, 9))
+    ),
     // ---- list_tx
-    tpl!("sorted", ListTx, [X], false, |_| " return sorted(x)".to_string()),
-    tpl!("tail", ListTx, [X], false, |_| " return x[1:]".to_string()),
-    tpl!("reverse_list", ListTx, [X], false, |_| " return x[::-1]".to_string()),
-    tpl!("append_k", ListTx, [X], false, |r| format!(" return x + [{}]", k(r, 0, 9))),
-    tpl!("sorted_desc", ListTx, [X], false, |_| {
+    tpl!("sorted", ListTx, [X], false, "sort the list", |_| {
+        " return sorted(x)".to_string()
+    }),
+    tpl!("tail", ListTx, [X], false, "drop the first item", |_| {
+        " return x[1:]".to_string()
+    }),
+    tpl!(
+        "reverse_list",
+        ListTx,
+        [X],
+        false,
+        "reverse the list",
+        |_| " return x[::-1]".to_string()
+    ),
+    tpl!(
+        "append_k",
+        ListTx,
+        [X],
+        false,
+        "append a value",
+        |r| format!(" return x + [{}]", k(r, 0, 9))
+    ),
+    tpl!("sorted_desc", ListTx, [X], false, "sort descending", |_| {
         " return sorted(x, reverse=True)".to_string()
     }),
-    tpl!("add_each_k", ListTx, [X], false, |r| {
+    tpl!("add_each_k", ListTx, [X], false, "add to each item", |r| {
         format!(" return [v + {} for v in x]", k(r, 1, 5))
     }),
-    tpl!("mul_each_k", ListTx, [X], false, |r| {
+    tpl!("mul_each_k", ListTx, [X], false, "scale each item", |r| {
         format!(" return [v * {} for v in x]", k(r, 2, 3))
     }),
-    tpl!("filter_gt_k", ListTx, [X], false, |r| {
+    tpl!("filter_gt_k", ListTx, [X], false, "keep large items", |r| {
         format!(" return [v for v in x if v > {}]", k(r, 0, 15))
     }),
-    tpl!("take_k", ListTx, [X], false, |r| format!(" return x[:{}]", k(r, 1, 3))),
-    tpl!("mod_each_k", ListTx, [X], true, |r| {
-        format!(" return [v % {} for v in x]", k(r, 2, 5))
-    }),
+    tpl!(
+        "take_k",
+        ListTx,
+        [X],
+        false,
+        "keep the first items",
+        |r| format!(" return x[:{}]", k(r, 1, 3))
+    ),
+    tpl!(
+        "mod_each_k",
+        ListTx,
+        [X],
+        true,
+        "remainder of each item",
+        |r| { format!(" return [v % {} for v in x]", k(r, 2, 5)) }
+    ),
     // ---- dict
-    tpl!("get_default", Dict, [D], false, |r| {
+    tpl!("get_default", Dict, [D], false, "look up a key", |r| {
         format!(" return d.get('{}', {})", key(r), k(r, 0, 9))
     }),
-    tpl!("len_dict", Dict, [D], false, |_| " return len(d)".to_string()),
-    tpl!("sorted_keys", Dict, [D], false, |_| " return sorted(d)".to_string()),
-    tpl!("sum_values", Dict, [D], false, |_| " return sum(d.values())".to_string()),
-    tpl!("set_key", Dict, [D], false, |r| {
+    tpl!("len_dict", Dict, [D], false, "number of keys", |_| {
+        " return len(d)".to_string()
+    }),
+    tpl!("sorted_keys", Dict, [D], false, "sorted keys", |_| {
+        " return sorted(d)".to_string()
+    }),
+    tpl!("sum_values", Dict, [D], false, "sum of values", |_| {
+        " return sum(d.values())".to_string()
+    }),
+    tpl!("set_key", Dict, [D], false, "set a key", |r| {
         format!(" d['{}'] = {}\n return d", key(r), k(r, 0, 9))
     }),
-    tpl!("max_value", Dict, [D], false, |_| " return max(d.values())".to_string()),
-    tpl!("keys_gt_k", Dict, [D], false, |r| {
-        format!(" return [c for c in d if d[c] > {}]", k(r, 0, 8))
+    tpl!("max_value", Dict, [D], false, "largest value", |_| {
+        " return max(d.values())".to_string()
     }),
-    tpl!("has_key", Dict, [D], false, |r| format!(" return '{}' in d", key(r))),
-    tpl!("invert", Dict, [D], true, |_| " return {v: c for c, v in d.items()}".to_string()),
+    tpl!(
+        "keys_gt_k",
+        Dict,
+        [D],
+        false,
+        "keys with large values",
+        |r| { format!(" return [c for c in d if d[c] > {}]", k(r, 0, 8)) }
+    ),
+    tpl!("has_key", Dict, [D], false, "check a key", |r| format!(
+        " return '{}' in d",
+        key(r)
+    )),
+    tpl!("invert", Dict, [D], true, "swap keys and values", |_| {
+        " return {v: c for c, v in d.items()}".to_string()
+    }),
     // ---- cond
-    tpl!("max2", Cond, [A, B], false, |_| " return a if a > b else b".to_string()),
-    tpl!("min2", Cond, [A, B], false, |_| " return a if a < b else b".to_string()),
-    tpl!("absdiff", Cond, [A, B], false, |_| {
+    tpl!("max2", Cond, [A, B], false, "larger of two", |_| {
+        " return a if a > b else b".to_string()
+    }),
+    tpl!("min2", Cond, [A, B], false, "smaller of two", |_| {
+        " return a if a < b else b".to_string()
+    }),
+    tpl!("absdiff", Cond, [A, B], false, "distance between", |_| {
         " return a - b if a > b else b - a".to_string()
     }),
-    tpl!("hi_lo", Cond, [A], false, |r| {
+    tpl!("hi_lo", Cond, [A], false, "compare to a threshold", |r| {
         format!(" return 'hi' if a > {} else 'lo'", k(r, 5, 25))
     }),
-    tpl!("even_pick", Cond, [A, B], false, |_| {
+    tpl!("even_pick", Cond, [A, B], false, "a if even else b", |_| {
         " return a if a % 2 == 0 else b".to_string()
     }),
-    tpl!("if_stmt", Cond, [A], false, |r| {
+    tpl!("if_stmt", Cond, [A], false, "shift by a threshold", |r| {
         let t = k(r, 5, 25);
         format!(
             " if a > {t}:\n  return a - {}\n return a + {}",
@@ -300,52 +514,119 @@ pub static TEMPLATES: &[Template] = &[
             k(r, 1, 5)
         )
     }),
-    tpl!("len_check", Cond, [S], false, |r| {
+    tpl!("len_check", Cond, [S], false, "shorten long strings", |r| {
         format!(" if len(s) > {}:\n  return s[:2]\n return s", k(r, 1, 4))
     }),
-    tpl!("upper_if_long", Cond, [S], true, |r| {
-        format!(" return s.upper() if len(s) > {} else s", k(r, 1, 4))
-    }),
+    tpl!(
+        "upper_if_long",
+        Cond,
+        [S],
+        true,
+        "upper case long strings",
+        |r| { format!(" return s.upper() if len(s) > {} else s", k(r, 1, 4)) }
+    ),
     // ---- loop
-    tpl!("loop_sum_k", Loop, [X], false, |r| {
+    tpl!("loop_sum_k", Loop, [X], false, "weighted sum", |r| {
         format!(" t = 0\n for v in x:\n  t += v * {}\n return t", k(r, 1, 2))
     }),
-    tpl!("loop_reverse", Loop, [S], false, |_| {
-        " r = ''\n for c in s:\n  r = c + r\n return r".to_string()
-    }),
-    tpl!("loop_count", Loop, [S], false, |r| {
-        format!(
-            " n = 0\n for c in s:\n  if c == '{}':\n   n += 1\n return n",
-            letter(r)
-        )
-    }),
-    tpl!("loop_evens", Loop, [X], false, |_| {
+    tpl!(
+        "loop_reverse",
+        Loop,
+        [S],
+        false,
+        "reverse by a loop",
+        |_| { " r = ''\n for c in s:\n  r = c + r\n return r".to_string() }
+    ),
+    tpl!(
+        "loop_count",
+        Loop,
+        [S],
+        false,
+        "count a letter by a loop",
+        |r| {
+            format!(
+                " n = 0\n for c in s:\n  if c == '{}':\n   n += 1\n return n",
+                letter(r)
+            )
+        }
+    ),
+    tpl!("loop_evens", Loop, [X], false, "keep even items", |_| {
         " y = []\n for v in x:\n  if v % 2 == 0:\n   y.append(v)\n return y".to_string()
     }),
-    tpl!("loop_double", Loop, [A], false, |r| {
+    tpl!("loop_double", Loop, [A], false, "double a few times", |r| {
         format!(
             " t = {}\n for i in range(a % 5):\n  t = t * 2\n return t",
             k(r, 1, 5)
         )
     }),
-    tpl!("loop_stretch", Loop, [S], false, |r| {
-        format!(" r = ''\n for c in s:\n  r += c * {}\n return r", k(r, 2, 3))
-    }),
-    tpl!("loop_count_gt", Loop, [X], true, |r| {
+    tpl!(
+        "loop_stretch",
+        Loop,
+        [S],
+        false,
+        "repeat each letter",
+        |r| {
+            format!(
+                " r = ''\n for c in s:\n  r += c * {}\n return r",
+                k(r, 2, 3)
+            )
+        }
+    ),
+    tpl!("loop_count_gt", Loop, [X], true, "count large items", |r| {
         format!(
             " c = 0\n for v in x:\n  if v > {}:\n   c += 1\n return c",
             k(r, 0, 15)
         )
     }),
     // ---- compose (all unseen)
-    tpl!("sorted_last", Compose, [X], true, |_| " return sorted(x)[-1]".to_string()),
-    tpl!("upper_reverse", Compose, [S], true, |_| " return s.upper()[::-1]".to_string()),
-    tpl!("tail_sum", Compose, [X], true, |_| " return sum(x[1:])".to_string()),
-    tpl!("reverse_prefix", Compose, [S], true, |r| {
-        format!(" return s[::-1][:{}]", k(r, 1, 3))
-    }),
-    tpl!("max_plus_k", Compose, [X], true, |r| format!(" return max(x) + {}", k(r, 1, 9))),
-    tpl!("sorted_tail", Compose, [X], true, |_| " return sorted(x)[1:]".to_string()),
+    tpl!(
+        "sorted_last",
+        Compose,
+        [X],
+        true,
+        "largest via sort",
+        |_| " return sorted(x)[-1]".to_string()
+    ),
+    tpl!(
+        "upper_reverse",
+        Compose,
+        [S],
+        true,
+        "upper case reversed",
+        |_| " return s.upper()[::-1]".to_string()
+    ),
+    tpl!(
+        "tail_sum",
+        Compose,
+        [X],
+        true,
+        "sum after the first",
+        |_| " return sum(x[1:])".to_string()
+    ),
+    tpl!(
+        "reverse_prefix",
+        Compose,
+        [S],
+        true,
+        "prefix of the reverse",
+        |r| { format!(" return s[::-1][:{}]", k(r, 1, 3)) }
+    ),
+    tpl!(
+        "max_plus_k",
+        Compose,
+        [X],
+        true,
+        "largest plus a constant",
+        |r| format!(" return max(x) + {}", k(r, 1, 9))
+    ),
+    tpl!(
+        "sorted_tail",
+        Compose,
+        [X],
+        true,
+        "sorted without the smallest",
+        |_| " return sorted(x)[1:]".to_string()
+    ),
 ];
 
 /// The templates of one family.

@@ -1,7 +1,7 @@
 //! Next-token pretraining of the tiny base model on the procedural corpus.
 //!
 //! [`pretrain`] builds the tokenizer, starts the sandboxed executor, initialises the model from
-//! the seed and trains it on packed rows of the training stream with AdamW (linear warm-up,
+//! the seed and trains it on packed rows of the training stream with AdamW ([`crate::rl::optim`]) (linear warm-up,
 //! constant, linear decay over the final part of a step budget), global-norm gradient
 //! clipping and a masked next-token loss (every non-pad target). It writes into `out_dir`:
 //!
@@ -23,8 +23,8 @@ use super::heldout::heldout_set;
 use super::tokenizer::TinyTokenizer;
 use crate::executor::Executor;
 use crate::model::{parse_device, Model, Tokenizer};
+use crate::rl::optim::{clip_coefficient, AdamW, AdamWConfig, Gradients};
 use candle_core::{DType, Device, Tensor, D};
-use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -140,35 +140,10 @@ pub fn masked_loss(
     Ok((nll / real.max(1) as f64)?)
 }
 
-/// Scale the gradients so that their global L2 norm is at most `max_norm` (if positive);
-/// returns the norm before clipping.
-fn clip_grads(
-    grads: &mut candle_core::backprop::GradStore,
-    vars: &[candle_core::Var],
-    max_norm: f64,
-) -> Result<f64, PretrainError> {
-    let mut sq = 0f64;
-    for v in vars {
-        if let Some(g) = grads.get(v) {
-            sq += f64::from(g.sqr()?.sum_all()?.to_scalar::<f32>()?);
-        }
-    }
-    let norm = sq.sqrt();
-    if max_norm > 0.0 && norm > max_norm {
-        let scale = max_norm / (norm + 1e-6);
-        for v in vars {
-            if let Some(g) = grads.remove(v) {
-                grads.insert(v, (g * scale)?);
-            }
-        }
-    }
-    Ok(norm)
-}
-
 /// One model and its optimiser: the inner loop of [`pretrain`], usable on any rows.
 pub struct Trainer {
     model: Model,
-    vars: Vec<candle_core::Var>,
+    vars: Vec<(String, candle_core::Var)>,
     opt: AdamW,
     cfg: TrainConfig,
     pad_id: u32,
@@ -187,11 +162,11 @@ impl std::fmt::Debug for Trainer {
 impl Trainer {
     /// A trainer for `model` with the schedule of `cfg`; `pad_id` targets carry no loss.
     pub fn new(model: Model, cfg: TrainConfig, pad_id: u32) -> Result<Self, PretrainError> {
-        let vars = model.vars();
+        let vars = model.named_vars();
         let opt = AdamW::new(
             vars.clone(),
-            ParamsAdamW {
-                lr: cfg.lr_at(0),
+            AdamWConfig {
+                lr: cfg.lr,
                 beta1: cfg.beta1,
                 beta2: cfg.beta2,
                 eps: cfg.eps,
@@ -222,14 +197,15 @@ impl Trainer {
     /// real target tokens, before the update), the lr used and the number of real tokens.
     pub fn step(&mut self, rows: &[Vec<u32>]) -> Result<StepStats, PretrainError> {
         let lr = self.cfg.lr_at(self.step);
-        self.opt.set_learning_rate(lr);
         let device = self.model.device().clone();
         let (inputs, targets, mask, real) = batch_tensors(rows, self.pad_id, &device)?;
         let logits = self.model.forward(&inputs, None, None).map_err(model_err)?;
         let loss = masked_loss(&logits, &targets, &mask, real)?;
-        let mut grads = loss.backward()?;
-        let grad_norm = clip_grads(&mut grads, &self.vars, self.cfg.grad_clip)?;
-        self.opt.step(&grads)?;
+        let store = loss.backward()?;
+        let grads = Gradients::from_store(&store, &self.vars);
+        let grad_norm = grads.global_norm()?;
+        let coef = clip_coefficient(grad_norm, self.cfg.grad_clip);
+        self.opt.step(&grads, lr, coef)?;
         self.step += 1;
         let loss = loss.to_scalar::<f32>()?;
         if !loss.is_finite() {
@@ -272,6 +248,9 @@ pub fn pretrain(
     mut progress: impl FnMut(PretrainProgress),
 ) -> Result<PretrainOutcome, PretrainError> {
     cfg.validate()?;
+    if cfg.train.tune_allocator {
+        super::alloc::tune_for_training();
+    }
     let out = cfg.out_dir.clone();
     std::fs::create_dir_all(&out).map_err(|e| PretrainError::io("creating", &out, e))?;
     write_json(&out.join("config.resolved.json"), cfg)?;
@@ -349,7 +328,8 @@ pub fn pretrain(
             tokens_per_second: tps,
             fraction,
         });
-        let last = (t.max_steps > 0 && step >= t.max_steps) || (budget_s > 0.0 && train_s >= budget_s);
+        let last =
+            (t.max_steps > 0 && step >= t.max_steps) || (budget_s > 0.0 && train_s >= budget_s);
         if step % t.log_every == 0 || last {
             final_loss = (window.0 / window.1 as f64) as f32;
             writeln!(
@@ -361,7 +341,14 @@ pub fn pretrain(
             loss_csv
                 .flush()
                 .map_err(|e| PretrainError::io("writing", &loss_path, e))?;
-            tracing::info!(step, loss = final_loss, lr, tokens, tokens_per_s = tps, "pretrain");
+            tracing::info!(
+                step,
+                loss = final_loss,
+                lr,
+                tokens,
+                tokens_per_s = tps,
+                "pretrain"
+            );
             window = (0.0, 0);
         }
         if t.checkpoint_every > 0 && step % t.checkpoint_every == 0 && !last {
@@ -370,10 +357,14 @@ pub fn pretrain(
         }
     }
     let checkpoint = out.join("final");
-    trainer.model().save_hf_dir(&checkpoint).map_err(model_err)?;
+    trainer
+        .model()
+        .save_hf_dir(&checkpoint)
+        .map_err(model_err)?;
     tracing::info!(
         steps = step,
         tokens,
+        skipped_long_samples = rows.skipped(),
         train_seconds = train_s,
         data_seconds = data_s,
         "pretraining done"

@@ -114,9 +114,14 @@ pub async fn evaluate(
     let mut scores = Vec::with_capacity(benchmarks.len());
     for (i, b) in benchmarks.iter().enumerate() {
         let version = ctx.inference.version();
-        let outs =
-            super::solver::solve(ctx, &b.tasks, samples, decoding, seed.wrapping_add(i as u64))
-                .await?;
+        let outs = super::solver::solve(
+            ctx,
+            &b.tasks,
+            samples,
+            decoding,
+            seed.wrapping_add(i as u64),
+        )
+        .await?;
         let items: Vec<(Task, String)> = outs
             .iter()
             .map(|o| (b.tasks[o.task_index].clone(), o.generated.text.clone()))
@@ -127,7 +132,7 @@ pub async fn evaluate(
             .map_err(|e| format!("grading task failed: {e}"))??;
         let correct = verdicts.iter().filter(|v| **v == Verdict::Correct).count();
         let accuracy = correct as f64 / verdicts.len().max(1) as f64;
-        crate::telemetry::eval_accuracy(&b.name, accuracy);
+        crate::telemetry::eval(&b.name, accuracy, version);
         scores.push(Score {
             benchmark: b.name.clone(),
             accuracy,

@@ -5,7 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use azr_core::tasks::{Proposal, Provenance, Task};
+use std::time::Instant;
+
+use azr_core::executor::ExecStatus;
+use azr_core::tasks::{Invalid, Proposal, Provenance, Task};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::handle::{RequestError, WorkerHandle};
@@ -67,8 +70,15 @@ impl Actor for ExecutorActor {
                     .iter()
                     .map(|(p, prov)| {
                         let tt = ctx.task_type(p.kind)?;
-                        tt.validate_proposal(p, &ctx.executor, prov.clone())
-                            .map_err(|e| e.to_string())
+                        let t0 = Instant::now();
+                        let r = tt.validate_proposal(p, &ctx.executor, prov.clone());
+                        let status = match &r {
+                            Ok(_) => ExecStatus::Ok,
+                            Err(Invalid::Exec { status, .. }) => *status,
+                            Err(_) => ExecStatus::Invalid,
+                        };
+                        crate::telemetry::execution(status, t0.elapsed());
+                        r.map_err(|e| e.to_string())
                     })
                     .collect()
             })

@@ -82,11 +82,11 @@ impl<M: Message> WorkerHandle<M> {
                 tracing::warn!(worker = self.name, attempt, reason = %last, "retrying request");
                 tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
             }
-            let Some(actor) = ActorRef::<M>::where_is(self.name.to_string()) else {
+            let Some(actor) = ActorRef::<M>::where_is(self.name) else {
                 last = "not running".to_string();
                 continue;
             };
-            match actor.call(|port| build(port), Some(self.timeout)).await {
+            match actor.call(&build, Some(self.timeout)).await {
                 Ok(CallResult::Success(Ok(value))) => return Ok(value),
                 Ok(CallResult::Success(Err(message))) => {
                     return Err(RequestError::Failed {

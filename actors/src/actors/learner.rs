@@ -76,7 +76,7 @@ impl Actor for Learner {
                 tx.send_async(LearnerCmd::Train { step, rollouts })
                     .await
                     .map_err(|_| "learner thread is gone".to_string())?;
-                telemetry::queue_depth("learner", tx.len());
+                telemetry::rollout_queue(tx.len(), tx.capacity().unwrap_or(0));
                 Ok(())
             }),
             LearnerMsg::Save { dir, reply } => serve(NAME, reply, async move {
@@ -103,7 +103,11 @@ impl LearnerHandle {
     }
 
     /// Enqueue a step's batch (waits while the learner queue is full).
-    pub async fn submit(&self, step: u64, rollouts: Vec<ScoredRollout>) -> Result<(), RequestError> {
+    pub async fn submit(
+        &self,
+        step: u64,
+        rollouts: Vec<ScoredRollout>,
+    ) -> Result<(), RequestError> {
         self.0
             .request(|reply| LearnerMsg::Submit {
                 step,

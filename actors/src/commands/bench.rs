@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
+use anyhow::{Context, Result};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -43,7 +43,21 @@ pub async fn bench(args: BenchArgs) -> Result<()> {
             Ok(())
         }
         BenchTarget::Model => {
-            bail!("this build of azr does not include the model benchmark yet")
+            let cfg: azr_core::model::bench::BenchConfig = match &args.config {
+                Some(p) => {
+                    let text = std::fs::read_to_string(p)
+                        .with_context(|| format!("reading {}", p.display()))?;
+                    toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
+                }
+                None => azr_core::model::bench::BenchConfig::default(),
+            };
+            let report =
+                tokio::task::spawn_blocking(move || azr_core::model::bench::run(&cfg)).await??;
+            println!("{report}");
+            if let Some(out) = &args.out {
+                std::fs::write(out, serde_json::to_string_pretty(&report)?)?;
+            }
+            Ok(())
         }
         BenchTarget::Pipeline => {
             let cfg = super::load_config(args.config.as_deref())?;

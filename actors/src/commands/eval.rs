@@ -5,7 +5,13 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use azr_core::executor::Executor;
-use azr_core::tasks::{Task, TaskRegistry, TemplateSet};
+use std::path::Path;
+
+use azr_core::data::cruxeval::{self, load_cruxeval};
+use azr_core::data::math::{load_math, MathSet};
+use azr_core::pretrain::{HeldoutSet, HeldoutTask};
+use azr_core::tasks::{IoPair, Provenance, Task, TaskRegistry, TemplateSet};
+use azr_core::types::TaskKind;
 use tokio::sync::watch;
 
 use crate::actors::evaluator::{self, Benchmark};
@@ -17,17 +23,91 @@ use crate::compute::inference;
 use crate::engine::Decoding;
 use crate::pipeline::checkpoint;
 
-/// Load the items of a benchmark by name (at most `limit`; 0 = all).
-pub fn load_benchmark(name: &str, limit: usize) -> Result<Vec<Task>> {
-    let _ = limit;
-    bail!("unknown benchmark `{name}`")
+/// Folder of the math benchmarks, relative to the project root.
+pub const MATH_DIR: &str = "../shared/data/math";
+/// File the tiny model's pretraining writes its held-out set to, inside the model directory.
+pub const HELDOUT_FILE: &str = "heldout.jsonl";
+
+/// Load the items of a benchmark by name (at most `limit`; 0 = all):
+/// `cruxeval-o` / `cruxeval-i` (CRUXEval output / input prediction), a math set
+/// (`math500`, `aime24`, `aime25`, `amc23`, `minerva`, `olympiadbench`, `gsm8k`), or
+/// `heldout-{deduction,abduction,induction}` (the tiny model's held-out set, `heldout.jsonl`
+/// next to the weights in `model_dir`).
+pub fn load_benchmark(name: &str, limit: usize, model_dir: &Path) -> Result<Vec<Task>> {
+    let norm = name.replace('_', "-");
+    let mut tasks: Vec<Task> = match norm.as_str() {
+        "cruxeval-o" | "cruxeval-i" => {
+            let items = load_cruxeval(cruxeval::DEFAULT_PATH)
+                .with_context(|| format!("loading {}", cruxeval::DEFAULT_PATH))?;
+            items
+                .iter()
+                .map(|i| {
+                    if norm == "cruxeval-o" {
+                        i.deduction_task()
+                    } else {
+                        i.abduction_task()
+                    }
+                })
+                .collect()
+        }
+        n if n.starts_with("heldout-") => {
+            let kind: TaskKind = n["heldout-".len()..]
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!(e))?;
+            let path = model_dir.join(HELDOUT_FILE);
+            let set = HeldoutSet::load(&path)
+                .with_context(|| format!("loading the held-out set {}", path.display()))?;
+            set.of_kind(kind)
+                .enumerate()
+                .map(|(i, t)| heldout_task(t, i))
+                .collect()
+        }
+        n => match n.parse::<MathSet>() {
+            Ok(set) => load_math(set, MATH_DIR)
+                .with_context(|| format!("loading {name} from {MATH_DIR}"))?
+                .iter()
+                .map(|p| p.task())
+                .collect(),
+            Err(_) => bail!(
+                "unknown benchmark `{name}` (expected cruxeval-o, cruxeval-i, heldout-deduction, \
+                 heldout-abduction, heldout-induction or a math set: math500, aime24, aime25, \
+                 amc23, minerva, olympiadbench, gsm8k)"
+            ),
+        },
+    };
+    if limit > 0 {
+        tasks.truncate(limit);
+    }
+    Ok(tasks)
+}
+
+/// A held-out item of the tiny model's pretraining as a task.
+fn heldout_task(t: &HeldoutTask, i: usize) -> Task {
+    Task {
+        kind: t.kind,
+        program: t.code.clone(),
+        pairs: t
+            .pairs
+            .iter()
+            .map(|p| IoPair {
+                input: p.input.clone(),
+                output: p.output.clone(),
+                value: None,
+            })
+            .collect(),
+        visible: t.visible,
+        message: String::new(),
+        problem: String::new(),
+        answer: String::new(),
+        provenance: Provenance::benchmark("heldout", format!("{}-{i}", t.kind)),
+    }
 }
 
 /// `azr eval --benchmark NAME`.
 pub async fn eval(args: EvalArgs) -> Result<()> {
     let cfg = super::load_config(args.config.as_deref())?;
     let limit = args.limit.unwrap_or(cfg.raw.evaluator.limit);
-    let tasks = load_benchmark(&args.benchmark, limit)?;
+    let tasks = load_benchmark(&args.benchmark, limit, &cfg.raw.model.path)?;
     let ckpt = match &args.checkpoint {
         Some(dir) => Some(checkpoint::resolve(dir)?),
         None => None,

@@ -23,30 +23,40 @@ pub async fn exec(args: ExecArgs) -> Result<()> {
             .with_context(|| format!("reading {}", code_path.display()))?;
         let input = args.input.clone().unwrap_or_default();
         let ex = executor.clone();
-        vec![tokio::task::spawn_blocking(move || {
-            if validate {
-                ex.validate(&code, &input)
-            } else {
-                ex.run(&code, &input)
-            }
-        })
-        .await?]
+        vec![
+            tokio::task::spawn_blocking(move || {
+                if validate {
+                    ex.validate(&code, &input)
+                } else {
+                    ex.run(&code, &input)
+                }
+            })
+            .await?,
+        ]
     } else if let Some(batch) = &args.batch {
-        let file = std::fs::File::open(batch).with_context(|| format!("opening {}", batch.display()))?;
+        let file =
+            std::fs::File::open(batch).with_context(|| format!("opening {}", batch.display()))?;
         let mut jobs = Vec::new();
         for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
             let line = line?;
             if line.trim().is_empty() {
                 continue;
             }
-            let job: ExecJob = serde_json::from_str(&line)
-                .with_context(|| format!("{} line {}: expected {{\"code\", \"input\"}}", batch.display(), i + 1))?;
+            let job: ExecJob = serde_json::from_str(&line).with_context(|| {
+                format!(
+                    "{} line {}: expected {{\"code\", \"input\"}}",
+                    batch.display(),
+                    i + 1
+                )
+            })?;
             jobs.push(job);
         }
         let ex = executor.clone();
         tokio::task::spawn_blocking(move || {
             if validate {
-                jobs.iter().map(|j| ex.validate(&j.code, &j.input)).collect()
+                jobs.iter()
+                    .map(|j| ex.validate(&j.code, &j.input))
+                    .collect()
             } else {
                 ex.run_many(&jobs)
             }

@@ -12,10 +12,12 @@ use tokio::sync::watch;
 use crate::actors::evaluator::Benchmark;
 use crate::backend::{self, ModelTrainer, SnapshotPolicy};
 use crate::cli::RunArgs;
-use crate::config::{Config, RawConfig};
+use crate::config::{self, Config, RawConfig};
 use crate::pipeline::checkpoint;
+use crate::pipeline::rlvr::Rlvr;
 use crate::pipeline::selfplay::SelfPlay;
-use crate::pipeline::{self, Engines, RunOutcome, Services};
+use crate::pipeline::{self, Engines, Mode, RunOutcome, Services};
+use azr_core::oneshot::history::AccuracyHistory;
 
 /// Apply command-line overrides to a raw config.
 pub fn apply_overrides(raw: &mut RawConfig, args: &RunArgs) {
@@ -74,10 +76,16 @@ pub async fn train(
             .await?
             .context("starting the executor (config section `[executor]`)")?,
     );
-    let templates = Arc::new(
-        TemplateSet::resolve(&cfg.raw.tasks.templates)
-            .with_context(|| format!("config key `tasks.templates`: `{}`", cfg.raw.tasks.templates))?,
-    );
+    azr_core::metrics::record_isolation(executor.isolation());
+    crate::telemetry::rollout_queue(0, cfg.raw.run.learner_queue);
+    let templates = Arc::new(TemplateSet::resolve(&cfg.raw.tasks.templates).with_context(
+        || {
+            format!(
+                "config key `tasks.templates`: `{}`",
+                cfg.raw.tasks.templates
+            )
+        },
+    )?);
     let registry = Arc::new(TaskRegistry::builtin(templates.clone(), &cfg.raw.tasks));
 
     let model = backend::load_model(&cfg, checkpoint.as_deref())?;
@@ -89,25 +97,50 @@ pub async fn train(
     let stop_ids = backend::stop_token_ids(&model, &templates.format.stop);
     let codec = backend::codec(&model);
     let snapshot = model.snapshot()?;
-    let trainer = ModelTrainer::new(model, cfg.raw.learner, checkpoint.as_deref())?;
+    // The KL reference is the base model of `model.path`, also when resuming.
+    let reference = if cfg.raw.learner.loss.kl_coef > 0.0 {
+        Some(backend::load_model(&cfg, None)?.snapshot()?)
+    } else {
+        None
+    };
+    let trainer = ModelTrainer::new(model, cfg.raw.learner, checkpoint.as_deref(), reference)?;
     let policy = SnapshotPolicy::new(snapshot, stop_ids);
 
-    let buffers: TaskBuffers = if state.mode_state.is_null() {
-        let ex = executor.clone();
-        let t = templates.clone();
-        let bc = cfg.raw.tasks.buffer.clone();
-        tokio::task::spawn_blocking(move || TaskBuffers::seeded(&t, &bc, &ex))
-            .await?
-            .context("validating the seed tasks")?
-    } else {
-        serde_json::from_value(state.mode_state.clone()).context("restoring the task buffers")?
+    let mode = match cfg.raw.selfplay.mode {
+        config::Mode::Azr => {
+            let buffers: TaskBuffers = if state.mode_state.is_null() {
+                let ex = executor.clone();
+                let t = templates.clone();
+                let bc = cfg.raw.tasks.buffer.clone();
+                tokio::task::spawn_blocking(move || TaskBuffers::seeded(&t, &bc, &ex))
+                    .await?
+                    .context("validating the seed tasks")?
+            } else {
+                serde_json::from_value(state.mode_state.clone())
+                    .context("restoring the task buffers")?
+            };
+            Mode::SelfPlay(SelfPlay::new(
+                buffers,
+                registry.clone(),
+                cfg.raw.tasks.clone(),
+                cfg.raw.selfplay.clone(),
+            ))
+        }
+        config::Mode::Rlvr => {
+            let history = if state.mode_state.is_null() {
+                AccuracyHistory::new()
+            } else {
+                AccuracyHistory::from_json_str(&state.mode_state.to_string())
+                    .context("restoring the accuracy history")?
+            };
+            Mode::Rlvr(Rlvr::new(
+                cfg.raw.rlvr.clone(),
+                cfg.raw.tasks.rewards.clone(),
+                history,
+                cfg.run_dir().join(&cfg.raw.rlvr.history_file),
+            )?)
+        }
     };
-    let mode = SelfPlay::new(
-        buffers,
-        registry.clone(),
-        cfg.raw.tasks.clone(),
-        cfg.raw.selfplay.clone(),
-    );
     let benchmarks = Arc::new(load_benchmarks(&cfg)?);
 
     let progress = (show_progress && std::io::stderr().is_terminal()).then(|| {
@@ -158,12 +191,14 @@ pub fn load_benchmarks(cfg: &Config) -> Result<Vec<Benchmark>> {
         return Ok(out);
     }
     for name in &ev.benchmarks {
-        match crate::commands::eval::load_benchmark(name, ev.limit) {
+        match crate::commands::eval::load_benchmark(name, ev.limit, &cfg.raw.model.path) {
             Ok(tasks) => out.push(Benchmark {
                 name: name.clone(),
                 tasks,
             }),
-            Err(e) => tracing::warn!(benchmark = %name, error = %e, "benchmark unavailable; skipped"),
+            Err(e) => {
+                tracing::warn!(benchmark = %name, error = %e, "benchmark unavailable; skipped")
+            }
         }
     }
     Ok(out)
@@ -198,7 +233,9 @@ pub fn stop_signal() -> watch::Receiver<bool> {
             _ = tokio::signal::ctrl_c() => {}
             _ = term_fut => {}
         }
-        tracing::warn!("stop requested: finishing the current step and checkpointing (Ctrl-C again to abort)");
+        tracing::warn!(
+            "stop requested: finishing the current step and checkpointing (Ctrl-C again to abort)"
+        );
         let _ = tx.send(true);
         if tokio::signal::ctrl_c().await.is_ok() {
             tracing::error!("aborted");

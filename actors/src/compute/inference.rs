@@ -4,14 +4,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
 
 use azr_core::types::PolicyVersion;
 use tokio::sync::{oneshot, watch};
 
 use super::Published;
 use crate::engine::{Decoding, Generated, Policy, SharedCodec};
-use crate::telemetry;
 
 /// One generation job.
 struct GenJob {
@@ -51,7 +49,6 @@ impl InferenceHandle {
             .send_async(job)
             .await
             .map_err(|_| "inference thread is gone".to_string())?;
-        telemetry::queue_depth("inference", self.tx.len());
         rx.await
             .map_err(|_| "inference thread dropped the job".to_string())?
     }
@@ -79,18 +76,18 @@ pub fn spawn<P: Policy>(
         .name("azr-inference".to_string())
         .spawn(move || {
             while let Ok(job) = rx.recv() {
-                telemetry::queue_depth("inference", rx.len());
                 if weights.has_changed().unwrap_or(false) {
                     let published = weights.borrow_and_update().clone();
                     if let Some((v, w)) = published {
                         match policy.load(&w) {
                             Ok(()) => thread_version.store(v, Ordering::SeqCst),
-                            Err(e) => tracing::error!(version = v, error = %e, "cannot load weights"),
+                            Err(e) => {
+                                tracing::error!(version = v, error = %e, "cannot load weights")
+                            }
                         }
                     }
                 }
                 let v = thread_version.load(Ordering::SeqCst);
-                let t0 = Instant::now();
                 let result = policy
                     .generate(&job.prompts, &job.decoding, job.seed)
                     .and_then(|outs| {
@@ -105,7 +102,6 @@ pub fn spawn<P: Policy>(
                             })
                             .collect()
                     });
-                telemetry::busy("inference", t0.elapsed());
                 // The requester may have given up (timeout); nothing to do then.
                 let _ = job.reply.send(result);
             }

@@ -61,8 +61,11 @@ pub fn spawn<T: Trainer>(
         .spawn(move || {
             let mut version = start_version;
             let mut last_step: Option<u64> = None;
-            while let Ok(cmd) = rx.recv() {
-                telemetry::queue_depth("learner", rx.len());
+            let capacity = rx.capacity().unwrap_or(0);
+            loop {
+                let t_wait = Instant::now();
+                let Ok(cmd) = rx.recv() else { break };
+                telemetry::rollout_queue(rx.len(), capacity);
                 match cmd {
                     LearnerCmd::Train { step, rollouts } => {
                         // A retried submission (the learner actor died after enqueueing)
@@ -72,22 +75,34 @@ pub fn spawn<T: Trainer>(
                             continue;
                         }
                         last_step = Some(step);
+                        telemetry::phase("wait", t_wait.elapsed());
                         let t0 = Instant::now();
-                        let staleness = rollouts
+                        let lags: Vec<u64> = rollouts
                             .iter()
                             .map(|r| version.saturating_sub(r.policy_version))
-                            .max()
-                            .unwrap_or(0);
-                        telemetry::staleness(staleness);
+                            .collect();
+                        let staleness = lags.iter().copied().max().unwrap_or(0);
+                        telemetry::staleness(&lags);
                         let stats = trainer.update(&rollouts);
-                        if stats.is_ok() {
+                        telemetry::phase("update", t0.elapsed());
+                        if let Ok(s) = &stats {
+                            telemetry::learner(s);
+                            let mut per_key = std::collections::BTreeMap::new();
+                            for r in &rollouts {
+                                *per_key.entry((r.task, r.role)).or_insert(0usize) += 1;
+                            }
+                            for ((task, role), n) in per_key {
+                                telemetry::rollouts_consumed(task, role, n);
+                            }
                             version += 1;
+                            let t_pub = Instant::now();
                             match trainer.snapshot() {
                                 Ok(w) => {
                                     weights.send_replace(Some((version, Arc::new(w))));
                                 }
                                 Err(e) => tracing::error!(error = %e, "cannot snapshot weights"),
                             }
+                            telemetry::phase("publish", t_pub.elapsed());
                         }
                         let wall = t0.elapsed();
                         telemetry::busy("learner", wall);

@@ -67,8 +67,8 @@ pub fn latest(run_dir: &Path) -> Result<Option<PathBuf>> {
     if !pointer.exists() {
         return Ok(None);
     }
-    let name = fs::read_to_string(&pointer)
-        .with_context(|| format!("reading {}", pointer.display()))?;
+    let name =
+        fs::read_to_string(&pointer).with_context(|| format!("reading {}", pointer.display()))?;
     let path = dir.join(name.trim());
     if !path.join("state.json").exists() {
         anyhow::bail!(
@@ -128,7 +128,8 @@ impl Pending {
     pub fn commit(self, state: &RunState) -> Result<PathBuf> {
         let json = serde_json::to_vec(state).context("serializing run state")?;
         let state_path = self.tmp.join("state.json");
-        fs::write(&state_path, json).with_context(|| format!("writing {}", state_path.display()))?;
+        fs::write(&state_path, json)
+            .with_context(|| format!("writing {}", state_path.display()))?;
         let dir = checkpoints_dir(&self.run_dir);
         let final_path = dir.join(&self.name);
         if final_path.exists() {

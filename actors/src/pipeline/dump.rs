@@ -37,7 +37,9 @@ pub struct DumpRecord {
 
 /// Path of the dump of `step`.
 pub fn path(run_dir: &Path, step: u64) -> PathBuf {
-    run_dir.join("rollouts").join(format!("step_{step:06}.jsonl"))
+    run_dir
+        .join("rollouts")
+        .join(format!("step_{step:06}.jsonl"))
 }
 
 /// Write the records of one step (replacing a dump left by a run that died before its

@@ -14,6 +14,7 @@
 
 pub mod checkpoint;
 pub mod dump;
+pub mod rlvr;
 pub mod selfplay;
 pub mod summary;
 
@@ -25,8 +26,8 @@ use anyhow::{bail, Context, Result};
 use azr_core::executor::Executor;
 use azr_core::tasks::TaskRegistry;
 use azr_core::types::PolicyVersion;
-use rand_chacha::ChaCha8Rng;
 use ractor::Actor;
+use rand_chacha::ChaCha8Rng;
 use tokio::sync::{mpsc, watch};
 
 use crate::actors::evaluator::Benchmark;
@@ -39,8 +40,41 @@ use crate::config::Config;
 use crate::engine::{Decoding, Policy, SharedCodec, Trainer};
 use crate::telemetry;
 use checkpoint::{Counters, RunState};
-use selfplay::SelfPlay;
+use rlvr::Rlvr;
+use selfplay::{SelfPlay, StepBatch};
 use summary::StepSummary;
+
+/// The training loop's mode: where a step's rollouts come from and what state it checkpoints.
+pub enum Mode {
+    /// AZR self-play (task buffers).
+    SelfPlay(SelfPlay),
+    /// 1-shot RLVR (accuracy history).
+    Rlvr(Rlvr),
+}
+
+impl Mode {
+    /// The rollout phase of `step`.
+    async fn rollout(
+        &mut self,
+        handles: &Handles,
+        step: u64,
+        decoding: Decoding,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<StepBatch> {
+        match self {
+            Mode::SelfPlay(m) => m.rollout(handles, step, decoding, rng).await,
+            Mode::Rlvr(m) => m.rollout(handles, step, decoding, rng).await,
+        }
+    }
+
+    /// The checkpointed state (buffers or accuracy history).
+    fn state(&self) -> Result<serde_json::Value> {
+        Ok(match self {
+            Mode::SelfPlay(m) => serde_json::to_value(&m.buffers)?,
+            Mode::Rlvr(m) => serde_json::from_str(&m.history.to_json_string())?,
+        })
+    }
+}
 
 /// The compute side of a run: built by [`crate::backend`] (or by tests).
 pub struct Engines<P: Policy, T: Trainer<Weights = P::Weights>> {
@@ -95,7 +129,7 @@ pub async fn run<P, T>(
     engines: Engines<P, T>,
     services: Services,
     mut state: RunState,
-    mut mode: SelfPlay,
+    mut mode: Mode,
     stop: watch::Receiver<bool>,
     progress: Option<indicatif::ProgressBar>,
 ) -> Result<RunOutcome>
@@ -215,8 +249,6 @@ where
             }
         };
         batch.summary.rollout_seconds = t0.elapsed().as_secs_f64();
-        telemetry::phase("rollout", t0.elapsed());
-        batch.summary.publish();
         state.counters.sequences += batch.summary.sequences() as u64;
         state.counters.tokens += batch.summary.tokens() as u64;
         for ((_, role), s) in &batch.summary.sub {
@@ -234,29 +266,57 @@ where
         if run_cfg.dump_rollouts {
             dump::write(&run_dir, step, &batch.records)?;
         }
-        let t_submit = Instant::now();
         if let Err(e) = handles.learner.submit(step, batch.rollouts).await {
             result = Err(anyhow::anyhow!(e));
             break;
         }
-        telemetry::phase("enqueue", t_submit.elapsed());
         pending.insert(step, (batch.summary, t0));
         submitted = step + 1;
 
         // Non-blocking: take whatever reports are ready.
         while let Ok(r) = reports.try_recv() {
-            if let Err(e) = on_report(&r, &mut version, &mut pending, &mut state, &mut step_seconds, &mut last_report, progress.as_ref()) {
+            if let Err(e) = on_report(
+                &r,
+                &mut version,
+                &mut pending,
+                &mut state,
+                &mut step_seconds,
+                &mut last_report,
+                progress.as_ref(),
+            ) {
                 result = Err(e);
                 break 'steps;
             }
-            maybe_evaluate(&cfg, &handles, &services.benchmarks, r.step, &mut evals, &mut state.rng);
+            maybe_evaluate(
+                &cfg,
+                &handles,
+                &services.benchmarks,
+                r.step,
+                &mut evals,
+                &mut state.rng,
+            );
         }
         if run_cfg.checkpoint_every > 0 && submitted % run_cfg.checkpoint_every == 0 {
-            if let Err(e) = drain(&mut reports, submitted, &mut version, &mut pending, &mut state, &mut step_seconds, &mut last_report, progress.as_ref()).await {
+            if let Err(e) = drain(
+                &mut reports,
+                submitted,
+                &mut version,
+                &mut pending,
+                &mut state,
+                &mut step_seconds,
+                &mut last_report,
+                progress.as_ref(),
+            )
+            .await
+            {
                 result = Err(e);
                 break;
             }
-            if let Err(e) = save(&run_dir, &handles, &sup, &mut state, &mode, submitted, version).await {
+            if let Err(e) = save(
+                &run_dir, &handles, &sup, &mut state, &mode, submitted, version,
+            )
+            .await
+            {
                 result = Err(e);
                 break;
             }
@@ -266,9 +326,22 @@ where
     // Shutdown: finish submitted steps, final checkpoint, stop actors and threads.
     let clean = result.is_ok();
     if clean {
-        drain(&mut reports, submitted, &mut version, &mut pending, &mut state, &mut step_seconds, &mut last_report, progress.as_ref()).await?;
+        drain(
+            &mut reports,
+            submitted,
+            &mut version,
+            &mut pending,
+            &mut state,
+            &mut step_seconds,
+            &mut last_report,
+            progress.as_ref(),
+        )
+        .await?;
         if state.step > start_step || checkpoint::latest(&run_dir)?.is_none() {
-            save(&run_dir, &handles, &sup, &mut state, &mode, submitted, version).await?;
+            save(
+                &run_dir, &handles, &sup, &mut state, &mode, submitted, version,
+            )
+            .await?;
         }
         while let Some(r) = evals.join_next().await {
             if let Ok(Err(e)) = r {
@@ -289,7 +362,6 @@ where
         .await;
     sup.stop(None);
     let _ = sup_join.await;
-    drop(handles);
     drop(ctx);
     drop(inference);
     // The learner thread ends when its queue's last sender (held by the context) is gone.
@@ -327,18 +399,7 @@ fn on_report(
     let wall = last_report.elapsed();
     *last_report = Instant::now();
     step_seconds.push(wall.as_secs_f64());
-    telemetry::step_done(r.version, wall);
-    telemetry::phase("learn", r.wall);
-    for (name, v) in [
-        ("pg_loss", stats.pg_loss),
-        ("kl", stats.kl),
-        ("entropy", stats.entropy),
-        ("clip_fraction", stats.clip_fraction),
-        ("grad_norm", stats.grad_norm),
-        ("lr", stats.lr),
-    ] {
-        telemetry::learner_stat(name, v);
-    }
+    telemetry::step_done(state.step, r.version, wall);
     let (summary, started) = pending.remove(&r.step).unwrap_or_default_pair();
     let line = format!(
         "step {:>5} v{} | {} | pg {:+.4} ent {:.3} gn {:.2e} | rollout {:.2}s learn {:.2}s step {:.2}s | stale {}",
@@ -389,7 +450,15 @@ async fn drain(
 ) -> Result<()> {
     while state.step < submitted {
         let r = reports.recv().await.context("learner thread ended")?;
-        on_report(&r, version, pending, state, step_seconds, last_report, progress)?;
+        on_report(
+            &r,
+            version,
+            pending,
+            state,
+            step_seconds,
+            last_report,
+            progress,
+        )?;
     }
     Ok(())
 }
@@ -400,7 +469,7 @@ async fn save(
     handles: &Handles,
     sup: &ractor::ActorRef<SupervisorMsg>,
     state: &mut RunState,
-    mode: &SelfPlay,
+    mode: &Mode,
     step: u64,
     version: PolicyVersion,
 ) -> Result<()> {
@@ -421,7 +490,7 @@ async fn save(
     }
     state.step = step;
     state.version = version;
-    state.mode_state = serde_json::to_value(&mode.buffers).context("serializing buffers")?;
+    state.mode_state = mode.state().context("serializing the mode state")?;
     let path = pending.commit(state)?;
     telemetry::checkpoint_written();
     telemetry::phase("checkpoint", t0.elapsed());

@@ -20,11 +20,17 @@ use azr_core::types::{Role, ScoredRollout, TaskKind};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use std::time::Instant;
+
+use azr_core::tasks::Verdict;
+
 use super::dump::DumpRecord;
 use super::summary::StepSummary;
+use crate::actors::solver::SolveOutput;
 use crate::actors::Handles;
 use crate::config::SelfPlaySection;
 use crate::engine::Decoding;
+use crate::telemetry;
 
 /// The rollouts of one step.
 pub struct StepBatch {
@@ -110,7 +116,17 @@ impl SelfPlay {
             let h = handles.clone();
             let rewards = self.tasks.rewards.clone();
             jobs.push(tokio::spawn(async move {
-                kind_step(&h, step, kind, solve_tasks, references, decoding, seed, &rewards).await
+                kind_step(
+                    &h,
+                    step,
+                    kind,
+                    solve_tasks,
+                    references,
+                    decoding,
+                    seed,
+                    &rewards,
+                )
+                .await
             }));
         }
         let mut batch = StepBatch {
@@ -132,7 +148,7 @@ impl SelfPlay {
             self.buffers.push(task);
         }
         for (kind, size) in self.buffers.sizes() {
-            crate::telemetry::buffer_size(kind, size);
+            telemetry::buffer_size(kind, size);
         }
         Ok(batch)
     }
@@ -175,7 +191,19 @@ async fn kind_step(
             .solve(step, solve_tasks.clone(), 1, decoding, solve_seed)
             .await
     };
-    let (proposals, answers) = tokio::join!(proposing, solving);
+    let t0 = Instant::now();
+    let (proposals, answers) = tokio::join!(
+        async {
+            let r = proposing.await;
+            telemetry::phase("propose", t0.elapsed());
+            r
+        },
+        async {
+            let r = solving.await;
+            telemetry::phase("solve", t0.elapsed());
+            r
+        }
+    );
     let (proposals, answers) = (proposals?, answers?);
 
     // Solve role: grade.
@@ -183,13 +211,17 @@ async fn kind_step(
         .iter()
         .map(|a| (solve_tasks[a.task_index].clone(), a.generated.text.clone()))
         .collect();
+    let t_reward = Instant::now();
     let verdicts = h.reward.grade(step, items).await?;
+    telemetry::phase("reward", t_reward.elapsed());
+    let correct = verdicts.iter().filter(|v| **v == Verdict::Correct).count();
+    telemetry::answers(kind, Role::Solve, verdicts.len(), correct);
     for (i, (a, v)) in answers.into_iter().zip(verdicts).enumerate() {
         let reward = rewards.solver(v);
         let s = out.summary.entry(kind, Role::Solve);
         s.count += 1;
         s.reward_sum += f64::from(reward);
-        s.hits += usize::from(v == azr_core::tasks::Verdict::Correct);
+        s.hits += usize::from(v == Verdict::Correct);
         s.tokens += a.generated.response_ids.len();
         out.records.push(DumpRecord {
             step,
@@ -230,12 +262,17 @@ async fn kind_step(
             Some((p.clone(), prov))
         })
         .collect();
+    let t_validate = Instant::now();
     let validated = h.executor.validate(step, to_validate).await?;
+    telemetry::phase("validate", t_validate.elapsed());
     // Per proposal: the index of its valid task, or the outcome and its text.
     let mut outcome: Vec<Result<usize, (ProposalOutcome, String)>> = proposals
         .iter()
         .map(|p| match &p.proposal {
-            Ok(_) => Err((ProposalOutcome::Invalid, "invalid: not validated".to_string())),
+            Ok(_) => Err((
+                ProposalOutcome::Invalid,
+                "invalid: not validated".to_string(),
+            )),
             Err(e) => Err((ProposalOutcome::FormatError, format!("format_error: {e}"))),
         })
         .collect();
@@ -249,10 +286,36 @@ async fn kind_step(
             Err(e) => Err((ProposalOutcome::Invalid, format!("invalid: {e}"))),
         };
     }
+    let t_estimate = Instant::now();
     let estimates = h
         .estimator
-        .estimate(step, valid_tasks.clone(), rewards.mc_samples, decoding, mc_seed)
+        .estimate(
+            step,
+            valid_tasks.clone(),
+            rewards.mc_samples,
+            decoding,
+            mc_seed,
+        )
         .await?;
+    telemetry::phase("estimate", t_estimate.elapsed());
+    let mc: Vec<&(SolveOutput, Verdict)> = estimates.iter().flat_map(|e| &e.samples).collect();
+    let mc_correct = mc.iter().filter(|(_, v)| *v == Verdict::Correct).count();
+    telemetry::answers(kind, Role::Propose, mc.len(), mc_correct);
+    let mc_lengths: Vec<usize> = mc
+        .iter()
+        .map(|(s, _)| s.generated.response_ids.len())
+        .collect();
+    telemetry::responses(
+        kind,
+        Role::Propose,
+        &mc_lengths,
+        mc_lengths
+            .iter()
+            .filter(|&&l| l >= decoding.max_new_tokens)
+            .count(),
+    );
+    let n_proposals = proposals.len();
+    let mut learnability = Vec::new();
     for (i, p) in proposals.into_iter().enumerate() {
         let (reward, text, rate) = match &outcome[i] {
             Ok(t) => {
@@ -260,6 +323,7 @@ async fn kind_step(
                 let r = rewards.proposer(ProposalOutcome::Valid {
                     solve_rate: rate as f32,
                 });
+                learnability.push(r);
                 (r, "valid".to_string(), Some(rate))
             }
             Err((o, text)) => (rewards.proposer(*o), text.clone(), None),
@@ -296,14 +360,19 @@ async fn kind_step(
         });
     }
     out.new_tasks = valid_tasks;
+    telemetry::proposals(kind, n_proposals, &learnability);
     for role in Role::ALL {
-        let lengths: Vec<usize> = out
-            .rollouts
+        let of_role = || out.rollouts.iter().filter(|r| r.role == role);
+        let lengths: Vec<usize> = of_role().map(|r| r.response_ids.len()).collect();
+        let truncated = lengths
             .iter()
-            .filter(|r| r.role == role)
-            .map(|r| r.response_ids.len())
-            .collect();
-        crate::telemetry::sequences(kind, role, &lengths);
+            .filter(|&&l| l >= decoding.max_new_tokens)
+            .count();
+        telemetry::responses(kind, role, &lengths, truncated);
+        let rewards: Vec<f32> = of_role().map(|r| r.reward).collect();
+        if !rewards.is_empty() {
+            telemetry::rewards(kind, role, &rewards);
+        }
     }
     Ok(out)
 }

@@ -6,8 +6,6 @@ use std::fmt::Write as _;
 use azr_core::types::{Role, TaskKind};
 use serde::{Deserialize, Serialize};
 
-use crate::telemetry;
-
 /// Running statistics of one (task kind, role) sub-batch.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SubBatchStats {
@@ -58,21 +56,6 @@ impl StepSummary {
     /// Total sequences.
     pub fn sequences(&self) -> usize {
         self.sub.values().map(|s| s.count).sum()
-    }
-
-    /// Publish the gauges of this step.
-    pub fn publish(&self) {
-        for ((kind, role), s) in &self.sub {
-            telemetry::reward_mean(*kind, *role, s.reward_mean());
-            match role {
-                Role::Solve => telemetry::solve_accuracy(*kind, s.hit_rate()),
-                Role::Propose => telemetry::proposals(
-                    *kind,
-                    s.hit_rate(),
-                    s.learnability_sum / s.hits.max(1) as f64,
-                ),
-            }
-        }
     }
 
     /// A compact text: `ded s=0.25/+0.12 p=0.50/-0.31 | abd ...` (solver accuracy / mean reward,
