@@ -377,7 +377,7 @@ fn json_front_ends() {
         "{\"code\": \"def f(x):\\n    return x\\n\", \"input\": \"dict(a=1)\"}\n",
     );
     let cfg = ExecutorConfig {
-        timeout_ms: 300,
+        timeout_ms: 1000,
         ..ExecutorConfig::default()
     };
     let short = Executor::start(cfg).unwrap();

@@ -112,6 +112,8 @@ pub struct BenchConfig {
     pub dtype: String,
     /// Seed of weights, data and sampling.
     pub seed: u64,
+    /// Device: `"cpu"` (default) or `"cuda:N"` (needs the `cuda` feature).
+    pub device: String,
 }
 
 impl Default for BenchConfig {
@@ -128,6 +130,7 @@ impl Default for BenchConfig {
             baseline: true,
             dtype: "f32".into(),
             seed: 0,
+            device: "cpu".into(),
         }
     }
 }
@@ -189,19 +192,21 @@ pub struct BenchReport {
     pub threads: usize,
     /// Dtype benchmarked.
     pub dtype: String,
+    /// Device benchmarked.
+    pub device: String,
     /// Train batch shape.
     pub train_shape: (usize, usize),
     /// Per-model results.
     pub models: Vec<ModelBench>,
 }
 
-/// Runs the benchmark on the CPU.
+/// Runs the benchmark on the configured device (the CPU by default).
 ///
 /// # Errors
 /// A bad dtype string or a tensor failure.
 pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
     let dtype = super::device::parse_dtype(&cfg.dtype)?;
-    let device = Device::Cpu;
+    let device = super::device::parse_device(&cfg.device)?;
     let mut models = Vec::new();
     for shape in &cfg.models {
         reset_peak_rss();
@@ -270,6 +275,7 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
     Ok(BenchReport {
         threads: candle_core::utils::get_num_threads(),
         dtype: cfg.dtype.clone(),
+        device: cfg.device.clone(),
         train_shape: (cfg.train_batch, cfg.train_seq),
         models,
     })
@@ -349,8 +355,8 @@ impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "model benchmark: {} threads, {}, train batch {}x{}",
-            self.threads, self.dtype, self.train_shape.0, self.train_shape.1
+            "model benchmark: {}, {} threads, {}, train batch {}x{}",
+            self.device, self.threads, self.dtype, self.train_shape.0, self.train_shape.1
         )?;
         for m in &self.models {
             let tr = &m.train;

@@ -73,6 +73,11 @@ pub struct LearnerConfig {
     pub ppo_epochs: usize,
     /// Source of the old log-probs. Default the sampler's.
     pub old_logprobs: OldLogprobs,
+    /// **Control runs only.** Randomly permute the rewards among the rollouts of the same
+    /// (task kind, role) key before computing advantages, so the update has the same size and
+    /// reward distribution but no information about which sequence earned what. A gain over
+    /// such a control is attributable to the reward signal. Default false.
+    pub shuffle_rewards: bool,
 }
 
 impl Default for LearnerConfig {
@@ -87,6 +92,7 @@ impl Default for LearnerConfig {
             mini_batch_size: None,
             ppo_epochs: 1,
             old_logprobs: OldLogprobs::Sampler,
+            shuffle_rewards: false,
         }
     }
 }
@@ -329,6 +335,11 @@ impl Learner {
         if self.cfg.loss.kl_coef > 0.0 && reference.is_none() {
             return Err(RlError::MissingReference);
         }
+        let kept = if self.cfg.shuffle_rewards {
+            shuffle_within_keys(kept, self.opt.step_count())
+        } else {
+            kept
+        };
         let advantages = advantage::compute(self.cfg.advantage, &kept)?;
         let old: Vec<Vec<f32>> = match self.cfg.old_logprobs {
             OldLogprobs::Sampler => kept.iter().map(|r| r.sample_logprobs.clone()).collect(),
@@ -609,5 +620,65 @@ impl Learner {
                 })
                 .collect(),
         }
+    }
+}
+
+/// Permutes the rewards among rollouts sharing a (task, role) key, seeded by the optimizer
+/// step so a control run is reproducible (see [`LearnerConfig::shuffle_rewards`]).
+fn shuffle_within_keys(mut rollouts: Vec<ScoredRollout>, step: u64) -> Vec<ScoredRollout> {
+    let mut keys: Vec<crate::types::BaselineKey> = rollouts.iter().map(|r| (r.task, r.role)).collect();
+    keys.sort();
+    keys.dedup();
+    for (k, key) in keys.iter().enumerate() {
+        let idx: Vec<usize> = (0..rollouts.len())
+            .filter(|&i| (rollouts[i].task, rollouts[i].role) == *key)
+            .collect();
+        let rewards: Vec<f32> = idx.iter().map(|&i| rollouts[i].reward).collect();
+        let seed = step.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(k as u64);
+        let shuffled = advantage::shuffle_rewards(&rewards, seed);
+        for (&i, r) in idx.iter().zip(shuffled) {
+            rollouts[i].reward = r;
+        }
+    }
+    rollouts
+}
+
+#[cfg(test)]
+mod shuffle_tests {
+    use super::*;
+    use crate::types::{Role, TaskKind};
+
+    fn r(task: TaskKind, role: Role, reward: f32) -> ScoredRollout {
+        ScoredRollout {
+            prompt_ids: vec![1],
+            response_ids: vec![2],
+            sample_logprobs: vec![-1.0],
+            reward,
+            task,
+            role,
+            group: 0,
+            policy_version: 0,
+        }
+    }
+
+    #[test]
+    fn shuffling_keeps_each_keys_multiset_of_rewards() {
+        let mut v = Vec::new();
+        for i in 0..16 {
+            v.push(r(TaskKind::Deduction, Role::Solve, i as f32));
+            v.push(r(TaskKind::Abduction, Role::Propose, -(i as f32)));
+        }
+        let out = shuffle_within_keys(v.clone(), 3);
+        let mut moved = 0;
+        for key in [(TaskKind::Deduction, Role::Solve), (TaskKind::Abduction, Role::Propose)] {
+            let mut a: Vec<f32> = v.iter().filter(|x| (x.task, x.role) == key).map(|x| x.reward).collect();
+            let mut b: Vec<f32> = out.iter().filter(|x| (x.task, x.role) == key).map(|x| x.reward).collect();
+            moved += a.iter().zip(&b).filter(|(x, y)| x != y).count();
+            a.sort_by(f32::total_cmp);
+            b.sort_by(f32::total_cmp);
+            assert_eq!(a, b, "rewards must only move within their key");
+        }
+        assert!(moved > 8, "a permutation of 16 distinct values should move most of them");
+        assert_eq!(shuffle_within_keys(v.clone(), 3), out, "seeded: reproducible");
     }
 }
