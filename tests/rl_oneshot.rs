@@ -5,7 +5,7 @@
 
 use azr_core::oneshot::dataset::{load_jsonl, parse_row};
 use azr_core::oneshot::history::{AccuracyHistory, EpochTally};
-use azr_core::oneshot::select::{rank, score, SelectionMethod};
+use azr_core::oneshot::select::{fill_batch, rank, render_table, score, SelectionMethod};
 
 const DIR: &str = "../shared/data/one-shot-rlvr";
 
@@ -110,4 +110,27 @@ fn dataset_rows_parse_integer_and_string_indices() {
     )
     .unwrap();
     assert_eq!((row.index.as_str(), row.answer.as_str()), ("x1", "4"));
+}
+
+#[test]
+fn table_and_batch_filling() {
+    let h = AccuracyHistory::from_json_str(r#"{"a": [1, 1], "b": [0, 1]}"#).unwrap();
+    let ranked = rank(&h, SelectionMethod::Var);
+    let rows = vec![parse_row(
+        r#"{"prompt": [{"content": "What is\n2+2?", "role": "user"}], "reward_model": {"ground_truth": "4"}, "extra_info": {"index": "b"}}"#,
+    )
+    .unwrap()];
+    // "b": var 0.25 at rank 1; "a" is not in the dataset. Preview of 9 chars, newline flattened.
+    let table = render_table(&ranked, 2, Some(&rows), 9);
+    assert_eq!(
+        table,
+        "rank\tindex\tscore\tanswer\tproblem\n1\tb\t0.250000\t4\tWhat is 2...\n2\ta\t0.000000\t-\t(not in dataset)\n"
+    );
+    assert_eq!(
+        render_table(&ranked, 1, None, 10),
+        "rank\tindex\tscore\n1\tb\t0.250000\n"
+    );
+    assert_eq!(fill_batch(&["x", "y"], 5), ["x", "y", "x", "y", "x"]);
+    assert_eq!(fill_batch(&[7], 3), [7, 7, 7]);
+    assert!(fill_batch::<u8>(&[], 4).is_empty());
 }

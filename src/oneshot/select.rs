@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::oneshot::dataset::MathRow;
 use crate::oneshot::history::AccuracyHistory;
 
 /// The score to rank by.
@@ -78,4 +79,55 @@ pub fn rank(history: &AccuracyHistory, method: SelectionMethod) -> Vec<Ranked> {
             score,
         })
         .collect()
+}
+
+/// The first `top` rows of `ranked` as a text table (`rank  index  score`), one line each; with
+/// a dataset, each line adds the answer and the first `preview_chars` characters of the prompt
+/// (newlines flattened). This is what `azr select` prints.
+pub fn render_table(
+    ranked: &[Ranked],
+    top: usize,
+    dataset: Option<&[MathRow]>,
+    preview_chars: usize,
+) -> String {
+    let mut out = String::new();
+    out.push_str(if dataset.is_some() {
+        "rank\tindex\tscore\tanswer\tproblem\n"
+    } else {
+        "rank\tindex\tscore\n"
+    });
+    for r in ranked.iter().take(top) {
+        out.push_str(&format!("{}\t{}\t{:.6}", r.rank, r.index, r.score));
+        if let Some(rows) = dataset {
+            match rows.iter().find(|row| row.index == r.index) {
+                Some(row) => {
+                    let preview: String = row
+                        .prompt
+                        .chars()
+                        .take(preview_chars)
+                        .map(|c| if c.is_whitespace() { ' ' } else { c })
+                        .collect();
+                    let ellipsis = if row.prompt.chars().count() > preview_chars {
+                        "..."
+                    } else {
+                        ""
+                    };
+                    out.push_str(&format!("\t{}\t{preview}{ellipsis}", row.answer));
+                }
+                None => out.push_str("\t-\t(not in dataset)"),
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The selected examples repeated cyclically to fill a batch of `batch_size` (1-shot RLVR
+/// duplicates its example 128 times; with `k` examples the batch holds each about
+/// `batch_size / k` times). Empty when `selected` is empty.
+pub fn fill_batch<T: Clone>(selected: &[T], batch_size: usize) -> Vec<T> {
+    if selected.is_empty() {
+        return Vec::new();
+    }
+    selected.iter().cycle().take(batch_size).cloned().collect()
 }
