@@ -4,7 +4,9 @@ pub mod bench;
 pub mod eval;
 pub mod exec;
 pub mod generate;
+pub mod rlvr;
 pub mod run;
+pub mod select;
 
 use std::path::Path;
 
@@ -21,7 +23,9 @@ pub async fn dispatch(command: Command) -> Result<()> {
         Command::Exec(args) => exec::exec(args).await,
         Command::Generate(args) => generate::generate(args).await,
         Command::Bench(args) => bench::bench(args).await,
-        Command::Pretrain(_) | Command::Select(_) => anyhow::bail!(
+        Command::Select(args) => select::select(args).await,
+        Command::Rlvr(args) => rlvr::rlvr(args).await,
+        Command::Pretrain(_) => anyhow::bail!(
             "this build of azr does not include the pretrain / select modules yet"
         ),
     }
