@@ -267,6 +267,25 @@ mod tests {
     }
 
     #[test]
+    fn shipped_configs_parse() {
+        for f in ["one-shot-rlvr.toml", "one-shot-tiny.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config").join(f);
+            let c = RlvrConfig::load(&path).unwrap();
+            assert_eq!(c.learner.loss.kl_coef, 0.001, "{f}");
+            assert_eq!(c.learner.loss.entropy_coeff, 0.001, "{f}");
+        }
+        let paper = RlvrConfig::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/one-shot-rlvr.toml"),
+        )
+        .unwrap();
+        let mut expected = RlvrConfig::default();
+        expected.model = paper.model.clone();
+        expected.rlvr.examples = vec![124];
+        expected.eval = paper.eval.clone();
+        assert_eq!(paper, expected);
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let e = RlvrConfig::from_toml_str("[rlvr]\nsamples_per_prompt = 1\n", "<t>").unwrap_err();
         assert!(e.to_string().contains("rlvr.samples_per_prompt"), "{e}");
