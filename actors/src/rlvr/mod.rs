@@ -11,9 +11,11 @@
 //! | [`config`] | [`config::RlvrConfig`]: the TOML file of `azr rlvr` |
 //! | [`plan`] | which examples each step trains on, epoch by epoch |
 //! | [`evaluator`] | the benchmark sets scored on the side, and their results |
+//! | [`trainer`] | the learner with a frozen reference policy for the KL loss |
 //! | [`train`] | the driver: solver -> reward -> learner, history, checkpoints |
 
 pub mod config;
 pub mod evaluator;
 pub mod plan;
 pub mod train;
+pub mod trainer;

@@ -30,7 +30,8 @@ use tokio::task::JoinHandle;
 use super::config::RlvrConfig;
 use super::evaluator::{self, EvalSet};
 use super::plan::EpochQueue;
-use crate::backend::{self, ModelTrainer, SnapshotPolicy, MODEL_DIR};
+use super::trainer::RlvrTrainer;
+use crate::backend::{self, SnapshotPolicy, MODEL_DIR};
 use crate::compute::learner::LearnerCmd;
 use crate::compute::{inference, learner, Published};
 use crate::engine::Decoding;
@@ -221,7 +222,13 @@ pub async fn train(cfg: RlvrConfig, stop: Arc<AtomicBool>) -> Result<RlvrOutcome
     let stop_ids = azr_core::eval::stop_token_ids(&initial, &prompt);
     let codec = backend::codec(&model);
     let policy = SnapshotPolicy::new(initial.clone(), stop_ids);
-    let trainer = ModelTrainer::new(model, cfg.learner, resume.as_deref())?;
+    // The KL reference is the run's starting model (`model.path`), also after a resume.
+    let reference = if cfg.learner.loss.kl_coef > 0.0 {
+        Some(load_model(&cfg, &cfg.model.path)?)
+    } else {
+        None
+    };
+    let trainer = RlvrTrainer::new(model, reference, cfg.learner, resume.as_deref())?;
     let (weights_tx, weights_rx) = watch::channel::<Published<Snapshot>>(None);
     let eval_rx = weights_tx.subscribe();
     let (inference, inference_join) = inference::spawn(
