@@ -45,13 +45,18 @@ fn row(index: usize, a: u32, b: u32) -> serde_json::Value {
 
 fn main() -> AnyResult<()> {
     let mut args = std::env::args().skip(1);
-    let out = PathBuf::from(args.next().ok_or("usage: arith_base OUT_DIR [STEPS] [SEED]")?);
+    let out = PathBuf::from(
+        args.next()
+            .ok_or("usage: arith_base OUT_DIR [STEPS] [SEED]")?,
+    );
     let steps: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1500);
     let seed: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(0);
     std::fs::create_dir_all(&out)?;
 
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut pairs: Vec<(u32, u32)> = (0..100).flat_map(|a| (0..100).map(move |b| (a, b))).collect();
+    let mut pairs: Vec<(u32, u32)> = (0..100)
+        .flat_map(|a| (0..100).map(move |b| (a, b)))
+        .collect();
     pairs.shuffle(&mut rng);
     let (pretrain, rest) = pairs.split_at(PRETRAIN);
     let (pool, rest) = rest.split_at(POOL);
@@ -127,7 +132,13 @@ fn main() -> AnyResult<()> {
         })
         .collect();
     let snap = model.snapshot()?;
-    let score = evaluate_problems(&snap, &prompt, "heldout", &problems, &EvalSettings::greedy(8))?;
+    let score = evaluate_problems(
+        &snap,
+        &prompt,
+        "heldout",
+        &problems,
+        &EvalSettings::greedy(8),
+    )?;
     println!(
         "pretrained {steps} steps in {:.0}s; held-out greedy accuracy {:.3} ({} items)",
         t0.elapsed().as_secs_f64(),

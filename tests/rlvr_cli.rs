@@ -34,12 +34,24 @@ fn select_prints_pi1_first_and_pi13_thirteenth() {
         .arg(format!("{dir}/dsr_sub.jsonl"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
-    let rows: Vec<Vec<&str>> = text.lines().skip(1).map(|l| l.split('\t').collect()).collect();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect())
+        .collect();
     assert_eq!(rows.len(), 13, "{text}");
-    let pi1 = load_jsonl(root().join(dir).join("pi1.jsonl")).unwrap().remove(0);
-    let pi13 = load_jsonl(root().join(dir).join("pi13.jsonl")).unwrap().remove(0);
+    let pi1 = load_jsonl(root().join(dir).join("pi1.jsonl"))
+        .unwrap()
+        .remove(0);
+    let pi13 = load_jsonl(root().join(dir).join("pi13.jsonl"))
+        .unwrap()
+        .remove(0);
     assert_eq!(&rows[0][..2], &["1", pi1.index.as_str()], "{text}");
     assert_eq!(&rows[12][..2], &["13", pi13.index.as_str()], "{text}");
     // pi_1's std (reference: 0.4068), its answer and the start of its problem.
@@ -91,7 +103,9 @@ fn one_shot_smoke_run_writes_history() {
         .map(|(i, p, a)| row(*i, p, a))
         .collect();
     std::fs::write(base.join("train.jsonl"), train.join("\n")).unwrap();
-    let held: Vec<String> = (0..4).map(|i| row(100 + i, &format!("{i}+1"), &(i + 1).to_string())).collect();
+    let held: Vec<String> = (0..4)
+        .map(|i| row(100 + i, &format!("{i}+1"), &(i + 1).to_string()))
+        .collect();
     std::fs::write(base.join("heldout.jsonl"), held.join("\n")).unwrap();
     // The shipped tiny config, pointed at the temporary files.
     let shipped = std::fs::read_to_string(root().join("config/one-shot-tiny.toml")).unwrap();
@@ -109,7 +123,11 @@ fn one_shot_smoke_run_writes_history() {
         .arg(&run_dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("rlvr: 3 steps, 3 epochs"), "{stdout}");
 
@@ -135,12 +153,20 @@ fn one_shot_smoke_run_writes_history() {
         .collect();
     let eval_steps: Vec<u64> = evals.iter().map(|e| e["step"].as_u64().unwrap()).collect();
     assert_eq!(eval_steps, vec![0, 3]);
-    assert!(evals.iter().all(|e| e["benchmark"] == "heldout" && e["items"] == 4));
+    assert!(evals
+        .iter()
+        .all(|e| e["benchmark"] == "heldout" && e["items"] == 4));
     // The final checkpoint holds the weights and the history.
     let ckpt = run_dir.join("checkpoints/step_000003");
     assert!(ckpt.join("model/config.json").exists());
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(ckpt.join("state.json")).unwrap()).unwrap();
     assert_eq!(state["step"], 3);
-    assert_eq!(state["mode_state"]["history"]["3"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        state["mode_state"]["history"]["3"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
 }

@@ -25,8 +25,10 @@ fn plain() -> MathPrompt {
 fn extraction_and_grading() {
     let p = boxed();
     assert_eq!(
-        p.extract("so x = 3, and then \\boxed{4}, no wait \\boxed{\\frac{1}{2}}<|im_end|>junk \\boxed{9}")
-            .as_deref(),
+        p.extract(
+            "so x = 3, and then \\boxed{4}, no wait \\boxed{\\frac{1}{2}}<|im_end|>junk \\boxed{9}"
+        )
+        .as_deref(),
         Some("\\frac{1}{2}")
     );
     assert_eq!(p.extract("the answer is 12"), None);
@@ -54,8 +56,8 @@ fn avg_at_k_by_hand() {
     ];
     assert!((avg_at_k(&graded) - 0.5).abs() < 1e-12);
     assert_eq!(avg_at_k(&[]), 0.0);
-    let s = BenchmarkScore::from_graded("aime24", &graded, &EvalSettings::sampled(4, 0.6, 16))
-        .unwrap();
+    let s =
+        BenchmarkScore::from_graded("aime24", &graded, &EvalSettings::sampled(4, 0.6, 16)).unwrap();
     assert_eq!((s.items, s.samples, s.correct), (4, 4, 8));
     assert!((s.accuracy - 0.5).abs() < 1e-12);
     // A wrong sample count is an error, and greedy scoring wants exactly one sample per item.
@@ -90,7 +92,10 @@ fn avg_at_8_of_written_responses() {
         r("\\boxed{\\frac{6}{8}}"),
     ];
     let prompt = boxed();
-    let graded2: Vec<bool> = item2.iter().map(|t| prompt.grade(t, &references[1])).collect();
+    let graded2: Vec<bool> = item2
+        .iter()
+        .map(|t| prompt.grade(t, &references[1]))
+        .collect();
     let n2 = graded2.iter().filter(|&&c| c).count();
     // 0.75, 3/4, \frac34, \dfrac{3}{4} are equal to 3/4; 4/3, no answer, empty box are not.
     assert!(graded2[..4].iter().all(|&c| c), "{graded2:?}");

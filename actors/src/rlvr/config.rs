@@ -219,7 +219,10 @@ impl RlvrConfig {
             );
         }
         if !(self.sampling.temperature > 0.0 && self.sampling.temperature.is_finite()) {
-            return bad("sampling.temperature", "must be > 0 (training rollouts sample)");
+            return bad(
+                "sampling.temperature",
+                "must be > 0 (training rollouts sample)",
+            );
         }
         if !(self.sampling.top_p > 0.0 && self.sampling.top_p <= 1.0) {
             return bad("sampling.top_p", "must be in (0, 1]");
@@ -269,7 +272,9 @@ mod tests {
     #[test]
     fn shipped_configs_parse() {
         for f in ["one-shot-rlvr.toml", "one-shot-tiny.toml"] {
-            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config").join(f);
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../config")
+                .join(f);
             let c = RlvrConfig::load(&path).unwrap();
             assert_eq!(c.learner.loss.kl_coef, 0.001, "{f}");
             assert_eq!(c.learner.loss.entropy_coeff, 0.001, "{f}");

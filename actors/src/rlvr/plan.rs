@@ -46,7 +46,12 @@ impl EpochQueue {
     }
 
     /// The next batch; `(batch, starts_new_epoch)`. A new epoch starts when the queue is empty.
-    pub fn next<R: Rng>(&mut self, n_selected: usize, batch: usize, rng: &mut R) -> (Vec<usize>, bool) {
+    pub fn next<R: Rng>(
+        &mut self,
+        n_selected: usize,
+        batch: usize,
+        rng: &mut R,
+    ) -> (Vec<usize>, bool) {
         let mut new_epoch = false;
         if self.batches.is_empty() {
             self.batches = epoch_batches(n_selected, batch, rng).into();

@@ -191,8 +191,9 @@ pub async fn train(cfg: RlvrConfig, stop: Arc<AtomicBool>) -> Result<RlvrOutcome
     let model = load_model(&cfg, &model_dir)?;
     let prompt = Arc::new(cfg.prompt.clone());
     let rows = select_rows(
-        load_jsonl(&cfg.rlvr.dataset)
-            .with_context(|| format!("config key `rlvr.dataset`: {}", cfg.rlvr.dataset.display()))?,
+        load_jsonl(&cfg.rlvr.dataset).with_context(|| {
+            format!("config key `rlvr.dataset`: {}", cfg.rlvr.dataset.display())
+        })?,
         &cfg.rlvr.examples,
     )?;
     if rows.is_empty() {
@@ -308,7 +309,8 @@ pub async fn train(cfg: RlvrConfig, stop: Arc<AtomicBool>) -> Result<RlvrOutcome
                 });
             }
             let rewards: Vec<f32> = rollouts.iter().map(|r| r.reward).collect();
-            let reward_mean = rewards.iter().map(|&r| f64::from(r)).sum::<f64>() / rewards.len() as f64;
+            let reward_mean =
+                rewards.iter().map(|&r| f64::from(r)).sum::<f64>() / rewards.len() as f64;
             let with_signal = rewards
                 .chunks(n)
                 .filter(|g| g.iter().any(|&r| r != g[0]))
@@ -330,7 +332,9 @@ pub async fn train(cfg: RlvrConfig, stop: Arc<AtomicBool>) -> Result<RlvrOutcome
                 .recv()
                 .await
                 .context("the learner thread ended early")?;
-            let stats = report.stats.map_err(|e| anyhow::anyhow!("learner step {step}: {e}"))?;
+            let stats = report
+                .stats
+                .map_err(|e| anyhow::anyhow!("learner step {step}: {e}"))?;
             state.step += 1;
             state.version = report.version;
             let wall = t0.elapsed();
@@ -376,7 +380,8 @@ pub async fn train(cfg: RlvrConfig, stop: Arc<AtomicBool>) -> Result<RlvrOutcome
                     state.step,
                 ));
             }
-            if (cfg.run.checkpoint_every > 0 && state.step % cfg.run.checkpoint_every == 0) || last {
+            if (cfg.run.checkpoint_every > 0 && state.step % cfg.run.checkpoint_every == 0) || last
+            {
                 save_checkpoint(&run_dir, &learner_tx, &mut state, &mode).await?;
             }
         }
@@ -401,7 +406,12 @@ pub async fn train(cfg: RlvrConfig, stop: Arc<AtomicBool>) -> Result<RlvrOutcome
     eval_result?;
     Ok(RlvrOutcome {
         steps: state.step,
-        epochs: mode.history.iter().map(|(_, v)| v.len() as u64).max().unwrap_or(0),
+        epochs: mode
+            .history
+            .iter()
+            .map(|(_, v)| v.len() as u64)
+            .max()
+            .unwrap_or(0),
         history_path,
         last_eval,
     })
