@@ -12,10 +12,12 @@
 //! | [`tasks`] | the `TaskType` trait, the built-in task types, templates, buffers and rewards |
 //! | [`metrics`] | every Prometheus metric name, defined once with help text and unit |
 //! | [`data`] | benchmark loaders (CRUXEval, the math sets) |
+//! | [`eval`] | math benchmark scoring: greedy accuracy, avg@k, the six-benchmark average |
 //! | [`pretrain`] | the procedural program corpus, the tiny tokenizer and next-token pretraining |
 //! | [`oneshot`] | 1-shot RLVR: variance-based example selection and accuracy history |
 
 pub mod data;
+pub mod eval;
 pub mod executor;
 pub mod metrics;
 pub mod model;

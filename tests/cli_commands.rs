@@ -88,10 +88,10 @@ fn select_ranks_pi1_first_and_pi13_thirteenth() {
     assert_eq!(rows.len(), 13);
     // pi_1 (DSR-sub index 124, answer 12.8) and pi_13 (index 682, answer 4/3).
     assert_eq!(&rows[0][..2], &["1", "124"]);
-    assert!(rows[0][3].starts_with("The pressure"));
-    assert_eq!(rows[0][4], "12.8");
+    assert!(rows[0][4].starts_with("The pressure"));
+    assert_eq!(rows[0][3], "12.8");
     assert_eq!(&rows[12][..2], &["13", "682"]);
-    assert_eq!(rows[12][4], "\\frac{4}{3}");
+    assert_eq!(rows[12][3], "\\frac{4}{3}");
     let scores: Vec<f64> = rows.iter().map(|r| r[2].parse().unwrap()).collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1]));
 }

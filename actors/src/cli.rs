@@ -30,6 +30,8 @@ pub enum Command {
     Pretrain(PretrainArgs),
     /// Rank training examples by the variance of their accuracy history (1-shot RLVR).
     Select(SelectArgs),
+    /// 1-shot RLVR: GRPO on selected math examples (or score math benchmarks: --eval-only).
+    Rlvr(crate::commands::rlvr::RlvrArgs),
 }
 
 /// `azr run`.

@@ -600,7 +600,7 @@ mod tests {
             }
         }
         assert!(n >= 5, "found {n} configs");
-        let rlvr = Config::load(Path::new("../config/one-shot-rlvr.toml")).unwrap();
+        let rlvr = Config::load(Path::new("../config/one-shot-rlvr-pipeline.toml")).unwrap();
         assert_eq!(rlvr.raw.selfplay.mode, Mode::Rlvr);
         assert_eq!(
             (rlvr.raw.rlvr.batch, rlvr.raw.rlvr.samples_per_prompt),

@@ -11,6 +11,7 @@ mod config;
 mod engine;
 mod observe;
 mod pipeline;
+mod rlvr;
 mod telemetry;
 
 use clap::Parser;

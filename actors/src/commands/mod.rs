@@ -5,6 +5,7 @@ pub mod eval;
 pub mod exec;
 pub mod generate;
 pub mod pretrain;
+pub mod rlvr;
 pub mod run;
 pub mod select;
 
@@ -25,6 +26,7 @@ pub async fn dispatch(command: Command) -> Result<()> {
         Command::Bench(args) => bench::bench(args).await,
         Command::Pretrain(args) => pretrain::pretrain(args).await,
         Command::Select(args) => select::select(args).await,
+        Command::Rlvr(args) => rlvr::rlvr(args).await,
     }
 }
 

@@ -1,49 +1,41 @@
-//! `azr select`: rank training examples by the variance of their accuracy history
-//! (1-shot RLVR data selection, `azr_core::oneshot`).
-
-use std::collections::HashMap;
+//! `azr select`: rank the examples of an accuracy history by historical variance (1-shot
+//! RLVR data selection) and print the top of the ranking.
 
 use anyhow::{Context, Result};
 use azr_core::oneshot::dataset::load_jsonl;
 use azr_core::oneshot::history::AccuracyHistory;
-use azr_core::oneshot::select::{rank, SelectionMethod};
+use azr_core::oneshot::select::{rank, render_table, SelectionMethod};
 
 use crate::cli::{SelectArgs, SelectMethod};
 
-/// Characters of a problem statement printed per row.
-const PROBLEM_CHARS: usize = 72;
+/// Characters of each problem shown with `--dataset`.
+const PREVIEW_CHARS: usize = 60;
 
-/// `azr select --history FILE --top N`.
-pub async fn select(args: SelectArgs) -> Result<()> {
+/// The table `azr select` prints.
+pub fn table(args: &SelectArgs) -> Result<String> {
     let history = AccuracyHistory::load(&args.history)
-        .with_context(|| format!("reading {}", args.history.display()))?;
+        .with_context(|| format!("reading the history {}", args.history.display()))?;
     let method = match args.method {
         SelectMethod::Var => SelectionMethod::Var,
         SelectMethod::Std => SelectionMethod::Std,
     };
-    let rows = match &args.dataset {
-        Some(p) => load_jsonl(p)
-            .with_context(|| format!("reading {}", p.display()))?
-            .into_iter()
-            .map(|r| (r.index.clone(), r))
-            .collect(),
-        None => HashMap::new(),
-    };
-    println!("rank\tindex\tscore");
-    for r in rank(&history, method).into_iter().take(args.top) {
-        let mut line = format!("{}\t{}\t{:.6}", r.rank, r.index, r.score);
-        if let Some(row) = rows.get(&r.index) {
-            let problem: String = row
-                .prompt
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .chars()
-                .take(PROBLEM_CHARS)
-                .collect();
-            line.push_str(&format!("\t{problem}\t{}", row.answer));
+    let ranked = rank(&history, method);
+    let dataset = match &args.dataset {
+        Some(p) => {
+            Some(load_jsonl(p).with_context(|| format!("reading the dataset {}", p.display()))?)
         }
-        println!("{line}");
-    }
+        None => None,
+    };
+    Ok(render_table(
+        &ranked,
+        args.top,
+        dataset.as_deref(),
+        PREVIEW_CHARS,
+    ))
+}
+
+/// `azr select --history FILE --top N [--method var|std] [--dataset FILE]`.
+pub async fn select(args: SelectArgs) -> Result<()> {
+    print!("{}", table(&args)?);
     Ok(())
 }

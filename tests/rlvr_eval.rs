@@ -1,0 +1,171 @@
+//! Math benchmark scoring on hand-written responses: answer extraction, greedy accuracy,
+//! avg@k and the six-benchmark average, checked against hand-computed values.
+//!
+//! Run: `cargo test --release -p azr-core --test rlvr_eval`
+
+use azr_core::data::{load_math, MathSet};
+use azr_core::eval::{
+    avg_at_k, benchmark_name, AnswerFormat, BenchmarkScore, EvalSettings, MathPrompt, SuiteScore,
+    SIX_BENCHMARKS,
+};
+
+fn boxed() -> MathPrompt {
+    MathPrompt::default()
+}
+
+fn plain() -> MathPrompt {
+    MathPrompt {
+        template: "Q: {problem}\nA: ".to_string(),
+        answer: AnswerFormat::Plain,
+        stop: vec!["<end>".to_string()],
+    }
+}
+
+#[test]
+fn extraction_and_grading() {
+    let p = boxed();
+    assert_eq!(
+        p.extract(
+            "so x = 3, and then \\boxed{4}, no wait \\boxed{\\frac{1}{2}}<|im_end|>junk \\boxed{9}"
+        )
+        .as_deref(),
+        Some("\\frac{1}{2}")
+    );
+    assert_eq!(p.extract("the answer is 12"), None);
+    assert!(p.grade("The wind speed is \\boxed{12.8}.", "12.8"));
+    assert!(p.grade("\\boxed{0.5}", "\\frac{1}{2}"));
+    assert!(!p.grade("\\boxed{12.7}", "12.8"));
+    assert!(!p.grade("12.8", "12.8"));
+
+    let q = plain();
+    assert_eq!(q.render("  3+4 "), "Q: 3+4\nA: ");
+    assert_eq!(q.extract(" 7<end>8").as_deref(), Some("7"));
+    assert!(q.grade("7<end>", "7"));
+    assert!(!q.grade("<end>7", "7"));
+    assert!(q.grade("\\boxed{7}", "7"));
+}
+
+#[test]
+fn avg_at_k_by_hand() {
+    // Items: 3/4, 0/4, 4/4, 1/4 -> (0.75 + 0 + 1 + 0.25) / 4 = 0.5.
+    let graded = vec![
+        vec![true, true, false, true],
+        vec![false; 4],
+        vec![true; 4],
+        vec![false, false, true, false],
+    ];
+    assert!((avg_at_k(&graded) - 0.5).abs() < 1e-12);
+    assert_eq!(avg_at_k(&[]), 0.0);
+    let s =
+        BenchmarkScore::from_graded("aime24", &graded, &EvalSettings::sampled(4, 0.6, 16)).unwrap();
+    assert_eq!((s.items, s.samples, s.correct), (4, 4, 8));
+    assert!((s.accuracy - 0.5).abs() < 1e-12);
+    // A wrong sample count is an error, and greedy scoring wants exactly one sample per item.
+    assert!(BenchmarkScore::from_graded("x", &graded, &EvalSettings::sampled(8, 0.6, 16)).is_err());
+    assert!(BenchmarkScore::from_graded("x", &graded, &EvalSettings::greedy(16)).is_err());
+}
+
+#[test]
+fn avg_at_8_of_written_responses() {
+    // Two AMC-style items, eight responses each, graded with the boxed prompt.
+    let references = vec!["27".to_string(), "\\frac{3}{4}".to_string()];
+    let r = |s: &str| s.to_string();
+    let item1 = vec![
+        r("\\boxed{27}"),
+        r("so \\boxed{27.0}"),
+        r("\\boxed{26}"),
+        r("27"),
+        r("\\boxed{ 27 }"),
+        r("\\boxed{28}"),
+        r("\\boxed{27}<|im_end|>"),
+        r("<|im_end|>\\boxed{27}"),
+    ];
+    // correct: 0, 1, 4, 6 -> 4/8.
+    let item2 = vec![
+        r("\\boxed{0.75}"),
+        r("\\boxed{3/4}"),
+        r("\\boxed{\\frac34}"),
+        r("\\boxed{\\dfrac{3}{4}}"),
+        r("\\boxed{4/3}"),
+        r("none"),
+        r("\\boxed{}"),
+        r("\\boxed{\\frac{6}{8}}"),
+    ];
+    let prompt = boxed();
+    let graded2: Vec<bool> = item2
+        .iter()
+        .map(|t| prompt.grade(t, &references[1]))
+        .collect();
+    let n2 = graded2.iter().filter(|&&c| c).count();
+    // 0.75, 3/4, \frac34, \dfrac{3}{4} are equal to 3/4; 4/3, no answer, empty box are not.
+    assert!(graded2[..4].iter().all(|&c| c), "{graded2:?}");
+    assert!(!graded2[4] && !graded2[5] && !graded2[6], "{graded2:?}");
+    let s = BenchmarkScore::from_responses(
+        "amc23",
+        &prompt,
+        &references,
+        &[item1, item2],
+        &EvalSettings::paper(MathSet::Amc23),
+    )
+    .unwrap();
+    assert_eq!(s.samples, 8);
+    assert_eq!(s.correct, 4 + n2);
+    assert!((s.accuracy - (4.0 / 8.0 + n2 as f64 / 8.0) / 2.0).abs() < 1e-12);
+    assert_eq!(s.temperature, 0.6);
+}
+
+#[test]
+fn six_benchmark_average_and_paper_settings() {
+    let accs = [0.736, 0.167, 0.108, 0.538, 0.235, 0.357];
+    let mut suite = SuiteScore::default();
+    for (set, acc) in SIX_BENCHMARKS.iter().zip(accs) {
+        suite.scores.push(BenchmarkScore {
+            benchmark: benchmark_name(*set).to_string(),
+            items: 10,
+            samples: 1,
+            correct: 0,
+            accuracy: acc,
+            temperature: 0.0,
+        });
+    }
+    // Paper Table 8, pi_13 row: mean of the six = 2.141 / 6 = 0.35683.
+    assert!((suite.six_average().unwrap() - 2.141 / 6.0).abs() < 1e-12);
+    assert!(suite.render().contains("six_avg"));
+    suite.scores.remove(0);
+    assert_eq!(suite.six_average(), None);
+    assert_eq!(benchmark_name(MathSet::Minerva), "minerva_math");
+    for set in MathSet::ALL {
+        assert!(azr_core::metrics::BENCHMARKS.contains(&benchmark_name(set)));
+    }
+    let aime = EvalSettings::paper(MathSet::Aime25);
+    assert_eq!((aime.samples, aime.temperature), (8, 0.6));
+    let m = EvalSettings::paper(MathSet::Math500);
+    assert!(m.is_greedy());
+    assert_eq!(m.effective_samples(), 1);
+}
+
+#[test]
+fn shipped_benchmarks_load_with_references() {
+    let dir = std::path::Path::new(azr_core::data::math::DEFAULT_DIR);
+    let expected = [
+        (MathSet::Math500, 500),
+        (MathSet::Aime24, 30),
+        (MathSet::Aime25, 30),
+        (MathSet::Amc23, 40),
+        (MathSet::Minerva, 272),
+        (MathSet::OlympiadBench, 675),
+        (MathSet::Gsm8k, 1319),
+    ];
+    for (set, n) in expected {
+        let items = load_math(set, dir).unwrap();
+        assert_eq!(items.len(), n, "{set:?}");
+        // A response boxing the reference answer is graded correct on every item.
+        let prompt = boxed();
+        let wrong: Vec<_> = items
+            .iter()
+            .filter(|p| !prompt.grade(&format!("\\boxed{{{}}}", p.answer), &p.answer))
+            .map(|p| p.id.clone())
+            .collect();
+        assert!(wrong.is_empty(), "{set:?}: {wrong:?}");
+    }
+}
