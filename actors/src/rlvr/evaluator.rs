@@ -103,9 +103,7 @@ pub fn record(path: &Path, step: u64, suite: &SuiteScore) -> Result<()> {
             temperature: s.temperature,
         };
         writeln!(f, "{}", serde_json::to_string(&line)?)?;
-        if azr_core::metrics::BENCHMARKS.contains(&s.benchmark.as_str()) {
-            telemetry::eval_accuracy(&s.benchmark, s.accuracy);
-        }
+        telemetry::eval(&s.benchmark, s.accuracy, step);
         tracing::info!(step, benchmark = %s.benchmark, accuracy = s.accuracy, "eval");
     }
     if let Some(avg) = suite.six_average() {

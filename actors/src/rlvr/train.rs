@@ -320,9 +320,12 @@ pub async fn train(cfg: RlvrConfig, stop: Arc<AtomicBool>) -> Result<RlvrOutcome
             state.counters.tokens += lengths.iter().sum::<usize>() as u64;
             state.counters.answers += rollouts.len() as u64;
             state.counters.correct_answers += rewards.iter().filter(|&&r| r > 0.0).count() as u64;
-            telemetry::reward_mean(TaskKind::Math, Role::Solve, reward_mean);
-            telemetry::solve_accuracy(TaskKind::Math, reward_mean);
-            telemetry::sequences(TaskKind::Math, Role::Solve, &lengths);
+            telemetry::rewards(TaskKind::Math, Role::Solve, &rewards);
+            let correct = rewards.iter().filter(|&&r| r > 0.0).count();
+            telemetry::answers(TaskKind::Math, Role::Solve, rewards.len(), correct);
+            let max_new = cfg.sampling.max_new_tokens;
+            let truncated = lengths.iter().filter(|&&l| l >= max_new).count();
+            telemetry::responses(TaskKind::Math, Role::Solve, &lengths, truncated);
             // Learner: one GRPO step; wait for the new weights (on-policy).
             learner_tx
                 .send_async(LearnerCmd::Train { step, rollouts })
@@ -338,7 +341,7 @@ pub async fn train(cfg: RlvrConfig, stop: Arc<AtomicBool>) -> Result<RlvrOutcome
             state.step += 1;
             state.version = report.version;
             let wall = t0.elapsed();
-            telemetry::step_done(state.version, wall);
+            telemetry::step_done(state.step, state.version, wall);
             let line = TrainLine {
                 step: state.step,
                 epoch: queue.epoch,
