@@ -24,7 +24,11 @@ pub enum TaskKind {
 
 impl TaskKind {
     /// The three AZR self-play kinds, in the order AZR processes them.
-    pub const CODE: [TaskKind; 3] = [TaskKind::Abduction, TaskKind::Deduction, TaskKind::Induction];
+    pub const CODE: [TaskKind; 3] = [
+        TaskKind::Abduction,
+        TaskKind::Deduction,
+        TaskKind::Induction,
+    ];
 
     /// Lower-case name, used in configs, metric labels and file names.
     pub fn as_str(self) -> &'static str {

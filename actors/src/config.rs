@@ -595,8 +595,13 @@ mod tests {
             let name = path.file_name().unwrap().to_string_lossy().to_string();
             // The pretraining config (`azr pretrain`) and the `azr rlvr` configs have their own
             // schemas, checked by their own tests.
-            let own_schema = ["tiny-pretrain.toml", "one-shot-rlvr.toml", "one-shot-tiny.toml"];
-            if path.extension().is_some_and(|e| e == "toml") && !own_schema.contains(&name.as_str()) {
+            let own_schema = [
+                "tiny-pretrain.toml",
+                "one-shot-rlvr.toml",
+                "one-shot-tiny.toml",
+            ];
+            if path.extension().is_some_and(|e| e == "toml") && !own_schema.contains(&name.as_str())
+            {
                 Config::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
                 n += 1;
             }

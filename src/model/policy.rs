@@ -97,7 +97,10 @@ impl Model {
         if path.is_dir() {
             return Self::load_hf_dir(path, device, dtype);
         }
-        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+        {
             let g = crate::model::gguf::load_gguf(path, device)?;
             let tokenizer = Tokenizer::from_tokenizers(g.tokenizer);
             return Self::from_tensors(g.config, g.tensors, tokenizer, device, dtype);

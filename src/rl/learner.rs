@@ -626,7 +626,8 @@ impl Learner {
 /// Permutes the rewards among rollouts sharing a (task, role) key, seeded by the optimizer
 /// step so a control run is reproducible (see [`LearnerConfig::shuffle_rewards`]).
 fn shuffle_within_keys(mut rollouts: Vec<ScoredRollout>, step: u64) -> Vec<ScoredRollout> {
-    let mut keys: Vec<crate::types::BaselineKey> = rollouts.iter().map(|r| (r.task, r.role)).collect();
+    let mut keys: Vec<crate::types::BaselineKey> =
+        rollouts.iter().map(|r| (r.task, r.role)).collect();
     keys.sort();
     keys.dedup();
     for (k, key) in keys.iter().enumerate() {
@@ -634,7 +635,9 @@ fn shuffle_within_keys(mut rollouts: Vec<ScoredRollout>, step: u64) -> Vec<Score
             .filter(|&i| (rollouts[i].task, rollouts[i].role) == *key)
             .collect();
         let rewards: Vec<f32> = idx.iter().map(|&i| rollouts[i].reward).collect();
-        let seed = step.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(k as u64);
+        let seed = step
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(k as u64);
         let shuffled = advantage::shuffle_rewards(&rewards, seed);
         for (&i, r) in idx.iter().zip(shuffled) {
             rollouts[i].reward = r;
@@ -670,15 +673,33 @@ mod shuffle_tests {
         }
         let out = shuffle_within_keys(v.clone(), 3);
         let mut moved = 0;
-        for key in [(TaskKind::Deduction, Role::Solve), (TaskKind::Abduction, Role::Propose)] {
-            let mut a: Vec<f32> = v.iter().filter(|x| (x.task, x.role) == key).map(|x| x.reward).collect();
-            let mut b: Vec<f32> = out.iter().filter(|x| (x.task, x.role) == key).map(|x| x.reward).collect();
+        for key in [
+            (TaskKind::Deduction, Role::Solve),
+            (TaskKind::Abduction, Role::Propose),
+        ] {
+            let mut a: Vec<f32> = v
+                .iter()
+                .filter(|x| (x.task, x.role) == key)
+                .map(|x| x.reward)
+                .collect();
+            let mut b: Vec<f32> = out
+                .iter()
+                .filter(|x| (x.task, x.role) == key)
+                .map(|x| x.reward)
+                .collect();
             moved += a.iter().zip(&b).filter(|(x, y)| x != y).count();
             a.sort_by(f32::total_cmp);
             b.sort_by(f32::total_cmp);
             assert_eq!(a, b, "rewards must only move within their key");
         }
-        assert!(moved > 8, "a permutation of 16 distinct values should move most of them");
-        assert_eq!(shuffle_within_keys(v.clone(), 3), out, "seeded: reproducible");
+        assert!(
+            moved > 8,
+            "a permutation of 16 distinct values should move most of them"
+        );
+        assert_eq!(
+            shuffle_within_keys(v.clone(), 3),
+            out,
+            "seeded: reproducible"
+        );
     }
 }
