@@ -23,6 +23,15 @@ if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus
 fi
 
+step "SmolLM2-135M GGUF for the GGUF parity test (scripts/fetch-smollm2.sh, sha256-checked)"
+if gguf=$(bash scripts/fetch-smollm2.sh | tail -1) && [[ -f "$gguf" ]]; then
+    export AZR_SMOLLM2_GGUF="$gguf"
+elif [[ "${CI:-}" == "true" ]]; then
+    echo "fetch-smollm2.sh failed in CI" >&2; exit 1
+else
+    echo "fetch-smollm2.sh failed: the real-weights GGUF parity tests will be skipped"
+fi
+
 step "cargo build --release --workspace --all-targets"
 cargo build --release --workspace --all-targets
 

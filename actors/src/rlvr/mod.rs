@@ -3,7 +3,8 @@
 //! training-accuracy history, and a math evaluator on the side.
 //!
 //! The loop reuses the pipeline's compute threads ([`crate::compute::inference`] for the
-//! solver's generation, [`crate::compute::learner`] for the GRPO update) and its checkpoint
+//! solver's generation, [`crate::compute::learner`] with [`crate::backend::ModelTrainer`] for the
+//! GRPO update, the run's starting weights as the KL reference) and its checkpoint
 //! layout ([`crate::pipeline::checkpoint`]); grading is [`azr_core::eval::MathPrompt::grade`].
 //!
 //! | module | what it holds |
@@ -11,11 +12,9 @@
 //! | [`config`] | [`config::RlvrConfig`]: the TOML file of `azr rlvr` |
 //! | [`plan`] | which examples each step trains on, epoch by epoch |
 //! | [`evaluator`] | the benchmark sets scored on the side, and their results |
-//! | [`trainer`] | the learner with a frozen reference policy for the KL loss |
 //! | [`train`] | the driver: solver -> reward -> learner, history, checkpoints |
 
 pub mod config;
 pub mod evaluator;
 pub mod plan;
 pub mod train;
-pub mod trainer;

@@ -30,7 +30,6 @@ use tokio::task::JoinHandle;
 use super::config::RlvrConfig;
 use super::evaluator::{self, EvalSet};
 use super::plan::EpochQueue;
-use super::trainer::RlvrTrainer;
 use crate::backend::{self, SnapshotPolicy, MODEL_DIR};
 use crate::compute::learner::LearnerCmd;
 use crate::compute::{inference, learner, Published};
@@ -225,11 +224,12 @@ pub async fn train(cfg: RlvrConfig, stop: Arc<AtomicBool>) -> Result<RlvrOutcome
     let policy = SnapshotPolicy::new(initial.clone(), stop_ids);
     // The KL reference is the run's starting model (`model.path`), also after a resume.
     let reference = if cfg.learner.loss.kl_coef > 0.0 {
-        Some(load_model(&cfg, &cfg.model.path)?)
+        Some(load_model(&cfg, &cfg.model.path)?.snapshot()?)
     } else {
         None
     };
-    let trainer = RlvrTrainer::new(model, reference, cfg.learner, resume.as_deref())?;
+    let trainer =
+        backend::ModelTrainer::new(model, cfg.learner, resume.as_deref(), reference)?;
     let (weights_tx, weights_rx) = watch::channel::<Published<Snapshot>>(None);
     let eval_rx = weights_tx.subscribe();
     let (inference, inference_join) = inference::spawn(
