@@ -177,11 +177,12 @@ pub fn render_proposal(
     references: &[&LabeledProgram],
     new: &LabeledProgram,
 ) -> Option<String> {
+    // Deduction and abduction proposals share one item layout in the compact templates
+    // (`<prog>P\n<in>I<out>O<end>`, see `config/templates/compact.toml`).
     let item = |p: &LabeledProgram| -> Option<String> {
         let pair = p.pairs.first()?;
         match kind {
-            TaskKind::Deduction => Some(render_deduction(&p.code, pair)),
-            TaskKind::Abduction => Some(render_abduction(&p.code, pair)),
+            TaskKind::Deduction | TaskKind::Abduction => Some(render_deduction(&p.code, pair)),
             _ => None,
         }
     };
