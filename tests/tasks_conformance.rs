@@ -311,7 +311,8 @@ fn induction_case(templates: &'static str) -> Case {
         s.push_str("```message\nDouble the number.\n```\n</answer>");
         s
     } else {
-        format!("double it<in>{}<end>", inputs.join("<in>"))
+        // The compact prompt ends with `<in>`: inputs first, then the message.
+        format!("{}<msg>double it<end>", inputs.join("<in>"))
     };
     let invalid = if paper {
         let mut s = "x</think><answer>\n".to_string();
@@ -321,8 +322,8 @@ fn induction_case(templates: &'static str) -> Case {
         s.push_str("```message\nhm\n```\n</answer>");
         s
     } else {
-        let ins: String = (0..10).map(|i| format!("<in>'{i}', {i}")).collect();
-        format!("hm{ins}<end>")
+        let ins: Vec<String> = (0..10).map(|i| format!("'{i}', {i}")).collect();
+        format!("{}<msg>hm<end>", ins.join("<in>"))
     };
     let ans = |code: &str| {
         if paper {
