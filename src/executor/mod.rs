@@ -20,7 +20,6 @@ mod value;
 mod worker;
 
 pub use jsonl::{batch_from_jsonl, exec_one_json, outcome_json, BatchSummary};
-pub use pool::METRIC_WORKER_RESTARTS;
 
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -342,11 +341,6 @@ impl Outcome {
     }
 }
 
-/// Metric: 1 for each isolation layer that is active, 0 otherwise (gauge, label `layer`).
-pub const METRIC_ISOLATION: &str = "azr_executor_isolation_layer";
-/// Metric: executions by status (counter, label `status`).
-pub const METRIC_EXECUTIONS: &str = "azr_executor_executions_total";
-
 /// A child's record as it writes it (JSON).
 #[derive(Deserialize)]
 struct Record {
@@ -554,7 +548,9 @@ impl Executor {
             ("landlock", iso.landlock),
             ("private_tmp", iso.private_tmp),
         ] {
-            metrics::gauge!(METRIC_ISOLATION, "layer" => name).set(if on { 1.0 } else { 0.0 });
+            crate::metrics::EXECUTOR_ISOLATION_LAYER
+                .gauge(&[("layer", name)])
+                .set(if on { 1.0 } else { 0.0 });
             if on {
                 tracing::info!(layer = name, mode = %iso.mode, "executor isolation layer active");
             } else {
@@ -607,7 +603,8 @@ impl Executor {
                 t0.elapsed().as_secs_f64() * 1000.0,
             ),
         };
-        metrics::counter!(METRIC_EXECUTIONS, "status" => out.status.as_str()).increment(1);
+        // Executions by status and their latency are recorded by the caller (the executor
+        // actor) under `azr_executions_total` / `azr_execution_duration_seconds`.
         out
     }
 

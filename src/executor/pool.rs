@@ -8,9 +8,6 @@ use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-/// Metric: workers killed and replaced (counter).
-pub const METRIC_WORKER_RESTARTS: &str = "azr_executor_worker_restarts_total";
-
 type SpawnReply = mpsc::Sender<Result<WorkerProc, String>>;
 
 /// Starts workers from one dedicated, long-lived thread. Workers carry
@@ -134,7 +131,6 @@ impl Pool {
                 worker.kill();
                 drop(worker);
                 self.restarts.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(METRIC_WORKER_RESTARTS).increment(1);
                 let replacement = match self.spawn() {
                     Ok(w) => Some(w),
                     Err(e) => {

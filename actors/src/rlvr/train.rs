@@ -228,8 +228,7 @@ pub async fn train(cfg: RlvrConfig, stop: Arc<AtomicBool>) -> Result<RlvrOutcome
     } else {
         None
     };
-    let trainer =
-        backend::ModelTrainer::new(model, cfg.learner, resume.as_deref(), reference)?;
+    let trainer = backend::ModelTrainer::new(model, cfg.learner, resume.as_deref(), reference)?;
     let (weights_tx, weights_rx) = watch::channel::<Published<Snapshot>>(None);
     let eval_rx = weights_tx.subscribe();
     let (inference, inference_join) = inference::spawn(
