@@ -96,10 +96,8 @@ fn training_stream_excludes_unseen_templates_and_heldout_pairs() {
 
 #[test]
 fn programs_have_the_expected_shape() {
-    let mut seed = 0u64;
-    for t in TEMPLATES {
+    for (seed, t) in (0u64..).zip(TEMPLATES) {
         let mut g = ProgramGenerator::with_families(seed, Split::Heldout, &[t.family]);
-        seed += 1;
         let spec = g.next_of_template(t, 4).expect("template yields programs");
         let args: Vec<&str> = t.args.iter().map(|(n, _)| *n).collect();
         let header = format!("def f({}):\n", args.join(", "));

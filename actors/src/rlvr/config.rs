@@ -283,10 +283,12 @@ mod tests {
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/one-shot-rlvr.toml"),
         )
         .unwrap();
-        let mut expected = RlvrConfig::default();
-        expected.model = paper.model.clone();
+        let mut expected = RlvrConfig {
+            model: paper.model.clone(),
+            eval: paper.eval.clone(),
+            ..RlvrConfig::default()
+        };
         expected.rlvr.examples = vec![124];
-        expected.eval = paper.eval.clone();
         assert_eq!(paper, expected);
     }
 
