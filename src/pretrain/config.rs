@@ -97,7 +97,7 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Global gradient-norm clip (0 disables). Default 1.0.
     pub grad_clip: f64,
-    /// Step budget (0 = none). Default 240. A step budget makes the run reproducible.
+    /// Step budget (0 = none). Default 700 (the shipped base model). A step budget makes the run reproducible.
     pub max_steps: u64,
     /// Wall-clock budget of training steps in minutes, evaluation excluded (0 = none).
     /// Default 0.
@@ -125,7 +125,7 @@ impl Default for TrainConfig {
             eps: 1e-8,
             weight_decay: 0.01,
             grad_clip: 1.0,
-            max_steps: 240,
+            max_steps: 700,
             max_minutes: 0.0,
             log_every: 10,
             checkpoint_every: 250,
