@@ -311,8 +311,8 @@ fn induction_case(templates: &'static str) -> Case {
         s.push_str("```message\nDouble the number.\n```\n</answer>");
         s
     } else {
-        // The compact prompt ends with `<in>`: inputs first, then the message.
-        format!("{}<msg>double it<end>", inputs.join("<in>"))
+        // The compact prompt ends with `<msg>`: the message first, then the inputs.
+        format!("double it<in>{}<end>", inputs.join("<in>"))
     };
     let invalid = if paper {
         let mut s = "x</think><answer>\n".to_string();
@@ -323,7 +323,7 @@ fn induction_case(templates: &'static str) -> Case {
         s
     } else {
         let ins: Vec<String> = (0..10).map(|i| format!("'{i}', {i}")).collect();
-        format!("{}<msg>hm<end>", ins.join("<in>"))
+        format!("hm<in>{}<end>", ins.join("<in>"))
     };
     let ans = |code: &str| {
         if paper {

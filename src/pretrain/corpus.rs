@@ -11,7 +11,7 @@
 //! | abduction solve | `<prog>CODE\n<out>REPR<in>ARGS<end>` | `<in>` |
 //! | induction solve | `<in>ARGS<out>REPR` (per pair) `<msg>MSG<prog>CODE\n<end>` | `<prog>` |
 //! | deduction/abduction proposal | 1-N reference items, each followed by `\n`, then a new item | `<prog>` |
-//! | induction proposal | `<prog>CODE\n<in>ARGS<in>ARGS...<msg>MSG<end>` | the first `<in>` |
+//! | induction proposal | `<prog>CODE\n<msg>MSG<in>ARGS<in>ARGS...<end>` | `<msg>` |
 //!
 //! The loss covers every token, so solve samples also teach the model to write programs and
 //! inputs, and proposal samples teach it to continue from reference tasks.
@@ -160,14 +160,22 @@ pub fn render_induction(code: &str, pairs: &[IoPair], message: &str) -> String {
     format!("{}{code}\n{END}", induction_prompt(pairs, message))
 }
 
-/// The induction proposal prompt: `<prog>CODE\n<in>`.
+/// The induction proposal prompt: `<prog>CODE\n<msg>`. It must not share a prefix with the
+/// deduction/abduction items (`<prog>CODE\n<in>ARGS<out>`): with inputs first, the model could
+/// not tell an induction proposal from a deduction item and always continued with `<out>`.
 pub fn induction_proposal_prompt(code: &str) -> String {
-    format!("{PROG}{code}\n{IN}")
+    format!("{PROG}{code}\n{MSG}")
 }
 
-/// An induction proposal: the prompt, then `ARGS<in>ARGS...<msg>MSG<end>`.
+/// An induction proposal: the prompt, then `MSG<in>ARGS<in>ARGS...<end>`.
 pub fn render_induction_proposal(code: &str, inputs: &[String], message: &str) -> String {
-    format!("{PROG}{code}\n{IN}{}{MSG}{message}{END}", inputs.join(IN))
+    let mut s = format!("{PROG}{code}\n{MSG}{message}");
+    for input in inputs {
+        s.push_str(IN);
+        s.push_str(input);
+    }
+    s.push_str(END);
+    s
 }
 
 /// A deduction or abduction proposal: each reference item followed by `\n`, then the new item
