@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Self-play vs a shuffled-reward control on the shipped tiny model, several seeds, same step budget.
-#   bash scripts/selfplay-demo.sh [STEPS] [SEEDS...]      (default: 60 steps, seeds 1 2)
-# Each run is `azr run` on config/default.toml with bigger sub-batches; the control differs only by
-# `learner.shuffle_rewards = true` (rewards permuted within each task x role before advantages).
+#   bash scripts/selfplay-demo.sh [STEPS] [SEEDS...]      (default: 120 steps, seeds 1 2)
+#   env: KEEP=1 continues existing runs from their checkpoints instead of starting over
+# Each run is `azr run` on the embedded default (config/default.toml) with its own seed and no
+# rollout dumps; the control differs only by `learner.shuffle_rewards = true` (rewards permuted
+# within each task x role before advantages), so a gain over it is due to the reward signal.
 # All runs go in parallel, one compute thread each. Then every final checkpoint and the base model
 # are scored greedily on the full held-out sets (assets/tiny-base/heldout.jsonl) with `azr eval`,
 # and runs/selfplay-demo/summary.json + .png are written.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STEPS="${1:-60}"; shift || true
+STEPS="${1:-120}"; shift || true
 SEEDS=("${@:-1 2}"); [ $# -eq 0 ] && SEEDS=(1 2)
 OUT=runs/selfplay-demo
 AZR=target/release/azr
@@ -18,20 +20,14 @@ port=19500
 pids=()
 for seed in "${SEEDS[@]}"; do
   for arm in true control; do
-    cfg="$OUT/$arm-seed$seed.toml"
     shuffle=false; [ "$arm" = control ] && shuffle=true
-    sed -e "s/^seed = 42/seed = $seed/" \
-        -e "s/^propose_batch = 4 .*/propose_batch = 8/" \
-        -e "s/^solve_batch = 4 .*/solve_batch = 16/" \
-        -e "s/^checkpoint_every = 10 .*/checkpoint_every = 20/" \
-        -e "s/^every = 10/every = 20/" \
-        -e "s/^dump_rollouts = true .*/dump_rollouts = false/" \
-        -e "s/^\[learner\]/[learner]\nshuffle_rewards = $shuffle/" \
-        config/default.toml > "$cfg"
-    rm -rf "$OUT/$arm-seed$seed"
+    [ -n "${KEEP:-}" ] || rm -rf "$OUT/$arm-seed$seed"
     port=$((port + 1))
-    RAYON_NUM_THREADS=1 "$AZR" run --config "$cfg" --max-steps "$STEPS" --run-dir "$OUT/$arm-seed$seed" \
-      --metrics-addr "127.0.0.1:$port" > "$OUT/$arm-seed$seed.log" 2>&1 &
+    RAYON_NUM_THREADS=1 "$AZR" run --max-steps "$STEPS" --run-dir "$OUT/$arm-seed$seed" \
+      --metrics-addr "127.0.0.1:$port" \
+      --set run.seed="$seed" --set learner.shuffle_rewards="$shuffle" \
+      --set run.dump_rollouts=false \
+      > "$OUT/$arm-seed$seed.log" 2>&1 &
     pids+=($!)
   done
 done

@@ -56,6 +56,10 @@ pub struct RunArgs {
     /// Max policy lag of rollouts (overrides `run.staleness`; 0 = on-policy).
     #[arg(long)]
     pub staleness: Option<u64>,
+    /// Override any config key, e.g. `--set learner.optimizer.lr=5e-5 --set
+    /// selfplay.solve_batch=32` (repeatable; applied before validation).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 /// `azr eval`.

@@ -337,6 +337,41 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
 }
 
+/// Set one dotted key of `table` from `key=value` (see [`Config::from_toml_str_with_overrides`]).
+fn apply_override(table: &mut toml::Table, spec: &str) -> Result<(), ConfigError> {
+    let bad = |message: &str| ConfigError::invalid(&format!("--set {spec}"), message);
+    let (key, value) = spec
+        .split_once('=')
+        .ok_or_else(|| bad("expected KEY=VALUE, e.g. learner.optimizer.lr=5e-5"))?;
+    let path: Vec<&str> = key.trim().split('.').map(str::trim).collect();
+    if path.iter().any(|p| p.is_empty()) {
+        return Err(bad("empty key segment"));
+    }
+    let value = value.trim();
+    let parsed = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
+        Ok(mut t) => t.remove("v").ok_or_else(|| bad("no value"))?,
+        Err(_) => toml::Value::String(value.to_string()),
+    };
+    let (last, parents) = path.split_last().ok_or_else(|| bad("empty key"))?;
+    let mut cur = table;
+    for (i, seg) in parents.iter().enumerate() {
+        let entry = cur
+            .entry(seg.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = match entry {
+            toml::Value::Table(t) => t,
+            _ => {
+                return Err(bad(&format!(
+                    "`{}` is a value, not a section",
+                    path[..=i].join(".")
+                )))
+            }
+        };
+    }
+    cur.insert(last.to_string(), parsed);
+    Ok(())
+}
+
 /// Names of the worker actors that fault injection may target.
 pub const WORKER_NAMES: [&str; 5] = ["proposer", "solver", "executor", "estimator", "reward"];
 
@@ -348,11 +383,58 @@ impl Config {
 
     /// Read and validate a TOML file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
+        Self::load_with_overrides(Some(path), &[])
+    }
+
+    /// Read a TOML file (`None`: the embedded default), apply `--set` overrides, validate.
+    pub fn load_with_overrides(
+        path: Option<&Path>,
+        overrides: &[String],
+    ) -> Result<Self, ConfigError> {
+        match path {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
+                Self::from_toml_str_with_overrides(&text, &path.display().to_string(), overrides)
+            }
+            None => Self::from_toml_str_with_overrides(
+                DEFAULT_TOML,
+                "<embedded default>",
+                overrides,
+            ),
+        }
+    }
+
+    /// Parse TOML text, apply `section.key=value` overrides (`azr run --set`), then validate.
+    /// A value is read as TOML (`5e-5`, `true`, `[1, 2]`, `"text"`); a bare word that is not
+    /// valid TOML is taken as a string (`--set model.device=cuda:0`).
+    pub fn from_toml_str_with_overrides(
+        text: &str,
+        origin: &str,
+        overrides: &[String],
+    ) -> Result<Self, ConfigError> {
+        if overrides.is_empty() {
+            // Straight to the typed schema: its errors show the line of the bad key.
+            return Self::from_toml_str(text, origin);
+        }
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string(),
         })?;
-        Self::from_toml_str(&text, &path.display().to_string())
+        for o in overrides {
+            apply_override(&mut table, o)?;
+        }
+        let raw: RawConfig =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    origin: format!("{origin} with --set {}", overrides.join(" --set ")),
+                    message: e.to_string(),
+                })?;
+        Self::validate(raw)
     }
 
     /// Parse and validate TOML text; `origin` names it in errors.
@@ -585,6 +667,33 @@ mod tests {
         let cfg = Config::embedded_default().unwrap();
         assert_eq!(cfg.raw.run.staleness, 1);
         assert_eq!(cfg.raw.model.device, "cpu");
+    }
+
+    #[test]
+    fn set_overrides_any_key_and_names_bad_ones() {
+        let sets = [
+            "learner.optimizer.lr=5e-5".to_string(),
+            "selfplay.solve_batch = 32".to_string(),
+            "model.device=cpu".to_string(),
+            "evaluator.benchmarks=[\"heldout-deduction\"]".to_string(),
+        ];
+        let cfg = Config::load_with_overrides(None, &sets).unwrap();
+        assert_eq!(cfg.raw.learner.optimizer.lr, 5e-5);
+        assert_eq!(cfg.raw.selfplay.solve_batch, 32);
+        assert_eq!(cfg.raw.evaluator.benchmarks, vec!["heldout-deduction"]);
+        // Untouched keys keep the file's values.
+        assert_eq!(cfg.raw.run.staleness, 1);
+
+        let err = |s: &str| {
+            Config::load_with_overrides(None, &[s.to_string()])
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err("selfplay.solve_batchh=3").contains("solve_batchh"));
+        assert!(err("learner.optimizer.lr").contains("KEY=VALUE"));
+        assert!(err("run.seed.x=1").contains("`run.seed` is a value"));
+        assert!(err("selfplay.solve_batch=0").contains("selfplay.solve_batch"));
+        assert!(err("selfplay.solve_batch=many").contains("solve_batch"));
     }
 
     #[test]

@@ -57,10 +57,14 @@ pub fn load_benchmark(name: &str, limit: usize, model_dir: &Path) -> Result<Vec<
             let path = model_dir.join(HELDOUT_FILE);
             let set = HeldoutSet::load(&path)
                 .with_context(|| format!("loading the held-out set {}", path.display()))?;
-            set.of_kind(kind)
+            let all: Vec<Task> = set
+                .of_kind(kind)
                 .enumerate()
                 .map(|(i, t)| heldout_task(t, i))
-                .collect()
+                .collect();
+            // The file is grouped by family: a limit takes an evenly spread subset, so a
+            // short in-run evaluation covers every family instead of the first one or two.
+            return Ok(spread_subset(all, limit));
         }
         n => match n.parse::<MathSet>() {
             Ok(set) => load_math(set, MATH_DIR)
@@ -81,6 +85,21 @@ pub fn load_benchmark(name: &str, limit: usize, model_dir: &Path) -> Result<Vec<
     Ok(tasks)
 }
 
+/// At most `limit` items (0 = all) at evenly spaced positions, in their original order.
+fn spread_subset(items: Vec<Task>, limit: usize) -> Vec<Task> {
+    let n = items.len();
+    if limit == 0 || limit >= n {
+        return items;
+    }
+    let keep: std::collections::BTreeSet<usize> = (0..limit).map(|i| i * n / limit).collect();
+    items
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| keep.contains(i))
+        .map(|(_, t)| t)
+        .collect()
+}
+
 /// A held-out item of the tiny model's pretraining as a task.
 fn heldout_task(t: &HeldoutTask, i: usize) -> Task {
     Task {
@@ -96,7 +115,7 @@ fn heldout_task(t: &HeldoutTask, i: usize) -> Task {
             })
             .collect(),
         visible: t.visible,
-        message: String::new(),
+        message: t.message.clone(),
         problem: String::new(),
         answer: String::new(),
         provenance: Provenance::benchmark("heldout", format!("{}-{i}", t.kind)),
@@ -168,4 +187,38 @@ pub async fn eval(args: EvalArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/tiny-base");
+
+    #[test]
+    fn heldout_induction_tasks_carry_their_message() {
+        let tasks = load_benchmark("heldout-induction", 0, Path::new(MODEL)).unwrap();
+        assert!(!tasks.is_empty());
+        for t in &tasks {
+            assert!(!t.message.is_empty(), "no message: {t:?}");
+            assert!(t.visible >= 2 && t.visible < t.pairs.len(), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn heldout_limit_spreads_over_families() {
+        let all = load_benchmark("heldout-deduction", 0, Path::new(MODEL)).unwrap();
+        let some = load_benchmark("heldout-deduction", 30, Path::new(MODEL)).unwrap();
+        assert_eq!(some.len(), 30);
+        assert_eq!(some[0].program, all[0].program);
+        // The set holds 9 families of 25; a spread subset of 30 reaches every family.
+        let set = HeldoutSet::load(&Path::new(MODEL).join(HELDOUT_FILE)).unwrap();
+        let families: std::collections::BTreeSet<String> = set
+            .of_kind(TaskKind::Deduction)
+            .enumerate()
+            .filter(|(i, _)| (0..30).any(|k| k * all.len() / 30 == *i))
+            .map(|(_, t)| format!("{:?}", t.family))
+            .collect();
+        assert_eq!(families.len(), 9, "{families:?}");
+    }
 }

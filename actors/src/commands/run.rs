@@ -38,7 +38,7 @@ pub fn apply_overrides(raw: &mut RawConfig, args: &RunArgs) {
 
 /// `azr run`.
 pub async fn run(args: RunArgs) -> Result<RunOutcome> {
-    let base = super::load_config(args.config.as_deref())?;
+    let base = Config::load_with_overrides(args.config.as_deref(), &args.set)?;
     let mut raw = base.raw;
     apply_overrides(&mut raw, &args);
     let cfg = Config::validate(raw)?;

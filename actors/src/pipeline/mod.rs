@@ -194,6 +194,10 @@ where
     )
     .await
     .context("starting the supervisor")?;
+    // The supervisor spawns its workers in `post_start`, which ractor runs after `spawn`
+    // returns; its first message is handled only once that is done, so one round trip means
+    // every worker is registered and the first requests need no retry.
+    ractor::call!(sup, SupervisorMsg::Restarts).context("waiting for the workers to start")?;
     let handles = Handles::new(timeout);
 
     let decoding = train_decoding(&cfg);
@@ -401,8 +405,12 @@ fn on_report(
     step_seconds.push(wall.as_secs_f64());
     telemetry::step_done(state.step, r.version, wall);
     let (summary, started) = pending.remove(&r.step).unwrap_or_default_pair();
+    // Resident memory on every line, so a long run's log shows whether memory stays flat.
+    let rss_mib = azr_core::metrics::ProcessStats::read()
+        .map(|p| p.resident_bytes as f64 / (1024.0 * 1024.0))
+        .unwrap_or(f64::NAN);
     let line = format!(
-        "step {:>5} v{} | {} | pg {:+.4} ent {:.3} gn {:.2e} | rollout {:.2}s learn {:.2}s step {:.2}s | stale {}",
+        "step {:>5} v{} | {} | pg {:+.4} ent {:.3} gn {:.2e} | rollout {:.2}s learn {:.2}s step {:.2}s | stale {} | rss {:.0} MiB",
         r.step,
         r.version,
         summary.compact(),
@@ -413,6 +421,7 @@ fn on_report(
         r.wall.as_secs_f64(),
         started.elapsed().as_secs_f64(),
         r.staleness,
+        rss_mib,
     );
     match progress {
         Some(pb) => {

@@ -27,6 +27,11 @@ impl SubBatchStats {
         self.reward_sum / self.count.max(1) as f64
     }
 
+    /// Proposer: mean learnability reward of the valid proposals (0 when none was valid).
+    pub fn learnability_mean(&self) -> f64 {
+        self.learnability_sum / self.hits.max(1) as f64
+    }
+
     /// Hit rate: solver accuracy or valid-proposal rate.
     pub fn hit_rate(&self) -> f64 {
         self.hits as f64 / self.count.max(1) as f64
@@ -58,8 +63,8 @@ impl StepSummary {
         self.sub.values().map(|s| s.count).sum()
     }
 
-    /// A compact text: `ded s=0.25/+0.12 p=0.50/-0.31 | abd ...` (solver accuracy / mean reward,
-    /// proposer valid rate / mean reward).
+    /// A compact text: `ded p=0.50/-0.31 l=0.25 s=0.25/+0.12 | abd ...` (proposer valid rate /
+    /// mean reward, mean learnability of the valid proposals; solver accuracy / mean reward).
     pub fn compact(&self) -> String {
         let mut out = String::new();
         let mut last: Option<TaskKind> = None;
@@ -71,11 +76,20 @@ impl StepSummary {
                 let _ = write!(out, " {}", &kind.as_str()[..3]);
                 last = Some(*kind);
             }
-            let tag = match role {
-                Role::Propose => "p",
-                Role::Solve => "s",
-            };
-            let _ = write!(out, " {tag}={:.2}/{:+.2}", s.hit_rate(), s.reward_mean());
+            match role {
+                Role::Propose => {
+                    let _ = write!(
+                        out,
+                        " p={:.2}/{:+.2} l={:.2}",
+                        s.hit_rate(),
+                        s.reward_mean(),
+                        s.learnability_mean()
+                    );
+                }
+                Role::Solve => {
+                    let _ = write!(out, " s={:.2}/{:+.2}", s.hit_rate(), s.reward_mean());
+                }
+            }
         }
         out.trim_start().to_string()
     }
@@ -96,8 +110,9 @@ mod tests {
         p.count = 2;
         p.hits = 1;
         p.reward_sum = 0.5 - 1.0;
+        p.learnability_sum = 0.5;
         assert_eq!(s.sequences(), 6);
         assert!((s.sub[&(TaskKind::Deduction, Role::Solve)].reward_mean() + 0.25).abs() < 1e-12);
-        assert_eq!(s.compact(), "ded p=0.50/-0.25 s=0.25/-0.25");
+        assert_eq!(s.compact(), "ded p=0.50/-0.25 l=0.50 s=0.25/-0.25");
     }
 }
