@@ -33,14 +33,21 @@ for seed in "${SEEDS[@]}"; do
 done
 for p in "${pids[@]}"; do wait "$p"; done
 echo "runs done; scoring"
-score() { # model-or-checkpoint label
+score() { # model-or-run-dir label: one "<label> <kind> <accuracy> <items>" line per kind
   for kind in deduction abduction induction; do
     if [ -d "$1/checkpoints" ]; then ck=(--checkpoint "$1"); else ck=(); fi
     RAYON_NUM_THREADS=1 "$AZR" eval --benchmark "heldout-$kind" --limit 0 "${ck[@]}" 2>/dev/null \
       | sed -n "s/^heldout-$kind: accuracy \([0-9.]*\) (\([0-9]*\) items.*/$2 $kind \1 \2/p"
-  done
+  done > "$OUT/score-$2.txt"
 }
-{ score assets/tiny-base base
-  for seed in "${SEEDS[@]}"; do for arm in true control; do score "$OUT/$arm-seed$seed" "$arm-seed$seed"; done; done
-} | tee "$OUT/scores.txt"
+labels=(base); dirs=(assets/tiny-base)
+for seed in "${SEEDS[@]}"; do for arm in true control; do
+  labels+=("$arm-seed$seed"); dirs+=("$OUT/$arm-seed$seed")
+done; done
+for i in "${!labels[@]}"; do # two at a time (one per core)
+  score "${dirs[$i]}" "${labels[$i]}" &
+  if (( i % 2 == 1 )); then wait; fi
+done
+wait
+for l in "${labels[@]}"; do cat "$OUT/score-$l.txt"; done | tee "$OUT/scores.txt"
 "${PLOT_PYTHON:-python3}" scripts/selfplay-summary.py "$OUT"

@@ -393,18 +393,15 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         match path {
             Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                        path: path.to_path_buf(),
-                        source,
-                    })?;
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
                 Self::from_toml_str_with_overrides(&text, &path.display().to_string(), overrides)
             }
-            None => Self::from_toml_str_with_overrides(
-                DEFAULT_TOML,
-                "<embedded default>",
-                overrides,
-            ),
+            None => {
+                Self::from_toml_str_with_overrides(DEFAULT_TOML, "<embedded default>", overrides)
+            }
         }
     }
 
