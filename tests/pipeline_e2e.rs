@@ -56,6 +56,35 @@ fn three_steps_with_overlap() {
 }
 
 #[test]
+fn evaluator_runs_when_due_even_on_checkpoint_steps() {
+    // checkpoint_every = 2 and evaluator.every = 2: the report of step 1 is consumed while the
+    // pipeline drains for the step-2 checkpoint, and must still start an evaluation.
+    let f = Fixture::new("");
+    let heldout = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../assets/tiny-base/heldout.jsonl"
+    );
+    std::fs::copy(heldout, f.model().join("heldout.jsonl")).unwrap();
+    ok(azr()
+        .arg("run")
+        .arg("--config")
+        .arg(f.config())
+        .args(["--set", "evaluator.every=2", "--set", "evaluator.limit=3"])
+        .args(["--set", r#"evaluator.benchmarks=["heldout-deduction"]"#])
+        .output()
+        .unwrap());
+    let evals = std::fs::read_to_string(f.run_dir().join("eval.jsonl")).expect("no eval.jsonl");
+    let rows: Vec<serde_json::Value> = evals
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{evals}");
+    assert_eq!(rows[0]["step"], 1);
+    assert_eq!(rows[0]["benchmark"], "heldout-deduction");
+    assert_eq!(rows[0]["items"], 3);
+}
+
+#[test]
 fn staleness_zero_is_on_policy() {
     let f = Fixture::new("");
     ok(azr()

@@ -301,7 +301,7 @@ where
             );
         }
         if run_cfg.checkpoint_every > 0 && submitted % run_cfg.checkpoint_every == 0 {
-            if let Err(e) = drain(
+            match drain(
                 &mut reports,
                 submitted,
                 &mut version,
@@ -313,8 +313,23 @@ where
             )
             .await
             {
-                result = Err(e);
-                break;
+                // Steps reported while draining are due for evaluation like any other.
+                Ok(steps) => {
+                    for s in steps {
+                        maybe_evaluate(
+                            &cfg,
+                            &handles,
+                            &services.benchmarks,
+                            s,
+                            &mut evals,
+                            &mut state.rng,
+                        );
+                    }
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
             }
             if let Err(e) = save(
                 &run_dir, &handles, &sup, &mut state, &mode, submitted, version,
@@ -330,7 +345,7 @@ where
     // Shutdown: finish submitted steps, final checkpoint, stop actors and threads.
     let clean = result.is_ok();
     if clean {
-        drain(
+        let last = drain(
             &mut reports,
             submitted,
             &mut version,
@@ -341,6 +356,16 @@ where
             progress.as_ref(),
         )
         .await?;
+        for s in last {
+            maybe_evaluate(
+                &cfg,
+                &handles,
+                &services.benchmarks,
+                s,
+                &mut evals,
+                &mut state.rng,
+            );
+        }
         if state.step > start_step || checkpoint::latest(&run_dir)?.is_none() {
             save(
                 &run_dir, &handles, &sup, &mut state, &mode, submitted, version,
@@ -456,7 +481,8 @@ async fn drain(
     step_seconds: &mut Vec<f64>,
     last_report: &mut Instant,
     progress: Option<&indicatif::ProgressBar>,
-) -> Result<()> {
+) -> Result<Vec<u64>> {
+    let mut steps = Vec::new();
     while state.step < submitted {
         let r = reports.recv().await.context("learner thread ended")?;
         on_report(
@@ -468,8 +494,9 @@ async fn drain(
             last_report,
             progress,
         )?;
+        steps.push(r.step);
     }
-    Ok(())
+    Ok(steps)
 }
 
 /// Write a checkpoint of the drained state.
