@@ -27,7 +27,7 @@ for line in open(os.path.join(out, "scores.txt")):
     scores.setdefault(label, {})[kind] = (float(acc), int(n))
 
 STEP = re.compile(r"step\s+(\d+) v\d+ \| (.*?) \| pg .*? step ([\d.]+)s \| stale \d+(?: \| rss (\d+) MiB)?")
-SUB = re.compile(r"(ded|abd|ind) p=([\d.]+)/([+-][\d.]+) l=([\d.]+) s=([\d.]+)/([+-][\d.]+)")
+SUB = re.compile(r"(ded|abd|ind) p=([\d.]+)/([+-][\d.]+) l=([+-]?[\d.]+) s=([\d.]+)/([+-][\d.]+)")
 
 
 def parse_log(path):
