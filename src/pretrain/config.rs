@@ -97,14 +97,14 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Global gradient-norm clip (0 disables). Default 1.0.
     pub grad_clip: f64,
-    /// Step budget (0 = none). Default 700 (the shipped base model). A step budget makes the run reproducible.
+    /// Step budget (0 = none). Default 1400 (the shipped base model). A step budget makes the run reproducible.
     pub max_steps: u64,
     /// Wall-clock budget of training steps in minutes, evaluation excluded (0 = none).
     /// Default 0.
     pub max_minutes: f64,
     /// Log a loss-curve row every this many steps. Default 10.
     pub log_every: u64,
-    /// Save a checkpoint every this many steps (0 = only at the end). Default 250.
+    /// Save a checkpoint every this many steps (0 = only at the end). Default 350.
     pub checkpoint_every: u64,
     /// Tune glibc's allocator for training (see [`crate::pretrain::alloc`]; process-wide).
     /// Default true.
@@ -125,10 +125,10 @@ impl Default for TrainConfig {
             eps: 1e-8,
             weight_decay: 0.01,
             grad_clip: 1.0,
-            max_steps: 700,
+            max_steps: 1400,
             max_minutes: 0.0,
             log_every: 10,
-            checkpoint_every: 250,
+            checkpoint_every: 350,
             tune_allocator: true,
         }
     }
