@@ -409,6 +409,12 @@ def op_validate(req):
         f = load_f(code)
         out1 = f(*args1, **kwargs1)
         _KEEP.append(out1)
+        # Occupy the memory the first call freed (the allocator hands freed blocks out again
+        # first), so an address-dependent result of the second call (id(), default reprs)
+        # differs from the first instead of landing on the same, just-freed address.
+        _n = 64 + os.urandom(1)[0] % 64
+        _KEEP.append([object() for _ in range(_n)])
+        _KEEP.append([([], {}, "j" * (k % 48), k + 0.5) for k in range(_n)])
         out2 = f(*args2, **kwargs2)
         _KEEP.append(out2)
     except MemoryError as e:
