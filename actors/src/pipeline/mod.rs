@@ -232,7 +232,7 @@ where
                 r = reports.recv() => {
                     let Some(r) = r else { result = Err(anyhow::anyhow!("learner thread ended")); break 'steps; };
                     if let Err(e) = on_report(&r, &mut version, &mut pending, &mut state, &mut step_seconds, &mut last_report, progress.as_ref()) { result = Err(e); break 'steps; }
-                    maybe_evaluate(&cfg, &handles, &services.benchmarks, r.step, &mut evals, &mut state.rng);
+                    evaluate_due(&cfg, &handles, &services.benchmarks, [r.step], &mut evals, &mut state.rng);
                 }
                 _ = fatal.changed() => {
                     result = Err(anyhow::anyhow!(fatal.borrow().clone().unwrap_or_default()));
@@ -291,11 +291,11 @@ where
                 result = Err(e);
                 break 'steps;
             }
-            maybe_evaluate(
+            evaluate_due(
                 &cfg,
                 &handles,
                 &services.benchmarks,
-                r.step,
+                [r.step],
                 &mut evals,
                 &mut state.rng,
             );
@@ -314,18 +314,14 @@ where
             .await
             {
                 // Steps reported while draining are due for evaluation like any other.
-                Ok(steps) => {
-                    for s in steps {
-                        maybe_evaluate(
-                            &cfg,
-                            &handles,
-                            &services.benchmarks,
-                            s,
-                            &mut evals,
-                            &mut state.rng,
-                        );
-                    }
-                }
+                Ok(steps) => evaluate_due(
+                    &cfg,
+                    &handles,
+                    &services.benchmarks,
+                    steps,
+                    &mut evals,
+                    &mut state.rng,
+                ),
                 Err(e) => {
                     result = Err(e);
                     break;
@@ -356,16 +352,14 @@ where
             progress.as_ref(),
         )
         .await?;
-        for s in last {
-            maybe_evaluate(
-                &cfg,
-                &handles,
-                &services.benchmarks,
-                s,
-                &mut evals,
-                &mut state.rng,
-            );
-        }
+        evaluate_due(
+            &cfg,
+            &handles,
+            &services.benchmarks,
+            last,
+            &mut evals,
+            &mut state.rng,
+        );
         if state.step > start_step || checkpoint::latest(&run_dir)?.is_none() {
             save(
                 &run_dir, &handles, &sup, &mut state, &mode, submitted, version,
@@ -532,6 +526,22 @@ async fn save(
     telemetry::phase("checkpoint", t0.elapsed());
     tracing::info!(step, path = %path.display(), "checkpoint written");
     Ok(())
+}
+
+/// Start a background evaluation after each of the reported `steps` that is due. Every path
+/// that consumes learner reports (the staleness gate, the non-blocking poll, the checkpoint and
+/// shutdown drains) goes through here, so no due step is skipped.
+fn evaluate_due(
+    cfg: &Config,
+    handles: &Handles,
+    benchmarks: &Arc<Vec<Benchmark>>,
+    steps: impl IntoIterator<Item = u64>,
+    evals: &mut tokio::task::JoinSet<Result<()>>,
+    rng: &mut ChaCha8Rng,
+) {
+    for step in steps {
+        maybe_evaluate(cfg, handles, benchmarks, step, evals, rng);
+    }
 }
 
 /// Start a background evaluation after `step` when it is due.
