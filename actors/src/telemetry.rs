@@ -63,8 +63,9 @@ pub fn staleness(lags: &[u64]) {
         .set(lags.iter().copied().max().unwrap_or(0) as f64);
 }
 
-/// Record a finished learner step (`steps` = steps over the whole run).
-pub fn step_done(steps: u64, version: u64, wall: Duration) {
+/// Record a finished learner step (`steps` = steps over the whole run). Returns the process
+/// statistics it recorded (`None` where `/proc` cannot be read).
+pub fn step_done(steps: u64, version: u64, wall: Duration) -> Option<m::ProcessStats> {
     m::STEPS_TOTAL.counter(&[]).absolute(steps);
     m::POLICY_VERSION.gauge(&[]).set(version as f64);
     m::STEP_DURATION_SECONDS
@@ -73,9 +74,11 @@ pub fn step_done(steps: u64, version: u64, wall: Duration) {
     m::LAST_STEP_DURATION_SECONDS
         .gauge(&[])
         .set(wall.as_secs_f64());
-    if let Ok(p) = m::ProcessStats::read() {
+    let stats = m::ProcessStats::read().ok();
+    if let Some(p) = &stats {
         p.record();
     }
+    stats
 }
 
 /// Record the wall time of a step phase (one of `azr_core::metrics::PHASES`).

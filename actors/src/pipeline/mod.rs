@@ -422,12 +422,10 @@ fn on_report(
     let wall = last_report.elapsed();
     *last_report = Instant::now();
     step_seconds.push(wall.as_secs_f64());
-    telemetry::step_done(state.step, r.version, wall);
+    let process = telemetry::step_done(state.step, r.version, wall);
     let (summary, started) = pending.remove(&r.step).unwrap_or_default_pair();
     // Resident memory on every line, so a long run's log shows whether memory stays flat.
-    let rss_mib = azr_core::metrics::ProcessStats::read()
-        .map(|p| p.resident_bytes as f64 / (1024.0 * 1024.0))
-        .unwrap_or(f64::NAN);
+    let rss_mib = process.map_or(f64::NAN, |p| p.resident_bytes as f64 / (1024.0 * 1024.0));
     let line = format!(
         "step {:>5} v{} | {} | pg {:+.4} ent {:.3} gn {:.2e} | rollout {:.2}s learn {:.2}s step {:.2}s | stale {} | rss {:.0} MiB",
         r.step,
