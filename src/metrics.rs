@@ -144,9 +144,9 @@ pub const EXEC_STATUSES: [ExecStatus; 8] = [
     ExecStatus::SandboxFailure,
 ];
 
-/// Evaluation benchmarks, as `benchmark` label values: CRUXEval output/input prediction and
-/// the math sets in `../shared/data/math/` (file stem).
-pub const BENCHMARKS: [&str; 9] = [
+/// Evaluation benchmarks, as `benchmark` label values: CRUXEval output/input prediction, the
+/// math sets in `../shared/data/math/` (file stem) and ARC-Easy / ARC-Challenge.
+pub const BENCHMARKS: [&str; 11] = [
     "cruxeval_o",
     "cruxeval_i",
     "aime24",
@@ -156,6 +156,9 @@ pub const BENCHMARKS: [&str; 9] = [
     "math500",
     "minerva_math",
     "olympiadbench",
+    // branch `arc` (issue #17): ARC-Easy / ARC-Challenge (`arc-easy`, `arc-challenge`).
+    "arc_easy",
+    "arc_challenge",
 ];
 
 /// Sandbox isolation layers, as `layer` label values: the fields of [`IsolationReport`].
