@@ -162,6 +162,9 @@ pub struct TrainBench {
     pub optimizer_s: f64,
     /// Trained tokens per second (`batch * seq / step_s`).
     pub tokens_per_s: f64,
+    /// CPU time (user + system, all threads) of a step, seconds (median): the work done,
+    /// less sensitive than wall time to other processes on the machine.
+    pub step_cpu_s: f64,
     /// Loss of the first and the last step (it must fall on this repetitive data).
     pub first_loss: f32,
     /// Loss of the last step.
@@ -177,6 +180,8 @@ pub struct SampleBench {
     pub kv_cache: bool,
     /// Wall time of the whole `generate` call (prefill included), seconds.
     pub seconds: f64,
+    /// CPU time of the call (user + system, all threads), seconds.
+    pub cpu_s: f64,
     /// Generated tokens per second, all rows together.
     pub tokens_per_s: f64,
 }
@@ -188,6 +193,9 @@ pub struct ReferenceSample {
     pub batch: usize,
     /// Wall time of the `generate` call, seconds.
     pub seconds: f64,
+    /// CPU time of the call (`time.process_time`), seconds.
+    #[serde(default)]
+    pub cpu_s: f64,
     /// Generated tokens per second, all rows together.
     pub tokens_per_s: f64,
 }
@@ -197,6 +205,9 @@ pub struct ReferenceSample {
 pub struct ReferenceBench {
     /// Training step (forward + loss + backward + AdamW), seconds (median).
     pub train_step_s: f64,
+    /// CPU time of a step (median), seconds.
+    #[serde(default)]
+    pub train_step_cpu_s: f64,
     /// Trained tokens per second.
     pub train_tokens_per_s: f64,
     /// Sampling throughputs per batch size.
@@ -332,14 +343,16 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
                     ..params.clone()
                 };
                 generate(&snap, &prompts, &warm)?;
-                let start = Instant::now();
+                let (start, cpu0) = (Instant::now(), cpu_seconds());
                 let gens = generate(&snap, &prompts, &params)?;
                 let seconds = start.elapsed().as_secs_f64();
+                let cpu_s = cpu_seconds() - cpu0;
                 let produced: usize = gens.iter().map(|g| g.tokens.len()).sum();
                 sampling.push(SampleBench {
                     batch,
                     kv_cache,
                     seconds,
+                    cpu_s,
                     tokens_per_s: produced as f64 / seconds,
                 });
             }
@@ -411,6 +424,7 @@ fn run_reference(
     struct Out {
         error: Option<String>,
         train_step_s: Option<f64>,
+        train_step_cpu_s: Option<f64>,
         train_tokens_per_s: Option<f64>,
         sampling: Option<Vec<ReferenceSample>>,
         torch: Option<String>,
@@ -445,12 +459,14 @@ fn run_reference(
         }) => Err(format!("{} lacks torch/transformers: {e}", python.display())),
         Some(Out {
             train_step_s: Some(step),
+            train_step_cpu_s,
             train_tokens_per_s: Some(tps),
             sampling: Some(sampling),
             torch,
             ..
         }) if out.status.success() => Ok(ReferenceBench {
             train_step_s: step,
+            train_step_cpu_s: train_step_cpu_s.unwrap_or(f64::NAN),
             train_tokens_per_s: tps,
             sampling,
             torch: torch.unwrap_or_default(),
@@ -464,6 +480,18 @@ fn run_reference(
             ))
         }
     }
+}
+
+/// CPU time (user + system) of this process so far, seconds.
+fn cpu_seconds() -> f64 {
+    // SAFETY: `getrusage` fills the zero-initialised struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a `rusage`.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return f64::NAN;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 /// 1-, 5- and 15-minute load averages (`/proc/loadavg`).
@@ -510,7 +538,7 @@ fn bench_train(model: &Model, cfg: &BenchConfig, kernels: Kernels) -> Result<Tra
     let mut times = Vec::new();
     let mut losses = Vec::new();
     for step in 0..=cfg.train_steps {
-        let t0 = Instant::now();
+        let (t0, cpu0) = (Instant::now(), cpu_seconds());
         let logits = model.transformer().forward(&inputs, None, None, kernels)?;
         let logits = logits.reshape((b * t, vocab))?;
         let loss = cross_entropy(&logits, &targets, kernels)?;
@@ -534,6 +562,7 @@ fn bench_train(model: &Model, cfg: &BenchConfig, kernels: Kernels) -> Result<Tra
                 (t1 - t0).as_secs_f64(),
                 (t2 - t1).as_secs_f64(),
                 (t3 - t2).as_secs_f64(),
+                cpu_seconds() - cpu0,
             ]);
         }
     }
@@ -549,6 +578,7 @@ fn bench_train(model: &Model, cfg: &BenchConfig, kernels: Kernels) -> Result<Tra
         backward_s: med(2),
         optimizer_s: med(3),
         tokens_per_s: (b * t) as f64 / step_s,
+        step_cpu_s: med(4),
         first_loss: losses.first().copied().unwrap_or(f32::NAN),
         last_loss: losses.last().copied().unwrap_or(f32::NAN),
     })
@@ -595,8 +625,8 @@ impl fmt::Display for BenchReport {
             )?;
             writeln!(
                 f,
-                "  train step {:.3} s ({:.0} tok/s): forward {:.3} s, backward {:.3} s, AdamW {:.3} s; loss {:.3} -> {:.3}",
-                tr.step_s, tr.tokens_per_s, tr.forward_s, tr.backward_s, tr.optimizer_s,
+                "  train step {:.3} s ({:.0} tok/s; cpu {:.3} s): forward {:.3} s, backward {:.3} s, AdamW {:.3} s; loss {:.3} -> {:.3}",
+                tr.step_s, tr.tokens_per_s, tr.step_cpu_s, tr.forward_s, tr.backward_s, tr.optimizer_s,
                 tr.first_loss, tr.last_loss
             )?;
             if let Some(b) = &m.train_baseline {
@@ -609,11 +639,12 @@ impl fmt::Display for BenchReport {
             for s in &m.sampling {
                 writeln!(
                     f,
-                    "  sample b{:<3} {:<8} {:>8.1} tok/s ({:.2} s)",
+                    "  sample b{:<3} {:<8} {:>8.1} tok/s ({:.2} s, cpu {:.2} s)",
                     s.batch,
                     if s.kv_cache { "kv-cache" } else { "no-cache" },
                     s.tokens_per_s,
-                    s.seconds
+                    s.seconds,
+                    s.cpu_s
                 )?;
             }
             match m.peak_rss_mib {
@@ -623,18 +654,19 @@ impl fmt::Display for BenchReport {
             if let Some(r) = &m.reference {
                 writeln!(
                     f,
-                    "  PyTorch {} eager: train step {:.3} s ({:.0} tok/s) -> ours x{:.2}",
+                    "  PyTorch {} eager: train step {:.3} s ({:.0} tok/s; cpu {:.3} s) -> ours x{:.2}",
                     r.torch,
                     r.train_step_s,
                     r.train_tokens_per_s,
+                    r.train_step_cpu_s,
                     m.train_ratio_vs_pytorch.unwrap_or(f64::NAN)
                 )?;
                 for s in &r.sampling {
                     let ratio = m.sample_ratio(s.batch).unwrap_or(f64::NAN);
                     writeln!(
                         f,
-                        "  HF generate b{:<3} {:>8.1} tok/s ({:.2} s) -> ours x{ratio:.2}",
-                        s.batch, s.tokens_per_s, s.seconds
+                        "  HF generate b{:<3} {:>8.1} tok/s ({:.2} s, cpu {:.2} s) -> ours x{ratio:.2}",
+                        s.batch, s.tokens_per_s, s.seconds, s.cpu_s
                     )?;
                 }
             }

@@ -45,16 +45,18 @@ def main():
         n_params = sum(p.numel() for p in m.parameters())
         opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
         x = torch.randint(0, shape["vocab"], (b, t))
-        times = []
+        times, cpus = [], []
         for step in range(spec["train_steps"] + 1):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             out = m(input_ids=x, labels=x)
             out.loss.backward()
             opt.step()
             opt.zero_grad()
             if step > 0:
                 times.append(time.perf_counter() - t0)
+                cpus.append(time.process_time() - c0)
         times.sort()
+        cpus.sort()
         step_s = times[len(times) // 2]
         m.eval()
         sampling = []
@@ -64,15 +66,16 @@ def main():
                 n_new = spec["new_tokens"]
                 kw = dict(do_sample=True, pad_token_id=0, use_cache=True)
                 m.generate(p, max_new_tokens=4, min_new_tokens=4, **kw)
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 m.generate(p, max_new_tokens=n_new, min_new_tokens=n_new, **kw)
-                dt = time.perf_counter() - t0
-                sampling.append({"batch": bs, "seconds": dt, "tokens_per_s": bs * n_new / dt})
+                dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+                sampling.append({"batch": bs, "seconds": dt, "cpu_s": cpu, "tokens_per_s": bs * n_new / dt})
         print(json.dumps({
             "name": shape["name"],
             "params": n_params,
             "train_step_s": step_s,
             "train_tokens_per_s": b * t / step_s,
+            "train_step_cpu_s": cpus[len(cpus) // 2],
             "sampling": sampling,
             "torch": torch.__version__,
         }), flush=True)

@@ -14,7 +14,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
 use super::cpu_par::{
-    exp_neg, matmul, par_for, slice_f32, storage, tensor, with_f32, zeros, CResult, MatMut,
+    exp_neg, matmul, par_for, par_for_sized, slice_f32, storage, tensor, with_f32, zeros, CResult, MatMut,
     MatRef, SharedOut,
 };
 
@@ -154,7 +154,7 @@ fn forward(
         SharedOut::new(q_rot),
         SharedOut::new(lse),
     );
-    par_for(b_n * kvh, |unit| {
+    par_for_sized(b_n * kvh, b_n * h_n * t * s_n * d, |unit| {
         let (b, g) = (unit / kvh, unit % kvh);
         let kmat = k.mat(b, g, s_n, d);
         let vmat = v.mat(b, g, s_n, d);
@@ -258,7 +258,7 @@ fn rotate_keys(spec: &AttnSpec, k: &[f32]) -> Vec<f32> {
     let (b_n, t, kvh, d) = (spec.b, spec.t, spec.kv_heads, spec.head_dim);
     let mut k_rot = zeros(b_n * kvh * t * d);
     let out = SharedOut::new(&mut k_rot);
-    par_for(b_n * kvh, |unit| {
+    par_for_sized(b_n * kvh, b_n * kvh * t * d * 4, |unit| {
         let (b, g) = (unit / kvh, unit % kvh);
         let off = unit * t * d;
         // SAFETY: unit (b, g) alone writes its [T, D] block.

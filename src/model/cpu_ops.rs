@@ -248,7 +248,7 @@ impl CustomOp1 for Rope {
         let mut out = zeros(x.len());
         let o = SharedOut::new(&mut out);
         // One unit per (batch row, head): it owns the [T, D] block of the heads-first layout.
-        crate::model::cpu_par::par_for(b * h, |unit| {
+        crate::model::cpu_par::par_for_sized(b * h, x.len() * 4, |unit| {
             let (bi, hi) = (unit / h, unit % h);
             for ti in 0..t {
                 let tok = bi * t + ti;

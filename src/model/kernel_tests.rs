@@ -264,10 +264,11 @@ fn spec(b: usize, t: usize, past: usize, h: usize, kvh: usize, d: usize, pos: &[
 fn flash_attention_matches_composed() {
     // 70 query rows: three tiles, the last one partial; GQA 4 over 2; two padded rows.
     for (b, t, h, kvh, d, pads) in [(3, 70, 4, 2, 8, vec![0, 5, 69]), (2, 9, 2, 2, 6, vec![0, 0])] {
+        let pads = &pads;
         let pos: Vec<u32> = (0..b)
-            .flat_map(|row| (0..t).map(move |i| i.saturating_sub(pads[row]) as u32))
+            .flat_map(|row| (0..t).map(move |i: usize| i.saturating_sub(pads[row]) as u32))
             .collect();
-        let bias = pad_bias(b, t, 0, &pads);
+        let bias = pad_bias(b, t, 0, pads);
         let (c, s) = rope_tables(&pos, d / 2);
         let sp = spec(b, t, 0, h, kvh, d, &pos, Some(bias.clone()));
         let (q, k, v) = (
@@ -347,11 +348,11 @@ fn cached_attention_matches_full_attention() {
     // full causal attention over `past + t` tokens.
     let (b, past, t, h, kvh, d) = (2, 6, 3, 4, 2, 8);
     let n = past + t;
-    let pads = [0usize, 2];
+    let pads = &[0usize, 2];
     let pos: Vec<u32> = (0..b)
-        .flat_map(|row| (0..n).map(move |i| i.saturating_sub(pads[row]) as u32))
+        .flat_map(|row| (0..n).map(move |i: usize| i.saturating_sub(pads[row]) as u32))
         .collect();
-    let full_bias = pad_bias(b, n, 0, &pads);
+    let full_bias = pad_bias(b, n, 0, pads);
     let (c, s) = rope_tables(&pos, d / 2);
     let (q, k, v) = (rand(&[b, n, h * d], 21, 1.0), rand(&[b, n, kvh * d], 22, 1.0), rand(&[b, n, kvh * d], 23, 1.0));
     let (q, k, v) = (q.as_tensor(), k.as_tensor(), v.as_tensor());
