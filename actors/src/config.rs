@@ -12,6 +12,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use azr_core::eval::ArcPrompt;
 use azr_core::executor::ExecutorConfig;
 use azr_core::rl::learner::LearnerConfig;
 use azr_core::tasks::TasksConfig;
@@ -262,7 +263,7 @@ impl Default for RlvrSection {
 pub struct EvaluatorSection {
     /// Benchmarks to score: `cruxeval-o`, `cruxeval-i`, `heldout-deduction`, `heldout-abduction`,
     /// `heldout-induction`, `math500`, `aime24`, `aime25`, `amc23`, `minerva`, `olympiadbench`,
-    /// `gsm8k` (default `["heldout-deduction", "heldout-abduction", "heldout-induction"]`).
+    /// `gsm8k`, `arc-easy`, `arc-challenge` (default `["heldout-deduction", "heldout-abduction", "heldout-induction"]`).
     pub benchmarks: Vec<String>,
     /// Items per benchmark; 0 = all (default 32).
     pub limit: usize,
@@ -274,6 +275,14 @@ pub struct EvaluatorSection {
     pub samples: usize,
     /// Longest answer in tokens (default 96).
     pub max_new_tokens: usize,
+    /// Folder of `ARC-Easy-test.jsonl` and `ARC-Challenge-test.jsonl`, read for the `arc-easy`
+    /// and `arc-challenge` benchmarks (default `../shared/data/arc`).
+    pub arc_dir: PathBuf,
+    /// `[evaluator.arc]`: the ARC prompt (`azr_core::eval::ArcPrompt`: `template` with
+    /// `{question}` and `{choices}`, option line `choice` with `{label}` and `{text}`, `stop`
+    /// strings; default `"Question: {question}\n{choices}\nAnswer:"`, `"{label}. {text}"`,
+    /// `["\nQuestion:", "<|im_end|>", "<|endoftext|>"]`).
+    pub arc: ArcPrompt,
 }
 
 impl Default for EvaluatorSection {
@@ -289,6 +298,8 @@ impl Default for EvaluatorSection {
             temperature: 0.0,
             samples: 1,
             max_new_tokens: 96,
+            arc_dir: PathBuf::from(azr_core::data::arc::DEFAULT_DIR),
+            arc: ArcPrompt::default(),
         }
     }
 }
@@ -608,6 +619,9 @@ impl Config {
         }
         if ev.max_new_tokens == 0 {
             return Err(err("evaluator.max_new_tokens", "must be >= 1"));
+        }
+        if let Err(e) = ev.arc.validate() {
+            return Err(err("evaluator.arc", e.to_string()));
         }
 
         let metrics_addr = if raw.metrics.enabled {

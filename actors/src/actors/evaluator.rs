@@ -126,10 +126,16 @@ pub async fn evaluate(
             .iter()
             .map(|o| (b.tasks[o.task_index].clone(), o.generated.text.clone()))
             .collect();
-        let c = ctx.clone();
-        let verdicts = tokio::task::spawn_blocking(move || super::reward::grade(&c, &items))
-            .await
-            .map_err(|e| format!("grading task failed: {e}"))??;
+        // branch `arc` (issue #17): ARC answers are labels, graded by `azr_core::eval::arc`.
+        let verdicts: Vec<Verdict> = if azr_core::eval::arc::is_arc_benchmark(&b.name) {
+            let grade = |(t, r): &(Task, String)| azr_core::eval::arc::task_verdict(t, r);
+            items.iter().map(grade).collect()
+        } else {
+            let c = ctx.clone();
+            tokio::task::spawn_blocking(move || super::reward::grade(&c, &items))
+                .await
+                .map_err(|e| format!("grading task failed: {e}"))??
+        };
         let correct = verdicts.iter().filter(|v| **v == Verdict::Correct).count();
         let accuracy = correct as f64 / verdicts.len().max(1) as f64;
         crate::telemetry::eval(&b.name, accuracy, version);

@@ -7,8 +7,10 @@ use anyhow::{bail, Context, Result};
 use azr_core::executor::Executor;
 use std::path::Path;
 
+use azr_core::data::arc::{load_arc, ArcSet};
 use azr_core::data::cruxeval::{self, load_cruxeval};
 use azr_core::data::math::{load_math, MathSet};
+use azr_core::eval::{arc, EvalSettings};
 use azr_core::pretrain::{HeldoutSet, HeldoutTask};
 use azr_core::tasks::{IoPair, Provenance, Task, TaskRegistry, TemplateSet};
 use azr_core::types::TaskKind;
@@ -20,6 +22,7 @@ use crate::actors::Ctx;
 use crate::backend::{self, SnapshotPolicy};
 use crate::cli::EvalArgs;
 use crate::compute::inference;
+use crate::config::Config;
 use crate::engine::Decoding;
 use crate::pipeline::checkpoint;
 
@@ -125,6 +128,10 @@ fn heldout_task(t: &HeldoutTask, i: usize) -> Task {
 /// `azr eval --benchmark NAME`.
 pub async fn eval(args: EvalArgs) -> Result<()> {
     let cfg = super::load_config(args.config.as_deref())?;
+    // branch `arc` (issue #17): ARC is scored by `azr_core::eval::arc` on a weight snapshot.
+    if let Some(set) = ArcSet::from_name(&args.benchmark) {
+        return eval_arc(set, &args, &cfg).await;
+    }
     let limit = args.limit.unwrap_or(cfg.raw.evaluator.limit);
     let tasks = load_benchmark(&args.benchmark, limit, &cfg.raw.model.path)?;
     let ckpt = match &args.checkpoint {
@@ -189,6 +196,67 @@ pub async fn eval(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
+// ---- branch `arc` (issue #17): ARC-Easy / ARC-Challenge --------------------------------------
+
+/// The decoding of ARC under `[evaluator]`: its temperature, samples (avg@k), longest answer
+/// and item limit (`limit`; 0 = all), top-p 1, the run seed, 16 sequences per call.
+pub fn arc_settings(cfg: &Config, limit: usize) -> EvalSettings {
+    let ev = &cfg.raw.evaluator;
+    EvalSettings {
+        temperature: ev.temperature as f32,
+        top_p: 1.0,
+        samples: ev.samples,
+        max_new_tokens: ev.max_new_tokens,
+        limit,
+        seed: cfg.raw.run.seed,
+        batch_size: 16,
+    }
+}
+
+/// The first `limit` items (0 = all) of an ARC set as tasks for the in-run evaluator:
+/// `[evaluator.arc]`'s question-and-options body, graded by label
+/// (`azr_core::eval::arc::task_verdict`).
+pub fn arc_tasks(set: ArcSet, cfg: &Config, limit: usize) -> Result<Vec<Task>> {
+    let ev = &cfg.raw.evaluator;
+    let mut items = load_arc(set, &ev.arc_dir)
+        .with_context(|| format!("loading {} from {}", set.name(), ev.arc_dir.display()))?;
+    if limit > 0 {
+        items.truncate(limit);
+    }
+    Ok(items.iter().map(|i| arc::task(i, &ev.arc)).collect())
+}
+
+/// `azr eval --benchmark arc-easy|arc-challenge`: prompt `[evaluator.arc]`, decoding
+/// [`arc_settings`], one line with the accuracy and the decoding settings.
+async fn eval_arc(set: ArcSet, args: &EvalArgs, cfg: &Config) -> Result<()> {
+    let ev = &cfg.raw.evaluator;
+    let settings = arc_settings(cfg, args.limit.unwrap_or(ev.limit));
+    let items = load_arc(set, &ev.arc_dir)
+        .with_context(|| format!("loading {} from {}", set.name(), ev.arc_dir.display()))?;
+    let ckpt = match &args.checkpoint {
+        Some(dir) => Some(checkpoint::resolve(dir)?),
+        None => None,
+    };
+    let snap = backend::load_model(cfg, ckpt.as_deref())?.snapshot()?;
+    let prompt = ev.arc.clone();
+    let score = tokio::task::spawn_blocking(move || {
+        arc::evaluate_items(&snap, &prompt, set.name(), &items, &settings)
+    })
+    .await??;
+    println!(
+        "{}: accuracy {:.4} ({} items x {} samples; {}; weights {})",
+        score.benchmark,
+        score.accuracy,
+        score.items,
+        score.samples,
+        arc::decoding_summary(&settings),
+        ckpt.as_ref()
+            .map(|c| c.display().to_string())
+            .unwrap_or_else(|| cfg.raw.model.path.display().to_string()),
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,5 +288,79 @@ mod tests {
             .map(|(_, t)| format!("{:?}", t.family))
             .collect();
         assert_eq!(families.len(), 9, "{families:?}");
+    }
+
+    // ---- branch `arc` (issue #17) ----
+
+    /// `../shared/data/arc` next to the project root, or `$AZR_SHARED_DATA/arc`.
+    fn arc_dir() -> std::path::PathBuf {
+        match std::env::var_os("AZR_SHARED_DATA") {
+            Some(d) => std::path::PathBuf::from(d).join("arc"),
+            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/arc"),
+        }
+    }
+
+    #[test]
+    fn arc_names_load_as_tasks_for_the_run_evaluator() {
+        let text = format!(
+            "[evaluator]\nbenchmarks = [\"arc-easy\", \"arc_challenge\"]\nlimit = 3\narc_dir = \"{}\"\n",
+            arc_dir().display()
+        );
+        let cfg = Config::from_toml_str(&text, "t").unwrap();
+        let benches = crate::commands::run::load_benchmarks(&cfg).unwrap();
+        let names: Vec<&str> = benches.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["arc-easy", "arc_challenge"]);
+        for b in &benches {
+            assert_eq!(b.tasks.len(), 3);
+            for t in &b.tasks {
+                assert_eq!(t.kind, TaskKind::Math);
+                assert!(t.problem.contains("\nA. "), "{t:?}");
+                assert!(["A", "B", "C", "D", "E", "1", "2", "3", "4"].contains(&t.answer.as_str()));
+            }
+        }
+        let s = arc_settings(&cfg, 5);
+        assert_eq!(
+            (s.limit, s.samples, s.max_new_tokens, s.seed),
+            (5, 1, 96, 42)
+        );
+        assert!(s.is_greedy());
+    }
+
+    #[test]
+    fn one_shot_rlvr_configs_evaluate_both_arc_sets() {
+        let config_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        let pipeline = Config::load(&config_dir.join("one-shot-rlvr-pipeline.toml")).unwrap();
+        let mut rlvr =
+            crate::rlvr::config::RlvrConfig::load(&config_dir.join("one-shot-rlvr.toml")).unwrap();
+        for list in [&pipeline.raw.evaluator.benchmarks, &rlvr.eval.benchmarks] {
+            assert!(list.iter().any(|b| b == "arc-easy"), "{list:?}");
+            assert!(list.iter().any(|b| b == "arc-challenge"), "{list:?}");
+        }
+        assert!(pipeline.raw.evaluator.arc.template.contains("\\boxed{}"));
+        rlvr.eval.arc_dir = arc_dir();
+        rlvr.eval.data_dir = arc_dir().join("../math");
+        let sets = crate::rlvr::evaluator::load_sets(&rlvr).unwrap();
+        let got: Vec<(&str, usize)> = sets
+            .iter()
+            .map(|s| {
+                let n = s
+                    .arc
+                    .as_ref()
+                    .map_or(s.problems.len(), |(_, items)| items.len());
+                (s.name.as_str(), n)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("math500", 500),
+                ("arc-easy", 2376),
+                ("arc-challenge", 1172)
+            ]
+        );
+        // ARC is greedy under the paper protocol, with the `[eval]` token budget.
+        let arc_settings = &sets[1].settings;
+        assert!(arc_settings.is_greedy());
+        assert_eq!(arc_settings.max_new_tokens, 3072);
     }
 }

@@ -191,7 +191,12 @@ pub fn load_benchmarks(cfg: &Config) -> Result<Vec<Benchmark>> {
         return Ok(out);
     }
     for name in &ev.benchmarks {
-        match crate::commands::eval::load_benchmark(name, ev.limit, &cfg.raw.model.path) {
+        // branch `arc` (issue #17): ARC sets read `[evaluator]`'s `arc_dir` and `[evaluator.arc]`.
+        let loaded = match azr_core::data::ArcSet::from_name(name) {
+            Some(set) => crate::commands::eval::arc_tasks(set, cfg, ev.limit),
+            None => crate::commands::eval::load_benchmark(name, ev.limit, &cfg.raw.model.path),
+        };
+        match loaded {
             Ok(tasks) => out.push(Benchmark {
                 name: name.clone(),
                 tasks,
