@@ -89,6 +89,43 @@ fn continuous_batching_greedy_equals_decoding_alone() {
 }
 
 #[test]
+fn moving_slot_columns_keeps_results() {
+    // A short per-slot budget makes the write column reach the buffer's end (the columns in
+    // use move left) and long prompts arrive while it is small (the others move right).
+    let snap = common::model(common::tiny_qwen2(), 49).snapshot().unwrap();
+    let cfg = EngineConfig {
+        max_slots: 3,
+        max_seq_len: 48,
+        ..EngineConfig::default()
+    };
+    let h = spawn(snap.clone(), 0, cfg).unwrap().0;
+    let reqs: Vec<GenRequest> = (0..16usize)
+        .map(|i| {
+            let len = if i % 4 == 3 { 20 + i % 7 } else { 1 + i % 5 };
+            GenRequest::new(
+                prompt(len, i as u32),
+                1,
+                SamplingParams::greedy(8 + (i * 5) % 15),
+            )
+        })
+        .collect();
+    let tickets: Vec<_> = reqs.iter().map(|r| h.submit(r.clone()).unwrap()).collect();
+    for (r, t) in reqs.iter().zip(tickets) {
+        let got = t.wait().unwrap();
+        let want = generate(&snap, &[r.prompt.clone()], &r.params).unwrap();
+        assert_eq!(got[0].tokens, want[0].tokens, "prompt {:?}", r.prompt);
+        assert!(common::max_abs_diff(&got[0].logprobs, &want[0].logprobs) < 1e-4);
+    }
+    assert!(h.stats().kv_moves >= 2, "moves: {}", h.stats().kv_moves);
+    // A prompt longer than the per-slot budget is refused.
+    assert!(matches!(
+        h.submit(GenRequest::new(prompt(49, 0), 1, SamplingParams::greedy(2))),
+        Err(EngineError::InvalidRequest(_))
+    ));
+    h.shutdown();
+}
+
+#[test]
 fn n_samples_share_one_prefill_and_equal_separate_requests() {
     let snap = common::model(common::tiny_qwen2(), 42).snapshot().unwrap();
     let p = prompt(9, 1);
@@ -350,4 +387,64 @@ fn engine_bench_tiny_base() {
     let report = azr_core::engine::bench(&model.snapshot().unwrap(), &cfg).unwrap();
     println!("{}", serde_json::to_string_pretty(&report).unwrap());
     assert!(report.identical_samples || report.engine_tokens > 0);
+}
+
+/// `cargo test --release -p azr-core --test engine -- --ignored --nocapture decode_scaling`:
+/// decode throughput of the engine (in-place KV slots) vs `generate` batched (concatenated KV
+/// cache) vs `generate` one prompt at a time, on equal-length prompts without stop tokens.
+#[test]
+#[ignore = "benchmark; prints tokens/s"]
+fn decode_scaling_tiny_base() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/tiny-base");
+    let snap =
+        azr_core::model::Model::load(&dir, &candle_core::Device::Cpu, candle_core::DType::F32)
+            .unwrap()
+            .snapshot()
+            .unwrap();
+    let batch = 16;
+    let prompts: Vec<Vec<u32>> = (0..batch)
+        .map(|i| {
+            prompt(64, i as u32 + 7)
+                .iter()
+                .map(|t| t % 100 + 7)
+                .collect()
+        })
+        .collect();
+    let params = |seed| SamplingParams {
+        max_new_tokens: 128,
+        ..sampled(128, seed)
+    };
+    let t = Instant::now();
+    let h = engine(&snap, batch, WeightSync::InFlight);
+    let tickets: Vec<_> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            h.submit(GenRequest::new(p.clone(), 1, params(i as u64)))
+                .unwrap()
+        })
+        .collect();
+    let n: usize = tickets
+        .into_iter()
+        .map(|t| t.wait().unwrap()[0].tokens.len())
+        .sum();
+    let engine_s = t.elapsed().as_secs_f64();
+    let s = h.stats();
+    h.shutdown();
+    let t = Instant::now();
+    let mut m = 0;
+    for (i, p) in prompts.iter().enumerate() {
+        m += generate(&snap, &[p.clone()], &params(i as u64)).unwrap()[0]
+            .tokens
+            .len();
+    }
+    let one_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let g = generate(&snap, &prompts, &params(0)).unwrap();
+    let k: usize = g.iter().map(|g| g.tokens.len()).sum();
+    let batched_s = t.elapsed().as_secs_f64();
+    println!(
+        "engine b{batch}: {:.0} tok/s (decode {:.3}s prefill {:.3}s); generate b{batch}: {:.0} tok/s; generate b1: {:.0} tok/s",
+        n as f64 / engine_s, s.decode_secs, s.prefill_secs, k as f64 / batched_s, m as f64 / one_s
+    );
 }

@@ -31,6 +31,8 @@ pub(crate) struct Slots {
     start: Vec<usize>,
     /// Per active row: the RoPE position of its next token.
     next_pos: Vec<u32>,
+    /// Times the columns in use were moved.
+    moves: u64,
 }
 
 impl Slots {
@@ -49,12 +51,19 @@ impl Slots {
             col: 0,
             start: Vec::new(),
             next_pos: Vec::new(),
+            moves: 0,
         })
     }
 
     /// Number of active rows.
     pub fn rows(&self) -> usize {
         self.start.len()
+    }
+
+    /// Times the columns in use were moved (to the left edge when the write column reached
+    /// the capacity, or right to make room for a longer prompt).
+    pub fn moves(&self) -> u64 {
+        self.moves
     }
 
     /// First column any active row uses.
@@ -87,6 +96,7 @@ impl Slots {
             *s = *s + new_lo - lo;
         }
         self.col = new_lo + width;
+        self.moves += 1;
         Ok(())
     }
 

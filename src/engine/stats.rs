@@ -36,6 +36,8 @@ pub struct EngineStats {
     pub decode_steps: u64,
     /// Sum over decode iterations of the rows decoded (mean batch = this / `decode_steps`).
     pub decode_rows: u64,
+    /// Times the KV columns in use were moved inside the slot buffers (amortised compaction).
+    pub kv_moves: u64,
     /// Weight versions taken.
     pub weight_updates: u64,
     /// Seconds spent in prefill forwards.

@@ -235,6 +235,7 @@ impl Worker {
 
     fn publish_stats(&mut self) {
         self.stats.active_slots = self.active.len();
+        self.stats.kv_moves = self.slots.moves();
         self.stats.version = self.version;
         self.stats.waiting = self.shared.waiting.load(Ordering::SeqCst);
         *self.shared.stats() = self.stats.clone();
