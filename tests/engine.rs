@@ -448,3 +448,52 @@ fn decode_scaling_tiny_base() {
         n as f64 / engine_s, s.decode_secs, s.prefill_secs, k as f64 / batched_s, m as f64 / one_s
     );
 }
+
+/// A minimal single-future executor (the core crate has no async runtime).
+fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+#[test]
+fn tickets_resolve_async_and_priority_orders_admission() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<EngineHandle>();
+    send::<azr_core::engine::Ticket>();
+
+    let snap = common::model(common::tiny_llama(), 50).snapshot().unwrap();
+    let h = engine(&snap, 1, WeightSync::InFlight);
+    let first = h
+        .submit(GenRequest::new(prompt(3, 1), 1, sampled(40, 0)))
+        .unwrap();
+    wait_for(&h, |s| s.active_slots == 1);
+    let low = h
+        .submit(GenRequest::new(prompt(3, 2), 1, sampled(100, 0)))
+        .unwrap();
+    let high = h
+        .submit(GenRequest::new(prompt(3, 3), 1, sampled(5, 0)).with_priority(5))
+        .unwrap();
+    let async_out = block_on(high.recv_async()).unwrap();
+    assert_eq!(async_out[0].tokens.len(), 5);
+    // The high-priority request overtook the earlier low-priority one.
+    assert!(low.try_get().is_none());
+    assert_eq!(first.wait().unwrap()[0].tokens.len(), 40);
+    assert_eq!(low.wait().unwrap()[0].tokens.len(), 100);
+    h.shutdown();
+}
