@@ -2,6 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The per-slot sequence budget used when [`EngineConfig::max_seq_len`] is 0 and the model's
+/// context is longer (keeps the KV buffers of long-context models bounded by default).
+pub const DEFAULT_MAX_SEQ_LEN: usize = 4096;
+
 /// When a newly published weight version is taken by the engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -29,9 +33,11 @@ pub struct EngineConfig {
     /// admitted into a slot) are waiting. Default 4096.
     pub max_waiting: usize,
     /// Longest sequence (prompt + generated tokens) a slot holds; `0` (default) means the
-    /// model's `max_position_embeddings`, larger values are clamped to it. Samples stop with
-    /// [`crate::engine::StopReason::Length`] there, longer prompts are refused. The KV buffers
-    /// hold `max_slots x 1.5 x max_seq_len` keys and values per layer.
+    /// model's `max_position_embeddings` capped at [`DEFAULT_MAX_SEQ_LEN`]; any value is
+    /// clamped to the model's context. Samples stop with
+    /// [`crate::engine::StopReason::Length`] there (as `generate` does at the model's context),
+    /// longer prompts are refused. The KV buffers hold `max_slots x 1.5 x max_seq_len` keys
+    /// and values per layer, allocated when the engine starts.
     pub max_seq_len: usize,
 }
 

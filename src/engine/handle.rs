@@ -166,7 +166,7 @@ pub fn spawn(
     let mcfg = weights.config();
     let model_ctx = mcfg.max_position_embeddings;
     let max_ctx = match cfg.max_seq_len {
-        0 => model_ctx,
+        0 => model_ctx.min(super::config::DEFAULT_MAX_SEQ_LEN),
         n => n.min(model_ctx),
     };
     let (tx, rx) = flume::unbounded();

@@ -47,7 +47,7 @@ mod worker;
 pub use crate::model::sampling::{SamplingParams, StopReason};
 pub use crate::model::Snapshot;
 pub use bench::{bench, bench_load, EngineBenchConfig, EngineBenchReport};
-pub use config::{EngineConfig, WeightSync};
+pub use config::{EngineConfig, WeightSync, DEFAULT_MAX_SEQ_LEN};
 pub use error::EngineError;
 pub use handle::{spawn, EngineHandle};
 pub use request::{GenRequest, SampleOut, Ticket};
