@@ -80,7 +80,7 @@ impl Attention {
         &self,
         x: &Tensor,
         step: &Step<'_>,
-        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        cache: Option<(&mut KvCache, usize)>,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let (h, kvh, hd) = (self.heads, self.kv_heads, self.head_dim);
@@ -96,14 +96,7 @@ impl Attention {
         let k = rope(&k, step.rope, 1.0, step.kernels)?.contiguous()?;
         let v = v.contiguous()?;
         let (k, v) = match cache {
-            Some(slot) => {
-                let kv = match slot.take() {
-                    Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
-                    None => (k, v),
-                };
-                *slot = Some(kv.clone());
-                kv
-            }
+            Some((c, layer)) => c.append(layer, k, v)?,
             None => (k, v),
         };
         let s = k.dim(2)?;
@@ -323,7 +316,7 @@ impl Transformer {
             .index_select(&ids.flatten_all()?, 0)?
             .reshape((b, t, ()))?;
         for (i, block) in self.blocks.iter().enumerate() {
-            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            let slot = cache.as_deref_mut().map(|c| (c, i));
             let a =
                 block
                     .attn
