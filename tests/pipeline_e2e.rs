@@ -123,14 +123,24 @@ fn staleness_bound_is_never_exceeded() {
         assert_eq!(recs.len(), PER_STEP, "step {step}");
         for r in &recs {
             let v = r["policy_version"].as_u64().unwrap();
-            assert!(v <= step, "step {step} trained on a rollout of the future v{v}");
-            assert!(step - v <= 2, "step {step}: rollout of v{v} is {} stale", step - v);
+            assert!(
+                v <= step,
+                "step {step} trained on a rollout of the future v{v}"
+            );
+            assert!(
+                step - v <= 2,
+                "step {step}: rollout of v{v} is {} stale",
+                step - v
+            );
             lagged += usize::from(v < step);
         }
     }
     // With S = 2 the pipeline really runs ahead (otherwise the test shows nothing).
     assert!(lagged > 0, "no stale rollout at S = 2:\n{err}");
-    assert!(err.contains(" ess "), "no importance-weight health on the step line:\n{err}");
+    assert!(
+        err.contains(" ess "),
+        "no importance-weight health on the step line:\n{err}"
+    );
 }
 
 #[test]
@@ -138,9 +148,10 @@ fn counts_in_equal_counts_out_under_backpressure() {
     // Every channel holds one item and the learner queue one scored group: producers wait all
     // the time, and still every admitted slot is trained exactly once.
     let f = Fixture::new("");
-    let text = std::fs::read_to_string(f.config())
-        .unwrap()
-        .replace("[run]\n", "[run]\nlearner_queue = 1\nchannel_capacity = 1\n");
+    let text = std::fs::read_to_string(f.config()).unwrap().replace(
+        "[run]\n",
+        "[run]\nlearner_queue = 1\nchannel_capacity = 1\n",
+    );
     std::fs::write(f.config(), text).unwrap();
     ok(azr()
         .args(["run", "--max-steps", "4", "--config"])

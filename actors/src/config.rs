@@ -77,6 +77,10 @@ pub struct RawConfig {
     pub selfplay: SelfPlaySection,
     /// `[rlvr]`: the 1-shot RLVR mode (used when `selfplay.mode = "rlvr"`).
     pub rlvr: RlvrSection,
+    /// `[engine]`: the continuous-batching rollout engine every actor generates through
+    /// (`azr_core::engine::EngineConfig`: `max_slots` 32, `weight_sync` `"in_flight"`,
+    /// `max_waiting` 4096, `max_seq_len` 0 = the model's context).
+    pub engine: azr_core::engine::EngineConfig,
     /// `[executor]`: the sandboxed Python executor.
     pub executor: ExecutorConfig,
     /// `[tasks]`: templates, reference counts, induction sizes, rewards, buffers
@@ -114,8 +118,6 @@ pub struct RunSection {
     /// (default 2). A full channel suspends the reward actor and, through it, every producer
     /// upstream.
     pub learner_queue: usize,
-    /// Generation requests the rollout engine keeps waiting for a decode slot (default 64).
-    pub inference_queue: usize,
     /// Capacity of every other bounded channel between actors (`propose_jobs`, `solve_jobs`,
     /// `proposals`, `estimates`, `answers`), in items (default 64).
     pub channel_capacity: usize,
@@ -138,7 +140,6 @@ impl Default for RunSection {
             checkpoint_every: 10,
             staleness: 1,
             learner_queue: 2,
-            inference_queue: 64,
             channel_capacity: 64,
             dump_rollouts: true,
             restart_budget: 5,
@@ -462,8 +463,12 @@ impl Config {
         if r.learner_queue == 0 {
             return Err(err("run.learner_queue", "must be >= 1"));
         }
-        if r.inference_queue == 0 {
-            return Err(err("run.inference_queue", "must be >= 1"));
+        let en = &raw.engine;
+        if en.max_slots == 0 {
+            return Err(err("engine.max_slots", "must be >= 1"));
+        }
+        if en.max_waiting == 0 {
+            return Err(err("engine.max_waiting", "must be >= 1"));
         }
         if r.channel_capacity == 0 {
             return Err(err("run.channel_capacity", "must be >= 1"));

@@ -107,7 +107,7 @@ pub struct LearnerState {
     checkpointed: u64,
     last_report: Instant,
     finishing: bool,
-    engine_last: (std::time::Duration, std::time::Duration),
+    engine_last: (f64, f64),
     finished: Finished,
 }
 
@@ -353,10 +353,10 @@ impl LearnerActor {
         let trainer_idle = r.idle.as_secs_f64() / (r.idle + r.wall).as_secs_f64().max(1e-9);
         let es = self.engine.stats();
         let (busy0, idle0) = st.engine_last;
-        st.engine_last = (es.busy, es.idle);
+        st.engine_last = (es.busy_secs, es.idle_secs);
         let (db, di) = (
-            es.busy.saturating_sub(busy0).as_secs_f64(),
-            es.idle.saturating_sub(idle0).as_secs_f64(),
+            (es.busy_secs - busy0).max(0.0),
+            (es.idle_secs - idle0).max(0.0),
         );
         let rollout_idle = if db + di > 0.0 { di / (db + di) } else { 0.0 };
         telemetry::staleness(&r.lags);
@@ -513,7 +513,7 @@ impl Service for LearnerActor {
             .ok_or(LearnerError::StateLost)?;
         let es = self.engine.stats();
         let mut st = st;
-        st.engine_last = (es.busy, es.idle);
+        st.engine_last = (es.busy_secs, es.idle_secs);
         Ok(st)
     }
 

@@ -40,8 +40,10 @@ pub struct PipelineBench {
     /// Trainer idle share at S = 1 (goal < 0.10).
     pub trainer_idle_ratio: f64,
     /// Rollout tokens per second of the continuous-batching engine over one-request-at-a-time
-    /// generation on the default self-play load; `None` when the engine is not built in.
-    pub engine_speedup: Option<f64>,
+    /// generation on the default self-play load (goal >= 2), from `engine`.
+    pub engine_speedup: f64,
+    /// The engine micro-benchmark (`azr_core::engine::bench`) on the config's model.
+    pub engine: azr_core::engine::EngineBenchReport,
 }
 
 /// `azr bench model|executor|pipeline`.
@@ -99,6 +101,19 @@ fn steady_mean(xs: &[f64]) -> f64 {
 /// Run the same config for `steps` steps with staleness 1 and with staleness 0, in fresh
 /// temporary run directories, and compare trained samples per second and idle shares.
 pub async fn pipeline(base: Config, steps: u64) -> Result<PipelineBench> {
+    // The engine against one-request-at-a-time generation, on the model of the config.
+    let model = crate::backend::load_model(&base, None)?;
+    let snap = model.snapshot()?;
+    drop(model);
+    let ecfg = azr_core::engine::EngineBenchConfig {
+        max_new_tokens: base.raw.sampling.max_new_tokens,
+        temperature: base.raw.sampling.temperature as f32,
+        max_slots: base.raw.engine.max_slots,
+        ..azr_core::engine::EngineBenchConfig::default()
+    };
+    tracing::info!("bench pipeline: engine vs one request at a time");
+    let engine =
+        tokio::task::spawn_blocking(move || azr_core::engine::bench(&snap, &ecfg)).await??;
     let mut variants = Vec::new();
     for staleness in [1u64, 0] {
         let dir = tempfile::tempdir()?;
@@ -132,7 +147,8 @@ pub async fn pipeline(base: Config, steps: u64) -> Result<PipelineBench> {
         steps,
         speedup: overlap.samples_per_second / on_policy.samples_per_second.max(1e-12),
         trainer_idle_ratio: overlap.trainer_idle_ratio,
-        engine_speedup: None,
+        engine_speedup: engine.engine_speedup,
+        engine,
         overlap,
         on_policy,
     })

@@ -140,7 +140,7 @@ pub async fn eval(args: EvalArgs) -> Result<()> {
     let model = backend::load_model(&cfg, ckpt.as_deref())?;
     let stop_ids = backend::stop_token_ids(&model, &templates.format.stop);
     let codec = backend::codec(&model);
-    let (engine, join) = compute::spawn_engine(model.snapshot()?, 0)?;
+    let (engine, join) = compute::spawn_engine(model.snapshot()?, 0, cfg.raw.engine.clone())?;
     drop(model);
     let ctx = Arc::new(Ctx {
         registry,

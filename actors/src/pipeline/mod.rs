@@ -210,7 +210,8 @@ pub async fn run<T: Trainer>(
 
     // The rollout engine and the learner thread.
     let (engine, engine_join) =
-        compute::spawn_engine(engines.weights, state.version).context("starting the engine")?;
+        compute::spawn_engine(engines.weights, state.version, cfg.raw.engine.clone())
+            .context("starting the rollout engine (config section `[engine]`)")?;
     let quotas = quotas(&cfg);
     let max_batches = (run_cfg.max_steps > 0).then_some(run_cfg.max_steps);
     let e = engine.clone();
@@ -252,7 +253,7 @@ pub async fn run<T: Trainer>(
         ("batches", probe(&batches_tx)),
         ("eval", probe(&eval_tx)),
     ];
-    let waiting = run_cfg.inference_queue;
+    let waiting = cfg.raw.engine.max_waiting;
     probes.push(("engine", Box::new(move || (e.stats().waiting, waiting))));
 
     let ctx = Arc::new(Ctx {

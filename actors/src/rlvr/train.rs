@@ -232,7 +232,11 @@ pub async fn train(cfg: RlvrConfig, stop: Arc<AtomicBool>) -> Result<RlvrOutcome
         None
     };
     let trainer = backend::ModelTrainer::new(model, cfg.learner, resume.as_deref(), reference)?;
-    let (engine, engine_join) = compute::spawn_engine(initial.clone(), state.version)?;
+    let (engine, engine_join) = compute::spawn_engine(
+        initial.clone(),
+        state.version,
+        compute::EngineConfig::default(),
+    )?;
     let (learner_tx, learner_rx) = flume::bounded::<LearnerCmd>(1);
     let (reports_tx, mut reports) = mpsc::unbounded_channel();
     let learner_join = learner::spawn(
