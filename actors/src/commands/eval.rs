@@ -14,17 +14,15 @@ use azr_core::eval::{arc, EvalSettings};
 use azr_core::pretrain::{HeldoutSet, HeldoutTask};
 use azr_core::tasks::{IoPair, Provenance, Task, TaskRegistry, TemplateSet};
 use azr_core::types::TaskKind;
-use tokio::sync::watch;
 
 use crate::actors::evaluator::{self, Benchmark};
 use crate::actors::faults::FaultPlan;
 use crate::actors::Ctx;
-use crate::backend::{self, SnapshotPolicy};
+use crate::backend;
 use crate::cli::EvalArgs;
-use crate::compute::inference;
+use crate::compute;
 use crate::config::Config;
-use crate::engine::Decoding;
-use crate::pipeline::checkpoint;
+use crate::pipeline::{self, checkpoint};
 
 /// Folder of the math benchmarks, relative to the project root.
 pub const MATH_DIR: &str = "../shared/data/math";
@@ -149,36 +147,33 @@ pub async fn eval(args: EvalArgs) -> Result<()> {
     let model = backend::load_model(&cfg, ckpt.as_deref())?;
     let stop_ids = backend::stop_token_ids(&model, &templates.format.stop);
     let codec = backend::codec(&model);
-    let policy = SnapshotPolicy::new(model.snapshot()?, stop_ids);
+    let (engine, join) = compute::spawn_engine(model.snapshot()?, 0, cfg.raw.engine.clone())?;
     drop(model);
-    let (_weights_tx, weights_rx) = watch::channel(None);
-    let (inference, join) = inference::spawn(policy, codec.clone(), weights_rx, 0, 16)?;
-    let (learner_tx, _learner_rx) = flume::bounded(1);
     let ctx = Arc::new(Ctx {
         registry,
         executor,
         codec,
-        inference,
-        learner_tx,
+        engine: engine.clone(),
+        sampling: pipeline::train_sampling(&cfg, stop_ids.clone()),
+        rewards: cfg.raw.tasks.rewards.clone(),
         faults: FaultPlan::default(),
-        timeout: std::time::Duration::from_secs(cfg.raw.run.request_timeout_s),
+        seed: cfg.raw.run.seed,
     });
-    let ev = &cfg.raw.evaluator;
-    let decoding = Decoding {
-        temperature: ev.temperature,
-        top_p: 1.0,
-        top_k: 0,
-        max_new_tokens: ev.max_new_tokens,
+    let settings = evaluator::EvalSettings {
+        seed: cfg.raw.run.seed,
+        ..pipeline::eval_settings(&cfg, stop_ids)
     };
     let bench = Benchmark {
         name: args.benchmark.clone(),
         tasks,
     };
-    let scores = evaluator::evaluate(&ctx, &[bench], ev.samples, decoding, cfg.raw.run.seed)
+    let scores = evaluator::evaluate(&ctx, &[bench], &settings)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
     drop(ctx);
+    engine.shutdown();
     let _ = tokio::task::spawn_blocking(move || join.join()).await;
+    let ev = &cfg.raw.evaluator;
     for s in scores {
         println!(
             "{}: accuracy {:.4} ({} items x {} samples; temperature {}, max_new_tokens {}, weights {})",
@@ -186,8 +181,8 @@ pub async fn eval(args: EvalArgs) -> Result<()> {
             s.accuracy,
             s.items,
             s.samples,
-            decoding.temperature,
-            decoding.max_new_tokens,
+            ev.temperature,
+            ev.max_new_tokens,
             ckpt.as_ref()
                 .map(|c| c.display().to_string())
                 .unwrap_or_else(|| cfg.raw.model.path.display().to_string()),
