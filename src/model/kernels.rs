@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use candle_core::{DType, Tensor, D};
 
+use super::cache::KvCache;
 use super::cpu_attention::{AttnSpec, CachedAttention, FlashAttention};
 use super::cpu_linear::{GateUp, Linear, LinearBias};
 use super::cpu_ops;
@@ -138,14 +139,17 @@ pub(crate) fn attention(
     kv_heads: usize,
     rope_at: &RopeAt,
     bias: Option<&AttnBias>,
-    cache: Option<&mut Option<(Tensor, Tensor)>>,
+    cache: Option<(&mut KvCache, usize)>,
     kernels: Kernels,
 ) -> Result<Tensor> {
     let (b, t, hd_all) = q.dims3()?;
     let head_dim = hd_all / heads;
-    let past = match cache.as_deref() {
-        Some(Some((pk, _))) => pk.dim(2)?,
-        _ => 0,
+    let past = match &cache {
+        Some((c, layer)) => match &c.layers[*layer] {
+            Some((pk, _)) => pk.dim(2)?,
+            None => 0,
+        },
+        None => 0,
     };
     let spec = AttnSpec {
         b,
@@ -179,14 +183,7 @@ pub(crate) fn attention(
         .transpose(1, 2)?
         .contiguous()?;
     let (k, v) = match cache {
-        Some(slot) => {
-            let kv = match slot.take() {
-                Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
-                None => (k, v),
-            };
-            *slot = Some(kv.clone());
-            kv
-        }
+        Some((c, layer)) => c.append(layer, k, v)?,
         None => (k, v),
     };
     let (k, v) = (k.contiguous()?, v.contiguous()?);
