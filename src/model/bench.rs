@@ -249,7 +249,12 @@ impl ModelBench {
             .sampling
             .iter()
             .find(|s| s.batch == batch && s.kv_cache)?;
-        let theirs = self.reference.as_ref()?.sampling.iter().find(|s| s.batch == batch)?;
+        let theirs = self
+            .reference
+            .as_ref()?
+            .sampling
+            .iter()
+            .find(|s| s.batch == batch)?;
         Some(ours.tokens_per_s / theirs.tokens_per_s)
     }
 }
@@ -389,12 +394,8 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
         mb.sample_b16_ratio = mb.sample_ratio(16);
         models.push(mb);
     }
-    let min_of = |f: fn(&ModelBench) -> Option<f64>| {
-        models
-            .iter()
-            .filter_map(f)
-            .min_by(f64::total_cmp)
-    };
+    let min_of =
+        |f: fn(&ModelBench) -> Option<f64>| models.iter().filter_map(f).min_by(f64::total_cmp);
     Ok(BenchReport {
         threads: candle_core::utils::get_num_threads(),
         dtype: cfg.dtype.clone(),
@@ -454,9 +455,10 @@ fn run_reference(
         .rev()
         .find_map(|l| serde_json::from_str(l.trim()).ok());
     match parsed {
-        Some(Out {
-            error: Some(e), ..
-        }) => Err(format!("{} lacks torch/transformers: {e}", python.display())),
+        Some(Out { error: Some(e), .. }) => Err(format!(
+            "{} lacks torch/transformers: {e}",
+            python.display()
+        )),
         Some(Out {
             train_step_s: Some(step),
             train_step_cpu_s,

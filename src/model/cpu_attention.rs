@@ -14,8 +14,8 @@ use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
 use super::cpu_par::{
-    exp_neg, matmul, par_for, par_for_sized, slice_f32, storage, tensor, with_f32, zeros, CResult, MatMut,
-    MatRef, SharedOut,
+    exp_neg, matmul, par_for, par_for_sized, slice_f32, storage, tensor, with_f32, zeros, CResult,
+    MatMut, MatRef, SharedOut,
 };
 
 /// Query rows per tile.
@@ -229,7 +229,13 @@ impl FlashAttention {
     }
 }
 
-fn check_shapes(spec: &AttnSpec, q: &Layout, k: &Layout, v: &Layout, k_cached: bool) -> CResult<()> {
+fn check_shapes(
+    spec: &AttnSpec,
+    q: &Layout,
+    k: &Layout,
+    v: &Layout,
+    k_cached: bool,
+) -> CResult<()> {
     let (b, t, h, kvh, d) = (spec.b, spec.t, spec.heads, spec.kv_heads, spec.head_dim);
     if h % kvh != 0 || d % 2 != 0 {
         bail!("attention: {h} heads over {kvh} kv heads, head dim {d}")

@@ -33,7 +33,14 @@ fn out_shape(l: &Layout, m: usize) -> Shape {
 }
 
 /// `y = x W^T (+ b)` for `x` `[N, K]`, `w` `[M, K]`.
-fn linear_fwd(x: &[f32], w: &[f32], bias: Option<&[f32]>, n: usize, k: usize, m: usize) -> Vec<f32> {
+fn linear_fwd(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    n: usize,
+    k: usize,
+    m: usize,
+) -> Vec<f32> {
     let mut y = zeros(n * m);
     if let Some(b) = bias {
         for row in y.chunks_exact_mut(m) {
@@ -51,7 +58,14 @@ fn linear_fwd(x: &[f32], w: &[f32], bias: Option<&[f32]>, n: usize, k: usize, m:
 }
 
 /// `dx = dy W` (`[N, K]`) and `dW = dy^T x` (`[M, K]`).
-fn linear_bwd(x: &[f32], w: &[f32], dy: &[f32], n: usize, k: usize, m: usize) -> (Vec<f32>, Vec<f32>) {
+fn linear_bwd(
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    n: usize,
+    k: usize,
+    m: usize,
+) -> (Vec<f32>, Vec<f32>) {
     let mut dx = zeros(n * k);
     let mut dw = zeros(m * k);
     let dym = MatRef::new(dy, 0, n, m, m);
@@ -131,7 +145,9 @@ impl CustomOp2 for Linear {
         let (m, k) = w.dims2()?;
         let n = x.elem_count() / k;
         let (dx, dw) = with_f32(x, |xv| {
-            with_f32(w, |wv| with_f32(grad, |g| Ok(linear_bwd(xv, wv, g, n, k, m))))
+            with_f32(w, |wv| {
+                with_f32(grad, |g| Ok(linear_bwd(xv, wv, g, n, k, m)))
+            })
         })?;
         Ok((
             Some(tensor(dx, x.shape().clone(), x.dtype())?),
@@ -163,11 +179,7 @@ impl CustomOp3 for LinearBias {
             bail!("linear: bias {:?} for {m} outputs", l3.shape())
         }
         let n = rows_of(l1, k)?;
-        let (x, w, b) = (
-            slice_f32(s1, l1)?,
-            slice_f32(s2, l2)?,
-            slice_f32(s3, l3)?,
-        );
+        let (x, w, b) = (slice_f32(s1, l1)?, slice_f32(s2, l2)?, slice_f32(s3, l3)?);
         let y = linear_fwd(&x, &w, Some(&b), n, k, m);
         Ok((storage(y, s1.dtype()), out_shape(l1, m)))
     }
@@ -243,11 +255,7 @@ impl CustomOp3 for GateUp {
             bail!("gate/up weights {:?} vs {:?}", l2.shape(), l3.shape())
         }
         let n = rows_of(l1, k)?;
-        let (x, wg, wu) = (
-            slice_f32(s1, l1)?,
-            slice_f32(s2, l2)?,
-            slice_f32(s3, l3)?,
-        );
+        let (x, wg, wu) = (slice_f32(s1, l1)?, slice_f32(s2, l2)?, slice_f32(s3, l3)?);
         let g = linear_fwd(&x, &wg, None, n, k, f);
         let u = linear_fwd(&x, &wu, None, n, k, f);
         let mut act = zeros(n * f);
@@ -298,7 +306,8 @@ impl CustomOp3 for GateUp {
                                 let lo = c * per * f;
                                 let hi = ((c + 1) * per).min(n) * f;
                                 // SAFETY: chunk c alone writes these rows of dg and du.
-                                let (dgc, duc) = unsafe { (dg_o.slice(lo..hi), du_o.slice(lo..hi)) };
+                                let (dgc, duc) =
+                                    unsafe { (dg_o.slice(lo..hi), du_o.slice(lo..hi)) };
                                 for i in 0..hi - lo {
                                     let (silu, dsilu) = silu_parts(g[lo + i]);
                                     let a = da[lo + i];

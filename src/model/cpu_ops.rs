@@ -64,7 +64,11 @@ impl CustomOp1 for MaskedSoftmax {
         };
         let mut out = zeros(x.len());
         par_rows(&x, &mut out, cols, |r0, xs, ys| {
-            for (i, (xr, yr)) in xs.chunks_exact(cols).zip(ys.chunks_exact_mut(cols)).enumerate() {
+            for (i, (xr, yr)) in xs
+                .chunks_exact(cols)
+                .zip(ys.chunks_exact_mut(cols))
+                .enumerate()
+            {
                 let r = r0 + i;
                 match &self.bias {
                     Some(bias) => {
@@ -96,7 +100,11 @@ impl CustomOp1 for MaskedSoftmax {
                 // dx = y (g - sum(g y)) row-wise.
                 let mut dx = zeros(y.len());
                 par_rows(y, &mut dx, cols, |r0, ys, ds| {
-                    for (i, (yr, dr)) in ys.chunks_exact(cols).zip(ds.chunks_exact_mut(cols)).enumerate() {
+                    for (i, (yr, dr)) in ys
+                        .chunks_exact(cols)
+                        .zip(ds.chunks_exact_mut(cols))
+                        .enumerate()
+                    {
                         let gr = &g[(r0 + i) * cols..(r0 + i + 1) * cols];
                         let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
                         for ((d, &yv), &gv) in dr.iter_mut().zip(yr).zip(gr) {
@@ -177,8 +185,9 @@ impl CustomOp2 for RmsNorm {
                         for c in r {
                             let (lo, hi) = (c * per, ((c + 1) * per).min(n));
                             // SAFETY: chunk c alone writes rows lo..hi of dx and partial row c.
-                            let (dxc, dwc) =
-                                unsafe { (dx_o.slice(lo * d..hi * d), dw_o.slice(c * d..(c + 1) * d)) };
+                            let (dxc, dwc) = unsafe {
+                                (dx_o.slice(lo * d..hi * d), dw_o.slice(c * d..(c + 1) * d))
+                            };
                             for (i, dr) in dxc.chunks_exact_mut(d).enumerate() {
                                 let row = lo + i;
                                 let xr = &xv[row * d..(row + 1) * d];
@@ -438,7 +447,9 @@ impl CustomOp1 for TokenLogProbEntropy {
                 with_f32(grad, |g| {
                     let mut dx = zeros(x.len());
                     par_rows(x, &mut dx, v, |r0, xs, ds| {
-                        for (i, (xr, dr)) in xs.chunks_exact(v).zip(ds.chunks_exact_mut(v)).enumerate() {
+                        for (i, (xr, dr)) in
+                            xs.chunks_exact(v).zip(ds.chunks_exact_mut(v)).enumerate()
+                        {
                             let r = r0 + i;
                             let (_, lse) = row_lse(xr);
                             let g_lp = g[c * r];

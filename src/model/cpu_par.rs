@@ -130,9 +130,8 @@ impl Pool {
             drop(st);
             // SAFETY: registered in `in_flight` while the job was open, so its owner is still
             // waiting and the job and its closure are alive.
-            let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
-                (*job).work()
-            }));
+            let res =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { (*job).work() }));
             st = lock(&self.state);
             if let Err(p) = res {
                 st.panic.get_or_insert(p);
@@ -171,8 +170,7 @@ impl Pool {
         self.work.notify_all();
         IN_POOL.with(|c| c.set(true));
         // SAFETY: `job.f` is the live closure `f`.
-        let mine =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { job.work() }));
+        let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { job.work() }));
         IN_POOL.with(|c| c.set(false));
         let mut st = lock(&self.state);
         // Close the job: workers that wake up from now on do not touch it.
@@ -419,7 +417,13 @@ impl OutPtr {
 /// `dst = a b` (or `dst += a b` with `accumulate`). Products of more than about a million
 /// multiply-adds are split into row (or column) blocks over up to `threads` threads (one
 /// single-threaded `gemm` call per block).
-pub(crate) fn matmul(dst: MatMut<'_>, a: MatRef<'_>, b: MatRef<'_>, accumulate: bool, threads: usize) {
+pub(crate) fn matmul(
+    dst: MatMut<'_>,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    accumulate: bool,
+    threads: usize,
+) {
     assert_eq!(a.cols, b.rows, "inner dimensions");
     assert_eq!((dst.rows, dst.cols), (a.rows, b.cols), "output shape");
     let (m, n, k) = (a.rows, b.cols, a.cols);
@@ -441,7 +445,11 @@ pub(crate) fn matmul(dst: MatMut<'_>, a: MatRef<'_>, b: MatRef<'_>, accumulate: 
         if lo >= hi {
             return;
         }
-        let (rows, cols) = if split_rows { (lo..hi, 0..n) } else { (0..m, lo..hi) };
+        let (rows, cols) = if split_rows {
+            (lo..hi, 0..n)
+        } else {
+            (0..m, lo..hi)
+        };
         // SAFETY: the views were bounds-checked at construction and each block is inside
         // them; blocks are disjoint, so no two threads write the same element; `dst` does not
         // alias `a` or `b` (it is a separate, exclusively borrowed buffer).
@@ -468,7 +476,14 @@ pub(crate) fn matmul(dst: MatMut<'_>, a: MatRef<'_>, b: MatRef<'_>, accumulate: 
 /// # Safety
 /// `dst` must be valid for writes of an `a.rows x b.cols` matrix with strides `(rs, cs)`, and
 /// no other thread may access those elements during the call.
-unsafe fn gemm_block(dst: *mut f32, rs: usize, cs: usize, a: MatRef<'_>, b: MatRef<'_>, accumulate: bool) {
+unsafe fn gemm_block(
+    dst: *mut f32,
+    rs: usize,
+    cs: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    accumulate: bool,
+) {
     let (m, n, k) = (a.rows, b.cols, a.cols);
     if m == 0 || n == 0 {
         return;

@@ -16,7 +16,10 @@ fn rand(shape: &[usize], seed: u64, scale: f32) -> Var {
     let n: usize = shape.iter().product();
     let v: Vec<f32> = (0..n)
         .map(|i| {
-            let x = (i as u64).wrapping_mul(2654435761).wrapping_add(seed * 97 + 13) % 10007;
+            let x = (i as u64)
+                .wrapping_mul(2654435761)
+                .wrapping_add(seed * 97 + 13)
+                % 10007;
             (x as f32 / 10007.0 - 0.5) * 2.0 * scale
         })
         .collect();
@@ -48,7 +51,11 @@ fn flat(t: &Tensor) -> Vec<f32> {
 fn max_diff(a: &Tensor, b: &Tensor) -> (f32, f32) {
     let (a, b) = (flat(a), flat(b));
     assert_eq!(a.len(), b.len());
-    let d = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    let d = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
     let scale = b.iter().fold(0f32, |s, x| s.max(x.abs()));
     (d, scale)
 }
@@ -66,25 +73,55 @@ fn check(
     let (a, b) = (ours(&ts), reference(&ts));
     assert_eq!(a.dims(), b.dims(), "{what}: shapes");
     let (d, s) = max_diff(&a, &b);
-    assert!(d <= tol * s.max(1.0), "{what}: values differ by {d} (scale {s})");
+    assert!(
+        d <= tol * s.max(1.0),
+        "{what}: values differ by {d} (scale {s})"
+    );
     let w = weights_like(&b);
-    let ga = (a.to_dtype(DType::F32).unwrap() * &w).unwrap().sum_all().unwrap().backward().unwrap();
-    let gb = (b.to_dtype(DType::F32).unwrap() * &w).unwrap().sum_all().unwrap().backward().unwrap();
+    let ga = (a.to_dtype(DType::F32).unwrap() * &w)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let gb = (b.to_dtype(DType::F32).unwrap() * &w)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
     for (i, v) in inputs.iter().enumerate() {
-        let x = ga.get(v.as_tensor()).unwrap_or_else(|| panic!("{what}: no grad for input {i}"));
+        let x = ga
+            .get(v.as_tensor())
+            .unwrap_or_else(|| panic!("{what}: no grad for input {i}"));
         let y = gb.get(v.as_tensor()).unwrap();
         let (d, s) = max_diff(x, y);
-        assert!(d <= tol * s.max(1.0), "{what}: grad of input {i} differs by {d} (scale {s})");
+        assert!(
+            d <= tol * s.max(1.0),
+            "{what}: grad of input {i} differs by {d} (scale {s})"
+        );
     }
 }
 
 #[test]
 fn linear_matches_matmul() {
     for (n, k, m) in [(7, 5, 3), (300, 64, 96)] {
-        let (x, w, b) = (rand(&[2, n, k], 1, 1.0), rand(&[m, k], 2, 0.5), rand(&[m], 3, 0.5));
+        let (x, w, b) = (
+            rand(&[2, n, k], 1, 1.0),
+            rand(&[m, k], 2, 0.5),
+            rand(&[m], 3, 0.5),
+        );
         let composed = |t: &[Tensor], bias: bool| {
-            let y = t[0].reshape((2 * n, k)).unwrap().matmul(&t[1].t().unwrap()).unwrap();
-            let y = if bias { y.broadcast_add(&t[2]).unwrap() } else { y };
+            let y = t[0]
+                .reshape((2 * n, k))
+                .unwrap()
+                .matmul(&t[1].t().unwrap())
+                .unwrap();
+            let y = if bias {
+                y.broadcast_add(&t[2]).unwrap()
+            } else {
+                y
+            };
             y.reshape((2, n, m)).unwrap()
         };
         check(
@@ -106,7 +143,11 @@ fn linear_matches_matmul() {
 
 #[test]
 fn gate_up_matches_composed_swiglu() {
-    let (x, wg, wu) = (rand(&[3, 11, 16], 4, 1.0), rand(&[40, 16], 5, 0.6), rand(&[40, 16], 6, 0.6));
+    let (x, wg, wu) = (
+        rand(&[3, 11, 16], 4, 1.0),
+        rand(&[40, 16], 5, 0.6),
+        rand(&[40, 16], 6, 0.6),
+    );
     check(
         "gate-up",
         &[x, wg, wu],
@@ -138,7 +179,10 @@ fn rms_norm_matches_composed() {
         |t| {
             let ms = t[0].sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
             let r = (ms + 1e-6).unwrap().sqrt().unwrap().recip().unwrap();
-            t[0].broadcast_mul(&r).unwrap().broadcast_mul(&t[1]).unwrap()
+            t[0].broadcast_mul(&r)
+                .unwrap()
+                .broadcast_mul(&t[1])
+                .unwrap()
         },
     );
 }
@@ -226,7 +270,12 @@ fn attention_composed(
 ) -> Tensor {
     let (b, t, hd) = q.dims3().unwrap();
     let d = hd / h;
-    let q = rope_composed(&q.reshape((b, t, h, d)).unwrap(), cos, sin, 1.0 / (d as f64).sqrt());
+    let q = rope_composed(
+        &q.reshape((b, t, h, d)).unwrap(),
+        cos,
+        sin,
+        1.0 / (d as f64).sqrt(),
+    );
     let k = rope_composed(&k.reshape((b, t, kvh, d)).unwrap(), cos, sin, 1.0);
     let v = v.reshape((b, t, kvh, d)).unwrap().transpose(1, 2).unwrap();
     let rep = h / kvh;
@@ -237,14 +286,27 @@ fn attention_composed(
         x.reshape((b, h, t, d)).unwrap()
     };
     let (k, v) = (repeat(&k), repeat(&v));
-    let scores = q.contiguous().unwrap().matmul(&k.t().unwrap().contiguous().unwrap()).unwrap();
+    let scores = q
+        .contiguous()
+        .unwrap()
+        .matmul(&k.t().unwrap().contiguous().unwrap())
+        .unwrap();
     let mask = Tensor::from_slice(bias, (b, 1, t, t), &Device::Cpu).unwrap();
     let p = candle_nn::ops::softmax(&scores.broadcast_add(&mask).unwrap(), D::Minus1).unwrap();
     let ctx = p.matmul(&v.contiguous().unwrap()).unwrap();
     ctx.transpose(1, 2).unwrap().reshape((b, t, h * d)).unwrap()
 }
 
-fn spec(b: usize, t: usize, past: usize, h: usize, kvh: usize, d: usize, pos: &[u32], bias: Option<Vec<f32>>) -> AttnSpec {
+fn spec(
+    b: usize,
+    t: usize,
+    past: usize,
+    h: usize,
+    kvh: usize,
+    d: usize,
+    pos: &[u32],
+    bias: Option<Vec<f32>>,
+) -> AttnSpec {
     let (c, s) = rope_tables(pos, d / 2);
     AttnSpec {
         b,
@@ -263,7 +325,10 @@ fn spec(b: usize, t: usize, past: usize, h: usize, kvh: usize, d: usize, pos: &[
 #[test]
 fn flash_attention_matches_composed() {
     // 70 query rows: three tiles, the last one partial; GQA 4 over 2; two padded rows.
-    for (b, t, h, kvh, d, pads) in [(3, 70, 4, 2, 8, vec![0, 5, 69]), (2, 9, 2, 2, 6, vec![0, 0])] {
+    for (b, t, h, kvh, d, pads) in [
+        (3, 70, 4, 2, 8, vec![0, 5, 69]),
+        (2, 9, 2, 2, 6, vec![0, 0]),
+    ] {
         let pads = &pads;
         let pos: Vec<u32> = (0..b)
             .flat_map(|row| (0..t).map(move |i: usize| i.saturating_sub(pads[row]) as u32))
@@ -280,7 +345,10 @@ fn flash_attention_matches_composed() {
             "flash attention",
             &[q, k, v],
             2e-5,
-            |x| x[0].apply_op3(&x[1], &x[2], FlashAttention::new(sp.clone())).unwrap(),
+            |x| {
+                x[0].apply_op3(&x[1], &x[2], FlashAttention::new(sp.clone()))
+                    .unwrap()
+            },
             |x| attention_composed(&x[0], &x[1], &x[2], h, kvh, &c, &s, &bias),
         );
     }
@@ -293,12 +361,19 @@ fn flash_attention_without_mask_is_causal() {
     let bias = pad_bias(b, t, 0, &[0, 0]);
     let (c, s) = rope_tables(&pos, d / 2);
     let sp = spec(b, t, 0, h, kvh, d, &pos, None);
-    let (q, k, v) = (rand(&[b, t, h * d], 15, 1.0), rand(&[b, t, kvh * d], 16, 1.0), rand(&[b, t, kvh * d], 17, 1.0));
+    let (q, k, v) = (
+        rand(&[b, t, h * d], 15, 1.0),
+        rand(&[b, t, kvh * d], 16, 1.0),
+        rand(&[b, t, kvh * d], 17, 1.0),
+    );
     check(
         "causal attention",
         &[q, k, v],
         2e-5,
-        |x| x[0].apply_op3(&x[1], &x[2], FlashAttention::new(sp.clone())).unwrap(),
+        |x| {
+            x[0].apply_op3(&x[1], &x[2], FlashAttention::new(sp.clone()))
+                .unwrap()
+        },
         |x| attention_composed(&x[0], &x[1], &x[2], h, kvh, &c, &s, &bias),
     );
 }
@@ -310,15 +385,26 @@ fn flash_attention_backward_matches_finite_differences() {
     let (b, t, h, kvh, d) = (1, 5, 2, 1, 4);
     let pos: Vec<u32> = (0..t as u32).collect();
     let sp = spec(b, t, 0, h, kvh, d, &pos, Some(pad_bias(b, t, 0, &[1])));
-    let inputs = [rand(&[b, t, h * d], 18, 1.0), rand(&[b, t, kvh * d], 19, 1.0), rand(&[b, t, kvh * d], 20, 1.0)];
+    let inputs = [
+        rand(&[b, t, h * d], 18, 1.0),
+        rand(&[b, t, kvh * d], 19, 1.0),
+        rand(&[b, t, kvh * d], 20, 1.0),
+    ];
     let loss = |q: &Tensor, k: &Tensor, v: &Tensor| -> f64 {
         let y = q.apply_op3(k, v, FlashAttention::new(sp.clone())).unwrap();
         let w = weights_like(&y);
         flat(&(y * w).unwrap()).iter().map(|&x| x as f64).sum()
     };
     let ts: Vec<Tensor> = inputs.iter().map(|v| v.as_tensor().clone()).collect();
-    let y = ts[0].apply_op3(&ts[1], &ts[2], FlashAttention::new(sp.clone())).unwrap();
-    let grads = (y.clone() * weights_like(&y)).unwrap().sum_all().unwrap().backward().unwrap();
+    let y = ts[0]
+        .apply_op3(&ts[1], &ts[2], FlashAttention::new(sp.clone()))
+        .unwrap();
+    let grads = (y.clone() * weights_like(&y))
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
     let eps = 1e-2f32;
     for (i, var) in inputs.iter().enumerate() {
         let base = flat(var.as_tensor());
@@ -354,19 +440,35 @@ fn cached_attention_matches_full_attention() {
         .collect();
     let full_bias = pad_bias(b, n, 0, pads);
     let (c, s) = rope_tables(&pos, d / 2);
-    let (q, k, v) = (rand(&[b, n, h * d], 21, 1.0), rand(&[b, n, kvh * d], 22, 1.0), rand(&[b, n, kvh * d], 23, 1.0));
+    let (q, k, v) = (
+        rand(&[b, n, h * d], 21, 1.0),
+        rand(&[b, n, kvh * d], 22, 1.0),
+        rand(&[b, n, kvh * d], 23, 1.0),
+    );
     let (q, k, v) = (q.as_tensor(), k.as_tensor(), v.as_tensor());
     let full = attention_composed(q, k, v, h, kvh, &c, &s, &full_bias);
     // Rotated keys and values of all tokens in the cache layout [B, KVH, S, D].
-    let kr = rope_composed(&k.reshape((b, n, kvh, d)).unwrap(), &c, &s, 1.0).contiguous().unwrap();
-    let vr = v.reshape((b, n, kvh, d)).unwrap().transpose(1, 2).unwrap().contiguous().unwrap();
-    let new_pos: Vec<u32> = (0..b).flat_map(|row| pos[row * n + past..(row + 1) * n].to_vec()).collect();
+    let kr = rope_composed(&k.reshape((b, n, kvh, d)).unwrap(), &c, &s, 1.0)
+        .contiguous()
+        .unwrap();
+    let vr = v
+        .reshape((b, n, kvh, d))
+        .unwrap()
+        .transpose(1, 2)
+        .unwrap()
+        .contiguous()
+        .unwrap();
+    let new_pos: Vec<u32> = (0..b)
+        .flat_map(|row| pos[row * n + past..(row + 1) * n].to_vec())
+        .collect();
     let bias: Vec<f32> = (0..b)
         .flat_map(|row| full_bias[(row * n + past) * n..(row + 1) * n * n].to_vec())
         .collect();
     let sp = spec(b, t, past, h, kvh, d, &new_pos, Some(bias));
     let q_new = q.narrow(1, past, t).unwrap().contiguous().unwrap();
-    let ours = q_new.apply_op3_no_bwd(&kr, &vr, &CachedAttention { spec: sp }).unwrap();
+    let ours = q_new
+        .apply_op3_no_bwd(&kr, &vr, &CachedAttention { spec: sp })
+        .unwrap();
     let (dd, sc) = max_diff(&ours, &full.narrow(1, past, t).unwrap());
     assert!(dd < 2e-5 * sc.max(1.0), "cached attention differs by {dd}");
 }
@@ -401,7 +503,12 @@ fn token_logprob_and_entropy_match_log_softmax() {
         let logp = candle_nn::ops::log_softmax(x, D::Minus1).unwrap();
         let idx = Tensor::from_slice(&targets, (n, 1), &Device::Cpu).unwrap();
         let lp = logp.gather(&idx, D::Minus1).unwrap();
-        let ent = (logp.exp().unwrap() * &logp).unwrap().sum_keepdim(D::Minus1).unwrap().neg().unwrap();
+        let ent = (logp.exp().unwrap() * &logp)
+            .unwrap()
+            .sum_keepdim(D::Minus1)
+            .unwrap()
+            .neg()
+            .unwrap();
         (lp, ent)
     };
     let tg = Arc::new(targets.clone());
@@ -409,7 +516,13 @@ fn token_logprob_and_entropy_match_log_softmax() {
         "logprob+entropy",
         &[x.clone()],
         1e-5,
-        |t| t[0].apply_op1(TokenLogProbEntropy { targets: tg.clone(), entropy: true }).unwrap(),
+        |t| {
+            t[0].apply_op1(TokenLogProbEntropy {
+                targets: tg.clone(),
+                entropy: true,
+            })
+            .unwrap()
+        },
         |t| {
             let (lp, ent) = composed(&t[0]);
             Tensor::cat(&[&lp, &ent], 1).unwrap()
@@ -419,7 +532,13 @@ fn token_logprob_and_entropy_match_log_softmax() {
         "logprob",
         &[x],
         1e-5,
-        |t| t[0].apply_op1(TokenLogProbEntropy { targets: tg.clone(), entropy: false }).unwrap(),
+        |t| {
+            t[0].apply_op1(TokenLogProbEntropy {
+                targets: tg.clone(),
+                entropy: false,
+            })
+            .unwrap()
+        },
         |t| composed(&t[0]).0.squeeze(1).unwrap(),
     );
 }

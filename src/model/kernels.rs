@@ -68,11 +68,18 @@ pub(crate) struct RopeAt {
 }
 
 fn missing(what: &str) -> ModelError {
-    ModelError::InvalidInput(format!("internal: {what} tensor not built for these kernels"))
+    ModelError::InvalidInput(format!(
+        "internal: {what} tensor not built for these kernels"
+    ))
 }
 
 /// `y = x W^T (+ b)` over the last axis of `x`.
-pub(crate) fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, kernels: Kernels) -> Result<Tensor> {
+pub(crate) fn linear(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    kernels: Kernels,
+) -> Result<Tensor> {
     if kernels.cpu_on(x) {
         let x = x.contiguous()?;
         let w = w.contiguous()?;
@@ -290,7 +297,10 @@ pub(crate) fn swiglu(g: &Tensor, u: &Tensor, kernels: Kernels) -> Result<Tensor>
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor, kernels: Kernels) -> Result<Tensor> {
     if kernels.cpu_on(logits) {
         let (n, _) = logits.dims2()?;
-        let targets = targets.flatten_all()?.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+        let targets = targets
+            .flatten_all()?
+            .to_dtype(DType::U32)?
+            .to_vec1::<u32>()?;
         if targets.len() != n {
             return Err(ModelError::InvalidInput(format!(
                 "{} targets for {n} rows of logits",
@@ -304,5 +314,8 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor, kernels: Kernels) -> Res
         let lp = logits.contiguous()?.apply_op1(op)?;
         return Ok(lp.mean_all()?.neg()?);
     }
-    Ok(candle_nn::loss::cross_entropy(&logits.to_dtype(DType::F32)?, targets)?)
+    Ok(candle_nn::loss::cross_entropy(
+        &logits.to_dtype(DType::F32)?,
+        targets,
+    )?)
 }
