@@ -144,9 +144,9 @@ pub const EXEC_STATUSES: [ExecStatus; 8] = [
     ExecStatus::SandboxFailure,
 ];
 
-/// Evaluation benchmarks, as `benchmark` label values: CRUXEval output/input prediction and
-/// the math sets in `../shared/data/math/` (file stem).
-pub const BENCHMARKS: [&str; 9] = [
+/// Evaluation benchmarks, as `benchmark` label values: CRUXEval output/input prediction, the
+/// math sets in `../shared/data/math/` (file stem) and ARC-Easy / ARC-Challenge.
+pub const BENCHMARKS: [&str; 11] = [
     "cruxeval_o",
     "cruxeval_i",
     "aime24",
@@ -156,16 +156,24 @@ pub const BENCHMARKS: [&str; 9] = [
     "math500",
     "minerva_math",
     "olympiadbench",
+    // branch `arc` (issue #17): ARC-Easy / ARC-Challenge (`arc-easy`, `arc-challenge`).
+    "arc_easy",
+    "arc_challenge",
 ];
 
 /// Sandbox isolation layers, as `layer` label values: the fields of [`IsolationReport`].
-pub const ISOLATION_LAYERS: [&str; 6] = [
+pub const ISOLATION_LAYERS: [&str; 11] = [
     "network",
     "filesystem",
     "empty_env",
     "non_root",
     "seccomp",
     "rlimits",
+    "job_pid_ns",
+    "job_ipc_ns",
+    "job_tmp",
+    "job_fds",
+    "job_no_caps",
 ];
 
 /// The bounded channels of the pipeline, as `queue` label values, with what flows through them.
@@ -686,6 +694,16 @@ pub const EXECUTOR_ISOLATION_LAYER: MetricDef = MetricDef {
     labels: &[LabelKey::Layer],
     buckets: &[],
 };
+// executor branch (issue #11): fork servers replaced after a failed health check or a fault.
+/// Executor workers replaced.
+pub const EXECUTOR_WORKER_REPLACEMENTS_TOTAL: MetricDef = MetricDef {
+    name: "azr_executor_worker_replacements_total",
+    kind: MetricKind::Counter,
+    unit: None,
+    help: "Executor fork-server workers killed and replaced: dead, hung, protocol violation, failed job setup, or changed rlimits/nice/affinity/scheduler/I/O priority (per-job health check).",
+    labels: NONE,
+    buckets: &[],
+};
 
 // ----- actors and system ----------------------------------------------------------------------
 
@@ -825,6 +843,7 @@ pub const ALL: &[&MetricDef] = &[
     &EXECUTIONS_TOTAL,
     &EXECUTION_DURATION_SECONDS,
     &EXECUTOR_ISOLATION_LAYER,
+    &EXECUTOR_WORKER_REPLACEMENTS_TOTAL,
     &QUEUE_DEPTH,
     &QUEUE_CAPACITY,
     &ACTOR_WORK_DURATION_SECONDS,
@@ -900,15 +919,7 @@ pub fn observe_actor_work(actor: &'static str, seconds: f64) {
 
 /// Set [`EXECUTOR_ISOLATION_LAYER`] from the executor's start-up probe.
 pub fn record_isolation(report: &IsolationReport) {
-    let layers = [
-        ("network", report.network),
-        ("filesystem", report.filesystem),
-        ("empty_env", report.empty_env),
-        ("non_root", report.non_root),
-        ("seccomp", report.seccomp),
-        ("rlimits", report.rlimits),
-    ];
-    for (layer, on) in layers {
+    for (layer, on) in report.required_layers() {
         EXECUTOR_ISOLATION_LAYER
             .gauge(&[("layer", layer)])
             .set(if on { 1.0 } else { 0.0 });

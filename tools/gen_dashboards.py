@@ -335,6 +335,12 @@ def executor():
          w=6)
     b.stat("Executor restarts", "Restarts of the executor actor since start.", "short",
            [t(f"sum({m('azr_actor_restarts_total', ex)})")], w=6)
+    b.ts("Fork-server replacements", "Executor workers killed and replaced per second: dead, hung, "
+         "failed job setup, or a failed per-job health check (rlimits, nice, affinity, scheduler, "
+         "I/O priority changed).", "ops",
+         [t(f"sum({rate('azr_executor_worker_replacements_total')})", "replacements/s")], w=12)
+    b.stat("Fork-server replacements (total)", "Executor workers replaced since start.", "short",
+           [t(f"sum({m('azr_executor_worker_replacements_total')})")], w=12)
     return b
 
 

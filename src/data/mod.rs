@@ -3,16 +3,20 @@
 //! * [`cruxeval`]: CRUXEval's 800 programs, as deduction (CRUXEval-O) and abduction (CRUXEval-I)
 //!   tasks;
 //! * [`math`]: MATH500, AIME24/25, AMC23, Minerva, OlympiadBench and GSM8K, each as
-//!   (problem, reference answer).
+//!   (problem, reference answer);
+//! * [`arc`]: ARC-Easy and ARC-Challenge, multiple-choice questions with labelled options
+//!   (scored by [`crate::eval::arc`]).
 //!
 //! Files live under `../shared/data/` relative to the project root by default (see
 //! `shared/data/README.md`); users point the config at their own copies.
 //!
 //! [`Task`]: crate::tasks::Task
 
+pub mod arc;
 pub mod cruxeval;
 pub mod math;
 
+pub use arc::{load_arc, ArcChoice, ArcItem, ArcSet};
 pub use cruxeval::{load_cruxeval, CruxItem};
 pub use math::{load_math, MathProblem, MathSet};
 

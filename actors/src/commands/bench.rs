@@ -43,7 +43,7 @@ pub async fn bench(args: BenchArgs) -> Result<()> {
             Ok(())
         }
         BenchTarget::Model => {
-            let cfg: azr_core::model::bench::BenchConfig = match &args.config {
+            let mut cfg: azr_core::model::bench::BenchConfig = match &args.config {
                 Some(p) => {
                     let text = std::fs::read_to_string(p)
                         .with_context(|| format!("reading {}", p.display()))?;
@@ -51,6 +51,9 @@ pub async fn bench(args: BenchArgs) -> Result<()> {
                 }
                 None => azr_core::model::bench::BenchConfig::default(),
             };
+            if let Some(py) = &args.reference_python {
+                cfg.reference_python = Some(py.clone());
+            }
             let report =
                 tokio::task::spawn_blocking(move || azr_core::model::bench::run(&cfg)).await??;
             println!("{report}");
