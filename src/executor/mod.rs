@@ -716,13 +716,15 @@ impl Executor {
             Ending::Record(bytes) => {
                 let r = match serde_json::from_slice::<Record>(&bytes) {
                     Ok(r) => r,
-                    Err(e) => return Outcome::failed(
-                        ExecStatus::Error,
-                        format!(
+                    Err(e) => {
+                        return Outcome::failed(
+                            ExecStatus::Error,
+                            format!(
                             "corrupt result record (the program wrote to its result channel?): {e}"
                         ),
-                        ms,
-                    ),
+                            ms,
+                        )
+                    }
                 };
                 // Statuses a job may report for itself; `timeout` and `sandbox_failure` are
                 // only ever decided here, from outside the job.

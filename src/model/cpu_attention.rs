@@ -8,6 +8,7 @@
 //! shares each key/value head among `H / KVH` query heads without copying it. Work is split
 //! over (batch row, key/value head) units across candle's compute threads.
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
 use candle_core::backend::BackendStorage;
@@ -471,6 +472,26 @@ impl CustomOp3 for FlashAttention {
     }
 }
 
+/// Values from an input's first element on, with its batch, head and row strides.
+type Strided<'a> = (Cow<'a, [f32]>, [usize; 3]);
+
+/// The values of a `[B, KVH, S, D]` key or value input whose last axis is contiguous (a
+/// column view of the rollout engine's preallocated KV buffers qualifies).
+fn kv_strided<'a>(s: &'a CpuStorage, l: &Layout) -> CResult<Strided<'a>> {
+    let (dims, st) = (l.dims(), l.stride());
+    if dims.len() != 4 || st[3] != 1 || dims.contains(&0) {
+        bail!("cached attention: keys/values {dims:?} with strides {st:?} are not row-strided")
+    }
+    let a = l.start_offset();
+    let b = a + (0..4).map(|i| (dims[i] - 1) * st[i]).sum::<usize>() + 1;
+    let data = match s {
+        CpuStorage::F32(v) => Cow::Borrowed(&v[a..b]),
+        CpuStorage::BF16(v) => Cow::Owned(v[a..b].iter().map(|x| x.to_f32()).collect()),
+        other => bail!("cached attention: unsupported dtype {:?}", other.dtype()),
+    };
+    Ok((data, [st[0], st[1], st[2]]))
+}
+
 /// The inference op (no backward): new `q` projections `[B, T, H * D]` over rotated keys and
 /// values `[B, KVH, past + T, D]` that already include the new tokens.
 #[derive(Debug, Clone)]
@@ -494,19 +515,27 @@ impl CustomOp3 for CachedAttention {
     ) -> CResult<(CpuStorage, Shape)> {
         let spec = &self.spec;
         check_shapes(spec, l1, l2, l3, true)?;
-        let (q, k, v) = (slice_f32(s1, l1)?, slice_f32(s2, l2)?, slice_f32(s3, l3)?);
-        let (b, t, h, kvh, d) = (spec.b, spec.t, spec.heads, spec.kv_heads, spec.head_dim);
-        let s = spec.keys();
-        let view = |data| KvView {
+        let q = slice_f32(s1, l1)?;
+        let ((k, kst), (v, vst)) = (kv_strided(s2, l2)?, kv_strided(s3, l3)?);
+        let (b, t, h, d) = (spec.b, spec.t, spec.heads, spec.head_dim);
+        let view = |data, st: [usize; 3]| KvView {
             data,
-            b_stride: kvh * s * d,
-            g_stride: s * d,
-            rs: d,
+            b_stride: st[0],
+            g_stride: st[1],
+            rs: st[2],
         };
         let mut out = zeros(b * t * h * d);
         let mut q_rot = zeros(b * h * t * d);
         let mut lse = zeros(b * h * t);
-        forward(spec, &q, view(&k), view(&v), &mut out, &mut q_rot, &mut lse);
+        forward(
+            spec,
+            &q,
+            view(&k, kst),
+            view(&v, vst),
+            &mut out,
+            &mut q_rot,
+            &mut lse,
+        );
         Ok((storage(out, s1.dtype()), Shape::from((b, t, h * d))))
     }
 }

@@ -193,7 +193,11 @@ pub(crate) fn attention(
         Some((c, layer)) => c.append(layer, k, v)?,
         None => (k, v),
     };
-    let (k, v) = (k.contiguous()?, v.contiguous()?);
+    // The op reads row-strided keys/values (views of the engine's preallocated KV slots stay
+    // uncopied); anything else is made contiguous first.
+    let row_strided = |x: &Tensor| x.stride().last() == Some(&1);
+    let k = if row_strided(&k) { k } else { k.contiguous()? };
+    let v = if row_strided(&v) { v } else { v.contiguous()? };
     Ok(q.apply_op3_no_bwd(&k, &v, &CachedAttention { spec })?)
 }
 
