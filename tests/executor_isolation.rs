@@ -22,7 +22,8 @@ use std::sync::OnceLock;
 /// Sentinel descriptors this process holds (without close-on-exec) before any executor starts.
 struct Sentinels {
     pipe_read: std::fs::File,
-    file_path: PathBuf,
+    /// A separate read-only handle on the (already unlinked) sentinel file.
+    file_read: std::fs::File,
     pipe_fd: i32,
     file_fd: i32,
 }
@@ -59,11 +60,14 @@ fn sentinels() -> &'static Sentinels {
             assert_eq!(libc::dup2(f.as_raw_fd(), FILE_FD), FILE_FD);
         }
         drop(f);
+        let file_read = std::fs::File::open(&file_path).unwrap();
+        // Nothing left on disk: the descriptors keep the file alive.
+        std::fs::remove_file(&file_path).unwrap();
         // SAFETY: fds[0] is the pipe's read end, owned from here on by the File.
         let pipe_read = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fds[0]) };
         Sentinels {
             pipe_read,
-            file_path,
+            file_read,
             pipe_fd: PIPE_FD,
             file_fd: FILE_FD,
         }
@@ -238,11 +242,9 @@ fn class1_only_protocol_descriptors_reach_a_job() {
         matches!(&n, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
         "the sentinel pipe received {n:?}"
     );
-    let mut f = std::fs::File::open(&s.file_path).unwrap();
-    let mut text = Vec::new();
-    f.rewind().unwrap();
-    f.read_to_end(&mut text).unwrap();
-    assert_eq!(text, FILE_TEXT);
+    let mut text = vec![0u8; 4096];
+    let n = std::os::unix::fs::FileExt::read_at(&s.file_read, &mut text, 0).unwrap();
+    assert_eq!(&text[..n], FILE_TEXT);
     // Outside: the fork server itself holds neither sentinel.
     let mine: Vec<String> = [s.pipe_fd, s.file_fd]
         .iter()
@@ -589,14 +591,14 @@ fn class6_forged_reports_are_at_most_a_returnable_value() {
 fn class7_one_digit_limit_for_inputs_and_outputs() {
     let ex = ex();
     let d = MAX_INT_DIGITS;
-    let o = ex.run(&wrap(&format!("return 10**{} - 1", d)), "0");
+    let o = ex.run(&wrap(&format!("return 10**{d} - 1")), "0");
     assert_eq!(o.repr.as_ref().map(|r| r.len()), Some(d), "{o:?}");
-    let o = ex.run(&wrap(&format!("return 10**{}", d)), "0");
+    let o = ex.run(&wrap(&format!("return 10**{d}")), "0");
     assert_eq!(o.status, ExecStatus::OutputTooLarge, "{o:?}");
     let o = ex.run(&wrap(&format!("return [1, -(10**{})]", d + 500)), "0");
     assert_eq!(o.status, ExecStatus::OutputTooLarge, "{o:?}");
     // A gold no answer can spell is refused at validation.
-    let o = ex.validate(&wrap(&format!("return 10**{}", d)), "0");
+    let o = ex.validate(&wrap(&format!("return 10**{d}")), "0");
     assert_eq!(o.status, ExecStatus::Invalid, "{o:?}");
     assert!(o.error.unwrap().contains("cannot be answered"));
     // Inputs and answers: the same limit.
@@ -609,7 +611,7 @@ fn class7_one_digit_limit_for_inputs_and_outputs() {
     );
     // Every valid gold is answerable: its literal parses back to an equal value.
     for body in [
-        format!("return 10**{} - 1", d),
+        format!("return 10**{d} - 1"),
         "return [float('nan'), float('inf'), -0.0, frozenset({1, 2}), set(), b'\\x00']".into(),
         "return {'k': (1, 2.5, None, True)}".into(),
     ] {

@@ -54,7 +54,9 @@ pub struct ExecutorConfig {
     pub memory_mb: u64,
     /// Largest accepted result (canonical JSON + repr), in bytes; larger results are rejected.
     pub max_output_bytes: usize,
-    /// Refuse to start without network and filesystem isolation.
+    /// Refuse to start unless every isolation layer is active ([`IsolationReport::missing`] is
+    /// empty): network, filesystem, empty environment, non-root, seccomp, rlimits and the per-job
+    /// PID/IPC namespaces, fresh `/tmp`, descriptor hygiene and dropped capabilities.
     pub require_sandbox: bool,
     /// Modules a proposed program may not import (any dotted component matches).
     pub banned_modules: Vec<String>,

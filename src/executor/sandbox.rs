@@ -6,17 +6,21 @@
 //! * [`Mode::UserNs`]: (as root, first switch to `nobody`), `unshare(CLONE_NEWUSER | NEWNS |
 //!   NEWNET | NEWIPC | NEWUTS)`, map the uid/gid to 65534 inside, build a tmpfs root holding only
 //!   a read-only bind of `/usr` (plus the `/bin`, `/lib*` links), `/dev/{null,zero,urandom}` and
-//!   a size-capped private `/tmp`, `pivot_root` into it and remount it read-only. Works as root
-//!   and unprivileged wherever user namespaces are allowed.
+//!   a size-capped private `/tmp`, `pivot_root` into it and remount it read-only, and keep
+//!   `CAP_SYS_ADMIN` *of that user namespace* as an ambient capability so that the fork server
+//!   can give every job its own PID, IPC and mount namespaces and a fresh tmpfs on `/tmp` (jobs
+//!   drop every capability before user code runs). Works as root and unprivileged wherever user
+//!   namespaces are allowed. The only mode with per-job namespaces.
 //! * [`Mode::RootNs`]: the same without a user namespace (root only; for hosts that forbid user
 //!   namespaces), dropping to uid/gid 65534 after the mounts.
 //! * [`Mode::Bare`]: no namespaces; as root, drop to 65534. Filesystem and network isolation then
 //!   rest on Landlock (applied by the worker) and seccomp only.
 //!
 //! In every mode the worker gets `PR_SET_PDEATHSIG = SIGKILL`, an empty environment (plus
-//! `PYTHONHASHSEED=0`), its own process group, rlimits (`NOFILE`, `CORE`) and a seccomp filter
-//! denying networking, tracing, mounting and namespace syscalls. Each per-execution child adds
-//! the stricter [`child_filters`] (no fork/exec/kill/setsid either). Everything the `pre_exec`
+//! `PYTHONHASHSEED=0`), its own process group, only fds 0-2 (every other inherited descriptor is
+//! made close-on-exec first), rlimits (`NOFILE`, `CORE`) and a seccomp filter denying
+//! networking, tracing, unmounting and namespace-joining syscalls. Each per-execution child adds
+//! the stricter [`child_filters`] (no mount/capset/fork/exec/kill/setsid either). Everything the `pre_exec`
 //! hook needs is prepared before `fork`, so the hook only issues raw syscalls.
 
 use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, SeccompRule, TargetArch};
@@ -192,11 +196,11 @@ fn guard_filter() -> BpfProgram {
 }
 
 /// The seccomp programs every per-execution child installs, as raw `sock_filter` bytes in hex
-/// (the worker passes them to `prctl(PR_SET_SECCOMP)`).
+/// (the worker passes them to `prctl(PR_SET_SECCOMP)`). They stack on the worker's own filter,
+/// which every job inherits, so they hold only what the job may do on top of the worker's
+/// denials (installing a filter costs time in every job: keep it short).
 pub(crate) fn child_filters() -> Result<Vec<String>, String> {
-    let mut denied = worker_denied();
-    denied.extend(child_extra_denied());
-    let main = deny_filter(denied)?;
+    let main = deny_filter(child_extra_denied())?;
     Ok(vec![to_hex(&guard_filter()), to_hex(&main)])
 }
 
