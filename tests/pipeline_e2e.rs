@@ -21,6 +21,14 @@ fn three_steps_with_overlap() {
         .output()
         .unwrap());
     assert!(err.contains("step     2 v3"), "no step log line:\n{err}");
+    let rows = std::fs::read_to_string(f.run_dir().join("train.jsonl")).unwrap();
+    assert_eq!(rows.lines().count(), 3, "{rows}");
+    let last: serde_json::Value = serde_json::from_str(rows.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (last["step"].as_u64(), last["version"].as_u64()),
+        (Some(2), Some(3))
+    );
+    assert!(last["effective_sample_size"].as_f64().unwrap() > 0.0);
 
     let state = f.latest_state();
     assert_eq!(state["step"], 3);

@@ -20,7 +20,7 @@ use super::store::StoreMsg;
 use super::Scored;
 use crate::compute::learner::{LearnerCmd, StepReport};
 use crate::compute::EngineHandle;
-use crate::pipeline::admission::Admission;
+use crate::pipeline::admission::{Admission, Key};
 use crate::pipeline::batch::Assembler;
 use crate::pipeline::checkpoint::{self, Counters, Pending, RunState};
 use crate::pipeline::dump::{self, DumpRecord};
@@ -90,6 +90,9 @@ pub struct LearnerSettings {
     pub max_new_tokens: usize,
 }
 
+/// Per sample: reward, rewarded, hit, response tokens.
+type SampleFacts = (f32, bool, bool, usize);
+
 struct SentBatch {
     summary: StepSummary,
     tally: Option<EpochTally>,
@@ -113,7 +116,7 @@ pub struct LearnerState {
 
 impl LearnerState {
     /// The state of a run resumed at `state` (or fresh), batches of `quotas`.
-    pub fn new(quotas: BTreeMap<crate::pipeline::admission::Key, u64>, state: &RunState) -> Self {
+    pub fn new(quotas: BTreeMap<Key, u64>, state: &RunState) -> Self {
         Self {
             asm: Assembler::new(quotas, state.step),
             sent: BTreeMap::new(),
@@ -217,10 +220,7 @@ impl LearnerActor {
             let mut records: Vec<DumpRecord> = Vec::new();
             let mut rollouts: Vec<ScoredRollout> = Vec::new();
             let mut tally: Option<EpochTally> = None;
-            let mut per_key: BTreeMap<
-                (azr_core::types::TaskKind, Role),
-                Vec<(f32, bool, bool, usize)>,
-            > = BTreeMap::new();
+            let mut per_key: BTreeMap<Key, Vec<SampleFacts>> = BTreeMap::new();
             let mut samples = 0u64;
             for s in slots {
                 for x in s.samples {
@@ -392,6 +392,38 @@ impl LearnerActor {
                 pb.println(&line);
             }
             None => tracing::info!("{line}"),
+        }
+        // One JSON line per step, for plots and scripts.
+        let row = serde_json::json!({
+            "step": r.step,
+            "version": r.version,
+            "sequences": summary.sequences(),
+            "reward_mean": summary
+                .sub
+                .iter()
+                .map(|((k, role), s)| (format!("{k}/{role}"), s.reward_mean()))
+                .collect::<BTreeMap<_, _>>(),
+            "pg_loss": stats.pg_loss,
+            "kl": stats.kl,
+            "entropy": stats.entropy,
+            "grad_norm": stats.grad_norm,
+            "lr": stats.lr,
+            "importance_weight_mean": stats.importance_mean,
+            "importance_weight_std": stats.importance_std,
+            "effective_sample_size": stats.ess,
+            "staleness_max": r.lags.iter().copied().max().unwrap_or(0),
+            "trainer_idle_ratio": trainer_idle,
+            "rollout_idle_ratio": rollout_idle,
+            "wall_s": wall.as_secs_f64(),
+        });
+        let path = self.settings.run_dir.join("train.jsonl");
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{row}\n").as_bytes()));
+        if let Err(e) = written {
+            tracing::warn!(path = %path.display(), error = %e, "cannot append the step row");
         }
         if let Some(t) = tally {
             let rec: Result<(), _> = self
