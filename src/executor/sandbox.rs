@@ -547,14 +547,13 @@ fn keep_sys_admin_in_namespace() -> io::Result<()> {
         data[0].inheritable |= 1 << CAP_SYS_ADMIN;
         let rc = libc::syscall(libc::SYS_capset, &mut head as *mut Header, data.as_ptr());
         check(if rc == 0 { 0 } else { -1 }, "capset")?;
+        let (raise, cap, unused): (libc::c_ulong, libc::c_ulong, libc::c_ulong) = (
+            libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+            CAP_SYS_ADMIN.into(),
+            0,
+        );
         check(
-            libc::prctl(
-                libc::PR_CAP_AMBIENT,
-                libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
-                CAP_SYS_ADMIN as libc::c_ulong,
-                0 as libc::c_ulong,
-                0 as libc::c_ulong,
-            ),
+            libc::prctl(libc::PR_CAP_AMBIENT, raise, cap, unused, unused),
             "raise ambient CAP_SYS_ADMIN",
         )?;
     }

@@ -435,9 +435,8 @@ impl WorkerProc {
                 )));
             }
         }
-        let gone = |e: String| Fault::Gone(e);
-        let (job_r, job_w) = pipe().map_err(gone)?;
-        let (res_r, res_w) = pipe().map_err(gone)?;
+        let (job_r, job_w) = pipe().map_err(Fault::Gone)?;
+        let (res_r, res_w) = pipe().map_err(Fault::Gone)?;
         if job.len() > 65536 {
             // SAFETY: fcntl on an fd we own; failure only means writing in several steps.
             unsafe {
