@@ -68,7 +68,7 @@ pub struct EvalArgs {
     /// TOML config (model, sampling, executor); default: the embedded CPU default.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Benchmark name (e.g. cruxeval-o, cruxeval-i, math500, heldout-deduction).
+    /// Benchmark name (e.g. cruxeval-o, cruxeval-i, math500, arc-easy, heldout-deduction).
     #[arg(long)]
     pub benchmark: String,
     /// Items to score (default: `evaluator.limit`; 0 = all).

@@ -272,7 +272,8 @@ impl Default for RlvrSection {
 pub struct EvaluatorSection {
     /// Benchmarks to score: `cruxeval-o`, `cruxeval-i`, `heldout-deduction`, `heldout-abduction`,
     /// `heldout-induction`, `math500`, `aime24`, `aime25`, `amc23`, `minerva`, `olympiadbench`,
-    /// `gsm8k`, `arc-easy`, `arc-challenge` (default `["heldout-deduction", "heldout-abduction", "heldout-induction"]`).
+    /// `gsm8k`, `arc-easy`, `arc-challenge` (default `["heldout-deduction", "heldout-abduction",
+    /// "heldout-induction"]`).
     pub benchmarks: Vec<String>,
     /// Items per benchmark; 0 = all (default 32).
     pub limit: usize,

@@ -335,11 +335,14 @@ fn from_parenthesised(text: &str, labels: &[&str]) -> Option<usize> {
         .find_map(|(at, _)| label_or_parenthesised(&text[at..], labels))
 }
 
+/// One extraction rule: the index in `labels` of the label it finds in the text.
+type Rule = fn(&str, &[&str]) -> Option<usize>;
+
 /// The label `text` chooses among `labels`, by the module's rules (boxed, answer phrase,
 /// leading label, last parenthesised label); `None` when it names none. `text` is taken as is
 /// (no stop cut; see [`ArcPrompt::extract`]).
 pub fn extract_label(text: &str, labels: &[&str]) -> Option<String> {
-    let rules: [fn(&str, &[&str]) -> Option<usize>; 4] = [
+    let rules: [Rule; 4] = [
         from_boxed,
         from_answer_phrase,
         from_leading,

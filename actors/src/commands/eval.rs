@@ -75,8 +75,8 @@ pub fn load_benchmark(name: &str, limit: usize, model_dir: &Path) -> Result<Vec<
                 .collect(),
             Err(_) => bail!(
                 "unknown benchmark `{name}` (expected cruxeval-o, cruxeval-i, heldout-deduction, \
-                 heldout-abduction, heldout-induction or a math set: math500, aime24, aime25, \
-                 amc23, minerva, olympiadbench, gsm8k)"
+                 heldout-abduction, heldout-induction, arc-easy, arc-challenge or a math set: \
+                 math500, aime24, aime25, amc23, minerva, olympiadbench, gsm8k)"
             ),
         },
     };
@@ -313,6 +313,10 @@ mod tests {
                 assert!(["A", "B", "C", "D", "E", "1", "2", "3", "4"].contains(&t.answer.as_str()));
             }
         }
+        // The config with its `[evaluator.arc]` table survives the round trip through TOML
+        // (it is written next to checkpoints).
+        let back = Config::from_toml_str(&cfg.to_toml(), "round trip").unwrap();
+        assert_eq!(back.raw, cfg.raw);
         let s = arc_settings(&cfg, 5);
         assert_eq!(
             (s.limit, s.samples, s.max_new_tokens, s.seed),
@@ -332,6 +336,9 @@ mod tests {
             assert!(list.iter().any(|b| b == "arc-challenge"), "{list:?}");
         }
         assert!(pipeline.raw.evaluator.arc.template.contains("\\boxed{}"));
+        let text = toml::to_string(&rlvr).unwrap();
+        let back = crate::rlvr::config::RlvrConfig::from_toml_str(&text, "round trip").unwrap();
+        assert_eq!(back, rlvr);
         rlvr.eval.arc_dir = arc_dir();
         rlvr.eval.data_dir = arc_dir().join("../math");
         let sets = crate::rlvr::evaluator::load_sets(&rlvr).unwrap();
