@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use azr_core::tasks::{Task, Verdict};
+use azr_core::tasks::{Score, Task};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::handle::{RequestError, WorkerHandle};
@@ -23,7 +23,7 @@ pub struct Estimate {
     /// Share of the `n` samples that were correct.
     pub solve_rate: f64,
     /// The samples and their verdicts (for dumps; not trained on).
-    pub samples: Vec<(SolveOutput, Verdict)>,
+    pub samples: Vec<(SolveOutput, Score)>,
 }
 
 /// Messages of [`Estimator`].
@@ -127,12 +127,8 @@ async fn estimate(
         out[s.task_index].samples.push((s, v));
     }
     for e in &mut out {
-        let correct = e
-            .samples
-            .iter()
-            .filter(|(_, v)| *v == Verdict::Correct)
-            .count();
-        e.solve_rate = correct as f64 / e.samples.len().max(1) as f64;
+        let scores: Vec<Score> = e.samples.iter().map(|(_, v)| *v).collect();
+        e.solve_rate = f64::from(azr_core::tasks::rewards::solve_rate(&scores));
     }
     Ok(out)
 }

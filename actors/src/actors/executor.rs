@@ -69,7 +69,10 @@ impl Actor for ExecutorActor {
                 proposals
                     .iter()
                     .map(|(p, prov)| {
-                        let tt = ctx.task_type(p.kind)?;
+                        let tt = ctx
+                            .task_type(p.kind)?
+                            .proposer()
+                            .ok_or_else(|| format!("task type `{}` does not propose", p.kind))?;
                         let t0 = Instant::now();
                         let r = tt.validate_proposal(p, &ctx.executor, prov.clone());
                         let status = match &r {

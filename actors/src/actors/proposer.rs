@@ -99,7 +99,10 @@ async fn propose(
     decoding: Decoding,
     seed: u64,
 ) -> Result<Vec<ProposeOutput>, String> {
-    let tt = ctx.task_type(kind)?;
+    let tt = ctx
+        .task_type(kind)?
+        .proposer()
+        .ok_or_else(|| format!("task type `{kind}` does not propose"))?;
     let mut prompts = Vec::with_capacity(references.len());
     let mut ids = Vec::with_capacity(references.len());
     for refs in references {

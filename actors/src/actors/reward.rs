@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use azr_core::tasks::{Task, Verdict};
+use azr_core::tasks::{Score, Task};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::handle::{RequestError, WorkerHandle};
@@ -22,7 +22,7 @@ pub enum RewardMsg {
         /// Pairs to grade.
         items: Vec<(Task, String)>,
         /// Reply.
-        reply: RpcReplyPort<Result<Vec<Verdict>, String>>,
+        reply: RpcReplyPort<Result<Vec<Score>, String>>,
     },
 }
 
@@ -66,12 +66,12 @@ impl Actor for Reward {
 }
 
 /// Grade pairs with the task types' checkers (blocking).
-pub fn grade(ctx: &Ctx, items: &[(Task, String)]) -> Result<Vec<Verdict>, String> {
+pub fn grade(ctx: &Ctx, items: &[(Task, String)]) -> Result<Vec<Score>, String> {
     items
         .iter()
         .map(|(task, text)| {
             let tt = ctx.task_type(task.kind)?;
-            Ok(tt.grade(task, text, &ctx.executor).verdict)
+            Ok(tt.grade(task, text, &ctx.executor).score)
         })
         .collect()
 }
@@ -91,7 +91,7 @@ impl RewardHandle {
         &self,
         step: u64,
         items: Vec<(Task, String)>,
-    ) -> Result<Vec<Verdict>, RequestError> {
+    ) -> Result<Vec<Score>, RequestError> {
         self.0
             .request(|reply| RewardMsg::Grade {
                 step,

@@ -53,7 +53,7 @@ pub fn load_benchmark(name: &str, limit: usize, model_dir: &Path) -> Result<Vec<
         n if n.starts_with("heldout-") => {
             let kind: TaskKind = n["heldout-".len()..]
                 .parse()
-                .map_err(|e: String| anyhow::anyhow!(e))?;
+                .map_err(|e: azr_core::types::KindNameError| anyhow::anyhow!(e))?;
             let path = model_dir.join(HELDOUT_FILE);
             let set = HeldoutSet::load(&path)
                 .with_context(|| format!("loading the held-out set {}", path.display()))?;
@@ -138,7 +138,7 @@ pub async fn eval(args: EvalArgs) -> Result<()> {
             .context("starting the executor")?,
     );
     let templates = Arc::new(TemplateSet::resolve(&cfg.raw.tasks.templates)?);
-    let registry = Arc::new(TaskRegistry::builtin(templates.clone(), &cfg.raw.tasks));
+    let registry = Arc::new(TaskRegistry::builtin(templates.clone(), &cfg.raw.tasks)?);
     let model = backend::load_model(&cfg, ckpt.as_deref())?;
     let stop_ids = backend::stop_token_ids(&model, &templates.format.stop);
     let codec = backend::codec(&model);

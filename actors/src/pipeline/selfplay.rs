@@ -61,12 +61,7 @@ struct KindOutput {
 
 /// A group id that is unique per (step, kind, role, prompt).
 fn group_id(step: u64, kind: TaskKind, role: Role, index: usize) -> u64 {
-    let k = TaskKind::CODE.iter().position(|c| *c == kind).unwrap_or(3) as u64;
-    let r = match role {
-        Role::Propose => 0,
-        Role::Solve => 1,
-    };
-    (step << 24) | (k << 21) | (r << 20) | (index as u64 & 0xF_FFFF)
+    azr_core::types::group_id(step, kind, role, index)
 }
 
 impl SelfPlay {
@@ -145,7 +140,7 @@ impl SelfPlay {
             }
         }
         for task in new_tasks {
-            self.buffers.push(task);
+            self.buffers.push(task)?;
         }
         for (kind, size) in self.buffers.sizes() {
             telemetry::buffer_size(kind, size);
@@ -298,7 +293,8 @@ async fn kind_step(
         )
         .await?;
     telemetry::phase("estimate", t_estimate.elapsed());
-    let mc: Vec<&(SolveOutput, Verdict)> = estimates.iter().flat_map(|e| &e.samples).collect();
+    let mc: Vec<&(SolveOutput, azr_core::tasks::Score)> =
+        estimates.iter().flat_map(|e| &e.samples).collect();
     let mc_correct = mc.iter().filter(|(_, v)| *v == Verdict::Correct).count();
     telemetry::answers(kind, Role::Propose, mc.len(), mc_correct);
     let mc_lengths: Vec<usize> = mc
