@@ -443,6 +443,91 @@ fn math_case(templates: &'static str) -> Case {
     }
 }
 
+fn synthesis_case(templates: &'static str) -> Case {
+    use azr_core::tasks::synthesis::KIND;
+    let paper = templates == "paper";
+    let indent = if paper { "    " } else { " " };
+    let spec = format!("def f(xs):\n{indent}\"\"\"Return the sum of the even numbers in xs.\"\"\"");
+    let program = format!("def f(xs):\n{indent}return sum(x for x in xs if x % 2 == 0)");
+    let inputs = [
+        "[1, 2, 3, 4]",
+        "[]",
+        "[5]",
+        "[2, 2]",
+        "[-2, 3]",
+        "[10, 11, 12]",
+    ];
+    let proposal = if paper {
+        let mut s = format!(" Sum of evens.</think>\n<answer>\n```message\n{spec}\n```\n```python\n{program}\n```\n");
+        for i in inputs {
+            s.push_str(&format!("```input\n{i}\n```\n"));
+        }
+        s.push_str("</answer>");
+        s
+    } else {
+        format!("{spec}<prog>{program}\n<in>{}<end>", inputs.join("<in>"))
+    };
+    // Valid structure, but the reference crashes on an input.
+    let bad_program = format!("def f(xs):\n{indent}return 10 // len(xs)");
+    let invalid = if paper {
+        let mut s =
+            format!("x</think><answer>\n```message\n{spec}\n```\n```python\n{bad_program}\n```\n");
+        for i in inputs {
+            s.push_str(&format!("```input\n{i}\n```\n"));
+        }
+        s.push_str("</answer>");
+        s
+    } else {
+        format!(
+            "{spec}<prog>{bad_program}\n<in>{}<end>",
+            inputs.join("<in>")
+        )
+    };
+    let ans = |code: &str| {
+        if paper {
+            paper_answer("python", code)
+        } else {
+            format!("{code}\n<end>")
+        }
+    };
+    Case {
+        kind: KIND,
+        templates,
+        references: seeds(templates, KIND),
+        proposal: Some((proposal, vec!["6", "0", "0", "4", "-2", "22"])),
+        invalid_proposal: Some(invalid),
+        task: None,
+        // The spec and the two visible tests are shown; hidden tests and the solution are not.
+        prompt_has: vec![
+            "sum of the even numbers".into(),
+            "[1, 2, 3, 4]".into(),
+        ],
+        prompt_lacks: vec!["[10, 11, 12]".into(), "x % 2".into()],
+        correct: vec![
+            ans("def f(xs):\n    return sum(x for x in xs if x % 2 == 0)"),
+            ans("def evens(v):\n    t = 0\n    for x in v:\n        if x % 2 == 0:\n            t += x\n    return t"),
+        ],
+        // Hidden tests: [5] -> 0, [2, 2] -> 4, [-2, 3] -> -2, [10, 11, 12] -> 22.
+        partial: vec![
+            // Sums the positive evens only: fails [-2, 3] -> 3 of 4.
+            (ans("def f(xs):\n    return sum(x for x in xs if x % 2 == 0 and x > 0)"), 0.75),
+            // Always 0: passes [5] only -> 1 of 4.
+            (ans("def f(xs):\n    return 0"), 0.25),
+        ],
+        wrong: vec![
+            ans("def f(xs):\n    return sum(xs) + 1"),
+            ans("def f(xs):\n    while True:\n        pass"),
+            // Reward hack: an object equal to everything is not a value.
+            ans("def f(xs):\n    class A:\n        def __eq__(s, o):\n            return True\n    return A()"),
+        ],
+        garbage: if paper {
+            vec!["def f(xs): return 0".into(), ans("x = 2")]
+        } else {
+            vec!["".into(), ans("x = 2")]
+        },
+    }
+}
+
 /// One test per (task type, template set).
 macro_rules! conformance_tests {
     ($($name:ident => $case:expr;)*) => {
@@ -464,6 +549,8 @@ conformance_tests! {
     induction_compact => induction_case("compact");
     math_paper => math_case("paper");
     math_compact => math_case("compact");
+    synthesis_paper => synthesis_case("paper");
+    synthesis_compact => synthesis_case("compact");
 }
 
 /// The case of a kind, by name (`None`: no case written yet).
@@ -473,6 +560,7 @@ fn case_of(kind: TaskKind, templates: &'static str) -> Option<Case> {
         "abduction" => Some(abduction_case(templates)),
         "induction" => Some(induction_case(templates)),
         "math" => Some(math_case(templates)),
+        "synthesis" => Some(synthesis_case(templates)),
         _ => None,
     }
 }

@@ -24,7 +24,7 @@
 //!
 //! ## Adding a task type
 //! 1. Write one module implementing [`TaskType`] (and [`Proposer`] if the policy proposes its
-//!    tasks); `src/tasks/synthesis.rs` is a complete example, [`math`] a solve-only one. Its kind is a
+//!    tasks); [`synthesis`] is a complete example, [`math`] a solve-only one. Its kind is a
 //!    `const KIND: TaskKind = TaskKind::from_static("name")`.
 //! 2. Register it with one line in [`TaskRegistry::builtin`] (or call
 //!    [`TaskRegistry::register`] from your own crate).
@@ -52,6 +52,7 @@ pub mod math_grader;
 pub mod parse;
 pub mod registry;
 pub mod rewards;
+pub mod synthesis;
 pub mod template;
 
 pub use buffer::{BufferConfig, BufferError, TaskBuffer, TaskBuffers};

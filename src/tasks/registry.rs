@@ -10,6 +10,7 @@ use super::config::TasksConfig;
 use super::deduction::Deduction;
 use super::induction::Induction;
 use super::math::Math;
+use super::synthesis::Synthesis;
 use super::template::{TemplateError, TemplateSet};
 use super::{Proposer, TaskType};
 use crate::types::{Role, TaskKind};
@@ -90,6 +91,7 @@ impl TaskRegistry {
             Induction::new(t.clone(), cfg.induction.clone())
         })?;
         add(&mut r, t, "math", || Math::new(t.clone()))?;
+        add(&mut r, t, "synthesis", || Synthesis::new(t.clone(), cfg))?;
         Ok(r)
     }
 
