@@ -622,3 +622,36 @@ fn cruxeval_items_grade_with_their_published_answers() {
         );
     }
 }
+
+#[test]
+fn humaneval_references_pass_with_synthesis_grading() {
+    // HumanEval items are synthesis tasks: their reference solutions, graded like a solver's
+    // answer (every test run in the sandbox, values compared), pass all tests; a stub passes none.
+    use azr_core::data::humaneval::{attach_gold, load_humaneval, DEFAULT_PATH};
+    use azr_core::tasks::synthesis::KIND;
+    let items = load_humaneval(DEFAULT_PATH).expect("HumanEval loads");
+    assert_eq!(items.len(), 164);
+    let tasks = attach_gold(items.iter().take(10).map(|i| i.task()).collect(), exec());
+    assert!(
+        tasks.len() >= 9,
+        "only {} of 10 items kept tests",
+        tasks.len()
+    );
+    let (reg, _) = registry("paper");
+    let syn = reg.get(KIND).unwrap();
+    for task in &tasks {
+        let id = task.provenance.id.clone().unwrap_or_default();
+        let perfect = syn.answer_text(task).unwrap();
+        assert_eq!(
+            syn.grade(task, &perfect, exec()).verdict(),
+            Verdict::Correct,
+            "{id}"
+        );
+        let stub = paper_answer("python", &format!("{}\n    return None", task.message));
+        assert_ne!(
+            syn.grade(task, &stub, exec()).verdict(),
+            Verdict::Correct,
+            "{id}"
+        );
+    }
+}

@@ -3,7 +3,9 @@
 //! * [`cruxeval`]: CRUXEval's 800 programs, as deduction (CRUXEval-O) and abduction (CRUXEval-I)
 //!   tasks;
 //! * [`math`]: MATH500, AIME24/25, AMC23, Minerva, OlympiadBench and GSM8K, each as
-//!   (problem, reference answer).
+//!   (problem, reference answer);
+//! * [`humaneval`]: HumanEval's 164 problems as synthesis tasks (graded like self-play
+//!   synthesis: the fraction of tests passed in the sandbox).
 //!
 //! Files live under `../shared/data/` relative to the project root by default (see
 //! `shared/data/README.md`); users point the config at their own copies.
@@ -11,9 +13,11 @@
 //! [`Task`]: crate::tasks::Task
 
 pub mod cruxeval;
+pub mod humaneval;
 pub mod math;
 
 pub use cruxeval::{load_cruxeval, CruxItem};
+pub use humaneval::{load_humaneval, HumanEvalItem};
 pub use math::{load_math, MathProblem, MathSet};
 
 use std::path::Path;

@@ -32,7 +32,8 @@ pub const HELDOUT_FILE: &str = "heldout.jsonl";
 /// `cruxeval-o` / `cruxeval-i` (CRUXEval output / input prediction), a math set
 /// (`math500`, `aime24`, `aime25`, `amc23`, `minerva`, `olympiadbench`, `gsm8k`), or
 /// `heldout-{deduction,abduction,induction}` (the tiny model's held-out set, `heldout.jsonl`
-/// next to the weights in `model_dir`).
+/// next to the weights in `model_dir`), or `humaneval` (synthesis tasks; their gold outputs are
+/// computed in the sandbox by [`eval`] with `humaneval::attach_gold`).
 pub fn load_benchmark(name: &str, limit: usize, model_dir: &Path) -> Result<Vec<Task>> {
     let norm = name.replace('_', "-");
     let mut tasks: Vec<Task> = match norm.as_str() {
@@ -48,6 +49,14 @@ pub fn load_benchmark(name: &str, limit: usize, model_dir: &Path) -> Result<Vec<
                         i.abduction_task()
                     }
                 })
+                .collect()
+        }
+        "humaneval" => {
+            let path = azr_core::data::humaneval::DEFAULT_PATH;
+            azr_core::data::load_humaneval(path)
+                .with_context(|| format!("loading {path}"))?
+                .iter()
+                .map(|i| i.task())
                 .collect()
         }
         n if n.starts_with("heldout-") => {
@@ -73,8 +82,8 @@ pub fn load_benchmark(name: &str, limit: usize, model_dir: &Path) -> Result<Vec<
                 .map(|p| p.task())
                 .collect(),
             Err(_) => bail!(
-                "unknown benchmark `{name}` (expected cruxeval-o, cruxeval-i, heldout-deduction, \
-                 heldout-abduction, heldout-induction or a math set: math500, aime24, aime25, \
+                "unknown benchmark `{name}` (expected cruxeval-o, cruxeval-i, humaneval, \
+                 heldout-deduction, heldout-abduction, heldout-induction or a math set: math500, aime24, aime25, \
                  amc23, minerva, olympiadbench, gsm8k)"
             ),
         },
@@ -137,6 +146,15 @@ pub async fn eval(args: EvalArgs) -> Result<()> {
             .await?
             .context("starting the executor")?,
     );
+    // HumanEval's gold outputs come from its reference solutions, run in the sandbox.
+    let humaneval = args.benchmark.replace('_', "-") == "humaneval";
+    let tasks = if humaneval {
+        let ex = executor.clone();
+        tokio::task::spawn_blocking(move || azr_core::data::humaneval::attach_gold(tasks, &ex))
+            .await?
+    } else {
+        tasks
+    };
     let templates = Arc::new(TemplateSet::resolve(&cfg.raw.tasks.templates)?);
     let registry = Arc::new(TaskRegistry::builtin(templates.clone(), &cfg.raw.tasks)?);
     let model = backend::load_model(&cfg, ckpt.as_deref())?;
@@ -173,6 +191,13 @@ pub async fn eval(args: EvalArgs) -> Result<()> {
     drop(ctx);
     let _ = tokio::task::spawn_blocking(move || join.join()).await;
     for s in scores {
+        if humaneval {
+            // One sample per item at the evaluator's temperature: avg@k of "all tests pass".
+            println!(
+                "{}: pass@1 {:.4} ({} items x {} samples, all hidden tests passed)",
+                s.benchmark, s.accuracy, s.items, s.samples
+            );
+        }
         println!(
             "{}: accuracy {:.4} ({} items x {} samples; temperature {}, max_new_tokens {}, weights {})",
             s.benchmark,
