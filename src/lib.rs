@@ -6,6 +6,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`types`] | plain data shared by every part: task kinds, roles, policy versions, rollouts |
+//! | [`engine`] | the continuous-batching rollout engine: one thread, KV slots, in-flight weight updates |
 //! | [`model`] | the trainable Llama/Qwen2-family decoder, tokenizer, weight formats, sampling, log-probs |
 //! | [`rl`] | RL math as pure functions: advantages, policy losses, KL, AdamW, schedules, the learner step |
 //! | [`executor`] | the sandboxed Python executor (a pool of fork-server workers) and canonical Python values |
@@ -17,6 +18,7 @@
 //! | [`oneshot`] | 1-shot RLVR: variance-based example selection and accuracy history |
 
 pub mod data;
+pub mod engine;
 pub mod eval;
 pub mod executor;
 pub mod metrics;

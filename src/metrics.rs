@@ -115,12 +115,14 @@ impl LabelKey {
     }
 }
 
-/// The actors of the pipeline, as `actor` label values.
-pub const ACTORS: [&str; 7] = [
+/// The actors of the pipeline, as `actor` label values: the one list of actor names (the
+/// binary's supervisor registers these names, `faults.panic_actor` takes them).
+pub const ACTORS: [&str; 8] = [
+    "task_store",
     "proposer",
     "executor",
-    "solver",
     "estimator",
+    "solver",
     "reward",
     "learner",
     "evaluator",
@@ -138,9 +140,9 @@ pub const EXEC_STATUSES: [ExecStatus; 8] = [
     ExecStatus::SandboxFailure,
 ];
 
-/// Evaluation benchmarks, as `benchmark` label values: CRUXEval output/input prediction and
-/// the math sets in `../shared/data/math/` (file stem).
-pub const BENCHMARKS: [&str; 9] = [
+/// Evaluation benchmarks, as `benchmark` label values: CRUXEval output/input prediction, the
+/// math sets in `../shared/data/math/` (file stem) and ARC-Easy / ARC-Challenge.
+pub const BENCHMARKS: [&str; 11] = [
     "cruxeval_o",
     "cruxeval_i",
     "aime24",
@@ -150,20 +152,37 @@ pub const BENCHMARKS: [&str; 9] = [
     "math500",
     "minerva_math",
     "olympiadbench",
+    // branch `arc` (issue #17): ARC-Easy / ARC-Challenge (`arc-easy`, `arc-challenge`).
+    "arc_easy",
+    "arc_challenge",
 ];
 
 /// Sandbox isolation layers, as `layer` label values: the fields of [`IsolationReport`].
-pub const ISOLATION_LAYERS: [&str; 6] = [
+pub const ISOLATION_LAYERS: [&str; 11] = [
     "network",
     "filesystem",
     "empty_env",
     "non_root",
     "seccomp",
     "rlimits",
+    "job_pid_ns",
+    "job_ipc_ns",
+    "job_tmp",
+    "job_fds",
+    "job_no_caps",
 ];
 
-/// The bounded channels of the pipeline, as `queue` label values, with what flows through them.
-pub const QUEUES: [(&str, &str); 5] = [
+/// The bounded channels of the pipeline, as `queue` label values, with what flows through them
+/// (`dataflow` branch: every one is a real channel of `actors/src/pipeline`).
+pub const QUEUES: [(&str, &str); 9] = [
+    (
+        "propose_jobs",
+        "task store -> proposer: admitted reference sets waiting for a proposal",
+    ),
+    (
+        "solve_jobs",
+        "task store -> solver: admitted tasks waiting for their answers",
+    ),
     (
         "proposals",
         "proposer -> executor: proposals waiting for validation",
@@ -174,15 +193,23 @@ pub const QUEUES: [(&str, &str); 5] = [
     ),
     (
         "answers",
-        "solver/estimator -> reward: answers waiting to be scored",
+        "solver/executor/estimator -> reward: generations waiting to be scored",
     ),
     (
         "rollouts",
-        "reward -> learner: scored rollouts waiting for an update",
+        "reward -> learner: scored rollouts waiting to join a batch",
+    ),
+    (
+        "batches",
+        "learner -> learner thread: full batches waiting for an update",
     ),
     (
         "eval",
-        "learner -> evaluator: snapshots waiting for evaluation",
+        "learner -> evaluator: published versions waiting for evaluation",
+    ),
+    (
+        "engine",
+        "every requester -> rollout engine: generation requests waiting for a decode slot",
     ),
 ];
 
@@ -689,6 +716,64 @@ pub const CHECKPOINTS_TOTAL: MetricDef = MetricDef {
     buckets: &[],
 };
 
+// ----- dataflow branch: off-policy correction, idle ratios, rollouts without reward ----------
+
+/// Mean importance weight of the off-policy correction.
+pub const IMPORTANCE_WEIGHT_MEAN: MetricDef = MetricDef {
+    name: "azr_importance_weight_mean",
+    kind: MetricKind::Gauge,
+    unit: None,
+    help: "Mean per-token importance weight (proximal / behaviour policy, truncated or masked) of the last update; about 1 when healthy, warn below 0.5 or above 2.",
+    labels: NONE,
+    buckets: &[],
+};
+/// Std of the importance weights.
+pub const IMPORTANCE_WEIGHT_STD: MetricDef = MetricDef {
+    name: "azr_importance_weight_std",
+    kind: MetricKind::Gauge,
+    unit: None,
+    help: "Standard deviation of the per-token importance weights of the last update; below 0.5 good, above 1 bad.",
+    labels: NONE,
+    buckets: &[],
+};
+/// Normalised effective sample size.
+pub const EFFECTIVE_SAMPLE_SIZE: MetricDef = MetricDef {
+    name: "azr_effective_sample_size",
+    kind: MetricKind::Gauge,
+    unit: None,
+    help: "Normalised effective sample size (sum w)^2 / (n sum w^2) of the last update's importance weights, in (0, 1]; above 0.5 good, below 0.3 bad.",
+    labels: NONE,
+    buckets: &[],
+};
+/// Trainer idle share.
+pub const TRAINER_IDLE_RATIO: MetricDef = MetricDef {
+    name: "azr_trainer_idle_ratio",
+    kind: MetricKind::Gauge,
+    unit: None,
+    help: "Share of the last step the learner thread waited for its batch (0 = always training).",
+    labels: NONE,
+    buckets: &[],
+};
+/// Rollout engine idle share.
+pub const ROLLOUT_IDLE_RATIO: MetricDef = MetricDef {
+    name: "azr_rollout_idle_ratio",
+    kind: MetricKind::Gauge,
+    unit: None,
+    help:
+        "Share of the last step the rollout engine had nothing to decode (0 = always generating).",
+    labels: NONE,
+    buckets: &[],
+};
+/// Rollouts without a reward.
+pub const ROLLOUTS_UNREWARDED_TOTAL: MetricDef = MetricDef {
+    name: "azr_rollouts_unrewarded_total",
+    kind: MetricKind::Counter,
+    unit: None,
+    help: "Generations left without a reward because the sandbox, the executor or the engine failed; excluded from training and advantage statistics, never scored 0.",
+    labels: TR,
+    buckets: &[],
+};
+
 // ----- executor -------------------------------------------------------------------------------
 
 /// Executions by outcome.
@@ -716,6 +801,16 @@ pub const EXECUTOR_ISOLATION_LAYER: MetricDef = MetricDef {
     unit: None,
     help: "1 if the sandbox isolation layer was found active at executor start, else 0.",
     labels: &[LabelKey::Layer],
+    buckets: &[],
+};
+// executor branch (issue #11): fork servers replaced after a failed health check or a fault.
+/// Executor workers replaced.
+pub const EXECUTOR_WORKER_REPLACEMENTS_TOTAL: MetricDef = MetricDef {
+    name: "azr_executor_worker_replacements_total",
+    kind: MetricKind::Counter,
+    unit: None,
+    help: "Executor fork-server workers killed and replaced: dead, hung, protocol violation, failed job setup, or changed rlimits/nice/affinity/scheduler/I/O priority (per-job health check).",
+    labels: NONE,
     buckets: &[],
 };
 
@@ -854,9 +949,16 @@ pub const ALL: &[&MetricDef] = &[
     &ROLLOUT_STALENESS,
     &POLICY_STALENESS,
     &CHECKPOINTS_TOTAL,
+    &IMPORTANCE_WEIGHT_MEAN,
+    &IMPORTANCE_WEIGHT_STD,
+    &EFFECTIVE_SAMPLE_SIZE,
+    &TRAINER_IDLE_RATIO,
+    &ROLLOUT_IDLE_RATIO,
+    &ROLLOUTS_UNREWARDED_TOTAL,
     &EXECUTIONS_TOTAL,
     &EXECUTION_DURATION_SECONDS,
     &EXECUTOR_ISOLATION_LAYER,
+    &EXECUTOR_WORKER_REPLACEMENTS_TOTAL,
     &QUEUE_DEPTH,
     &QUEUE_CAPACITY,
     &ACTOR_WORK_DURATION_SECONDS,
@@ -932,15 +1034,7 @@ pub fn observe_actor_work(actor: &'static str, seconds: f64) {
 
 /// Set [`EXECUTOR_ISOLATION_LAYER`] from the executor's start-up probe.
 pub fn record_isolation(report: &IsolationReport) {
-    let layers = [
-        ("network", report.network),
-        ("filesystem", report.filesystem),
-        ("empty_env", report.empty_env),
-        ("non_root", report.non_root),
-        ("seccomp", report.seccomp),
-        ("rlimits", report.rlimits),
-    ];
-    for (layer, on) in layers {
+    for (layer, on) in report.required_layers() {
         EXECUTOR_ISOLATION_LAYER
             .gauge(&[("layer", layer)])
             .set(if on { 1.0 } else { 0.0 });
@@ -1118,7 +1212,7 @@ mod tests {
         assert!(!tr.contains(&vec![("task", "math"), ("role", "propose")]));
         assert_eq!(BUFFER_TASKS.label_sets().len(), task_kinds().len());
         assert_eq!(EXECUTIONS_TOTAL.label_sets().len(), 8);
-        assert_eq!(ACTOR_RESTARTS_TOTAL.label_sets().len(), 7);
+        assert_eq!(ACTOR_RESTARTS_TOTAL.label_sets().len(), ACTORS.len());
         assert_eq!(PHASE_DURATION_SECONDS.label_sets().len(), PHASES.len());
         let total: usize = ALL.iter().map(|d| d.label_sets().len()).sum();
         assert!(total < 400, "{total} label sets: cardinality grew");

@@ -114,7 +114,16 @@ fn thousand_mixed_executions_leave_nothing_behind() {
     let me = std::process::id() as i32;
     let workers = ex.worker_pids();
     assert_eq!(workers.len(), 2);
-    let procs = processes();
+    // A job's process may still be exiting (its namespaces tearing down) when its record has
+    // arrived; the fork server reaps it on its own: give it a moment.
+    let mut procs = processes();
+    for _ in 0..60 {
+        if !procs.iter().any(|(_, ppid, _)| workers.contains(ppid)) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        procs = processes();
+    }
     let zombies: Vec<_> = procs
         .iter()
         .filter(|(_, ppid, st)| *st == 'Z' && (*ppid == me || workers.contains(ppid)))
@@ -171,8 +180,10 @@ fn a_hung_worker_is_killed_and_replaced() {
     }
     let t0 = std::time::Instant::now();
     let o = ex.run(code, "2");
-    assert_eq!(o.status, ExecStatus::SandboxFailure, "{o:?}");
-    assert!(t0.elapsed().as_secs_f64() < 5.0, "the host must not hang");
+    // The job is not lost: it runs again on the replacement.
+    assert_eq!(o.status, ExecStatus::Ok, "{o:?}");
+    assert_eq!(o.repr.as_deref(), Some("2"));
+    assert!(t0.elapsed().as_secs_f64() < 6.0, "the host must not hang");
     assert_eq!(ex.worker_restarts(), 1);
     let new = ex.worker_pids();
     assert_eq!(new.len(), 1);

@@ -306,6 +306,24 @@ def learner():
           t(f"max({m('azr_policy_staleness')})", "max last step")])
     b.stat("Checkpoints", "Checkpoints written since start.", "short",
            [t(f"max({m('azr_checkpoints_total')})")], w=6)
+    # dataflow branch: health of the off-policy correction and of the overlap.
+    b.row("Off-policy correction and overlap")
+    b.ts("Importance weights", "Mean and std of the per-token importance weights (proximal / "
+         "behaviour policy) of the last update: mean about 1 (warn < 0.5 or > 2), std < 0.5 good.",
+         "short",
+         [t(f"max({m('azr_importance_weight_mean')})", "mean"),
+          t(f"max({m('azr_importance_weight_std')})", "std")])
+    b.ts("Effective sample size", "Normalised ESS (sum w)^2 / (n sum w^2) of the last update's "
+         "importance weights: > 0.5 good, < 0.3 bad.", "percentunit",
+         [t(f"max({m('azr_effective_sample_size')})", "ESS")], minmax=RATIO)
+    b.ts("Idle shares", "Share of the last step the learner thread waited for its batch, and "
+         "the rollout engine had nothing to decode.", "percentunit",
+         [t(f"max({m('azr_trainer_idle_ratio')})", "trainer idle"),
+          t(f"max({m('azr_rollout_idle_ratio')})", "rollout idle")], minmax=RATIO)
+    b.ts("Rollouts without reward / s", "Generations whose sandbox, executor or engine failed: "
+         "left out of training, never scored 0.", "ops",
+         [t(f"sum by (task, role) ({rate('azr_rollouts_unrewarded_total')})",
+            "{{task}}/{{role}}")], w=24)
     return b
 
 
@@ -336,6 +354,12 @@ def executor():
          w=6)
     b.stat("Executor restarts", "Restarts of the executor actor since start.", "short",
            [t(f"sum({m('azr_actor_restarts_total', ex)})")], w=6)
+    b.ts("Fork-server replacements", "Executor workers killed and replaced per second: dead, hung, "
+         "failed job setup, or a failed per-job health check (rlimits, nice, affinity, scheduler, "
+         "I/O priority changed).", "ops",
+         [t(f"sum({rate('azr_executor_worker_replacements_total')})", "replacements/s")], w=12)
+    b.stat("Fork-server replacements (total)", "Executor workers replaced since start.", "short",
+           [t(f"sum({m('azr_executor_worker_replacements_total')})")], w=12)
     return b
 
 

@@ -6,14 +6,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use azr_core::model::{self, Model, SamplingParams, Snapshot, Tokenizer};
+use azr_core::model::{self, Model, Snapshot, Tokenizer};
 use azr_core::rl::learner::{Learner, LearnerConfig, TrainablePolicy};
 use azr_core::rl::RlError;
 use azr_core::types::ScoredRollout;
 use candle_core::{Tensor, Var};
 
 use crate::config::Config;
-use crate::engine::{Codec, Decoding, Policy, Sampled, SharedCodec, Trainer, UpdateStats};
+use crate::engine::{Codec, CodecError, SharedCodec, TrainError, Trainer, UpdateStats};
 
 /// File name of the optimizer state inside a checkpoint directory.
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
@@ -24,56 +24,16 @@ pub const MODEL_DIR: &str = "model";
 pub struct TokenizerCodec(pub Tokenizer);
 
 impl Codec for TokenizerCodec {
-    fn encode(&self, text: &str) -> Result<Vec<u32>, String> {
-        self.0.encode(text, true).map_err(|e| e.to_string())
+    fn encode(&self, text: &str) -> Result<Vec<u32>, CodecError> {
+        self.0
+            .encode(text, true)
+            .map_err(|e| CodecError(e.to_string()))
     }
 
-    fn decode(&self, ids: &[u32]) -> Result<String, String> {
-        self.0.decode(ids, false).map_err(|e| e.to_string())
-    }
-}
-
-/// Generation from a frozen [`Snapshot`].
-pub struct SnapshotPolicy {
-    snap: Snapshot,
-    stop_token_ids: Vec<u32>,
-}
-
-impl SnapshotPolicy {
-    /// A policy sampling from `snap`, stopping at any of `stop_token_ids`.
-    pub fn new(snap: Snapshot, stop_token_ids: Vec<u32>) -> Self {
-        Self {
-            snap,
-            stop_token_ids,
-        }
-    }
-}
-
-impl Policy for SnapshotPolicy {
-    type Weights = Snapshot;
-
-    fn generate(
-        &mut self,
-        prompts: &[Vec<u32>],
-        decoding: &Decoding,
-        seed: u64,
-    ) -> Result<Vec<Sampled>, String> {
-        let params = SamplingParams {
-            temperature: decoding.temperature as f32,
-            top_p: decoding.top_p as f32,
-            top_k: decoding.top_k,
-            max_new_tokens: decoding.max_new_tokens,
-            stop_token_ids: self.stop_token_ids.clone(),
-            seed,
-            use_cache: true,
-        };
-        let gens = model::generate(&self.snap, prompts, &params).map_err(|e| e.to_string())?;
-        Ok(gens.into_iter().map(|g| (g.tokens, g.logprobs)).collect())
-    }
-
-    fn load(&mut self, weights: &Snapshot) -> Result<(), String> {
-        self.snap = weights.clone();
-        Ok(())
+    fn decode(&self, ids: &[u32]) -> Result<String, CodecError> {
+        self.0
+            .decode(ids, false)
+            .map_err(|e| CodecError(e.to_string()))
     }
 }
 
@@ -153,9 +113,7 @@ impl ModelTrainer {
 }
 
 impl Trainer for ModelTrainer {
-    type Weights = Snapshot;
-
-    fn update(&mut self, batch: &[ScoredRollout]) -> Result<UpdateStats, String> {
+    fn update(&mut self, batch: &[ScoredRollout]) -> Result<UpdateStats, TrainError> {
         let s = self
             .learner
             .step(
@@ -163,7 +121,7 @@ impl Trainer for ModelTrainer {
                 batch,
                 self.reference.as_ref().map(|r| r as &dyn TrainablePolicy),
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| TrainError::Update(e.to_string()))?;
         Ok(UpdateStats {
             pg_loss: f64::from(s.pg_loss),
             kl: f64::from(s.approx_kl),
@@ -172,24 +130,27 @@ impl Trainer for ModelTrainer {
             grad_norm: f64::from(s.grad_norm),
             lr: s.lr,
             tokens: s.tokens as usize,
+            importance_mean: s.importance.mean,
+            importance_std: s.importance.std,
+            ess: s.importance.ess,
         })
     }
 
-    fn snapshot(&self) -> Result<Snapshot, String> {
-        self.model.0.snapshot().map_err(|e| e.to_string())
+    fn snapshot(&self) -> Result<Snapshot, TrainError> {
+        self.model
+            .0
+            .snapshot()
+            .map_err(|e| TrainError::Snapshot(e.to_string()))
     }
 
-    fn save(&self, dir: &Path) -> Result<(), String> {
+    fn save(&self, dir: &Path) -> Result<(), TrainError> {
+        let err = |e: &dyn std::fmt::Display| TrainError::Save(e.to_string());
         self.model
             .0
             .save_hf_dir(&dir.join(MODEL_DIR))
-            .map_err(|e| e.to_string())?;
-        let state = self
-            .learner
-            .optimizer()
-            .state_dict()
-            .map_err(|e| e.to_string())?;
-        candle_core::safetensors::save(&state, dir.join(OPTIMIZER_FILE)).map_err(|e| e.to_string())
+            .map_err(|e| err(&e))?;
+        let state = self.learner.optimizer().state_dict().map_err(|e| err(&e))?;
+        candle_core::safetensors::save(&state, dir.join(OPTIMIZER_FILE)).map_err(|e| err(&e))
     }
 }
 

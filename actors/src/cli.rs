@@ -150,6 +150,10 @@ pub struct BenchArgs {
     /// Where to write the JSON result (default: print only).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// (model) A Python with `torch` and `transformers`: also measure PyTorch eager with the
+    /// same shapes and thread count in the same run, and report the ratios.
+    #[arg(long)]
+    pub reference_python: Option<PathBuf>,
 }
 
 /// `azr pretrain`.

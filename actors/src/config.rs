@@ -12,6 +12,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use azr_core::eval::ArcPrompt;
 use azr_core::executor::ExecutorConfig;
 use azr_core::rl::learner::LearnerConfig;
 use azr_core::tasks::TasksConfig;
@@ -77,6 +78,10 @@ pub struct RawConfig {
     pub selfplay: SelfPlaySection,
     /// `[rlvr]`: the 1-shot RLVR mode (used when `selfplay.mode = "rlvr"`).
     pub rlvr: RlvrSection,
+    /// `[engine]`: the continuous-batching rollout engine every actor generates through
+    /// (`azr_core::engine::EngineConfig`: `max_slots` 32, `weight_sync` `"in_flight"`,
+    /// `max_waiting` 4096, `max_seq_len` 0 = the model's context).
+    pub engine: azr_core::engine::EngineConfig,
     /// `[executor]`: the sandboxed Python executor.
     pub executor: ExecutorConfig,
     /// `[tasks]`: templates, reference counts, induction sizes, rewards, buffers
@@ -105,13 +110,18 @@ pub struct RunSection {
     pub run_dir: PathBuf,
     /// Write a checkpoint every N steps; 0 = only at shutdown (default 10).
     pub checkpoint_every: u64,
-    /// How many policy versions a rollout may lag behind the learner: 0 = strictly on-policy,
-    /// 1 = generation of step t+1 overlaps the update of step t (default 1).
+    /// Maximum staleness S: no generation starts that would be more than S policy versions old
+    /// when trained on (admission: `admitted + 1 <= (S + version + 1) x batch` per task x role
+    /// key). 0 = strictly on-policy; 1 = the rollouts of step t+1 are generated while the
+    /// learner updates on step t (default 1).
     pub staleness: u64,
-    /// Capacity, in steps' worth of sub-batches, of the rollout -> learner channel (default 2).
+    /// Capacity of the reward -> learner channel (`rollouts`), in scored prompt groups
+    /// (default 2). A full channel suspends the reward actor and, through it, every producer
+    /// upstream.
     pub learner_queue: usize,
-    /// Capacity of the generation request queue of the inference thread (default 64).
-    pub inference_queue: usize,
+    /// Capacity of every other bounded channel between actors (`propose_jobs`, `solve_jobs`,
+    /// `proposals`, `estimates`, `answers`), in items (default 64).
+    pub channel_capacity: usize,
     /// Write `rollouts/step_XXXXXX.jsonl` with prompts, responses and rewards (default true).
     pub dump_rollouts: bool,
     /// Restarts allowed per worker actor before the run fails (default 5).
@@ -131,7 +141,7 @@ impl Default for RunSection {
             checkpoint_every: 10,
             staleness: 1,
             learner_queue: 2,
-            inference_queue: 64,
+            channel_capacity: 64,
             dump_rollouts: true,
             restart_budget: 5,
             request_timeout_s: 600,
@@ -262,7 +272,7 @@ impl Default for RlvrSection {
 pub struct EvaluatorSection {
     /// Benchmarks to score: `cruxeval-o`, `cruxeval-i`, `heldout-deduction`, `heldout-abduction`,
     /// `heldout-induction`, `math500`, `aime24`, `aime25`, `amc23`, `minerva`, `olympiadbench`,
-    /// `gsm8k` (default `["heldout-deduction", "heldout-abduction", "heldout-induction"]`).
+    /// `gsm8k`, `arc-easy`, `arc-challenge` (default `["heldout-deduction", "heldout-abduction", "heldout-induction"]`).
     pub benchmarks: Vec<String>,
     /// Items per benchmark; 0 = all (default 32).
     pub limit: usize,
@@ -274,6 +284,14 @@ pub struct EvaluatorSection {
     pub samples: usize,
     /// Longest answer in tokens (default 96).
     pub max_new_tokens: usize,
+    /// Folder of `ARC-Easy-test.jsonl` and `ARC-Challenge-test.jsonl`, read for the `arc-easy`
+    /// and `arc-challenge` benchmarks (default `../shared/data/arc`).
+    pub arc_dir: PathBuf,
+    /// `[evaluator.arc]`: the ARC prompt (`azr_core::eval::ArcPrompt`: `template` with
+    /// `{question}` and `{choices}`, option line `choice` with `{label}` and `{text}`, `stop`
+    /// strings; default `"Question: {question}\n{choices}\nAnswer:"`, `"{label}. {text}"`,
+    /// `["\nQuestion:", "<|im_end|>", "<|endoftext|>"]`).
+    pub arc: ArcPrompt,
 }
 
 impl Default for EvaluatorSection {
@@ -289,6 +307,8 @@ impl Default for EvaluatorSection {
             temperature: 0.0,
             samples: 1,
             max_new_tokens: 96,
+            arc_dir: PathBuf::from(azr_core::data::arc::DEFAULT_DIR),
+            arc: ArcPrompt::default(),
         }
     }
 }
@@ -316,8 +336,10 @@ impl Default for MetricsSection {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FaultsSection {
-    /// Name of a worker actor (`proposer`, `solver`, `executor`, `estimator`, `reward`) that
-    /// panics while handling its first request of step `panic_at_step` (default none).
+    /// Name of an actor (one of `azr_core::metrics::ACTORS`: `proposer`, `solver`, `executor`,
+    /// `estimator`, `reward`, `evaluator`) that panics while handling its first work item of
+    /// step `panic_at_step` (default none). The stateful `task_store` and `learner` end the run
+    /// when they fail.
     pub panic_actor: Option<String>,
     /// The step at which `panic_actor` panics once (default 1).
     pub panic_at_step: Option<u64>,
@@ -372,8 +394,8 @@ fn apply_override(table: &mut toml::Table, spec: &str) -> Result<(), ConfigError
     Ok(())
 }
 
-/// Names of the worker actors that fault injection may target.
-pub const WORKER_NAMES: [&str; 5] = ["proposer", "solver", "executor", "estimator", "reward"];
+/// Names of the actors fault injection may target: the one actor list of the metric catalogue.
+pub const WORKER_NAMES: [&str; 8] = azr_core::metrics::ACTORS;
 
 impl Config {
     /// The embedded CPU default.
@@ -452,8 +474,15 @@ impl Config {
         if r.learner_queue == 0 {
             return Err(err("run.learner_queue", "must be >= 1"));
         }
-        if r.inference_queue == 0 {
-            return Err(err("run.inference_queue", "must be >= 1"));
+        let en = &raw.engine;
+        if en.max_slots == 0 {
+            return Err(err("engine.max_slots", "must be >= 1"));
+        }
+        if en.max_waiting == 0 {
+            return Err(err("engine.max_waiting", "must be >= 1"));
+        }
+        if r.channel_capacity == 0 {
+            return Err(err("run.channel_capacity", "must be >= 1"));
         }
         if r.staleness > 8 {
             return Err(err("run.staleness", "must be <= 8 (0 = on-policy)"));
@@ -608,6 +637,9 @@ impl Config {
         }
         if ev.max_new_tokens == 0 {
             return Err(err("evaluator.max_new_tokens", "must be >= 1"));
+        }
+        if let Err(e) = ev.arc.validate() {
+            return Err(err("evaluator.arc", e.to_string()));
         }
 
         let metrics_addr = if raw.metrics.enabled {

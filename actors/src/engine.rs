@@ -1,73 +1,33 @@
-//! The compute boundary of the pipeline: what the actors need from a policy (generation), a
-//! trainer (updates) and a tokenizer. The real implementations wrap `azr_core::model` and
-//! `azr_core::rl::learner` (see [`crate::backend`]); an external inference server or a remote
-//! learner would implement the same traits.
+//! The compute boundary of the pipeline: what the actors need from a trainer (updates) and a
+//! tokenizer. The real implementations wrap `azr_core::model` and `azr_core::rl::learner` (see
+//! [`crate::backend`]); generation goes through the rollout engine ([`crate::compute`]). A
+//! remote learner would implement the same trait.
 //!
-//! Everything crossing this boundary is plain data: token ids, log-probs, rewards, versions.
+//! Everything crossing this boundary is plain data: token ids, log-probs, rewards, versions,
+//! weight snapshots; errors are typed.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use azr_core::types::{PolicyVersion, ScoredRollout};
+use azr_core::model::Snapshot;
+use azr_core::types::ScoredRollout;
 use serde::{Deserialize, Serialize};
 
-/// Decoding settings of one generation request.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Decoding {
-    /// Temperature; 0 = greedy.
-    pub temperature: f64,
-    /// Nucleus threshold (1 = off).
-    pub top_p: f64,
-    /// Top-k (0 = off).
-    pub top_k: usize,
-    /// Longest response.
-    pub max_new_tokens: usize,
-}
-
-/// One generated sequence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Generated {
-    /// Generated ids (stop token included when produced).
-    pub response_ids: Vec<u32>,
-    /// Log-prob of each generated id under the sampling policy.
-    pub logprobs: Vec<f32>,
-    /// Decoded response text.
-    pub text: String,
-    /// Policy version that generated it.
-    pub policy_version: PolicyVersion,
-}
+/// A tokenizer failure.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("tokenizer: {0}")]
+pub struct CodecError(pub String);
 
 /// Text <-> token ids. Shared by the actors that build prompts.
 pub trait Codec: Send + Sync + 'static {
     /// Encode prompt text (special tokens as the model expects).
-    fn encode(&self, text: &str) -> Result<Vec<u32>, String>;
+    fn encode(&self, text: &str) -> Result<Vec<u32>, CodecError>;
     /// Decode generated ids to text.
-    fn decode(&self, ids: &[u32]) -> Result<String, String>;
+    fn decode(&self, ids: &[u32]) -> Result<String, CodecError>;
 }
-
-/// One generated sequence as the policy returns it: token ids and their log-probs.
-pub type Sampled = (Vec<u32>, Vec<f32>);
 
 /// A shared codec.
 pub type SharedCodec = Arc<dyn Codec>;
-
-/// A policy that generates; lives on the inference thread and never leaves it.
-pub trait Policy: Send + 'static {
-    /// The weight snapshot type the learner publishes.
-    type Weights: Send + Sync + 'static;
-
-    /// Generate one response per prompt, seeded by `seed` (reproducible for a given weights
-    /// version, prompts and seed).
-    fn generate(
-        &mut self,
-        prompts: &[Vec<u32>],
-        decoding: &Decoding,
-        seed: u64,
-    ) -> Result<Vec<Sampled>, String>;
-
-    /// Switch to new weights (called between requests, never mid-sequence).
-    fn load(&mut self, weights: &Self::Weights) -> Result<(), String>;
-}
 
 /// Statistics of one learner update.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -86,19 +46,36 @@ pub struct UpdateStats {
     pub lr: f64,
     /// Tokens trained on.
     pub tokens: usize,
+    /// Mean importance weight of the off-policy correction (1 without one).
+    pub importance_mean: f64,
+    /// Std of the importance weights.
+    pub importance_std: f64,
+    /// Normalised effective sample size of the importance weights, in (0, 1].
+    pub ess: f64,
+}
+
+/// A learner failure.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TrainError {
+    /// The update failed (shapes, tensors, an empty batch).
+    #[error("update failed: {0}")]
+    Update(String),
+    /// Copying the weights failed.
+    #[error("snapshot failed: {0}")]
+    Snapshot(String),
+    /// Writing the checkpoint failed.
+    #[error("saving failed: {0}")]
+    Save(String),
 }
 
 /// A trainer: owns the trainable weights and the optimizer; lives on the learner thread.
 pub trait Trainer: Send + 'static {
-    /// The weight snapshot type handed to the policy.
-    type Weights: Send + Sync + 'static;
+    /// One update on a batch (every rewarded rollout of the batch).
+    fn update(&mut self, batch: &[ScoredRollout]) -> Result<UpdateStats, TrainError>;
 
-    /// One update on a batch (the six sub-batches of a step, concatenated).
-    fn update(&mut self, batch: &[ScoredRollout]) -> Result<UpdateStats, String>;
-
-    /// A deep copy of the current weights.
-    fn snapshot(&self) -> Result<Self::Weights, String>;
+    /// A deep copy of the current weights, for the rollout engine.
+    fn snapshot(&self) -> Result<Snapshot, TrainError>;
 
     /// Save weights (HF format) and optimizer state into `dir`.
-    fn save(&self, dir: &Path) -> Result<(), String>;
+    fn save(&self, dir: &Path) -> Result<(), TrainError>;
 }

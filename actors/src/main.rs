@@ -12,6 +12,7 @@ mod engine;
 mod observe;
 mod pipeline;
 mod rlvr;
+mod service;
 mod telemetry;
 
 use clap::Parser;

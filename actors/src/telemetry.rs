@@ -42,14 +42,25 @@ pub fn busy(actor: &'static str, d: Duration) {
         .record(d.as_secs_f64());
 }
 
-/// Set the depth and capacity of the learner queue (`queue="rollouts"`).
-pub fn rollout_queue(depth: usize, capacity: usize) {
-    m::QUEUE_DEPTH
-        .gauge(&[("queue", "rollouts")])
-        .set(depth as f64);
+/// Set the depth and capacity of a pipeline channel (`queue` from `azr_core::metrics::QUEUES`).
+pub fn queue(name: &'static str, depth: usize, capacity: usize) {
+    m::QUEUE_DEPTH.gauge(&[("queue", name)]).set(depth as f64);
     m::QUEUE_CAPACITY
-        .gauge(&[("queue", "rollouts")])
+        .gauge(&[("queue", name)])
         .set(capacity as f64);
+}
+
+/// Count `n` generations of a (kind, role) left without a reward (infrastructure failure).
+pub fn unrewarded(kind: TaskKind, role: Role, n: usize) {
+    m::ROLLOUTS_UNREWARDED_TOTAL
+        .counter(&tr(kind, role))
+        .increment(n as u64);
+}
+
+/// Set the idle shares of the last step: learner thread and rollout engine.
+pub fn idle(trainer: f64, rollout: f64) {
+    m::TRAINER_IDLE_RATIO.gauge(&[]).set(trainer);
+    m::ROLLOUT_IDLE_RATIO.gauge(&[]).set(rollout);
 }
 
 /// Record the staleness of every rollout of a batch and the batch maximum.
@@ -175,6 +186,13 @@ pub fn learner(stats: &crate::engine::UpdateStats) {
     m::PG_CLIPPED_RATIO.gauge(&[]).set(stats.clip_fraction);
     m::GRAD_NORM.gauge(&[]).set(stats.grad_norm);
     m::LEARNING_RATE.gauge(&[]).set(stats.lr);
+    m::IMPORTANCE_WEIGHT_MEAN
+        .gauge(&[])
+        .set(stats.importance_mean);
+    m::IMPORTANCE_WEIGHT_STD
+        .gauge(&[])
+        .set(stats.importance_std);
+    m::EFFECTIVE_SAMPLE_SIZE.gauge(&[]).set(stats.ess);
     m::TOKENS_TRAINED_TOTAL
         .counter(&[])
         .increment(stats.tokens as u64);

@@ -5,17 +5,21 @@
 //! * [`math`]: MATH500, AIME24/25, AMC23, Minerva, OlympiadBench and GSM8K, each as
 //!   (problem, reference answer);
 //! * [`humaneval`]: HumanEval's 164 problems as synthesis tasks (graded like self-play
-//!   synthesis: the fraction of tests passed in the sandbox).
+//!   synthesis: the fraction of tests passed in the sandbox);
+//! * [`arc`]: ARC-Easy and ARC-Challenge, multiple-choice questions with labelled options
+//!   (scored by [`crate::eval::arc`]).
 //!
 //! Files live under `../shared/data/` relative to the project root by default (see
 //! `shared/data/README.md`); users point the config at their own copies.
 //!
 //! [`Task`]: crate::tasks::Task
 
+pub mod arc;
 pub mod cruxeval;
 pub mod humaneval;
 pub mod math;
 
+pub use arc::{load_arc, ArcChoice, ArcItem, ArcSet};
 pub use cruxeval::{load_cruxeval, CruxItem};
 pub use humaneval::{load_humaneval, HumanEvalItem};
 pub use math::{load_math, MathProblem, MathSet};

@@ -37,6 +37,17 @@ pub struct ExecBenchReport {
     pub failures: usize,
     /// The isolation the sandboxed numbers ran under.
     pub isolation: IsolationReport,
+    /// `/proc/loadavg` (1, 5, 15 minutes) before and after the measurement: the machine may be
+    /// shared, so compare against the same-run baseline.
+    pub load_before: String,
+    /// See `load_before`.
+    pub load_after: String,
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
 }
 
 impl fmt::Display for ExecBenchReport {
@@ -70,6 +81,26 @@ impl fmt::Display for ExecBenchReport {
             f,
             "  python3 -c loop100k : {:>9.1} exec/s  (n = {}, unsandboxed spawn)",
             self.spawn_loop_per_s, self.n_spawn
+        )?;
+        writeln!(
+            f,
+            "  trivial sandboxed / spawn ratio: {:.2}x",
+            self.trivial_per_s / self.spawn_trivial_per_s.max(1e-9)
+        )?;
+        writeln!(
+            f,
+            "  load average before: {}  after: {}",
+            self.load_before, self.load_after
+        )?;
+        let missing = self.isolation.missing();
+        writeln!(
+            f,
+            "  isolation layers missing: {}",
+            if missing.is_empty() {
+                "none".to_string()
+            } else {
+                missing.join(", ")
+            }
         )?;
         write!(f, "  failures: {}", self.failures)
     }
@@ -110,6 +141,7 @@ fn spawn_rate(python: &str, code: &str, input: &str, n: usize, threads: usize) -
 
 /// Start an executor with `cfg` and measure `n` executions of each program.
 pub fn run(cfg: &ExecutorConfig, n: usize) -> Result<ExecBenchReport, ExecutorError> {
+    let load_before = loadavg();
     let ex = Executor::start(cfg.clone())?;
     let n = n.max(1);
     let trivial: Vec<ExecJob> = (0..n)
@@ -151,5 +183,7 @@ pub fn run(cfg: &ExecutorConfig, n: usize) -> Result<ExecBenchReport, ExecutorEr
         validate_per_s,
         failures: failures + f1 + f2,
         isolation: ex.isolation().clone(),
+        load_before,
+        load_after: loadavg(),
     })
 }

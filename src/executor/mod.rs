@@ -8,15 +8,26 @@
 //! `spawn_blocking`. A hostile or broken program always yields an [`Outcome`], never a panic.
 //!
 //! Layout: [`sandbox`] (namespaces, mounts, uid, seccomp programs), `worker` (one fork-server
-//! process and its framed protocol; the Python side is `worker.py`), `pool` (checkout, kill and
-//! replace), `value` (verdict equality [`PyValue::same_as`] and literal rendering), [`jsonl`]
-//! (what `azr exec` prints) and [`bench`] (throughput measurement).
+//! process and its protocol; the Python side is `worker.py`), `pool` (checkout, health check,
+//! kill and replace), `wire` (strict decoding of what a job reports, and Python's `repr`),
+//! `value` (verdict equality [`PyValue::same_as`] and literal rendering), [`jsonl`] (what
+//! `azr exec` prints) and [`bench`] (throughput measurement).
+//!
+//! Isolation of one job (see `worker.py` for the order): a fresh process cloned by its worker's
+//! fork server with new PID, IPC and mount namespaces (it is PID 1 of its own namespace; the
+//! server and every other process are invisible to it), a fresh tmpfs on `/tmp`, its own
+//! `/dev/null`, only fds 0-2 and its result pipe, no capabilities, Landlock, rlimits and seccomp;
+//! the worker itself runs in user, mount, network, IPC and UTS namespaces with a minimal
+//! read-only root. The job reads its code and input from its own pipe and writes its record to
+//! its own pipe: the fork server never sees either. Values are decoded, rendered and compared
+//! here, in Rust.
 
 pub mod bench;
 pub mod jsonl;
 mod pool;
 pub mod sandbox;
 mod value;
+mod wire;
 mod worker;
 
 pub use jsonl::{batch_from_jsonl, exec_one_json, outcome_json, BatchSummary};
@@ -25,6 +36,11 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Most decimal digits an int may have, in inputs (answers, which `ast.literal_eval` parses
+/// under CPython's default limit) and in outputs alike: a result no answer could spell is
+/// `output_too_large`, and a proposal whose gold has such an int is `invalid`.
+pub const MAX_INT_DIGITS: usize = 4300;
 
 /// Executor settings (`[executor]` in the TOML configs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,7 +54,9 @@ pub struct ExecutorConfig {
     pub memory_mb: u64,
     /// Largest accepted result (canonical JSON + repr), in bytes; larger results are rejected.
     pub max_output_bytes: usize,
-    /// Refuse to start without network and filesystem isolation.
+    /// Refuse to start unless every isolation layer is active ([`IsolationReport::missing`] is
+    /// empty): network, filesystem, empty environment, non-root, seccomp, rlimits and the per-job
+    /// PID/IPC namespaces, fresh `/tmp`, descriptor hygiene and dropped capabilities.
     pub require_sandbox: bool,
     /// Modules a proposed program may not import (any dotted component matches).
     pub banned_modules: Vec<String>,
@@ -280,25 +298,50 @@ pub struct IsolationReport {
     /// Each worker has a private, size-capped, writable `/tmp` (emptied after every execution).
     #[serde(default)]
     pub private_tmp: bool,
+    /// Every job is PID 1 of its own PID namespace: no process outside it (its fork server, the
+    /// trainer, the user's shell) is visible or changeable.
+    #[serde(default)]
+    pub job_pid_ns: bool,
+    /// Every job has its own SysV IPC / POSIX message queue namespace (nothing persists).
+    #[serde(default)]
+    pub job_ipc_ns: bool,
+    /// Every job gets a fresh, empty tmpfs on `/tmp` in its own mount namespace.
+    #[serde(default)]
+    pub job_tmp: bool,
+    /// A job holds only fds 0-2 (its own `/dev/null`) and its result pipe.
+    #[serde(default)]
+    pub job_fds: bool,
+    /// A job holds no capabilities (effective, permitted, inheritable, ambient).
+    #[serde(default)]
+    pub job_no_caps: bool,
 }
 
 impl IsolationReport {
-    /// The layers that are missing, by name (empty when everything is active).
+    /// Every layer `require_sandbox` requires, by name, with whether it is active (the names
+    /// are the `layer` values of `azr_executor_isolation_layer`).
+    pub fn required_layers(&self) -> Vec<(&'static str, bool)> {
+        vec![
+            ("network", self.network),
+            ("filesystem", self.filesystem),
+            ("empty_env", self.empty_env),
+            ("non_root", self.non_root),
+            ("seccomp", self.seccomp),
+            ("rlimits", self.rlimits),
+            ("job_pid_ns", self.job_pid_ns),
+            ("job_ipc_ns", self.job_ipc_ns),
+            ("job_tmp", self.job_tmp),
+            ("job_fds", self.job_fds),
+            ("job_no_caps", self.job_no_caps),
+        ]
+    }
+
+    /// The required layers that are missing, by name (empty when everything is active).
     pub fn missing(&self) -> Vec<&'static str> {
-        let mut m = Vec::new();
-        for (on, name) in [
-            (self.network, "network"),
-            (self.filesystem, "filesystem"),
-            (self.empty_env, "empty_env"),
-            (self.non_root, "non_root"),
-            (self.seccomp, "seccomp"),
-            (self.rlimits, "rlimits"),
-        ] {
-            if !on {
-                m.push(name);
-            }
-        }
-        m
+        self.required_layers()
+            .into_iter()
+            .filter(|(_, on)| !on)
+            .map(|(name, _)| name)
+            .collect()
     }
 }
 
@@ -341,16 +384,20 @@ impl Outcome {
     }
 }
 
-/// A child's record as it writes it (JSON).
+/// A job's record as it writes it (JSON; values still in wire form, decoded by `wire`).
 #[derive(Deserialize)]
 struct Record {
-    status: ExecStatus,
+    status: String,
     #[serde(default)]
-    value: Option<PyValue>,
+    value: Option<serde_json::Value>,
+    /// `validate`: the values of the two calls in the job.
     #[serde(default)]
-    repr: Option<String>,
+    values: Option<Vec<serde_json::Value>>,
     #[serde(default)]
     error: Option<String>,
+    /// `probe` only.
+    #[serde(default)]
+    facts: Option<serde_json::Value>,
 }
 
 /// Facts the `probe` op reports from inside a fully set-up child.
@@ -370,6 +417,13 @@ struct Probe {
     rlimit_fsize: i64,
     rlimit_nofile: i64,
     landlock: serde_json::Value,
+    pid: i64,
+    ppid: i64,
+    fds: Vec<i64>,
+    tmp_fresh: bool,
+    caps: String,
+    ipc_leftover: bool,
+    ipc_created: bool,
 }
 
 /// A pool of sandboxed fork-server Python workers.
@@ -442,8 +496,14 @@ impl Executor {
             let config_json = serde_json::json!({
                 "seccomp": filters,
                 "private_tmp": mode.has_private_root(),
+                "job_ns": mode.has_job_namespaces(),
                 "landlock": true,
                 "preload": cfg.preload_modules,
+                "memory_mb": cfg.memory_mb,
+                "timeout_ms": cfg.timeout_ms,
+                "fsize_bytes": cfg.max_file_bytes,
+                "tmp_mb": cfg.tmp_mb,
+                "max_int_digits": MAX_INT_DIGITS,
             })
             .to_string();
             let spawner = pool::Spawner::new(python.clone(), config_json, Arc::clone(&plan))
@@ -464,12 +524,7 @@ impl Executor {
             };
             ex.isolation = ex.probe(plan.mode())?;
             ex.log_isolation();
-            let missing_required: Vec<&str> = ex
-                .isolation
-                .missing()
-                .into_iter()
-                .filter(|m| *m == "network" || *m == "filesystem")
-                .collect();
+            let missing_required = ex.isolation.missing();
             if !missing_required.is_empty() && cfg.require_sandbox {
                 return Err(ExecutorError::SandboxUnavailable {
                     missing: missing_required.join(", "),
@@ -484,21 +539,36 @@ impl Executor {
         Err(spawn_err(failures.join("; ")))
     }
 
-    fn probe(&self, mode: sandbox::Mode) -> Result<IsolationReport, ExecutorError> {
-        let out = self.submit("probe", serde_json::Map::new());
-        let facts: Probe = match (&out.status, &out.repr) {
-            (ExecStatus::Ok, Some(r)) => serde_json::from_str(r).unwrap_or_default(),
-            _ => {
-                return Err(ExecutorError::Spawn {
-                    python: self.cfg.python.clone(),
-                    reason: format!(
-                        "isolation probe failed: {:?} {}",
-                        out.status,
-                        out.error.unwrap_or_default()
-                    ),
-                })
-            }
+    fn probe_once(&self) -> Result<Probe, ExecutorError> {
+        let fail = |why: String| ExecutorError::Spawn {
+            python: self.cfg.python.clone(),
+            reason: format!("isolation probe failed: {why}"),
         };
+        let job = serde_json::json!({"op": "probe", "max_output_bytes": self.cfg.max_output_bytes});
+        let done = self
+            .pool
+            .request(
+                job.to_string().as_bytes(),
+                1 << 20,
+                Duration::from_millis(self.cfg.timeout_ms.max(2000)),
+                Duration::from_millis(self.cfg.grace_ms),
+            )
+            .map_err(fail)?;
+        match done.ending {
+            worker::Ending::Record(bytes) => serde_json::from_slice::<Record>(&bytes)
+                .ok()
+                .and_then(|r| r.facts)
+                .and_then(|f| serde_json::from_value::<Probe>(f).ok())
+                .ok_or_else(|| fail("unreadable probe record".into())),
+            other => Err(fail(format!("{other:?}"))),
+        }
+    }
+
+    fn probe(&self, mode: sandbox::Mode) -> Result<IsolationReport, ExecutorError> {
+        // Twice on the same (only) worker: the second job must not see the SysV IPC object
+        // the first one created.
+        let first = self.probe_once()?;
+        let facts = self.probe_once()?;
         let denied = |s: &str| !s.is_empty() && s != "allowed";
         let landlock = facts
             .landlock
@@ -533,21 +603,20 @@ impl Executor {
             landlock,
             landlock_abi,
             private_tmp: mode.has_private_root(),
+            job_pid_ns: facts.pid == 1 && facts.ppid == 0,
+            job_ipc_ns: first.ipc_created && facts.ipc_created && !facts.ipc_leftover,
+            job_tmp: facts.tmp_fresh && first.tmp_fresh,
+            job_fds: facts.fds == [0, 1, 2, 3],
+            job_no_caps: facts.caps.len() == 48 && facts.caps.chars().all(|c| c == '0'),
         })
     }
 
     fn log_isolation(&self) {
         let iso = &self.isolation;
-        for (name, on) in [
-            ("network", iso.network),
-            ("filesystem", iso.filesystem),
-            ("empty_env", iso.empty_env),
-            ("non_root", iso.non_root),
-            ("seccomp", iso.seccomp),
-            ("rlimits", iso.rlimits),
-            ("landlock", iso.landlock),
-            ("private_tmp", iso.private_tmp),
-        ] {
+        let mut layers = iso.required_layers();
+        layers.push(("landlock", iso.landlock));
+        layers.push(("private_tmp", iso.private_tmp));
+        for (name, on) in layers {
             crate::metrics::EXECUTOR_ISOLATION_LAYER
                 .gauge(&[("layer", name)])
                 .set(if on { 1.0 } else { 0.0 });
@@ -579,112 +648,182 @@ impl Executor {
         self.pool.worker_pids()
     }
 
-    /// Send one op to a worker and turn whatever happens into an [`Outcome`].
+    /// Send one op to a job process and turn whatever happens into an [`Outcome`]. For
+    /// `validate` the outcome carries the first call's value after Rust checked that the
+    /// second call in the same process gave the same value and repr.
     fn submit(&self, op: &str, mut fields: serde_json::Map<String, serde_json::Value>) -> Outcome {
         use serde_json::Value;
         fields.insert("op".into(), Value::from(op));
-        fields.insert("timeout_ms".into(), Value::from(self.cfg.timeout_ms));
-        fields.insert("memory_mb".into(), Value::from(self.cfg.memory_mb));
         fields.insert(
             "max_output_bytes".into(),
             Value::from(self.cfg.max_output_bytes),
         );
-        fields.insert("fsize_bytes".into(), Value::from(self.cfg.max_file_bytes));
         let t0 = Instant::now();
         let timeout = Duration::from_millis(self.cfg.timeout_ms);
-        let out = match self
-            .pool
-            .request(fields, timeout, Duration::from_millis(self.cfg.grace_ms))
-        {
+        let job = match serde_json::to_vec(&Value::Object(fields)) {
+            Ok(j) => j,
+            Err(e) => return Outcome::failed(ExecStatus::SandboxFailure, e.to_string(), 0.0),
+        };
+        // Room for two values (validate) plus the framing.
+        let max_record = 2 * self.cfg.max_output_bytes + 4096;
+        // Executions by status and their latency are recorded by the caller (the executor
+        // actor) under `azr_executions_total` / `azr_execution_duration_seconds`.
+        match self.pool.request(
+            &job,
+            max_record,
+            timeout,
+            Duration::from_millis(self.cfg.grace_ms),
+        ) {
             Ok(done) => self.outcome_of(done),
             Err(why) => Outcome::failed(
                 ExecStatus::SandboxFailure,
                 why,
                 t0.elapsed().as_secs_f64() * 1000.0,
             ),
-        };
-        // Executions by status and their latency are recorded by the caller (the executor
-        // actor) under `azr_executions_total` / `azr_execution_duration_seconds`.
-        out
+        }
     }
 
-    fn outcome_of(&self, done: worker::Done) -> Outcome {
-        let ms = done.ms;
-        let limit = self.cfg.timeout_ms;
-        match done.outcome.as_str() {
-            "record" => {
-                if done.record.len() > self.cfg.max_output_bytes {
-                    return Outcome::failed(
+    /// Decode one wire value: `Ok((value, repr))` or the failing outcome.
+    fn decode_value(&self, v: &serde_json::Value, ms: f64) -> Result<(PyValue, String), Outcome> {
+        match wire::decode(v, MAX_INT_DIGITS) {
+            Ok(w) => {
+                let repr = wire::repr(&w);
+                if repr.len() > self.cfg.max_output_bytes {
+                    return Err(Outcome::failed(
                         ExecStatus::OutputTooLarge,
                         format!(
-                            "result of {} bytes exceeds {} bytes",
-                            done.record.len(),
+                            "result repr of {} bytes exceeds {} bytes",
+                            repr.len(),
                             self.cfg.max_output_bytes
                         ),
                         ms,
-                    );
+                    ));
                 }
-                match serde_json::from_slice::<Record>(&done.record) {
-                    Ok(r) if r.status == ExecStatus::Ok => match (r.value, r.repr) {
-                        (Some(value), Some(repr)) => Outcome {
-                            status: ExecStatus::Ok,
-                            value: Some(value),
-                            repr: Some(repr),
-                            error: None,
-                            millis: ms,
-                        },
-                        _ => Outcome::failed(
+                Ok((wire::to_py(&w), repr))
+            }
+            Err(e @ wire::DecodeError::TooLarge(_)) => Err(Outcome::failed(
+                ExecStatus::OutputTooLarge,
+                e.to_string(),
+                ms,
+            )),
+            Err(e) => Err(Outcome::failed(ExecStatus::Error, e.to_string(), ms)),
+        }
+    }
+
+    fn outcome_of(&self, done: worker::Done) -> Outcome {
+        use worker::Ending;
+        let ms = done.ms;
+        let limit = self.cfg.timeout_ms;
+        match done.ending {
+            Ending::Record(bytes) => {
+                let r = match serde_json::from_slice::<Record>(&bytes) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        return Outcome::failed(
+                            ExecStatus::Error,
+                            format!(
+                            "corrupt result record (the program wrote to its result channel?): {e}"
+                        ),
+                            ms,
+                        )
+                    }
+                };
+                // Statuses a job may report for itself; `timeout` and `sandbox_failure` are
+                // only ever decided here, from outside the job.
+                let status = match r.status.as_str() {
+                    "ok" => ExecStatus::Ok,
+                    "error" => ExecStatus::Error,
+                    "memory" => ExecStatus::Memory,
+                    "output_too_large" => ExecStatus::OutputTooLarge,
+                    "unsupported_type" => ExecStatus::UnsupportedType,
+                    "invalid" => ExecStatus::Invalid,
+                    other => {
+                        return Outcome::failed(
+                            ExecStatus::Error,
+                            format!(
+                                "corrupt result record: status {:?}",
+                                other.chars().take(40).collect::<String>()
+                            ),
+                            ms,
+                        )
+                    }
+                };
+                if status != ExecStatus::Ok {
+                    let err = r.error.unwrap_or_else(|| status.as_str().to_string());
+                    return Outcome::failed(status, err.chars().take(4000).collect::<String>(), ms);
+                }
+                let (value, repr) = match (r.value, r.values) {
+                    (Some(v), None) => match self.decode_value(&v, ms) {
+                        Ok(x) => x,
+                        Err(o) => return o,
+                    },
+                    (None, Some(vs)) if vs.len() == 2 => {
+                        let a = match self.decode_value(&vs[0], ms) {
+                            Ok(x) => x,
+                            Err(o) => return o,
+                        };
+                        let b = match self.decode_value(&vs[1], ms) {
+                            Ok(x) => x,
+                            Err(o) => return o,
+                        };
+                        if !a.0.same_as(&b.0) || a.1 != b.1 {
+                            return Outcome::failed(
+                                ExecStatus::Invalid,
+                                "nondeterministic: two calls in one process differ",
+                                ms,
+                            );
+                        }
+                        a
+                    }
+                    _ => {
+                        return Outcome::failed(
                             ExecStatus::Error,
                             "corrupt result record (no value)",
                             ms,
-                        ),
-                    },
-                    Ok(r) => Outcome::failed(
-                        r.status,
-                        r.error.unwrap_or_else(|| r.status.as_str().to_string()),
-                        ms,
-                    ),
-                    Err(e) => Outcome::failed(
-                        ExecStatus::Error,
-                        format!(
-                            "corrupt result record (the program wrote to its result channel?): {e}"
-                        ),
-                        ms,
-                    ),
+                        )
+                    }
+                };
+                Outcome {
+                    status: ExecStatus::Ok,
+                    value: Some(value),
+                    repr: Some(repr),
+                    error: None,
+                    millis: ms,
                 }
             }
-            "timeout" => Outcome::failed(
-                ExecStatus::Timeout,
-                format!("exceeded the wall-clock limit of {limit} ms"),
-                ms,
-            ),
-            "too_large" => Outcome::failed(
+            Ending::TooLarge => Outcome::failed(
                 ExecStatus::OutputTooLarge,
                 format!("result exceeds {} bytes", self.cfg.max_output_bytes),
                 ms,
             ),
-            _ if done.killed_by_host => Outcome::failed(
+            Ending::Timeout => Outcome::failed(
+                ExecStatus::Timeout,
+                format!("exceeded the wall-clock limit of {limit} ms"),
+                ms,
+            ),
+            Ending::SetupFailed(why) => Outcome::failed(ExecStatus::SandboxFailure, why, ms),
+            Ending::NoRecord { .. } if done.killed_by_host => Outcome::failed(
                 ExecStatus::Timeout,
                 format!("exceeded the wall-clock limit of {limit} ms (killed by the host)"),
                 ms,
             ),
-            _ if done.signal == libc::SIGXCPU || done.signal == libc::SIGKILL => Outcome::failed(
-                ExecStatus::Timeout,
-                format!("killed by {} (CPU limit)", signal_name(done.signal)),
+            Ending::NoRecord { signal, .. }
+                if signal == libc::SIGXCPU || signal == libc::SIGKILL =>
+            {
+                Outcome::failed(
+                    ExecStatus::Timeout,
+                    format!("killed by {} (CPU limit)", signal_name(signal)),
+                    ms,
+                )
+            }
+            Ending::NoRecord { signal, .. } if signal != 0 => Outcome::failed(
+                ExecStatus::Error,
+                format!("crashed: signal {} ({})", signal, signal_name(signal)),
                 ms,
             ),
-            _ if done.signal != 0 => Outcome::failed(
+            Ending::NoRecord { exit, .. } => Outcome::failed(
                 ExecStatus::Error,
-                format!(
-                    "crashed: signal {} ({})",
-                    done.signal,
-                    signal_name(done.signal)
-                ),
-                ms,
-            ),
-            _ => Outcome::failed(
-                ExecStatus::Error,
-                format!("exited with code {} without a result", done.exit),
+                format!("exited with code {exit} without a result"),
                 ms,
             ),
         }
@@ -766,9 +905,12 @@ impl Executor {
     /// gold output; otherwise `invalid` (with the reason) or the failing status.
     ///
     /// Each child runs the static checks, executes the program once and calls `f` twice on
-    /// freshly parsed arguments (catching hidden state); the two children's canonical values
-    /// and reprs must agree (catching randomness, time, addresses). Any exception, including
-    /// `SystemExit`, `KeyboardInterrupt` and other `BaseException` subclasses, is `invalid`.
+    /// freshly parsed arguments and reports both values; Rust checks that the two calls agree
+    /// (catching hidden state) and that the two children agree (catching randomness, time,
+    /// addresses), on values and on the reprs it renders itself. Any exception, including
+    /// `SystemExit`, `KeyboardInterrupt` and other `BaseException` subclasses, is `invalid`; so
+    /// is a gold that no answer could spell (an int over [`MAX_INT_DIGITS`] digits, a literal
+    /// longer than `max_input_bytes`).
     pub fn validate(&self, code: &str, input: &str) -> Outcome {
         if let Some(o) = self.too_big(code, input) {
             return o;
@@ -782,6 +924,14 @@ impl Executor {
         );
         m.insert("banned_names".into(), self.cfg.banned_names.clone().into());
         let first = self.submit("validate", m.clone());
+        if first.status == ExecStatus::OutputTooLarge {
+            let why = first.error.unwrap_or_default();
+            return Outcome::failed(
+                ExecStatus::Invalid,
+                format!("gold output cannot be answered: {why}"),
+                first.millis,
+            );
+        }
         if !first.is_ok() {
             return first;
         }
@@ -805,6 +955,21 @@ impl Executor {
                 "nondeterministic: two processes returned different values",
                 millis,
             );
+        }
+        // The gold must be answerable: its literal has to fit the input limit (its ints are
+        // within MAX_INT_DIGITS already, or the job's outcome was `output_too_large`).
+        if let Some(v) = &first.value {
+            let len = v.to_literal().len();
+            if len > self.cfg.max_input_bytes {
+                return Outcome::failed(
+                    ExecStatus::Invalid,
+                    format!(
+                        "gold output cannot be answered: its literal has {len} bytes, answers at most {}",
+                        self.cfg.max_input_bytes
+                    ),
+                    millis,
+                );
+            }
         }
         Outcome { millis, ..first }
     }

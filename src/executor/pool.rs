@@ -1,8 +1,9 @@
 //! The pool of worker slots: check a worker out, run a request, and kill + replace any worker
-//! that misbehaves (silent past the deadline, protocol violation, dead pipe).
+//! that misbehaves (silent past the deadline, protocol violation, dead pipe) or fails its
+//! per-job health check.
 
 use super::sandbox::SpawnPlan;
-use super::worker::{Done, WorkerProc};
+use super::worker::{Done, Ending, WorkerProc};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -91,57 +92,96 @@ impl Pool {
         self.lock().iter().flatten().map(WorkerProc::pid).collect()
     }
 
-    /// Run `req` on some worker. `Err` carries why the sandbox failed (the worker has been
-    /// replaced); program failures are inside `Done`.
+    /// Run one job on some worker. `Err` carries why the sandbox failed; program failures are
+    /// inside `Done`.
+    ///
+    /// Before the job, the worker's health (alive; rlimits, nice value, affinity, scheduler and
+    /// I/O priority as at start) is checked; a worker that fails is replaced first. A worker
+    /// that faults (silent, dead, protocol violation) or whose job setup failed is replaced too,
+    /// and the job runs once more on the replacement (a job cannot reach its worker, so a fault
+    /// is never the job's doing); only a second fault becomes a `sandbox_failure` outcome.
     pub(crate) fn request(
         &self,
-        req: serde_json::Map<String, serde_json::Value>,
+        job: &[u8],
+        max_record: usize,
         timeout: Duration,
         grace: Duration,
     ) -> Result<Done, String> {
-        let slot = {
-            let mut slots = self.lock();
-            loop {
-                if let Some(slot) = slots.pop() {
-                    break slot;
-                }
-                slots = self
-                    .available
-                    .wait(slots)
-                    .unwrap_or_else(|p| p.into_inner());
-            }
-        };
-        let mut worker = match slot {
-            Some(w) => w,
-            None => match self.spawn() {
-                Ok(w) => w,
-                Err(e) => {
-                    self.give_back(None);
-                    return Err(format!("cannot restart worker: {e}"));
-                }
-            },
-        };
-        match worker.request(req, timeout, grace) {
-            Ok(done) => {
-                self.give_back(Some(worker));
-                Ok(done)
-            }
-            Err(fault) => {
-                tracing::warn!(pid = worker.pid(), %fault, "executor worker misbehaved; killing and replacing it");
-                worker.kill();
-                drop(worker);
-                self.restarts.fetch_add(1, Ordering::Relaxed);
-                let replacement = match self.spawn() {
-                    Ok(w) => Some(w),
-                    Err(e) => {
-                        tracing::error!(error = %e, "executor worker could not be restarted");
-                        None
+        let mut last_err = String::new();
+        for _attempt in 0..2 {
+            let slot = {
+                let mut slots = self.lock();
+                loop {
+                    if let Some(slot) = slots.pop() {
+                        break slot;
                     }
-                };
-                self.give_back(replacement);
-                Err(fault.to_string())
-            }
+                    slots = self
+                        .available
+                        .wait(slots)
+                        .unwrap_or_else(|p| p.into_inner());
+                }
+            };
+            let mut worker = match slot {
+                Some(mut w) => match w.check_health() {
+                    Ok(()) => w,
+                    Err(why) => {
+                        tracing::warn!(pid = w.pid(), %why, "executor worker failed its health check; replacing it");
+                        w.kill();
+                        drop(w);
+                        self.count_replacement();
+                        match self.spawn() {
+                            Ok(w) => w,
+                            Err(e) => {
+                                self.give_back(None);
+                                return Err(format!("cannot restart worker: {e}"));
+                            }
+                        }
+                    }
+                },
+                None => match self.spawn() {
+                    Ok(w) => w,
+                    Err(e) => {
+                        self.give_back(None);
+                        return Err(format!("cannot restart worker: {e}"));
+                    }
+                },
+            };
+            let fault = match worker.request(job, max_record, timeout, grace) {
+                Ok(done) => match &done.ending {
+                    Ending::SetupFailed(why) => {
+                        // Not the program's fault (none of its text ran): the worker's
+                        // environment is broken. Replace it and run the job again.
+                        format!("job setup failed: {why}")
+                    }
+                    _ => {
+                        self.give_back(Some(worker));
+                        return Ok(done);
+                    }
+                },
+                Err(fault) => fault.to_string(),
+            };
+            tracing::warn!(pid = worker.pid(), %fault, "executor worker misbehaved; killing and replacing it");
+            worker.kill();
+            drop(worker);
+            self.count_replacement();
+            let replacement = match self.spawn() {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::error!(error = %e, "executor worker could not be restarted");
+                    None
+                }
+            };
+            self.give_back(replacement);
+            last_err = fault;
         }
+        Err(last_err)
+    }
+
+    fn count_replacement(&self) {
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::EXECUTOR_WORKER_REPLACEMENTS_TOTAL
+            .counter(&[])
+            .increment(1);
     }
 
     /// Add a started worker to the pool.

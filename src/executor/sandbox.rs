@@ -6,17 +6,21 @@
 //! * [`Mode::UserNs`]: (as root, first switch to `nobody`), `unshare(CLONE_NEWUSER | NEWNS |
 //!   NEWNET | NEWIPC | NEWUTS)`, map the uid/gid to 65534 inside, build a tmpfs root holding only
 //!   a read-only bind of `/usr` (plus the `/bin`, `/lib*` links), `/dev/{null,zero,urandom}` and
-//!   a size-capped private `/tmp`, `pivot_root` into it and remount it read-only. Works as root
-//!   and unprivileged wherever user namespaces are allowed.
+//!   a size-capped private `/tmp`, `pivot_root` into it and remount it read-only, and keep
+//!   `CAP_SYS_ADMIN` *of that user namespace* as an ambient capability so that the fork server
+//!   can give every job its own PID, IPC and mount namespaces and a fresh tmpfs on `/tmp` (jobs
+//!   drop every capability before user code runs). Works as root and unprivileged wherever user
+//!   namespaces are allowed. The only mode with per-job namespaces.
 //! * [`Mode::RootNs`]: the same without a user namespace (root only; for hosts that forbid user
 //!   namespaces), dropping to uid/gid 65534 after the mounts.
 //! * [`Mode::Bare`]: no namespaces; as root, drop to 65534. Filesystem and network isolation then
 //!   rest on Landlock (applied by the worker) and seccomp only.
 //!
 //! In every mode the worker gets `PR_SET_PDEATHSIG = SIGKILL`, an empty environment (plus
-//! `PYTHONHASHSEED=0`), its own process group, rlimits (`NOFILE`, `CORE`) and a seccomp filter
-//! denying networking, tracing, mounting and namespace syscalls. Each per-execution child adds
-//! the stricter [`child_filters`] (no fork/exec/kill/setsid either). Everything the `pre_exec`
+//! `PYTHONHASHSEED=0`), its own process group, only fds 0-2 (every other inherited descriptor is
+//! made close-on-exec first), rlimits (`NOFILE`, `CORE`) and a seccomp filter denying
+//! networking, tracing, unmounting and namespace-joining syscalls. Each per-execution child adds
+//! the stricter [`child_filters`] (no mount/capset/fork/exec/kill/setsid either). Everything the `pre_exec`
 //! hook needs is prepared before `fork`, so the hook only issues raw syscalls.
 
 use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, SeccompRule, TargetArch};
@@ -44,6 +48,12 @@ impl Mode {
     /// Whether this mode has a private network namespace.
     pub(crate) fn has_netns(self) -> bool {
         !matches!(self, Mode::Bare)
+    }
+
+    /// Whether every job gets its own PID, IPC and mount namespaces and a fresh `/tmp` (the
+    /// worker keeps `CAP_SYS_ADMIN` inside its own user namespace to create them).
+    pub(crate) fn has_job_namespaces(self) -> bool {
+        matches!(self, Mode::UserNs)
     }
 
     /// Whether this mode builds the minimal read-only root with a private /tmp.
@@ -76,7 +86,6 @@ fn worker_denied() -> Vec<i64> {
         SYS_ptrace,
         SYS_process_vm_readv,
         SYS_process_vm_writev,
-        SYS_mount,
         SYS_umount2,
         SYS_pivot_root,
         SYS_chroot,
@@ -111,11 +120,14 @@ fn worker_denied() -> Vec<i64> {
     ]
 }
 
-/// Additional syscalls a per-execution child may not make: process creation and exec, signals
-/// to other processes, leaving its process group, identity changes.
+/// Additional syscalls a per-execution child may not make: mounts (the worker mounts each job's
+/// fresh `/tmp`, so only the job filter denies them), capability changes, process creation and
+/// exec, signals to other processes, leaving its process group, identity changes.
 fn child_extra_denied() -> Vec<i64> {
     use libc::*;
     let mut v = vec![
+        SYS_mount,
+        SYS_capset,
         SYS_clone,
         SYS_execve,
         SYS_execveat,
@@ -184,11 +196,11 @@ fn guard_filter() -> BpfProgram {
 }
 
 /// The seccomp programs every per-execution child installs, as raw `sock_filter` bytes in hex
-/// (the worker passes them to `prctl(PR_SET_SECCOMP)`).
+/// (the worker passes them to `prctl(PR_SET_SECCOMP)`). They stack on the worker's own filter,
+/// which every job inherits, so they hold only what the job may do on top of the worker's
+/// denials (installing a filter costs time in every job: keep it short).
 pub(crate) fn child_filters() -> Result<Vec<String>, String> {
-    let mut denied = worker_denied();
-    denied.extend(child_extra_denied());
-    let main = deny_filter(denied)?;
+    let main = deny_filter(child_extra_denied())?;
     Ok(vec![to_hex(&guard_filter()), to_hex(&main)])
 }
 
@@ -498,10 +510,66 @@ fn build_root(plan: &SpawnPlan) -> io::Result<()> {
     Ok(())
 }
 
+/// `close_range(2)` flag: mark the range close-on-exec instead of closing it.
+const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+/// `CAP_SYS_ADMIN`.
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// Keep `CAP_SYS_ADMIN` (of the worker's own user namespace only) across the `execve` as an
+/// ambient capability: the fork server needs it to give every job new PID, IPC and mount
+/// namespaces and a fresh `/tmp`. Jobs drop every capability before user code runs.
+fn keep_sys_admin_in_namespace() -> io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut head = Header {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget/capset with a valid header and two data structs; prctl on ourselves.
+    unsafe {
+        let rc = libc::syscall(
+            libc::SYS_capget,
+            &mut head as *mut Header,
+            data.as_mut_ptr(),
+        );
+        check(if rc == 0 { 0 } else { -1 }, "capget")?;
+        data[0].inheritable |= 1 << CAP_SYS_ADMIN;
+        let rc = libc::syscall(libc::SYS_capset, &mut head as *mut Header, data.as_ptr());
+        check(if rc == 0 { 0 } else { -1 }, "capset")?;
+        check(
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                CAP_SYS_ADMIN as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+            ),
+            "raise ambient CAP_SYS_ADMIN",
+        )?;
+    }
+    Ok(())
+}
+
 /// The `pre_exec` body: runs in the forked child before `execve`. Only raw syscalls.
 fn enter_sandbox(plan: &SpawnPlan) -> io::Result<()> {
     // SAFETY: plain syscalls on the current (single-threaded, freshly forked) process.
     unsafe {
+        // Only fds 0-2 survive the exec, whatever the parent inherited (a test harness, a shell,
+        // a service manager): every other descriptor, at any number, is marked close-on-exec.
+        // (Marked rather than closed: std's error-report pipe must stay open until the exec.)
+        let rc = libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC);
+        check(if rc == 0 { 0 } else { -1 }, "close_range")?;
         let lim = libc::rlimit {
             rlim_cur: plan.nofile,
             rlim_max: plan.nofile,
@@ -528,6 +596,7 @@ fn enter_sandbox(plan: &SpawnPlan) -> io::Result<()> {
             write_file(&plan.uid_map_path, &plan.uid_map)?;
             write_file(&plan.gid_map_path, &plan.gid_map)?;
             build_root(plan)?;
+            keep_sys_admin_in_namespace()?;
         }
         Mode::RootNs => {
             // SAFETY: unshare of the current process.
@@ -557,21 +626,23 @@ fn enter_sandbox(plan: &SpawnPlan) -> io::Result<()> {
     Ok(())
 }
 
-/// Spawn `python -s -S -B -c <worker> <config>` under `plan`, stdin/stdout piped for the
-/// protocol, stderr piped for start-up diagnostics.
+/// Spawn `python -s -S -B -c <worker> <config>` under `plan` with `control` (one end of a
+/// `SOCK_SEQPACKET` socket pair) as its fd 0, `/dev/null` as fd 1 and stderr piped for start-up
+/// diagnostics. No other descriptor reaches the worker.
 pub(crate) fn spawn_worker(
     python: &str,
     source: &str,
     config_json: &str,
     plan: std::sync::Arc<SpawnPlan>,
+    control: std::os::fd::OwnedFd,
 ) -> io::Result<Child> {
     let mut cmd = Command::new(python);
     cmd.args(["-s", "-S", "-B", "-c", source, config_json])
         .env_clear()
         .env("PYTHONHASHSEED", "0")
         .current_dir("/")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+        .stdin(Stdio::from(control))
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .process_group(0);
     // SAFETY: the hook only performs raw syscalls on data prepared before fork (see SpawnPlan).

@@ -1,16 +1,27 @@
 # azr fork-server worker (embedded in the Rust binary via include_str!).
 #
 # Started by the Rust executor as `python3 -s -S -B -c <this file> <config json>` inside the
-# namespaces and mounts the Rust side set up. Protocol on the original fds 0/1 (moved to private
-# fds at start): every frame is a 4-byte big-endian length followed by that many bytes.
-#   request  (Rust -> worker): JSON {"id", "op", ...op fields, "timeout_ms", "memory_mb", ...}
-#   started  (worker -> Rust): JSON {"id", "ev": "started", "pid"}
-#   done     (worker -> Rust): JSON header {"id", "ev": "done", "outcome", "ms", "signal", "exit"}
-#                              + "\n" + the raw record the child wrote (may be empty)
-# Every request runs in a fresh forked child which sets its own process group, points fds 0-2 at
-# /dev/null, closes every other fd except its private result pipe, lowers rlimits, installs the
-# seccomp filter handed over by Rust, and only then touches user text. The worker itself never
-# parses or runs user text.
+# namespaces and mounts the Rust side set up, with exactly three descriptors: fd 0 is a
+# SOCK_SEQPACKET control socket to Rust, fd 1 is /dev/null, fd 2 is a start-up diagnostics pipe.
+#
+# Control protocol (one JSON object per packet):
+#   request (Rust -> server): {"id": N} carrying two descriptors (SCM_RIGHTS): the read end of
+#                             the job pipe and the write end of the result pipe, both fresh for
+#                             this job. The server never reads or writes either: the job's
+#                             code, input and result travel between Rust and the job only.
+#   started (server -> Rust): {"id", "ev": "started", "pid"} right after the clone.
+#   done    (server -> Rust): {"id", "ev": "done", "signal", "exit", "timeout"} once the job
+#                             process is reaped (Rust ignores it when it already has a result).
+#
+# Every job runs in a fresh process cloned with new PID, IPC and mount namespaces (PID 1 of its
+# own namespace: the server and every other process are invisible to it), mounts a fresh tmpfs
+# on /tmp, opens its own /dev/null, reads its job from its own pipe, applies Landlock, keeps only
+# fds 0-2 and its result pipe (fd 3), lowers rlimits, drops every capability, installs the
+# seccomp filters handed over by Rust, writes the ready byte 'R', and only then touches user text.
+# The result stream is 'R' + one frame (4-byte big-endian length + JSON record) or, when the setup
+# failed, 'F' + one frame with the reason. Records are plain data; Rust decodes, renders and
+# compares every value itself, so a program that tampers with this file's code in its own process
+# can at most report a value it could have returned.
 import ast
 import builtins
 import ctypes
@@ -21,6 +32,7 @@ import os
 import resource
 import select
 import signal
+import socket
 import sys
 import time
 
@@ -29,25 +41,48 @@ if sys.path and sys.path[0] in ("", "."):
 
 CFG = json.loads(sys.argv[1])
 
-# Modules programs commonly import: loaded once here so every forked child gets them for free
-# (each preloaded module makes every fork a little slower, so the list is configurable).
+# Modules programs commonly import: loaded once here so every job gets them for free (each
+# preloaded module makes every clone a little slower, so the list is configurable).
 for _name in CFG.get("preload", []):
     try:
         __import__(_name)
     except Exception:  # noqa: BLE001 - a missing optional module only costs speed
         pass
-SERVER_PID = os.getpid()
+
 LIBC = ctypes.CDLL(None, use_errno=True)
+# The GIL stays held across clone (like os.fork), so the child owns it on return.
+PYLIBC = ctypes.PyDLL(None, use_errno=True)
 _UL = ctypes.c_ulong
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
 MAX_DEPTH = 100
+# One digit limit for inputs (CPython's default int/str conversion limit, which ast.literal_eval
+# applies to answers) and outputs: a result no answer could spell is refused.
+MAX_INT_DIGITS = int(CFG.get("max_int_digits", 4300))
+SYS_CLONE = 56
+SYS_CAPSET = 126
+SYS_CLOSE_RANGE = 436
+CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+
+JOB_NS = bool(CFG.get("job_ns"))
+PRIVATE_TMP = bool(CFG.get("private_tmp"))
+MEMORY = int(CFG["memory_mb"]) * 1024 * 1024
+TIMEOUT_S = int(CFG["timeout_ms"]) / 1000.0
+CPU_S = int(math.ceil(TIMEOUT_S)) + 1
+FSIZE = int(CFG["fsize_bytes"])
+TMP_OPTS = ("size=%dm,mode=1777" % max(1, int(CFG.get("tmp_mb", 16)))).encode()
 
 _type = type
 _repr = repr
 _len = len
+_str = str
 _isinstance = isinstance
 _dumps = json.dumps
 _BaseException = BaseException
@@ -58,70 +93,75 @@ def _syscall(nr, *args):
 
 
 # ---------------------------------------------------------------------------------------------
-# Landlock (applied once to the worker, inherited by every child).
+# Landlock: the rule targets are opened once here; every job builds its own ruleset (its /tmp is
+# a fresh tmpfs, so its rule must name the new mount) and restricts itself.
 # ---------------------------------------------------------------------------------------------
-def _landlock(rules, want_scope):
-    """Restrict the filesystem to `rules` [(path, access, is_dir)], deny TCP, scope signals."""
-    abi = _syscall(444, 0, 0, 1)  # LANDLOCK_CREATE_RULESET_VERSION
-    if abi < 1:
-        return {"abi": 0, "enforced": False, "why": "landlock unavailable (errno %d)" % ctypes.get_errno()}
-    fs_all = (1 << 13) - 1  # EXECUTE .. MAKE_SYM
-    if abi >= 2:
-        fs_all |= 1 << 13  # REFER
-    if abi >= 3:
-        fs_all |= 1 << 14  # TRUNCATE
-    if abi >= 5:
-        fs_all |= 1 << 15  # IOCTL_DEV
-    file_rights = 1 | 2 | 4 | (1 << 14 if abi >= 3 else 0)
-    net = 3 if abi >= 4 else 0
-    scope = 3 if (abi >= 6 and want_scope) else 0
-    if abi >= 6:
-        attr = ctypes.create_string_buffer(fs_all.to_bytes(8, "little") + net.to_bytes(8, "little") + scope.to_bytes(8, "little"))
-        size = 24
-    elif abi >= 4:
-        attr = ctypes.create_string_buffer(fs_all.to_bytes(8, "little") + net.to_bytes(8, "little"))
-        size = 16
-    else:
-        attr = ctypes.create_string_buffer(fs_all.to_bytes(8, "little"))
-        size = 8
-    rfd = _syscall(444, ctypes.addressof(attr), size, 0)
-    if rfd < 0:
-        return {"abi": abi, "enforced": False, "why": "create_ruleset errno %d" % ctypes.get_errno()}
-    try:
-        for path, access, is_dir in rules:
-            try:
-                pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-            except OSError:
-                continue
-            try:
-                allowed = access & fs_all if is_dir else access & file_rights
-                rule = ctypes.create_string_buffer(allowed.to_bytes(8, "little") + pfd.to_bytes(4, "little", signed=True))
-                if _syscall(445, rfd, 1, ctypes.addressof(rule), 0) != 0:
-                    return {"abi": abi, "enforced": False, "why": "add_rule %s errno %d" % (path, ctypes.get_errno())}
-            finally:
-                os.close(pfd)
-        if LIBC.prctl(PR_SET_NO_NEW_PRIVS, _UL(1), _UL(0), _UL(0), _UL(0)) != 0:
-            return {"abi": abi, "enforced": False, "why": "no_new_privs failed"}
-        if _syscall(446, rfd, 0) != 0:
-            return {"abi": abi, "enforced": False, "why": "restrict_self errno %d" % ctypes.get_errno()}
-    finally:
-        os.close(rfd)
-    return {"abi": abi, "enforced": True, "net": net != 0, "scope": scope != 0, "why": ""}
-
-
 READ = 1 | 4 | 8  # EXECUTE | READ_FILE | READ_DIR
 RW_FILE = 2 | 4 | (1 << 14)
-LL_RULES = [("/usr", READ, True), ("/dev/null", RW_FILE, False), ("/dev/urandom", 4, False), ("/dev/zero", 4, False)]
-if CFG.get("private_tmp"):
-    # Only in the minimal private root: listing "/" then shows just our own entries.
-    LL_RULES.append(("/", 8, True))
-    LL_RULES.append(("/tmp", (1 << 16) - 1, True))
-if CFG.get("landlock", True):
-    LANDLOCK = _landlock(LL_RULES, True)
+LL_ABI = _syscall(444, 0, 0, 1) if CFG.get("landlock", True) else 0  # CREATE_RULESET_VERSION
+if LL_ABI < 0:
+    LL_ABI = 0
+LL_FS_ALL = (1 << 13) - 1
+if LL_ABI >= 2:
+    LL_FS_ALL |= 1 << 13  # REFER
+if LL_ABI >= 3:
+    LL_FS_ALL |= 1 << 14  # TRUNCATE
+if LL_ABI >= 5:
+    LL_FS_ALL |= 1 << 15  # IOCTL_DEV
+LL_FILE = 1 | 2 | 4 | (1 << 14 if LL_ABI >= 3 else 0)
+LL_NET = 3 if LL_ABI >= 4 else 0
+LL_SCOPE = 3 if LL_ABI >= 6 else 0
+if LL_ABI >= 6:
+    _LL_ATTR = ctypes.create_string_buffer(LL_FS_ALL.to_bytes(8, "little") + LL_NET.to_bytes(8, "little") + LL_SCOPE.to_bytes(8, "little"))
+    _LL_SIZE = 24
+elif LL_ABI >= 4:
+    _LL_ATTR = ctypes.create_string_buffer(LL_FS_ALL.to_bytes(8, "little") + LL_NET.to_bytes(8, "little"))
+    _LL_SIZE = 16
 else:
-    LANDLOCK = {"abi": 0, "enforced": False, "why": "disabled"}
+    _LL_ATTR = ctypes.create_string_buffer(LL_FS_ALL.to_bytes(8, "little"))
+    _LL_SIZE = 8
+LL_TARGETS = []
+if LL_ABI >= 1:
+    _rules = [("/usr", READ, True), ("/dev/null", RW_FILE, False), ("/dev/urandom", 4, False), ("/dev/zero", 4, False)]
+    if PRIVATE_TMP:
+        # Only in the minimal private root: listing "/" then shows just our own entries.
+        _rules.append(("/", 8, True))
+    for _path, _access, _is_dir in _rules:
+        try:
+            _fd = os.open(_path, os.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            continue
+        LL_TARGETS.append((_fd, _access & LL_FS_ALL if _is_dir else _access & LL_FILE))
+LANDLOCK = {"abi": LL_ABI, "enforced": LL_ABI >= 1, "net": LL_NET != 0, "scope": LL_SCOPE != 0}
 
-# The seccomp program for children, compiled by Rust (seccompiler) and sent as hex.
+
+def _ll_rule(rfd, fd, allowed):
+    rule = ctypes.create_string_buffer(allowed.to_bytes(8, "little") + fd.to_bytes(4, "little", signed=True))
+    if _syscall(445, rfd, 1, ctypes.addressof(rule), 0) != 0:
+        raise OSError("landlock add_rule errno %d" % ctypes.get_errno())
+
+
+def landlock_self():
+    """Restrict this job to the rules above plus read/write on its own /tmp."""
+    if LL_ABI < 1:
+        return
+    rfd = _syscall(444, ctypes.addressof(_LL_ATTR), _LL_SIZE, 0)
+    if rfd < 0:
+        raise OSError("landlock create_ruleset errno %d" % ctypes.get_errno())
+    for fd, allowed in LL_TARGETS:
+        _ll_rule(rfd, fd, allowed)
+    if PRIVATE_TMP:
+        tfd = os.open("/tmp", os.O_PATH | os.O_CLOEXEC)
+        _ll_rule(rfd, tfd, ((1 << 16) - 1) & LL_FS_ALL)
+        os.close(tfd)
+    if LIBC.prctl(PR_SET_NO_NEW_PRIVS, _UL(1), _UL(0), _UL(0), _UL(0)) != 0:
+        raise OSError("no_new_privs failed")
+    if _syscall(446, rfd, 0) != 0:
+        raise OSError("landlock restrict_self errno %d" % ctypes.get_errno())
+    os.close(rfd)
+
+
+# The seccomp program for jobs, compiled by Rust (seccompiler) and sent as hex.
 _FILTERS = []
 for _hex in CFG.get("seccomp", []):
     _raw = bytes.fromhex(_hex)
@@ -129,27 +169,29 @@ for _hex in CFG.get("seccomp", []):
     _fprog = ctypes.create_string_buffer((_len(_raw) // 8).to_bytes(2, "little") + b"\0" * 6 + ctypes.addressof(_prog).to_bytes(8, "little"))
     _FILTERS.append((_prog, _fprog))
 
-DEVNULL = os.open("/dev/null", os.O_RDWR)
-PROTO_IN = os.dup(0)
-PROTO_OUT = os.dup(1)
-os.dup2(DEVNULL, 0)
-os.dup2(DEVNULL, 1)
-os.dup2(DEVNULL, 2)
-try:
-    MAXFD = os.sysconf("SC_OPEN_MAX")
-except (ValueError, OSError):
-    MAXFD = 1024
+# capset(2) arguments that clear the effective, permitted and inheritable sets (the ambient set
+# follows the permitted one). _LINUX_CAPABILITY_VERSION_3 = 0x20080522, pid 0 = self.
+_CAP_HEAD = ctypes.create_string_buffer((0x20080522).to_bytes(4, "little") + (0).to_bytes(4, "little"))
+_CAP_ZERO = ctypes.create_string_buffer(24)
+
+# The control socket moves off fd 0; fds 0 and 1 become /dev/null (fd 2 too once started).
+CTRL = os.dup(0)
+SOCK = socket.socket(fileno=CTRL)
+_null = os.open("/dev/null", os.O_RDWR)
+os.dup2(_null, 0)
+os.dup2(_null, 1)
+os.close(_null)
 IS_ROOT = os.getuid() == 0
+SERVER_PID = os.getpid()
+# st_dev of the server's own /tmp: a job's fresh tmpfs must differ (checked by the probe).
+try:
+    SERVER_TMP_DEV = os.stat("/tmp").st_dev
+except OSError:
+    SERVER_TMP_DEV = -1
 
 
-def _read_exact(fd, n):
-    buf = bytearray()
-    while _len(buf) < n:
-        chunk = os.read(fd, n - _len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    return bytes(buf)
+def _send(obj):
+    SOCK.send(_dumps(obj, separators=(",", ":")).encode())
 
 
 def _write_all(fd, data):
@@ -159,13 +201,9 @@ def _write_all(fd, data):
         view = view[n:]
 
 
-def _send(obj, tail=b""):
-    body = _dumps(obj, separators=(",", ":")).encode() + (b"\n" + tail if tail is not None else b"")
-    _write_all(PROTO_OUT, _len(body).to_bytes(4, "big") + body)
-
-
 # ---------------------------------------------------------------------------------------------
-# Values: exact builtin types only, so no user __eq__/__repr__/__hash__ ever runs here.
+# Values: exact builtin types only, so no user __eq__/__repr__/__hash__ ever runs here. Sets keep
+# their iteration order (Rust renders the repr from it and compares order-free).
 # ---------------------------------------------------------------------------------------------
 class Unsupported(Exception):
     pass
@@ -176,20 +214,19 @@ class TooLarge(Exception):
 
 
 class Budget:
-    __slots__ = ("left", "bits")
+    __slots__ = ("left",)
 
     def __init__(self, cap):
         self.left = cap
-        self.bits = int(cap * 3.3) + 64
 
     def spend(self, n):
         self.left -= n
         if self.left < 0:
-            raise TooLarge()
+            raise TooLarge("result larger than the output limit")
 
 
-def _canon_key(c):
-    return _dumps(c, sort_keys=True, ensure_ascii=True)
+# Bits above which an int certainly has more than MAX_INT_DIGITS digits.
+_INT_BITS = int(MAX_INT_DIGITS * 3.33) + 8
 
 
 def canon(x, budget, depth=0):
@@ -200,9 +237,14 @@ def canon(x, budget, depth=0):
     if t is bool:
         return {"t": "bool", "v": x}
     if t is int:
-        if x.bit_length() > budget.bits:
-            raise TooLarge()
-        s = str(x)
+        if x.bit_length() > _INT_BITS:
+            raise TooLarge("int with more than %d digits" % MAX_INT_DIGITS)
+        try:
+            s = _str(x)
+        except ValueError:
+            raise TooLarge("int with more than %d digits" % MAX_INT_DIGITS) from None
+        if _len(s.lstrip("-")) > MAX_INT_DIGITS:
+            raise TooLarge("int with more than %d digits" % MAX_INT_DIGITS)
         budget.spend(_len(s))
         return {"t": "int", "v": s}
     if t is float:
@@ -225,10 +267,10 @@ def canon(x, budget, depth=0):
         return {"t": "tuple", "v": [canon(i, budget, depth + 1) for i in x]}
     if t is dict:
         return {"t": "dict", "v": [[canon(k, budget, depth + 1), canon(v, budget, depth + 1)] for k, v in x.items()]}
-    if t is set or t is frozenset:
-        items = [canon(i, budget, depth + 1) for i in x]
-        items.sort(key=_canon_key)
-        return {"t": "set", "v": items}
+    if t is set:
+        return {"t": "set", "v": [canon(i, budget, depth + 1) for i in x]}
+    if t is frozenset:
+        return {"t": "fset", "v": [canon(i, budget, depth + 1) for i in x]}
     try:
         name = t.__qualname__ if _isinstance(t.__qualname__, str) else "object"
     except _BaseException:  # noqa: BLE001 - a hostile metaclass
@@ -236,22 +278,16 @@ def canon(x, budget, depth=0):
     raise Unsupported("unsupported result type %s" % name[:100])
 
 
-def value_record(x, cap):
-    """Canonical record for a returned value, or the failing status."""
+def value_of(x, cap):
+    """(canonical value, None) or (None, failing record)."""
     try:
-        sys.set_int_max_str_digits(0)
-    except AttributeError:
-        pass
-    try:
-        c = canon(x, Budget(cap))
-        r = _repr(x)
+        return canon(x, Budget(cap)), None
     except Unsupported as e:
-        return {"status": "unsupported_type", "error": str(e.args[0]) if e.args else "unsupported"}
-    except TooLarge:
-        return {"status": "output_too_large", "error": "result larger than %d bytes" % cap}
+        return None, {"status": "unsupported_type", "error": _str(e.args[0]) if e.args else "unsupported"}
+    except TooLarge as e:
+        return None, {"status": "output_too_large", "error": _str(e.args[0]) if e.args else "too large"}
     except RecursionError:
-        return {"status": "unsupported_type", "error": "value nested too deeply"}
-    return {"status": "ok", "value": c, "repr": r}
+        return None, {"status": "unsupported_type", "error": "value nested too deeply"}
 
 
 def exc_text(e):
@@ -262,7 +298,7 @@ def exc_text(e):
     except _BaseException:  # noqa: BLE001
         name = "BaseException"
     try:
-        msg = str(e)
+        msg = _str(e)
         if not _isinstance(msg, str):
             msg = "<unprintable>"
     except _BaseException:  # noqa: BLE001 - __str__ may raise anything
@@ -272,10 +308,35 @@ def exc_text(e):
 
 
 # ---------------------------------------------------------------------------------------------
-# Operations (run inside the child, after the sandbox is complete).
+# Operations (run inside the job process, after the sandbox is complete).
 # ---------------------------------------------------------------------------------------------
 class InputError(Exception):
     pass
+
+
+_SPECIAL_FLOATS = {"inf": float("inf"), "-inf": float("-inf"), "nan": float("nan"), "+inf": float("inf")}
+
+
+def _literal_node(node):
+    """ast.literal_eval's input, with `float('inf'|'-inf'|'nan')` and `frozenset(<literal>)`
+    allowed as well (the spellings of values that have no plain literal)."""
+    for n in ast.walk(node):
+        if _type(n) is ast.Call and _type(n.func) is ast.Name and not n.keywords:
+            if n.func.id == "float" and _len(n.args) == 1 and _type(n.args[0]) is ast.Constant and n.args[0].value in _SPECIAL_FLOATS:
+                v = _SPECIAL_FLOATS[n.args[0].value]
+                n.__class__ = ast.Constant
+                n.value = v
+                n.kind = None
+            elif n.func.id == "frozenset" and _len(n.args) <= 1:
+                arg = n.args[0] if n.args else ast.Set(elts=[])
+                if _type(arg) in (ast.Set, ast.List, ast.Tuple):
+                    n.__class__ = ast.Set
+                    n.elts = arg.elts
+    return node
+
+
+def literal(node):
+    return ast.literal_eval(_literal_node(node))
 
 
 def parse_args(src):
@@ -334,8 +395,8 @@ def static_check(tree, banned_modules, banned_names):
     return None
 
 
-# Everything user code created stays referenced until the child exits with os._exit, so no
-# user __del__ or generator `finally` runs while the result is being recorded.
+# Everything user code created stays referenced until the job exits with os._exit, so no user
+# __del__ or generator `finally` runs while the result is being recorded.
 _KEEP = []
 
 
@@ -369,7 +430,7 @@ def op_run(req):
         else:
             args, kwargs = parse_args(req["input"])
     except InputError as e:
-        return {"status": "invalid", "error": str(e)}
+        return {"status": "invalid", "error": _str(e)}
     try:
         if trusted:
             g = {"__name__": "__main__", "__builtins__": builtins}
@@ -387,7 +448,8 @@ def op_run(req):
     except _BaseException as e:  # noqa: BLE001 - every exception is an outcome
         _KEEP.append(e)
         return {"status": "error", "error": exc_text(e)}
-    return value_record(out, req["max_output_bytes"])
+    v, bad = value_of(out, req["max_output_bytes"])
+    return bad or {"status": "ok", "value": v}
 
 
 def op_validate(req):
@@ -403,7 +465,7 @@ def op_validate(req):
         args1, kwargs1 = parse_args(req["input"])
         args2, kwargs2 = parse_args(req["input"])
     except InputError as e:
-        return {"status": "invalid", "error": str(e)}
+        return {"status": "invalid", "error": _str(e)}
     _KEEP.append((args1, kwargs1, args2, kwargs2))
     try:
         f = load_f(code)
@@ -424,24 +486,39 @@ def op_validate(req):
         _KEEP.append(e)
         return {"status": "invalid", "error": "raised " + exc_text(e)}
     cap = req["max_output_bytes"]
-    r1 = value_record(out1, cap)
-    if r1["status"] != "ok":
-        return r1
-    r2 = value_record(out2, cap)
-    if r2["status"] != "ok" or _canon_key(r1["value"]) != _canon_key(r2["value"]) or r1["repr"] != r2["repr"]:
-        return {"status": "invalid", "error": "nondeterministic: two calls in one process differ"}
-    return r1
+    v1, bad = value_of(out1, cap)
+    if bad:
+        return bad
+    v2, bad = value_of(out2, cap)
+    if bad:
+        return bad
+    # Rust compares the two calls (and a second, independent process).
+    return {"status": "ok", "values": [v1, v2]}
 
 
 def op_parse(req):
     try:
-        v = ast.literal_eval(req["text"])
+        v = literal(ast.parse(req["text"].strip(), mode="eval").body)
         _KEEP.append(v)
     except MemoryError:
         return {"status": "invalid", "error": "not a literal: MemoryError"}
     except _BaseException as e:  # noqa: BLE001
         return {"status": "invalid", "error": "not a literal: " + exc_text(e)}
-    return value_record(v, req["max_output_bytes"])
+    v, bad = value_of(v, req["max_output_bytes"])
+    if bad:
+        return {"status": "invalid", "error": "not a supported literal: " + bad["error"]}
+    return {"status": "ok", "value": v}
+
+
+def _open_fds():
+    fds = []
+    for fd in range(0, 4096):
+        try:
+            os.fstat(fd)
+            fds.append(fd)
+        except OSError:
+            pass
+    return fds
 
 
 def op_probe(req):
@@ -471,8 +548,6 @@ def op_probe(req):
     except OSError as e:
         facts["fork"] = e.__class__.__name__
     try:
-        import socket
-
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.close()
         facts["socket"] = "allowed"
@@ -488,172 +563,251 @@ def op_probe(req):
     facts["rlimit_fsize"] = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
     facts["rlimit_nofile"] = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     facts["landlock"] = LANDLOCK
-    return {"status": "ok", "value": {"t": "none"}, "repr": _dumps(facts)}
+    # Per-job layers: own PID namespace (PID 1, parent invisible), only fds 0-3, a fresh /tmp,
+    # no capabilities, and a SysV IPC namespace of its own (the key the previous probe created
+    # must not exist here).
+    facts["pid"] = os.getpid()
+    facts["ppid"] = os.getppid()
+    facts["fds"] = _open_fds()
+    try:
+        st = os.stat("/tmp")
+        facts["tmp_fresh"] = st.st_dev != SERVER_TMP_DEV and os.listdir("/tmp") == []
+    except OSError:
+        facts["tmp_fresh"] = False
+    head = ctypes.create_string_buffer((0x20080522).to_bytes(4, "little") + (0).to_bytes(4, "little"))
+    data = ctypes.create_string_buffer(24)
+    facts["caps"] = "error" if _syscall(125, ctypes.addressof(head), ctypes.addressof(data)) != 0 else data.raw.hex()
+    key = 0x617A72  # "azr"
+    facts["ipc_leftover"] = LIBC.shmget(ctypes.c_int(key), _UL(0), ctypes.c_int(0)) >= 0
+    facts["ipc_created"] = LIBC.shmget(ctypes.c_int(key), _UL(4096), ctypes.c_int(0o1000 | 0o600)) >= 0
+    return {"status": "ok", "facts": facts}
 
 
 OPS = {"run": op_run, "validate": op_validate, "parse": op_parse, "probe": op_probe}
 
 
-def child(req, wfd):
-    """Body of a forked child: finish the sandbox, run one op, write one record, _exit."""
-    rec = None
+def _read_all(fd, limit):
+    chunks = []
+    total = 0
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        total += _len(chunk)
+        if total > limit:
+            raise OSError("job larger than %d bytes" % limit)
+        chunks.append(chunk)
+
+
+def _frame(tag, data):
+    return tag + _len(data).to_bytes(4, "big") + data
+
+
+def job_main(job_fd, res_fd):
+    """Body of a job process: finish the sandbox, read the job, run it, write one record, _exit."""
+    out = res_fd
     try:
         try:
-            os.setpgid(0, 0)
-        except OSError:
-            pass
-        LIBC.prctl(PR_SET_PDEATHSIG, _UL(signal.SIGKILL), _UL(0), _UL(0), _UL(0))
-        if os.getppid() != SERVER_PID:
-            os._exit(70)
-        os.dup2(DEVNULL, 0)
-        os.dup2(DEVNULL, 1)
-        os.dup2(DEVNULL, 2)
-        os.closerange(3, wfd)
-        os.closerange(wfd + 1, MAXFD)
-        os.environ.clear()
-        mem = req["memory_mb"] * 1024 * 1024
-        cpu = int(math.ceil(req["timeout_ms"] / 1000.0)) + 1
-        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (req["fsize_bytes"], req["fsize_bytes"]))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (32, 32))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if not IS_ROOT:
-            resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
-        if LIBC.prctl(PR_SET_NO_NEW_PRIVS, _UL(1), _UL(0), _UL(0), _UL(0)) != 0:
-            raise OSError("PR_SET_NO_NEW_PRIVS failed")
-        for _prog, fprog in _FILTERS:
-            if LIBC.prctl(PR_SET_SECCOMP, _UL(SECCOMP_MODE_FILTER), _UL(ctypes.addressof(fprog)), _UL(0), _UL(0)) != 0:
-                raise OSError("seccomp filter rejected (errno %d)" % ctypes.get_errno())
-    except _BaseException as e:  # noqa: BLE001 - never run user text in a half-built sandbox
-        rec = {"status": "sandbox_failure", "error": "child setup failed: " + exc_text(e)}
-    # Shift the allocator state by a random amount so that object addresses (id(), default
-    # reprs) differ between children: validation then sees address-dependent programs as
-    # nondeterministic instead of silently accepting them.
-    _jitter = [(object(), [], {}, "j" * k) for k in range(os.urandom(1)[0] % 61)]
-    try:
-        if rec is None:
+            LIBC.prctl(PR_SET_PDEATHSIG, _UL(signal.SIGKILL), _UL(0), _UL(0), _UL(0))
+            if JOB_NS and PRIVATE_TMP:
+                if LIBC.mount(b"tmpfs", b"/tmp", b"tmpfs", _UL(MS_NOSUID | MS_NODEV | MS_NOEXEC), TMP_OPTS) != 0:
+                    raise OSError("mount /tmp: errno %d" % ctypes.get_errno())
+            req = json.loads(_read_all(job_fd, 64 << 20))
+            os.close(job_fd)
+            null = os.open("/dev/null", os.O_RDWR)
+            os.dup2(null, 0)
+            os.dup2(null, 1)
+            os.dup2(null, 2)
+            landlock_self()
+            if res_fd != 3:
+                os.dup2(res_fd, 3)
+                out = 3
+            if _syscall(SYS_CLOSE_RANGE, 4, 0xFFFFFFFF, 0) != 0:
+                os.closerange(4, 65536)
+            os.environ.clear()
+            resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
+            resource.setrlimit(resource.RLIMIT_CPU, (CPU_S, CPU_S + 1))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (FSIZE, FSIZE))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (32, 32))
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            if not IS_ROOT:
+                resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+            if _syscall(SYS_CAPSET, ctypes.addressof(_CAP_HEAD), ctypes.addressof(_CAP_ZERO)) != 0:
+                raise OSError("capset errno %d" % ctypes.get_errno())
+            if LIBC.prctl(PR_SET_NO_NEW_PRIVS, _UL(1), _UL(0), _UL(0), _UL(0)) != 0:
+                raise OSError("PR_SET_NO_NEW_PRIVS failed")
+            for _prog, fprog in _FILTERS:
+                if LIBC.prctl(PR_SET_SECCOMP, _UL(SECCOMP_MODE_FILTER), _UL(ctypes.addressof(fprog)), _UL(0), _UL(0)) != 0:
+                    raise OSError("seccomp filter rejected (errno %d)" % ctypes.get_errno())
+        except _BaseException as e:  # noqa: BLE001 - never run user text in a half-built sandbox
+            _write_all(out, _frame(b"F", ("job setup failed: " + exc_text(e)).encode()))
+            os._exit(0)
+        os.write(3, b"R")
+        # Shift the allocator state by a random amount so that object addresses (id(), default
+        # reprs) differ between jobs: validation then sees address-dependent programs as
+        # nondeterministic instead of silently accepting them.
+        _jitter = [(object(), [], {}, "j" * k) for k in range(os.urandom(1)[0] % 61)]
+        _KEEP.append(_jitter)
+        rnd = sys.modules.get("random")
+        if rnd is not None:
             try:
-                rec = OPS[req["op"]](req)
-            except MemoryError:
-                rec = {"status": "memory", "error": "MemoryError"}
-            except RecursionError as e:
-                rec = {"status": "error", "error": exc_text(e)}
+                rnd.seed()
+            except Exception:  # noqa: BLE001
+                pass
+        try:
+            rec = OPS[req["op"]](req)
+        except MemoryError:
+            rec = {"status": "memory", "error": "MemoryError"}
+        except RecursionError as e:
+            rec = {"status": "error", "error": exc_text(e)}
         try:
             data = _dumps(rec, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         except MemoryError:
             data = b'{"status":"memory","error":"MemoryError"}'
-        _write_all(wfd, _len(data).to_bytes(4, "big") + data)
+        _write_all(3, _len(data).to_bytes(4, "big") + data)
     finally:
         os._exit(0)
 
 
-PRIVATE_TMP = bool(CFG.get("private_tmp"))
+# ---------------------------------------------------------------------------------------------
+# The fork server: clone one job per request, watch its deadline, reap it, report.
+# ---------------------------------------------------------------------------------------------
+CLONE_FLAGS = (CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNS if JOB_NS else 0) | signal.SIGCHLD
 
 
-def _rmtree(path):
-    try:
-        os.chmod(path, 0o700)
-    except OSError:
-        pass
-    for entry in os.scandir(path):
-        p = entry.path
-        if entry.is_dir(follow_symlinks=False):
-            _rmtree(p)
-            try:
-                os.rmdir(p)
-            except OSError:
-                pass
-        else:
-            try:
-                os.unlink(p)
-            except OSError:
-                pass
+def _clone():
+    return PYLIBC.syscall(ctypes.c_long(SYS_CLONE), _UL(CLONE_FLAGS), _UL(0), _UL(0), _UL(0), _UL(0))
 
 
 def _clean_tmp():
-    """Empty the private /tmp so no execution sees files of an earlier one."""
+    """Without per-job mounts (fallback modes): empty the shared /tmp after each job."""
+
+    def rm(path):
+        try:
+            os.chmod(path, 0o700)
+        except OSError:
+            pass
+        for entry in os.scandir(path):
+            p = entry.path
+            if entry.is_dir(follow_symlinks=False):
+                rm(p)
+                try:
+                    os.rmdir(p)
+                except OSError:
+                    pass
+            else:
+                try:
+                    os.unlink(p)
+                except OSError:
+                    pass
+
     try:
         if os.listdir("/tmp"):
-            _rmtree("/tmp")
+            rm("/tmp")
             os.chmod("/tmp", 0o1777)
     except OSError:
         pass
 
 
-def serve_one(req):
-    rid = req.get("id")
-    timeout = req["timeout_ms"] / 1000.0
-    cap = req["max_output_bytes"] * 2 + 65536
-    r, w = os.pipe()
-    t0 = time.monotonic()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        child(req, w)
-        os._exit(0)  # unreachable: child() always exits
-    os.close(w)
+class Live:
+    __slots__ = ("rid", "pid", "pidfd", "deadline", "timed_out", "killed")
+
+    def __init__(self, rid, pid, pidfd, deadline):
+        self.rid = rid
+        self.pid = pid
+        self.pidfd = pidfd
+        self.deadline = deadline
+        self.timed_out = False
+        self.killed = False
+
+
+def _kill(job):
     try:
-        os.setpgid(pid, pid)
+        os.kill(job.pid, signal.SIGKILL)
     except OSError:
         pass
-    _send({"id": rid, "ev": "started", "pid": pid}, None)
-    deadline = t0 + timeout
-    buf = bytearray()
-    outcome = "eof"
-    poller = select.poll()
-    poller.register(r, select.POLLIN | select.POLLHUP | select.POLLERR)
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            outcome = "timeout"
-            break
-        if not poller.poll(max(1, int(left * 1000) + 1)):
-            continue
-        chunk = os.read(r, 1 << 16)
-        if not chunk:
-            break
-        buf += chunk
-        if _len(buf) >= 4:
-            need = int.from_bytes(buf[:4], "big")
-            if need > cap:
-                outcome = "too_large"
-                break
-            if _len(buf) >= 4 + need:
-                outcome = "record"
-                break
-    ms = (time.monotonic() - t0) * 1000.0
-    for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
-        try:
-            kill()
-        except OSError:
-            pass
-    _, status = os.waitpid(pid, 0)
-    os.close(r)
-    sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
-    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
-    tail = bytes(buf[4:]) if outcome == "record" else b""
-    if PRIVATE_TMP:
-        _clean_tmp()
-    # A child that ended on its own (not by our kill) with a signal: say which.
-    _send({"id": rid, "ev": "done", "outcome": outcome, "ms": ms, "signal": sig, "exit": code}, tail)
+    job.killed = True
 
 
 def main():
     gc.collect()
     gc.freeze()
     _send({"id": 0, "ev": "hello", "pid": SERVER_PID, "uid": os.getuid(), "landlock": LANDLOCK,
-           "python": sys.version.split()[0]}, None)
+           "python": sys.version.split()[0]})
+    # Start-up diagnostics are over: fd 2 becomes /dev/null as well.
+    os.dup2(0, 2)
+    poller = select.poll()
+    poller.register(CTRL, select.POLLIN)
+    live = {}  # pidfd -> Live
     while True:
-        head = _read_exact(PROTO_IN, 4)
-        if head is None:
-            os._exit(0)
-        n = int.from_bytes(head, "big")
-        body = _read_exact(PROTO_IN, n)
-        if body is None:
-            os._exit(0)
-        req = json.loads(body)
-        serve_one(req)
+        now = time.monotonic()
+        wait = -1
+        for job in live.values():
+            if not job.killed:
+                left = job.deadline - now
+                if left <= 0:
+                    job.timed_out = True
+                    _kill(job)
+                else:
+                    ms = int(left * 1000) + 1
+                    wait = ms if wait < 0 else min(wait, ms)
+        events = poller.poll(wait)
+        for fd, _ev in events:
+            if fd == CTRL:
+                try:
+                    msg, fds, _flags, _addr = socket.recv_fds(SOCK, 4096, 2)
+                except OSError:
+                    os._exit(0)
+                if not msg:
+                    os._exit(0)
+                if _len(fds) != 2:
+                    for x in fds:
+                        os.close(x)
+                    os._exit(3)
+                rid = json.loads(msg)["id"]
+                # Whatever ran before is over: its process must not overlap the next job.
+                for job in live.values():
+                    if not job.killed:
+                        _kill(job)
+                if not JOB_NS and PRIVATE_TMP and live:
+                    for job in list(live.values()):
+                        os.waitid(os.P_PID, job.pid, os.WEXITED | os.WNOWAIT)
+                        _finish(job, poller, live)
+                    _clean_tmp()
+                elif not JOB_NS and PRIVATE_TMP:
+                    _clean_tmp()
+                job_fd, res_fd = fds
+                pid = _clone()
+                if pid == 0:
+                    job_main(job_fd, res_fd)
+                    os._exit(0)  # unreachable: job_main always exits
+                os.close(job_fd)
+                os.close(res_fd)
+                if pid < 0:
+                    _send({"id": rid, "ev": "done", "signal": 0, "exit": -1, "timeout": False,
+                           "error": "clone failed: errno %d" % ctypes.get_errno()})
+                    continue
+                pidfd = os.pidfd_open(pid)
+                job = Live(rid, pid, pidfd, time.monotonic() + TIMEOUT_S)
+                live[pidfd] = job
+                poller.register(pidfd, select.POLLIN)
+                _send({"id": rid, "ev": "started", "pid": pid})
+            elif fd in live:
+                _finish(live[fd], poller, live)
+
+
+def _finish(job, poller, live):
+    """Reap a job that ended and report it."""
+    try:
+        _, status = os.waitpid(job.pid, 0)
+    except ChildProcessError:
+        status = 0
+    poller.unregister(job.pidfd)
+    os.close(job.pidfd)
+    del live[job.pidfd]
+    sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+    _send({"id": job.rid, "ev": "done", "signal": sig, "exit": code, "timeout": job.timed_out})
 
 
 main()

@@ -1,21 +1,29 @@
 //! The model benchmark: training throughput (forward + backward + AdamW), sampling throughput
-//! with and without the KV cache, and peak resident memory, on random-weight Qwen2 models.
+//! with and without the KV cache, and peak resident memory, on random-weight Qwen2 models; and,
+//! given a Python with `torch` and `transformers`, the same measurements of PyTorch eager
+//! (transformers' `Qwen2ForCausalLM`, `generate`) in the same run, with the ratios.
 //! The binary exposes it as `azr bench model`.
 
 use std::fmt;
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::Instant;
 
-use candle_core::{DType, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use candle_core::Tensor;
+use candle_nn::{Optimizer, ParamsAdamW};
 use serde::{Deserialize, Serialize};
 
 use super::config::{Architecture, ModelConfig};
 use super::error::Result;
-use super::kernels::Kernels;
+use super::kernels::{cross_entropy, Kernels};
 use super::policy::Model;
 use super::sampling::{generate, SamplingParams};
 use super::tokenizer::Tokenizer;
 use super::weights::random_tensors;
+use crate::rl::optim::{AdamW, AdamWConfig, Gradients};
+
+/// The PyTorch reference script run by [`run`] with `--reference-python`.
+const REFERENCE_SCRIPT: &str = include_str!("bench_reference.py");
 
 /// The shape of one benchmarked model (Qwen2 architecture, MHA, untied head).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,7 +92,8 @@ impl BenchModel {
 
 /// What to measure. Defaults: the small and medium models, train batch 16 x 128 for 3 timed
 /// steps after 1 warm-up step, sampling batches 1 and 16 with a 16-token prompt and 64 new
-/// tokens, with and without the KV cache, f32, seed 0.
+/// tokens (after a 4-token warm-up call), with and without the KV cache, f32, seed 0, no
+/// PyTorch reference.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BenchConfig {
@@ -114,6 +123,10 @@ pub struct BenchConfig {
     pub seed: u64,
     /// Device: `"cpu"` (default) or `"cuda:N"` (needs the `cuda` feature).
     pub device: String,
+    /// A Python interpreter with `torch` and `transformers`: when set, every model is also
+    /// measured with PyTorch eager (same shapes, dtype and thread count) right after ours, and
+    /// the report carries the ratios. Default: none.
+    pub reference_python: Option<PathBuf>,
 }
 
 impl Default for BenchConfig {
@@ -131,6 +144,7 @@ impl Default for BenchConfig {
             dtype: "f32".into(),
             seed: 0,
             device: "cpu".into(),
+            reference_python: None,
         }
     }
 }
@@ -148,6 +162,9 @@ pub struct TrainBench {
     pub optimizer_s: f64,
     /// Trained tokens per second (`batch * seq / step_s`).
     pub tokens_per_s: f64,
+    /// CPU time (user + system, all threads) of a step, seconds (median): the work done,
+    /// less sensitive than wall time to other processes on the machine.
+    pub step_cpu_s: f64,
     /// Loss of the first and the last step (it must fall on this repetitive data).
     pub first_loss: f32,
     /// Loss of the last step.
@@ -163,8 +180,40 @@ pub struct SampleBench {
     pub kv_cache: bool,
     /// Wall time of the whole `generate` call (prefill included), seconds.
     pub seconds: f64,
+    /// CPU time of the call (user + system, all threads), seconds.
+    pub cpu_s: f64,
     /// Generated tokens per second, all rows together.
     pub tokens_per_s: f64,
+}
+
+/// One sampling measurement of the PyTorch reference (`generate` with the KV cache).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceSample {
+    /// Number of prompts sampled together.
+    pub batch: usize,
+    /// Wall time of the `generate` call, seconds.
+    pub seconds: f64,
+    /// CPU time of the call (`time.process_time`), seconds.
+    #[serde(default)]
+    pub cpu_s: f64,
+    /// Generated tokens per second, all rows together.
+    pub tokens_per_s: f64,
+}
+
+/// The PyTorch eager reference of one model, measured in the same run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceBench {
+    /// Training step (forward + loss + backward + AdamW), seconds (median).
+    pub train_step_s: f64,
+    /// CPU time of a step (median), seconds.
+    #[serde(default)]
+    pub train_step_cpu_s: f64,
+    /// Trained tokens per second.
+    pub train_tokens_per_s: f64,
+    /// Sampling throughputs per batch size.
+    pub sampling: Vec<ReferenceSample>,
+    /// `torch.__version__`.
+    pub torch: String,
 }
 
 /// Everything measured for one model.
@@ -183,6 +232,31 @@ pub struct ModelBench {
     /// Peak resident set size while benchmarking this model (VmHWM), MiB; `None` where
     /// `/proc/self/status` is unavailable.
     pub peak_rss_mib: Option<f64>,
+    /// The PyTorch reference, when requested and available.
+    pub reference: Option<ReferenceBench>,
+    /// Our training tokens/s over PyTorch's (> 1: we are faster).
+    pub train_ratio_vs_pytorch: Option<f64>,
+    /// Our batch-1 KV-cache sampling tokens/s over HF `generate`'s.
+    pub sample_b1_ratio: Option<f64>,
+    /// Our batch-16 KV-cache sampling tokens/s over HF `generate`'s.
+    pub sample_b16_ratio: Option<f64>,
+}
+
+impl ModelBench {
+    /// Our KV-cache sampling throughput at `batch` over the reference's.
+    fn sample_ratio(&self, batch: usize) -> Option<f64> {
+        let ours = self
+            .sampling
+            .iter()
+            .find(|s| s.batch == batch && s.kv_cache)?;
+        let theirs = self
+            .reference
+            .as_ref()?
+            .sampling
+            .iter()
+            .find(|s| s.batch == batch)?;
+        Some(ours.tokens_per_s / theirs.tokens_per_s)
+    }
 }
 
 /// The benchmark's result; `Display` renders it as a table.
@@ -198,6 +272,20 @@ pub struct BenchReport {
     pub train_shape: (usize, usize),
     /// Per-model results.
     pub models: Vec<ModelBench>,
+    /// 1-, 5- and 15-minute load averages when the benchmark started (Linux).
+    pub load_start: Option<[f64; 3]>,
+    /// The same when it ended.
+    pub load_end: Option<[f64; 3]>,
+    /// The Python used for the reference, if any.
+    pub reference_python: Option<String>,
+    /// Why the reference could not be measured (e.g. that Python lacks torch).
+    pub reference_error: Option<String>,
+    /// The smallest per-model training ratio (ours / PyTorch tokens/s), if measured.
+    pub train_ratio_vs_pytorch: Option<f64>,
+    /// The smallest per-model batch-1 sampling ratio (ours / HF `generate`), if measured.
+    pub sample_b1_ratio: Option<f64>,
+    /// The smallest per-model batch-16 sampling ratio, if measured.
+    pub sample_b16_ratio: Option<f64>,
 }
 
 /// Runs the benchmark on the configured device (the CPU by default).
@@ -205,9 +293,12 @@ pub struct BenchReport {
 /// # Errors
 /// A bad dtype string or a tensor failure.
 pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
+    super::tune_allocator();
     let dtype = super::device::parse_dtype(&cfg.dtype)?;
     let device = super::device::parse_device(&cfg.device)?;
+    let load_start = load_average();
     let mut models = Vec::new();
+    let mut reference_error = None;
     for shape in &cfg.models {
         reset_peak_rss();
         let mcfg = shape.config();
@@ -251,34 +342,165 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
                     use_cache: kv_cache,
                     ..SamplingParams::default()
                 };
-                let start = Instant::now();
+                // Warm-up (first-call allocations), as the reference does.
+                let warm = SamplingParams {
+                    max_new_tokens: cfg.new_tokens.min(4),
+                    ..params.clone()
+                };
+                generate(&snap, &prompts, &warm)?;
+                let (start, cpu0) = (Instant::now(), cpu_seconds());
                 let gens = generate(&snap, &prompts, &params)?;
                 let seconds = start.elapsed().as_secs_f64();
+                let cpu_s = cpu_seconds() - cpu0;
                 let produced: usize = gens.iter().map(|g| g.tokens.len()).sum();
                 sampling.push(SampleBench {
                     batch,
                     kv_cache,
                     seconds,
+                    cpu_s,
                     tokens_per_s: produced as f64 / seconds,
                 });
             }
         }
-        models.push(ModelBench {
+        let peak_rss_mib = peak_rss_mib();
+        let params = model.num_params();
+        drop((model, snap));
+        let reference = match (&cfg.reference_python, &reference_error) {
+            (Some(py), None) => match run_reference(py, cfg, shape) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!(python = %py.display(), error = %e, "no PyTorch reference");
+                    reference_error = Some(e);
+                    None
+                }
+            },
+            _ => None,
+        };
+        let mut mb = ModelBench {
             model: shape.clone(),
-            params: model.num_params(),
+            params,
+            train_ratio_vs_pytorch: reference
+                .as_ref()
+                .map(|r| train.tokens_per_s / r.train_tokens_per_s),
             train,
             train_baseline,
             sampling,
-            peak_rss_mib: peak_rss_mib(),
-        });
+            peak_rss_mib,
+            reference,
+            sample_b1_ratio: None,
+            sample_b16_ratio: None,
+        };
+        mb.sample_b1_ratio = mb.sample_ratio(1);
+        mb.sample_b16_ratio = mb.sample_ratio(16);
+        models.push(mb);
     }
+    let min_of =
+        |f: fn(&ModelBench) -> Option<f64>| models.iter().filter_map(f).min_by(f64::total_cmp);
     Ok(BenchReport {
         threads: candle_core::utils::get_num_threads(),
         dtype: cfg.dtype.clone(),
         device: cfg.device.clone(),
         train_shape: (cfg.train_batch, cfg.train_seq),
+        train_ratio_vs_pytorch: min_of(|m| m.train_ratio_vs_pytorch),
+        sample_b1_ratio: min_of(|m| m.sample_b1_ratio),
+        sample_b16_ratio: min_of(|m| m.sample_b16_ratio),
         models,
+        load_start,
+        load_end: load_average(),
+        reference_python: cfg
+            .reference_python
+            .as_ref()
+            .map(|p| p.display().to_string()),
+        reference_error,
     })
+}
+
+/// Runs the embedded PyTorch script for one model shape; the error says why it could not.
+fn run_reference(
+    python: &std::path::Path,
+    cfg: &BenchConfig,
+    shape: &BenchModel,
+) -> std::result::Result<ReferenceBench, String> {
+    #[derive(Deserialize)]
+    struct Out {
+        error: Option<String>,
+        train_step_s: Option<f64>,
+        train_step_cpu_s: Option<f64>,
+        train_tokens_per_s: Option<f64>,
+        sampling: Option<Vec<ReferenceSample>>,
+        torch: Option<String>,
+    }
+    let spec = serde_json::json!({
+        "threads": candle_core::utils::get_num_threads(),
+        "seed": cfg.seed,
+        "dtype": cfg.dtype,
+        "train_batch": cfg.train_batch,
+        "train_seq": cfg.train_seq,
+        "train_steps": cfg.train_steps,
+        "sample_batches": cfg.sample_batches,
+        "prompt_len": cfg.prompt_len,
+        "new_tokens": cfg.new_tokens,
+        "models": [shape],
+    });
+    tracing::info!(python = %python.display(), model = %shape.name, "running the PyTorch reference");
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(REFERENCE_SCRIPT)
+        .arg(spec.to_string())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let parsed: Option<Out> = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l.trim()).ok());
+    match parsed {
+        Some(Out { error: Some(e), .. }) => Err(format!(
+            "{} lacks torch/transformers: {e}",
+            python.display()
+        )),
+        Some(Out {
+            train_step_s: Some(step),
+            train_step_cpu_s,
+            train_tokens_per_s: Some(tps),
+            sampling: Some(sampling),
+            torch,
+            ..
+        }) if out.status.success() => Ok(ReferenceBench {
+            train_step_s: step,
+            train_step_cpu_s: train_step_cpu_s.unwrap_or(f64::NAN),
+            train_tokens_per_s: tps,
+            sampling,
+            torch: torch.unwrap_or_default(),
+        }),
+        _ => {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let tail: String = err.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
+            Err(format!(
+                "the PyTorch reference failed ({}): {tail}",
+                out.status
+            ))
+        }
+    }
+}
+
+/// CPU time (user + system) of this process so far, seconds.
+fn cpu_seconds() -> f64 {
+    // SAFETY: `getrusage` fills the zero-initialised struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a `rusage`.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return f64::NAN;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// 1-, 5- and 15-minute load averages (`/proc/loadavg`).
+fn load_average() -> Option<[f64; 3]> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut it = text.split_whitespace().map(|x| x.parse::<f64>().ok());
+    Some([it.next()??, it.next()??, it.next()??])
 }
 
 fn bench_train(model: &Model, cfg: &BenchConfig, kernels: Kernels) -> Result<TrainBench> {
@@ -291,25 +513,50 @@ fn bench_train(model: &Model, cfg: &BenchConfig, kernels: Kernels) -> Result<Tra
     let data = Tensor::from_vec(data, (b, t + 1), model.device())?;
     let inputs = data.narrow(1, 0, t)?;
     let targets = data.narrow(1, 1, t)?.flatten_all()?;
-    let mut opt = AdamW::new(
+    // Ours: the fused cross-entropy and the project's fused AdamW (what the learner uses); the
+    // composed baseline: what a plain candle model uses (candle_nn's loss and AdamW).
+    let (lr, wd) = (1e-3, 0.01);
+    let mut ours = (kernels != Kernels::Composed)
+        .then(|| {
+            AdamW::new(
+                model.named_vars(),
+                AdamWConfig {
+                    lr,
+                    weight_decay: wd,
+                    ..AdamWConfig::default()
+                },
+            )
+        })
+        .transpose()
+        .map_err(|e| super::error::ModelError::InvalidInput(e.to_string()))?;
+    let mut plain = candle_nn::AdamW::new(
         model.vars(),
         ParamsAdamW {
-            lr: 1e-3,
+            lr,
+            weight_decay: wd,
             ..ParamsAdamW::default()
         },
     )?;
     let mut times = Vec::new();
     let mut losses = Vec::new();
     for step in 0..=cfg.train_steps {
-        let t0 = Instant::now();
+        let (t0, cpu0) = (Instant::now(), cpu_seconds());
         let logits = model.transformer().forward(&inputs, None, None, kernels)?;
-        let logits = logits.reshape((b * t, vocab))?.to_dtype(DType::F32)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
+        let logits = logits.reshape((b * t, vocab))?;
+        let loss = cross_entropy(&logits, &targets, kernels)?;
         losses.push(loss.to_scalar::<f32>()?);
         let t1 = Instant::now();
         let grads = loss.backward()?;
         let t2 = Instant::now();
-        opt.step(&grads)?;
+        match &mut ours {
+            Some(opt) => {
+                let g = Gradients::from_store(&grads, opt.vars());
+                opt.step(&g, lr, 1.0)
+                    .map_err(|e| super::error::ModelError::InvalidInput(e.to_string()))?;
+            }
+            None => plain.step(&grads)?,
+        }
+        drop(grads);
         let t3 = Instant::now();
         if step > 0 {
             times.push([
@@ -317,6 +564,7 @@ fn bench_train(model: &Model, cfg: &BenchConfig, kernels: Kernels) -> Result<Tra
                 (t1 - t0).as_secs_f64(),
                 (t2 - t1).as_secs_f64(),
                 (t3 - t2).as_secs_f64(),
+                cpu_seconds() - cpu0,
             ]);
         }
     }
@@ -332,6 +580,7 @@ fn bench_train(model: &Model, cfg: &BenchConfig, kernels: Kernels) -> Result<Tra
         backward_s: med(2),
         optimizer_s: med(3),
         tokens_per_s: (b * t) as f64 / step_s,
+        step_cpu_s: med(4),
         first_loss: losses.first().copied().unwrap_or(f32::NAN),
         last_loss: losses.last().copied().unwrap_or(f32::NAN),
     })
@@ -358,6 +607,16 @@ impl fmt::Display for BenchReport {
             "model benchmark: {}, {} threads, {}, train batch {}x{}",
             self.device, self.threads, self.dtype, self.train_shape.0, self.train_shape.1
         )?;
+        let load = |l: &Option<[f64; 3]>| match l {
+            Some([a, b, c]) => format!("{a:.2} {b:.2} {c:.2}"),
+            None => "n/a".into(),
+        };
+        writeln!(
+            f,
+            "load average at start {}, at end {}",
+            load(&self.load_start),
+            load(&self.load_end)
+        )?;
         for m in &self.models {
             let tr = &m.train;
             writeln!(
@@ -368,8 +627,8 @@ impl fmt::Display for BenchReport {
             )?;
             writeln!(
                 f,
-                "  train step {:.3} s ({:.0} tok/s): forward {:.3} s, backward {:.3} s, AdamW {:.3} s; loss {:.3} -> {:.3}",
-                tr.step_s, tr.tokens_per_s, tr.forward_s, tr.backward_s, tr.optimizer_s,
+                "  train step {:.3} s ({:.0} tok/s; cpu {:.3} s): forward {:.3} s, backward {:.3} s, AdamW {:.3} s; loss {:.3} -> {:.3}",
+                tr.step_s, tr.tokens_per_s, tr.step_cpu_s, tr.forward_s, tr.backward_s, tr.optimizer_s,
                 tr.first_loss, tr.last_loss
             )?;
             if let Some(b) = &m.train_baseline {
@@ -382,17 +641,50 @@ impl fmt::Display for BenchReport {
             for s in &m.sampling {
                 writeln!(
                     f,
-                    "  sample b{:<3} {:<8} {:>8.1} tok/s ({:.2} s)",
+                    "  sample b{:<3} {:<8} {:>8.1} tok/s ({:.2} s, cpu {:.2} s)",
                     s.batch,
                     if s.kv_cache { "kv-cache" } else { "no-cache" },
                     s.tokens_per_s,
-                    s.seconds
+                    s.seconds,
+                    s.cpu_s
                 )?;
             }
             match m.peak_rss_mib {
                 Some(mib) => writeln!(f, "  peak RSS {mib:.0} MiB")?,
                 None => writeln!(f, "  peak RSS unavailable")?,
             }
+            if let Some(r) = &m.reference {
+                writeln!(
+                    f,
+                    "  PyTorch {} eager: train step {:.3} s ({:.0} tok/s; cpu {:.3} s) -> ours x{:.2}",
+                    r.torch,
+                    r.train_step_s,
+                    r.train_tokens_per_s,
+                    r.train_step_cpu_s,
+                    m.train_ratio_vs_pytorch.unwrap_or(f64::NAN)
+                )?;
+                for s in &r.sampling {
+                    let ratio = m.sample_ratio(s.batch).unwrap_or(f64::NAN);
+                    writeln!(
+                        f,
+                        "  HF generate b{:<3} {:>8.1} tok/s ({:.2} s, cpu {:.2} s) -> ours x{ratio:.2}",
+                        s.batch, s.tokens_per_s, s.seconds, s.cpu_s
+                    )?;
+                }
+            }
+        }
+        if let Some(e) = &self.reference_error {
+            writeln!(f, "PyTorch reference not measured: {e}")?;
+        }
+        let ratio = |r: Option<f64>| r.map_or_else(|| "n/a".to_string(), |r| format!("x{r:.2}"));
+        if self.reference_python.is_some() {
+            writeln!(
+                f,
+                "vs PyTorch (worst model): train {}, sample b1 {}, sample b16 {}",
+                ratio(self.train_ratio_vs_pytorch),
+                ratio(self.sample_b1_ratio),
+                ratio(self.sample_b16_ratio)
+            )?;
         }
         Ok(())
     }

@@ -1,5 +1,7 @@
 //! The caller-owned key/value cache. It grows by `Tensor::cat`, so it is differentiable and can
-//! be used on the training path too.
+//! be used on the training path too. The rollout engine ([`crate::engine`]) may attach
+//! preallocated buffers ([`KvBuffers`]) so new keys are written in place instead (no gradient,
+//! no re-copy of the cache per token).
 
 use candle_core::Tensor;
 
@@ -17,6 +19,23 @@ pub struct KvCache {
     pub(crate) next_pos: Vec<u32>,
     /// Number of cached keys per row (`S`).
     pub(crate) len: usize,
+    /// Preallocated storage the layers' keys/values are views of, if any.
+    pub(crate) buffers: Option<KvBuffers>,
+}
+
+/// Preallocated per-layer key/value buffers, each `[B, kv_heads, capacity, head_dim]` and
+/// contiguous; the cache's layers are the column views `start..start + len` of them, and new
+/// keys are written in place at column `start + len` while there is room (otherwise the cache
+/// falls back to `Tensor::cat`).
+///
+/// In-place writes bypass autograd and alias every clone of the cache, so only a single owner
+/// that never differentiates through the cache (the rollout engine) attaches buffers.
+#[derive(Debug, Clone)]
+pub(crate) struct KvBuffers {
+    /// Per layer `(k, v)` buffers.
+    pub layers: Vec<(Tensor, Tensor)>,
+    /// First buffer column of the cached view.
+    pub start: usize,
 }
 
 impl KvCache {
@@ -27,6 +46,7 @@ impl KvCache {
             real: Vec::new(),
             next_pos: Vec::new(),
             len: 0,
+            buffers: None,
         }
     }
 
@@ -70,6 +90,39 @@ impl KvCache {
             real: rows.iter().map(|&r| self.real[r].clone()).collect(),
             next_pos: rows.iter().map(|&r| self.next_pos[r]).collect(),
             len: self.len,
+            buffers: None,
         })
+    }
+
+    /// Appends the new keys and values `[B, kv_heads, T, head_dim]` of layer `layer` and
+    /// returns everything that layer attends over. Writes into the [`KvBuffers`] when they
+    /// have room, else concatenates. The caller updates `len` after the last layer.
+    pub(crate) fn append(
+        &mut self,
+        layer: usize,
+        k: Tensor,
+        v: Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        if let Some(bufs) = &self.buffers {
+            let (kb, vb) = &bufs.layers[layer];
+            let at = bufs.start + self.len;
+            if at + k.dim(2)? <= kb.dim(2)? && kb.dim(0)? == k.dim(0)? {
+                kb.slice_set(&k, 2, at)?;
+                vb.slice_set(&v, 2, at)?;
+                let t = k.dim(2)?;
+                let kv = (
+                    kb.narrow(2, bufs.start, self.len + t)?,
+                    vb.narrow(2, bufs.start, self.len + t)?,
+                );
+                self.layers[layer] = Some(kv.clone());
+                return Ok(kv);
+            }
+        }
+        let kv = match self.layers[layer].take() {
+            Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
+            None => (k, v),
+        };
+        self.layers[layer] = Some(kv.clone());
+        Ok(kv)
     }
 }

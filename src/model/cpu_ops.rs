@@ -3,46 +3,41 @@
 //! RMSNorm, RoPE and SwiGLU. Each is a candle custom op with a hand-written backward; the
 //! backward kernels themselves are applied without a backward (no second-order gradients).
 //!
-//! They run on contiguous f32 or bf16 CPU tensors and compute in f32. The equivalence with the
-//! composed ops (values and gradients) is tested in `tests/model_grad.rs`.
+//! They run on contiguous f32 or bf16 CPU tensors, compute in f32 and split their rows over
+//! candle's compute threads. The equivalence with the composed ops (values and gradients) is
+//! tested in `tests/model_grad.rs` and `tests/model_kernels.rs`.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
-use half::bf16;
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 
-type CResult<T> = candle_core::Result<T>;
+use super::cpu_linear::silu_parts;
+use super::cpu_par::{
+    exp_neg, par_ranges, row_chunks, slice_f32, storage, tensor, with_f32, zeros, CResult,
+    SharedOut,
+};
 
-/// The contiguous data of a CPU storage as f32 (borrowed for f32, converted for bf16).
-fn slice_f32<'a>(s: &'a CpuStorage, l: &Layout) -> CResult<Cow<'a, [f32]>> {
-    let Some((a, b)) = l.contiguous_offsets() else {
-        bail!("custom op input must be contiguous")
-    };
-    match s {
-        CpuStorage::F32(v) => Ok(Cow::Borrowed(&v[a..b])),
-        CpuStorage::BF16(v) => Ok(Cow::Owned(v[a..b].iter().map(|x| x.to_f32()).collect())),
-        other => bail!("custom op: unsupported dtype {:?}", other.dtype()),
-    }
-}
-
-/// Wraps f32 results as a storage of `dtype`.
-fn storage(v: Vec<f32>, dtype: DType) -> CpuStorage {
-    match dtype {
-        DType::BF16 => CpuStorage::BF16(v.into_iter().map(bf16::from_f32).collect()),
-        _ => CpuStorage::F32(v),
-    }
-}
-
-/// A tensor's values as a host f32 vector (row-major).
-fn host(t: &Tensor) -> CResult<Vec<f32>> {
-    t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()
-}
-
-/// A tensor of `shape` and `dtype` from host f32 values, on the device of `like`.
-fn tensor_like(v: Vec<f32>, shape: &Shape, like: &Tensor) -> CResult<Tensor> {
-    Tensor::from_vec(v, shape, like.device())?.to_dtype(like.dtype())
+/// Applies `f(row_index, rows_in, rows_out)` to blocks of whole rows of width `cols`, in
+/// parallel over candle's compute threads.
+fn par_rows(
+    input: &[f32],
+    out: &mut [f32],
+    cols: usize,
+    f: impl Fn(usize, &[f32], &mut [f32]) + Sync,
+) {
+    let n = input.len() / cols.max(1);
+    let chunks = row_chunks(n, (8192 / cols.max(1)).max(1));
+    let per = n.div_ceil(chunks);
+    let o = SharedOut::new(out);
+    par_ranges(chunks, |r| {
+        for c in r {
+            let (lo, hi) = (c * per, ((c + 1) * per).min(n));
+            // SAFETY: chunk c alone writes rows lo..hi.
+            let dst = unsafe { o.slice(lo * cols..hi * cols) };
+            f(lo, &input[lo * cols..hi * cols], dst);
+        }
+    });
 }
 
 /// Softmax over the last axis of `[B, H, T, S]` scores plus a constant additive bias
@@ -67,67 +62,60 @@ impl CustomOp1 for MaskedSoftmax {
             [_, _, t, s] => (*t, *s),
             _ => bail!("masked softmax expects [B, H, T, S], got {dims:?}"),
         };
-        let mut out = vec![0f32; x.len()];
-        for (r, (xr, yr)) in x
-            .chunks_exact(cols)
-            .zip(out.chunks_exact_mut(cols))
-            .enumerate()
-        {
-            let bias = self.bias.as_ref().map(|bias| {
-                let (b, q) = (r / (self.heads * t), r % t);
-                &bias[(b * t + q) * cols..(b * t + q + 1) * cols]
-            });
-            let mut max = f32::NEG_INFINITY;
-            for (i, y) in yr.iter_mut().enumerate() {
-                *y = xr[i] + bias.map_or(0.0, |b| b[i]);
-                max = max.max(*y);
+        let mut out = zeros(x.len());
+        par_rows(&x, &mut out, cols, |r0, xs, ys| {
+            for (i, (xr, yr)) in xs
+                .chunks_exact(cols)
+                .zip(ys.chunks_exact_mut(cols))
+                .enumerate()
+            {
+                let r = r0 + i;
+                match &self.bias {
+                    Some(bias) => {
+                        let (b, q) = (r / (self.heads * t), r % t);
+                        let br = &bias[(b * t + q) * cols..(b * t + q + 1) * cols];
+                        for ((y, &x), &m) in yr.iter_mut().zip(xr).zip(br) {
+                            *y = x + m;
+                        }
+                    }
+                    None => yr.copy_from_slice(xr),
+                }
+                let max = yr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0.0;
+                for y in yr.iter_mut() {
+                    *y = exp_neg(*y - max);
+                    sum += *y;
+                }
+                let inv = 1.0 / sum;
+                yr.iter_mut().for_each(|y| *y *= inv);
             }
-            let mut sum = 0.0;
-            for y in yr.iter_mut() {
-                *y = (*y - max).exp();
-                sum += *y;
-            }
-            let inv = 1.0 / sum;
-            yr.iter_mut().for_each(|y| *y *= inv);
-        }
+        });
         Ok((storage(out, s.dtype()), l.shape().clone()))
     }
 
     fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> CResult<Option<Tensor>> {
-        let g = grad.contiguous()?;
-        Ok(Some(res.contiguous()?.apply_op2_no_bwd(&g, &SoftmaxGrad)?))
-    }
-}
-
-/// `dx = y * (g - sum(g * y))` row-wise: the softmax backward.
-struct SoftmaxGrad;
-
-impl CustomOp2 for SoftmaxGrad {
-    fn name(&self) -> &'static str {
-        "azr-softmax-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> CResult<(CpuStorage, Shape)> {
-        let (y, g) = (slice_f32(s1, l1)?, slice_f32(s2, l2)?);
-        let cols = l1.shape().dims().last().copied().unwrap_or(1);
-        let mut out = vec![0f32; y.len()];
-        for ((yr, gr), dr) in y
-            .chunks_exact(cols)
-            .zip(g.chunks_exact(cols))
-            .zip(out.chunks_exact_mut(cols))
-        {
-            let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
-            for i in 0..cols {
-                dr[i] = yr[i] * (gr[i] - dot);
-            }
-        }
-        Ok((storage(out, s1.dtype()), l1.shape().clone()))
+        let cols = res.dims().last().copied().unwrap_or(1);
+        let dx = with_f32(res, |y| {
+            with_f32(grad, |g| {
+                // dx = y (g - sum(g y)) row-wise.
+                let mut dx = zeros(y.len());
+                par_rows(y, &mut dx, cols, |r0, ys, ds| {
+                    for (i, (yr, dr)) in ys
+                        .chunks_exact(cols)
+                        .zip(ds.chunks_exact_mut(cols))
+                        .enumerate()
+                    {
+                        let gr = &g[(r0 + i) * cols..(r0 + i + 1) * cols];
+                        let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
+                        for ((d, &yv), &gv) in dr.iter_mut().zip(yr).zip(gr) {
+                            *d = yv * (gv - dot);
+                        }
+                    }
+                });
+                Ok(dx)
+            })
+        })?;
+        Ok(Some(tensor(dx, res.shape().clone(), res.dtype())?))
     }
 }
 
@@ -136,6 +124,14 @@ impl CustomOp2 for SoftmaxGrad {
 pub(crate) struct RmsNorm {
     /// Epsilon added to the mean square.
     pub eps: f32,
+}
+
+impl RmsNorm {
+    #[inline]
+    fn inv_rms(&self, xr: &[f32]) -> f32 {
+        let ms = xr.iter().map(|v| v * v).sum::<f32>() / xr.len() as f32;
+        1.0 / (ms + self.eps).sqrt()
+    }
 }
 
 impl CustomOp2 for RmsNorm {
@@ -152,14 +148,18 @@ impl CustomOp2 for RmsNorm {
     ) -> CResult<(CpuStorage, Shape)> {
         let (x, w) = (slice_f32(s1, l1)?, slice_f32(s2, l2)?);
         let d = w.len();
-        let mut out = vec![0f32; x.len()];
-        for (xr, yr) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-            let ms = xr.iter().map(|v| v * v).sum::<f32>() / d as f32;
-            let r = 1.0 / (ms + self.eps).sqrt();
-            for i in 0..d {
-                yr[i] = xr[i] * r * w[i];
-            }
+        if d == 0 || x.len() % d != 0 {
+            bail!("rms norm: weight of {d} for input {:?}", l1.shape())
         }
+        let mut out = zeros(x.len());
+        par_rows(&x, &mut out, d, |_, xs, ys| {
+            for (xr, yr) in xs.chunks_exact(d).zip(ys.chunks_exact_mut(d)) {
+                let r = self.inv_rms(xr);
+                for ((y, &xv), &wv) in yr.iter_mut().zip(xr).zip(w.iter()) {
+                    *y = xv * r * wv;
+                }
+            }
+        });
         Ok((storage(out, s1.dtype()), l1.shape().clone()))
     }
 
@@ -170,32 +170,56 @@ impl CustomOp2 for RmsNorm {
         _res: &Tensor,
         grad: &Tensor,
     ) -> CResult<(Option<Tensor>, Option<Tensor>)> {
-        let (xv, wv, gv) = (host(x)?, host(w)?, host(grad)?);
-        let d = wv.len();
-        let mut dx = vec![0f32; xv.len()];
-        let mut dw = vec![0f32; d];
-        for ((xr, gr), dr) in xv
-            .chunks_exact(d)
-            .zip(gv.chunks_exact(d))
-            .zip(dx.chunks_exact_mut(d))
-        {
-            let ms = xr.iter().map(|v| v * v).sum::<f32>() / d as f32;
-            let r = 1.0 / (ms + self.eps).sqrt();
-            // n = x r; dx = r (g w - n mean(g w n)); dw += g n
-            let mut dot = 0.0;
-            for i in 0..d {
-                let n = xr[i] * r;
-                dw[i] += gr[i] * n;
-                dot += gr[i] * wv[i] * n;
-            }
-            let mean = dot / d as f32;
-            for i in 0..d {
-                dr[i] = r * (gr[i] * wv[i] - xr[i] * r * mean);
-            }
-        }
+        let d = w.elem_count();
+        let n = x.elem_count() / d.max(1);
+        let (dx, dw) = with_f32(x, |xv| {
+            with_f32(w, |wv| {
+                with_f32(grad, |gv| {
+                    let mut dx = zeros(xv.len());
+                    // dw is summed over rows: one partial sum per chunk, added at the end.
+                    let chunks = row_chunks(n, 16);
+                    let per = n.div_ceil(chunks);
+                    let mut partial = zeros(chunks * d);
+                    let (dx_o, dw_o) = (SharedOut::new(&mut dx), SharedOut::new(&mut partial));
+                    par_ranges(chunks, |r| {
+                        for c in r {
+                            let (lo, hi) = (c * per, ((c + 1) * per).min(n));
+                            // SAFETY: chunk c alone writes rows lo..hi of dx and partial row c.
+                            let (dxc, dwc) = unsafe {
+                                (dx_o.slice(lo * d..hi * d), dw_o.slice(c * d..(c + 1) * d))
+                            };
+                            for (i, dr) in dxc.chunks_exact_mut(d).enumerate() {
+                                let row = lo + i;
+                                let xr = &xv[row * d..(row + 1) * d];
+                                let gr = &gv[row * d..(row + 1) * d];
+                                let r = self.inv_rms(xr);
+                                // n = x r; dx = r (g w - n mean(g w n)); dw += g n
+                                let mut dot = 0.0;
+                                for j in 0..d {
+                                    let nj = xr[j] * r;
+                                    dwc[j] += gr[j] * nj;
+                                    dot += gr[j] * wv[j] * nj;
+                                }
+                                let mean = dot / d as f32;
+                                for j in 0..d {
+                                    dr[j] = r * (gr[j] * wv[j] - xr[j] * r * mean);
+                                }
+                            }
+                        }
+                    });
+                    let mut dw = zeros(d);
+                    for row in partial.chunks_exact(d) {
+                        for (a, &p) in dw.iter_mut().zip(row) {
+                            *a += p;
+                        }
+                    }
+                    Ok((dx, dw))
+                })
+            })
+        })?;
         Ok((
-            Some(tensor_like(dx, x.shape(), x)?),
-            Some(tensor_like(dw, w.shape(), w)?),
+            Some(tensor(dx, x.shape().clone(), x.dtype())?),
+            Some(tensor(dw, w.shape().clone(), w.dtype())?),
         ))
     }
 }
@@ -230,31 +254,33 @@ impl CustomOp1 for Rope {
             (dims, _) => bail!("rope expects a 4-d input, got {dims:?}"),
         };
         let half = d / 2;
-        let mut out = vec![0f32; x.len()];
-        for bi in 0..b {
+        let mut out = zeros(x.len());
+        let o = SharedOut::new(&mut out);
+        // One unit per (batch row, head): it owns the [T, D] block of the heads-first layout.
+        crate::model::cpu_par::par_for_sized(b * h, x.len() * 4, |unit| {
+            let (bi, hi) = (unit / h, unit % h);
             for ti in 0..t {
                 let tok = bi * t + ti;
                 let cos = &self.cos[tok * half..(tok + 1) * half];
                 let sin = &self.sin[tok * half..(tok + 1) * half];
-                for hi in 0..h {
-                    let bthd = (tok * h + hi) * d;
-                    let bhtd = ((bi * h + hi) * t + ti) * d;
-                    let (src, dst) = if self.to_heads_first {
-                        (bthd, bhtd)
-                    } else {
-                        (bhtd, bthd)
-                    };
-                    let xh = &x[src..src + d];
-                    let yh = &mut out[dst..dst + d];
-                    for i in 0..half {
-                        let (c, s) = (cos[i] * self.scale, sin[i] * self.sin_sign * self.scale);
-                        let (x1, x2) = (xh[i], xh[i + half]);
-                        yh[i] = x1 * c - x2 * s;
-                        yh[i + half] = x2 * c + x1 * s;
-                    }
+                let bthd = (tok * h + hi) * d;
+                let bhtd = ((bi * h + hi) * t + ti) * d;
+                let (src, dst) = if self.to_heads_first {
+                    (bthd, bhtd)
+                } else {
+                    (bhtd, bthd)
+                };
+                let xh = &x[src..src + d];
+                // SAFETY: (token, head) pairs are disjoint across units, so are their D values.
+                let yh = unsafe { o.slice(dst..dst + d) };
+                for i in 0..half {
+                    let (c, s) = (cos[i] * self.scale, sin[i] * self.sin_sign * self.scale);
+                    let (x1, x2) = (xh[i], xh[i + half]);
+                    yh[i] = x1 * c - x2 * s;
+                    yh[i + half] = x2 * c + x1 * s;
                 }
             }
-        }
+        });
         let shape = if self.to_heads_first {
             Shape::from((b, h, t, d))
         } else {
@@ -292,11 +318,17 @@ impl CustomOp2 for SwiGlu {
         l2: &Layout,
     ) -> CResult<(CpuStorage, Shape)> {
         let (g, u) = (slice_f32(s1, l1)?, slice_f32(s2, l2)?);
-        let out = g
-            .iter()
-            .zip(u.iter())
-            .map(|(&g, &u)| g / (1.0 + (-g).exp()) * u)
-            .collect();
+        if g.len() != u.len() {
+            bail!("swiglu: {:?} vs {:?}", l1.shape(), l2.shape())
+        }
+        let cols = l1.shape().dims().last().copied().unwrap_or(1);
+        let mut out = zeros(g.len());
+        par_rows(&g, &mut out, cols, |r0, gs, ys| {
+            let us = &u[r0 * cols..r0 * cols + gs.len()];
+            for ((y, &gv), &uv) in ys.iter_mut().zip(gs).zip(us) {
+                *y = silu_parts(gv).0 * uv;
+            }
+        });
         Ok((storage(out, s1.dtype()), l1.shape().clone()))
     }
 
@@ -307,36 +339,62 @@ impl CustomOp2 for SwiGlu {
         _res: &Tensor,
         grad: &Tensor,
     ) -> CResult<(Option<Tensor>, Option<Tensor>)> {
-        let (gv, uv, dv) = (host(g)?, host(u)?, host(grad)?);
-        let mut dg = vec![0f32; gv.len()];
-        let mut du = vec![0f32; gv.len()];
-        for i in 0..gv.len() {
-            let s = 1.0 / (1.0 + (-gv[i]).exp());
-            let silu = gv[i] * s;
-            du[i] = dv[i] * silu;
-            dg[i] = dv[i] * uv[i] * s * (1.0 + gv[i] * (1.0 - s));
-        }
+        let cols = g.dims().last().copied().unwrap_or(1);
+        let (dg, du) = with_f32(g, |gv| {
+            with_f32(u, |uv| {
+                with_f32(grad, |dv| {
+                    let mut dg = zeros(gv.len());
+                    let mut du = zeros(gv.len());
+                    let du_o = SharedOut::new(&mut du);
+                    par_rows(gv, &mut dg, cols, |r0, gs, dgs| {
+                        let lo = r0 * cols;
+                        // SAFETY: the rows handed to this call are written by it alone.
+                        let dus = unsafe { du_o.slice(lo..lo + gs.len()) };
+                        for i in 0..gs.len() {
+                            let (silu, dsilu) = silu_parts(gs[i]);
+                            dus[i] = dv[lo + i] * silu;
+                            dgs[i] = dv[lo + i] * uv[lo + i] * dsilu;
+                        }
+                    });
+                    Ok((dg, du))
+                })
+            })
+        })?;
         Ok((
-            Some(tensor_like(dg, g.shape(), g)?),
-            Some(tensor_like(du, u.shape(), u)?),
+            Some(tensor(dg, g.shape().clone(), g.dtype())?),
+            Some(tensor(du, u.shape().clone(), u.dtype())?),
         ))
     }
 }
 
-/// Per row of `[N, V]` logits: the log-prob of a target token and the entropy of the
-/// distribution, as `[N, 2]` f32 (column 0 log-prob, column 1 entropy), computed without
-/// materialising the `[N, V]` log-softmax; the backward recomputes the softmax from the logits.
+/// Row statistics: max, log-sum-exp.
+#[inline]
+fn row_lse(xr: &[f32]) -> (f32, f32) {
+    let max = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = xr.iter().map(|&x| exp_neg(x - max)).sum();
+    (max, max + sum.ln())
+}
+
+/// Per row of `[N, V]` logits: the log-prob of a target token and, optionally, the entropy of
+/// the distribution, computed without materialising the `[N, V]` log-softmax; the backward
+/// recomputes the softmax from the logits. Output: `[N, 2]` f32 (column 0 log-prob, column 1
+/// entropy) with `entropy`, else `[N]` log-probs.
 #[derive(Debug, Clone)]
 pub(crate) struct TokenLogProbEntropy {
     /// One target id per row.
     pub targets: Arc<Vec<u32>>,
+    /// Whether to compute the entropy column.
+    pub entropy: bool,
 }
 
-/// Row statistics: max, log-sum-exp.
-fn row_lse(xr: &[f32]) -> (f32, f32) {
-    let max = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = xr.iter().map(|&x| (x - max).exp()).sum();
-    (max, max + sum.ln())
+impl TokenLogProbEntropy {
+    fn cols(&self) -> usize {
+        if self.entropy {
+            2
+        } else {
+            1
+        }
+    }
 }
 
 impl CustomOp1 for TokenLogProbEntropy {
@@ -351,34 +409,70 @@ impl CustomOp1 for TokenLogProbEntropy {
         if self.targets.len() != n {
             bail!("{} targets for {n} rows", self.targets.len())
         }
-        let mut out = vec![0f32; 2 * n];
-        for (r, xr) in x.chunks_exact(v).enumerate() {
-            let (_, lse) = row_lse(xr);
-            let mut mean_x = 0.0;
-            for &xi in xr {
-                mean_x += (xi - lse).exp() * xi;
-            }
-            out[2 * r] = xr[self.targets[r] as usize] - lse;
-            out[2 * r + 1] = lse - mean_x;
+        if let Some(&bad) = self.targets.iter().find(|&&t| t as usize >= v) {
+            bail!("target {bad} outside a vocabulary of {v}")
         }
-        Ok((CpuStorage::F32(out), Shape::from((n, 2))))
+        let c = self.cols();
+        let mut out = zeros(c * n);
+        let o = SharedOut::new(&mut out);
+        par_ranges(row_chunks(n, 4), |r| {
+            let per = n.div_ceil(row_chunks(n, 4));
+            for ch in r {
+                for row in ch * per..((ch + 1) * per).min(n) {
+                    let xr = &x[row * v..(row + 1) * v];
+                    let (_, lse) = row_lse(xr);
+                    // SAFETY: row `row` alone writes its output entries.
+                    let dst = unsafe { o.slice(row * c..(row + 1) * c) };
+                    dst[0] = xr[self.targets[row] as usize] - lse;
+                    if self.entropy {
+                        let mean_x: f32 = xr.iter().map(|&xi| exp_neg(xi - lse) * xi).sum();
+                        dst[1] = lse - mean_x;
+                    }
+                }
+            }
+        });
+        let shape = if self.entropy {
+            Shape::from((n, 2))
+        } else {
+            Shape::from(n)
+        };
+        Ok((CpuStorage::F32(out), shape))
     }
 
     fn bwd(&self, arg: &Tensor, res: &Tensor, grad: &Tensor) -> CResult<Option<Tensor>> {
-        let (x, out, g) = (host(arg)?, host(res)?, host(grad)?);
         let v = arg.dims().last().copied().unwrap_or(1);
-        let mut dx = vec![0f32; x.len()];
-        for (r, (xr, dr)) in x.chunks_exact(v).zip(dx.chunks_exact_mut(v)).enumerate() {
-            let (_, lse) = row_lse(xr);
-            let (g_lp, g_h, h) = (g[2 * r], g[2 * r + 1], out[2 * r + 1]);
-            // d logp_t / dz_j = [j = t] - p_j ;  dH / dz_j = -p_j (log p_j + H)
-            for j in 0..v {
-                let logp = xr[j] - lse;
-                let p = logp.exp();
-                dr[j] = -g_lp * p - g_h * p * (logp + h);
-            }
-            dr[self.targets[r] as usize] += g_lp;
-        }
-        Ok(Some(tensor_like(dx, arg.shape(), arg)?))
+        let c = self.cols();
+        let dx = with_f32(arg, |x| {
+            with_f32(res, |out| {
+                with_f32(grad, |g| {
+                    let mut dx = zeros(x.len());
+                    par_rows(x, &mut dx, v, |r0, xs, ds| {
+                        for (i, (xr, dr)) in
+                            xs.chunks_exact(v).zip(ds.chunks_exact_mut(v)).enumerate()
+                        {
+                            let r = r0 + i;
+                            let (_, lse) = row_lse(xr);
+                            let g_lp = g[c * r];
+                            // d logp_t / dz_j = [j = t] - p_j ;  dH / dz_j = -p_j (log p_j + H)
+                            if self.entropy {
+                                let (g_h, h) = (g[c * r + 1], out[c * r + 1]);
+                                for (d, &xj) in dr.iter_mut().zip(xr) {
+                                    let logp = xj - lse;
+                                    let p = exp_neg(logp);
+                                    *d = -g_lp * p - g_h * p * (logp + h);
+                                }
+                            } else {
+                                for (d, &xj) in dr.iter_mut().zip(xr) {
+                                    *d = -g_lp * exp_neg(xj - lse);
+                                }
+                            }
+                            dr[self.targets[r] as usize] += g_lp;
+                        }
+                    });
+                    Ok(dx)
+                })
+            })
+        })?;
+        Ok(Some(tensor(dx, arg.shape().clone(), arg.dtype())?))
     }
 }

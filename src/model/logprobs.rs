@@ -113,6 +113,7 @@ pub fn logprobs_with_kernels(
     let (token_lp, entropy) = if kernels == Kernels::Differentiable && dev.is_cpu() {
         let op = TokenLogProbEntropy {
             targets: Arc::new(targets),
+            entropy: true,
         };
         let both = logits
             .reshape((b * r_max, vocab))?

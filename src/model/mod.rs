@@ -7,7 +7,10 @@
 pub mod bench;
 pub mod cache;
 pub mod config;
+mod cpu_attention;
+mod cpu_linear;
 mod cpu_ops;
+mod cpu_par;
 pub mod device;
 pub mod error;
 pub mod gguf;
@@ -24,7 +27,7 @@ pub use cache::KvCache;
 pub use config::{Architecture, ModelConfig, TokenIds};
 pub use device::{parse_device, parse_dtype};
 pub use error::ModelError;
-pub use kernels::Kernels;
+pub use kernels::{cross_entropy, Kernels};
 pub use layout::{pad_left, BatchLayout};
 pub use logprobs::{
     logprobs_with_kernels, response_logprobs, snapshot_response_logprobs, LogProbBatch,
@@ -33,3 +36,24 @@ pub use policy::{Model, Snapshot};
 pub use sampling::{generate, Generation, SamplingParams, StopReason};
 pub use tokenizer::Tokenizer;
 pub use transformer::Transformer;
+
+/// Tunes glibc's allocator for the model's large, short-lived buffers (once per process): big
+/// blocks are served from the heap and freed memory is kept for reuse instead of being
+/// returned to the kernel, so a training step does not pay a fresh `mmap` + page faults for
+/// every activation and gradient. Called when a [`Model`] or [`Snapshot`] is built and by the
+/// benchmark; a no-op on other platforms. Memory freed by the model stays in the process.
+pub fn tune_allocator() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: `mallopt` only changes allocator parameters; it is called once, before the
+        // model's first large allocation, with valid parameter numbers.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        }
+    });
+}
+
+#[cfg(test)]
+mod kernel_tests;

@@ -57,6 +57,7 @@ impl Model {
         dtype: DType,
     ) -> Result<Model> {
         config.validate()?;
+        super::tune_allocator();
         let tensors = check_and_convert(&config, &tensors, device, dtype)?;
         let mut vars = tensors
             .into_iter()

@@ -200,13 +200,18 @@ fn uncached_last_logits(
 }
 
 /// `[B, 1, V]` logits to one f32 vector per row.
-fn rows_f32(logits: &Tensor) -> Result<Vec<Vec<f32>>> {
+pub(crate) fn rows_f32(logits: &Tensor) -> Result<Vec<Vec<f32>>> {
     Ok(logits.squeeze(1)?.to_dtype(DType::F32)?.to_vec2::<f32>()?)
 }
 
 /// Picks a token from one row of logits; returns it with its log-prob under the unfiltered
-/// temperature-1 distribution.
-fn sample_row(logits: &[f32], params: &SamplingParams, rng: &mut ChaCha8Rng) -> (u32, f32) {
+/// temperature-1 distribution. Shared with the rollout engine ([`crate::engine`]), so both
+/// samplers pick the same token from the same logits and RNG state.
+pub(crate) fn sample_row(
+    logits: &[f32],
+    params: &SamplingParams,
+    rng: &mut ChaCha8Rng,
+) -> (u32, f32) {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let lse = max + logits.iter().map(|&x| (x - max).exp()).sum::<f32>().ln();
     let argmax = || {

@@ -16,7 +16,10 @@ use candle_core::{DType, Device, Tensor, D};
 use super::cache::KvCache;
 use super::config::ModelConfig;
 use super::error::{ModelError, Result};
-use super::kernels::{attention_probs, rms_norm, rope, swiglu, AttnBias, Kernels, RopeAt};
+use super::kernels::{
+    attention, attention_is_fused, attention_probs, gate_up, linear, rms_norm, rope, AttnBias,
+    Kernels, RopeAt,
+};
 use super::layout::{attention_bias, BatchLayout};
 
 /// `y = x W^T (+ b)` over the last dimension.
@@ -27,15 +30,8 @@ struct Linear {
 }
 
 impl Linear {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, t, d) = x.dims3()?;
-        let out = self.w.dim(0)?;
-        let y = x.reshape((b * t, d))?.matmul(&self.w.t()?)?;
-        let y = match &self.b {
-            Some(bias) => y.broadcast_add(bias)?,
-            None => y,
-        };
-        Ok(y.reshape((b, t, out))?)
+    fn forward(&self, x: &Tensor, kernels: Kernels) -> Result<Tensor> {
+        linear(x, &self.w, self.b.as_ref(), kernels)
     }
 }
 
@@ -49,8 +45,8 @@ struct Mlp {
 
 impl Mlp {
     fn forward(&self, x: &Tensor, kernels: Kernels) -> Result<Tensor> {
-        let act = swiglu(&self.gate.forward(x)?, &self.up.forward(x)?, kernels)?;
-        self.down.forward(&act)
+        let act = gate_up(x, &self.gate.w, &self.up.w, kernels)?;
+        self.down.forward(&act, kernels)
     }
 }
 
@@ -80,30 +76,29 @@ impl Attention {
         &self,
         x: &Tensor,
         step: &Step<'_>,
-        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        cache: Option<(&mut KvCache, usize)>,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let (h, kvh, hd) = (self.heads, self.kv_heads, self.head_dim);
-        let q = self.q.forward(x)?.reshape((b, t, h, hd))?;
-        let k = self.k.forward(x)?.reshape((b, t, kvh, hd))?;
-        let v = self
-            .v
-            .forward(x)?
-            .reshape((b, t, kvh, hd))?
-            .transpose(1, 2)?;
+        let kn = step.kernels;
+        let (q, k, v) = (
+            self.q.forward(x, kn)?,
+            self.k.forward(x, kn)?,
+            self.v.forward(x, kn)?,
+        );
+        if attention_is_fused(kn, x, cache.is_some()) {
+            let ctx = attention(&q, &k, &v, h, kvh, step.rope, step.bias, cache, kn)?;
+            return self.o.forward(&ctx, kn);
+        }
+        let q = q.reshape((b, t, h, hd))?;
+        let k = k.reshape((b, t, kvh, hd))?;
+        let v = v.reshape((b, t, kvh, hd))?.transpose(1, 2)?;
         // Scaling q inside RoPE is cheaper than scaling the T x S scores.
         let q = rope(&q, step.rope, 1.0 / (hd as f64).sqrt(), step.kernels)?;
         let k = rope(&k, step.rope, 1.0, step.kernels)?.contiguous()?;
         let v = v.contiguous()?;
         let (k, v) = match cache {
-            Some(slot) => {
-                let kv = match slot.take() {
-                    Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
-                    None => (k, v),
-                };
-                *slot = Some(kv.clone());
-                kv
-            }
+            Some((c, layer)) => c.append(layer, k, v)?,
             None => (k, v),
         };
         let s = k.dim(2)?;
@@ -115,7 +110,7 @@ impl Attention {
             attention_probs(&scores, step.bias, step.kernels)?.reshape((b, kvh, rep * t, s))?;
         let ctx = probs.matmul(&v)?.reshape((b, h, t, hd))?;
         let ctx = ctx.transpose(1, 2)?.reshape((b, t, h * hd))?;
-        self.o.forward(&ctx)
+        self.o.forward(&ctx, kn)
     }
 }
 
@@ -287,10 +282,15 @@ impl Transformer {
             }
         }
         let dev = self.device();
-        let pos = Tensor::new(layout.positions(), dev)?;
         let half = self.cfg.head_dim() / 2;
-        let cos = self.cos.index_select(&pos, 0)?.reshape((b, t, half))?;
-        let sin = self.sin.index_select(&pos, 0)?.reshape((b, t, half))?;
+        let tensors = if kernels.needs_tensors(dev) {
+            let pos = Tensor::new(layout.positions(), dev)?;
+            let cos = self.cos.index_select(&pos, 0)?.reshape((b, t, half))?;
+            let sin = self.sin.index_select(&pos, 0)?.reshape((b, t, half))?;
+            Some((cos, sin))
+        } else {
+            None
+        };
         let gather = |table: &[f32]| -> Arc<Vec<f32>> {
             let mut out = Vec::with_capacity(b * t * half);
             for &p in layout.positions() {
@@ -300,14 +300,17 @@ impl Transformer {
             Arc::new(out)
         };
         let rope_at = RopeAt {
-            cos,
-            sin,
+            tensors,
             cos_host: gather(&self.cos_host),
             sin_host: gather(&self.sin_host),
         };
         let bias = match attention_bias(&past_real, past, layout) {
             Some(v) => Some(AttnBias {
-                tensor: Tensor::from_slice(&v, (b, 1, t, past + t), dev)?.to_dtype(self.dtype())?,
+                tensor: if kernels.needs_tensors(dev) {
+                    Some(Tensor::from_slice(&v, (b, 1, t, past + t), dev)?.to_dtype(self.dtype())?)
+                } else {
+                    None
+                },
                 host: Arc::new(v),
             }),
             None => None,
@@ -323,7 +326,7 @@ impl Transformer {
             .index_select(&ids.flatten_all()?, 0)?
             .reshape((b, t, ()))?;
         for (i, block) in self.blocks.iter().enumerate() {
-            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            let slot = cache.as_deref_mut().map(|c| (c, i));
             let a =
                 block
                     .attn
@@ -349,14 +352,11 @@ impl Transformer {
         rms_norm(&x, &self.norm, eps, kernels)
     }
 
-    /// Applies the LM head to hidden states `[B, T, hidden]`, giving `[B, T, vocab]`.
+    /// Applies the LM head to hidden states `[B, T, hidden]`, giving `[B, T, vocab]`
+    /// (differentiable).
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        let (b, t, d) = hidden.dims3()?;
-        let v = self.lm_head.dim(0)?;
-        Ok(hidden
-            .reshape((b * t, d))?
-            .matmul(&self.lm_head.t()?)?
-            .reshape((b, t, v))?)
+        hidden.dims3()?;
+        linear(hidden, &self.lm_head, None, Kernels::Differentiable)
     }
 }
 

@@ -281,3 +281,27 @@ pub fn shuffle_rewards(rewards: &[f32], seed: u64) -> Vec<f32> {
     out.shuffle(&mut rng);
     out
 }
+
+/// Advantages of a batch in which some rollouts have **no reward** (`rewarded[i] == false`: the
+/// sandbox or the engine failed, so the outcome is unknown). Those rollouts are left out of every
+/// statistic the estimator computes (group means and stds, whitening means and variances) and
+/// get `None`; the others get exactly what [`compute`] gives on the rewarded subset. An
+/// infrastructure failure is thereby never scored as a 0 or -1 reward.
+pub fn compute_partial(
+    estimator: AdvantageEstimator,
+    rollouts: &[ScoredRollout],
+    rewarded: &[bool],
+) -> Result<Vec<Option<f32>>, RlError> {
+    check_len("compute_partial", rollouts.len(), rewarded.len())?;
+    let present: Vec<ScoredRollout> = rollouts
+        .iter()
+        .zip(rewarded)
+        .filter(|(_, &ok)| ok)
+        .map(|(r, _)| r.clone())
+        .collect();
+    let mut adv = compute(estimator, &present)?.into_iter();
+    Ok(rewarded
+        .iter()
+        .map(|&ok| if ok { adv.next() } else { None })
+        .collect())
+}

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::rl::advantage::{self, AdvantageEstimator};
 use crate::rl::loss::{policy_loss, KlEstimator, LossScale, PolicyLossConfig, PolicyLossInputs};
+use crate::rl::offpolicy::{self, OffPolicyCorrection, WeightStats};
 use crate::rl::optim::{clip_coefficient, AdamW, AdamWConfig, Gradients};
 use crate::rl::schedule::LrSchedule;
 use crate::rl::RlError;
@@ -78,6 +79,11 @@ pub struct LearnerConfig {
     /// reward distribution but no information about which sequence earned what. A gain over
     /// such a control is attributable to the reward signal. Default false.
     pub shuffle_rewards: bool,
+    /// Off-policy correction for stale rollouts (`[learner.off_policy]`, see
+    /// [`crate::rl::offpolicy`]). With a correction the PPO ratio is taken against the proximal
+    /// policy (the weights at the start of the call) and the behaviour policy is corrected by an
+    /// importance weight; `old_logprobs` is then ignored. Default none.
+    pub off_policy: OffPolicyCorrection,
 }
 
 impl Default for LearnerConfig {
@@ -93,6 +99,7 @@ impl Default for LearnerConfig {
             ppo_epochs: 1,
             old_logprobs: OldLogprobs::Sampler,
             shuffle_rewards: false,
+            off_policy: OffPolicyCorrection::None,
         }
     }
 }
@@ -148,6 +155,12 @@ impl LearnerConfig {
                 reason: "must be finite".into(),
             });
         }
+        self.off_policy
+            .validate()
+            .map_err(|reason| RlError::Config {
+                key: "off_policy.cap",
+                reason,
+            })?;
         Ok(())
     }
 }
@@ -217,6 +230,9 @@ pub struct LearnerStats {
     pub policy_version: PolicyVersion,
     /// Per `(task, role)` reward and advantage means, sorted by key.
     pub per_key: Vec<KeyStats>,
+    /// Importance weights of the off-policy correction over all response tokens (mean 1,
+    /// std 0, ESS 1 without a correction).
+    pub importance: WeightStats,
 }
 
 /// Loss metrics of one mini-batch, summed over its micro-batches (each already normalised by the
@@ -341,26 +357,45 @@ impl Learner {
             kept
         };
         let advantages = advantage::compute(self.cfg.advantage, &kept)?;
-        let old: Vec<Vec<f32>> = match self.cfg.old_logprobs {
-            OldLogprobs::Sampler => kept.iter().map(|r| r.sample_logprobs.clone()).collect(),
-            OldLogprobs::Recompute => self.recompute_logprobs(policy, &kept)?,
-        };
         let version_before = self.opt.step_count();
-
         let n = kept.len();
         let mini = self.cfg.mini_batch_size.unwrap_or(n).min(n);
+        let correction = self.cfg.off_policy;
+        // With a correction, the proximal policy is the weights at the start of this call. One
+        // pass over one mini-batch: they are the weights of the forward itself (no extra pass).
+        let single_pass = self.cfg.ppo_epochs == 1 && mini == n;
+        let (old, prox_in_forward): (Vec<Vec<f32>>, bool) = if correction.is_active() {
+            if single_pass {
+                (Vec::new(), true)
+            } else {
+                (self.recompute_logprobs(policy, &kept)?, false)
+            }
+        } else {
+            let old = match self.cfg.old_logprobs {
+                OldLogprobs::Sampler => kept.iter().map(|r| r.sample_logprobs.clone()).collect(),
+                OldLogprobs::Recompute => self.recompute_logprobs(policy, &kept)?,
+            };
+            (old, false)
+        };
+        let mut all_weights: Vec<f32> = Vec::new();
         let mut sums = MiniBatchStats::default();
         let (mut grad_norm_sum, mut steps, mut skipped, mut lr) = (0.0f64, 0u32, 0u32, 0.0f64);
         for _epoch in 0..self.cfg.ppo_epochs {
             for start in (0..n).step_by(mini) {
                 let end = (start + mini).min(n);
-                let (grads, s) = self.compute_gradients(
+                let (grads, s, w) = self.compute_gradients_corrected(
                     policy,
                     &kept[start..end],
                     &advantages[start..end],
-                    &old[start..end],
+                    if prox_in_forward {
+                        None
+                    } else {
+                        Some(&old[start..end])
+                    },
                     reference,
+                    correction,
                 )?;
+                all_weights.extend(w);
                 let norm = grads.global_norm()?;
                 sums.loss += s.loss;
                 sums.pg_loss += s.pg_loss;
@@ -384,6 +419,7 @@ impl Learner {
         let passes = (steps + skipped).max(1) as f32;
         let stats = self.batch_stats(&kept, &advantages, version_before);
         Ok(LearnerStats {
+            importance: offpolicy::weight_stats(&all_weights),
             pg_loss: sums.pg_loss / passes,
             kl: sums.kl / passes,
             entropy: sums.entropy / passes,
@@ -435,14 +471,42 @@ impl Learner {
         old_logprobs: &[Vec<f32>],
         reference: Option<&dyn TrainablePolicy>,
     ) -> Result<(Gradients, MiniBatchStats), RlError> {
-        if advantages.len() != rollouts.len() || old_logprobs.len() != rollouts.len() {
+        let (g, s, _) = self.compute_gradients_corrected(
+            policy,
+            rollouts,
+            advantages,
+            Some(old_logprobs),
+            reference,
+            OffPolicyCorrection::None,
+        )?;
+        Ok((g, s))
+    }
+
+    /// [`Learner::compute_gradients`] with an off-policy correction
+    /// ([`crate::rl::offpolicy`]). `old_logprobs` are the ratio's denominator: the proximal
+    /// log-probs under a correction, or `None` to take them from the forward itself (detached:
+    /// one PPO pass, where the proximal policy is the current weights). With an active
+    /// `correction` each token's advantage is multiplied by its behaviour weight
+    /// `w(prox, rollout.sample_logprobs)`. Also returns every token's weight (row-major).
+    pub fn compute_gradients_corrected<P: TrainablePolicy + ?Sized>(
+        &self,
+        policy: &P,
+        rollouts: &[ScoredRollout],
+        advantages: &[f32],
+        old_logprobs: Option<&[Vec<f32>]>,
+        reference: Option<&dyn TrainablePolicy>,
+        correction: OffPolicyCorrection,
+    ) -> Result<(Gradients, MiniBatchStats, Vec<f32>), RlError> {
+        if advantages.len() != rollouts.len()
+            || old_logprobs.is_some_and(|o| o.len() != rollouts.len())
+        {
             return Err(RlError::Shape {
                 what: "Learner::compute_gradients",
                 detail: format!(
                     "{} rollouts, {} advantages, {} old log-prob rows",
                     rollouts.len(),
                     advantages.len(),
-                    old_logprobs.len()
+                    old_logprobs.map_or(rollouts.len(), <[_]>::len)
                 ),
             });
         }
@@ -453,6 +517,7 @@ impl Learner {
         };
         let mut grads = Gradients::empty(vars.len());
         let mut stats = MiniBatchStats::default();
+        let mut weights_out = Vec::new();
         let mb = self.cfg.micro_batch_size;
         for (c, chunk) in rollouts.chunks(mb).enumerate() {
             let lo = c * mb;
@@ -478,15 +543,40 @@ impl Learner {
                 });
             }
             let device = logp.device().clone();
-            let old_rows: Vec<&[f32]> = old_logprobs[lo..lo + chunk.len()]
-                .iter()
-                .map(Vec::as_slice)
-                .collect();
-            let old = pad_rows(&old_rows, r_max, &device)?;
+            let forward_rows: Vec<Vec<f32>>;
+            let old_rows: Vec<&[f32]> = match old_logprobs {
+                Some(o) => o[lo..lo + chunk.len()].iter().map(Vec::as_slice).collect(),
+                None => {
+                    let rows = logp
+                        .detach()
+                        .to_dtype(candle_core::DType::F32)?
+                        .to_vec2::<f32>()?;
+                    forward_rows = chunk
+                        .iter()
+                        .zip(rows)
+                        .map(|(r, row)| row[..r.response_ids.len()].to_vec())
+                        .collect();
+                    forward_rows.iter().map(Vec::as_slice).collect()
+                }
+            };
+            let old = match old_logprobs {
+                Some(_) => pad_rows(&old_rows, r_max, &device)?,
+                // The proximal log-probs are the forward's own: the ratio is exactly 1.
+                None => logp.detach(),
+            };
             let adv_rows: Vec<Vec<f32>> = chunk
                 .iter()
                 .zip(&advantages[lo..lo + chunk.len()])
-                .map(|(r, &a)| vec![a; r.response_ids.len()])
+                .zip(&old_rows)
+                .map(|((r, &a), prox)| {
+                    if correction.is_active() {
+                        let w = offpolicy::token_weights(correction, prox, &r.sample_logprobs);
+                        weights_out.extend_from_slice(&w);
+                        w.into_iter().map(|w| a * w).collect()
+                    } else {
+                        vec![a; r.response_ids.len()]
+                    }
+                })
                 .collect();
             let adv_refs: Vec<&[f32]> = adv_rows.iter().map(Vec::as_slice).collect();
             let adv = pad_rows(&adv_refs, r_max, &device)?;
@@ -535,7 +625,7 @@ impl Learner {
             stats.clip_frac_lower += out.clip_frac_lower;
             stats.approx_kl += out.approx_kl;
         }
-        Ok((grads, stats))
+        Ok((grads, stats, weights_out))
     }
 
     /// Batch-level statistics (rewards, advantages, lengths, staleness, per-key means); the loss
@@ -619,6 +709,7 @@ impl Learner {
                     advantage_mean: (advs / f64::from(count)) as f32,
                 })
                 .collect(),
+            importance: WeightStats::default(),
         }
     }
 }

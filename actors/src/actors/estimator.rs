@@ -1,166 +1,141 @@
-//! The Monte Carlo learnability estimator: for each valid proposed task it asks the solver for
-//! `n` answers at the training temperature, has the reward actor grade them, and returns the
-//! solve rate (AZR's proposer reward is computed from it).
+//! The Monte Carlo learnability estimator: for each valid proposed task it samples
+//! `tasks.rewards.mc_samples` solver answers through the rollout engine at the training
+//! settings, grades them, returns the task to the task store, and pushes the proposal with its
+//! solve rate to the reward actor (AZR's proposer reward is computed from it).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
-use azr_core::tasks::{Score, Task};
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use azr_core::tasks::{Score, Verdict};
+use azr_core::types::Role;
+use ractor::RpcReplyPort;
 
-use super::handle::{RequestError, WorkerHandle};
-use super::reward::RewardHandle;
-use super::solver::{SolveOutput, SolverHandle};
-use super::{serve, Ctx};
-use crate::engine::Decoding;
+use super::store::StoreMsg;
+use super::{Ctx, EstimateJob, ProposalResult, ToReward, WorkError};
+use crate::service::{Service, ServiceHandle};
+use crate::telemetry;
 
 /// Registered name.
 pub const NAME: &str = "estimator";
 
-/// The estimate for one task.
-#[derive(Debug, Clone)]
-pub struct Estimate {
-    /// Share of the `n` samples that were correct.
-    pub solve_rate: f64,
-    /// The samples and their verdicts (for dumps; not trained on).
-    pub samples: Vec<(SolveOutput, Score)>,
-}
-
-/// Messages of [`Estimator`].
+/// Messages of the estimator.
 pub enum EstimatorMsg {
-    /// Estimate the solve rate of each task from `n` samples.
+    /// Estimate the solve rate of one valid proposal's task.
     Estimate {
-        /// Step.
-        step: u64,
-        /// Valid tasks.
-        tasks: Vec<Task>,
-        /// Samples per task.
-        n: usize,
-        /// Decoding (the training temperature).
-        decoding: Decoding,
-        /// Sampling seed.
-        seed: u64,
-        /// Reply: one estimate per task.
-        reply: RpcReplyPort<Result<Vec<Estimate>, String>>,
+        /// The job.
+        job: EstimateJob,
+        /// Reply (once pushed downstream).
+        reply: RpcReplyPort<Result<(), WorkError>>,
     },
 }
 
-/// The estimator actor.
-pub struct Estimator;
-
-/// State of [`Estimator`].
-pub struct EstimatorState {
+/// The estimator service.
+pub struct Estimator {
     ctx: Arc<Ctx>,
-    solver: SolverHandle,
-    reward: RewardHandle,
+    store: ServiceHandle<StoreMsg>,
+    reward_tx: flume::Sender<ToReward>,
 }
 
-impl Actor for Estimator {
-    type Msg = EstimatorMsg;
-    type State = EstimatorState;
-    type Arguments = Arc<Ctx>;
-
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<Self::Msg>,
+impl Estimator {
+    /// An estimator returning tasks to `store` and pushing to the reward actor.
+    pub fn new(
         ctx: Arc<Ctx>,
-    ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(EstimatorState {
-            solver: SolverHandle::new(ctx.timeout),
-            reward: RewardHandle::new(ctx.timeout),
+        store: ServiceHandle<StoreMsg>,
+        reward_tx: flume::Sender<ToReward>,
+    ) -> Self {
+        Self {
             ctx,
-        })
+            store,
+            reward_tx,
+        }
+    }
+}
+
+/// Sample and grade; the solve rate.
+async fn estimate(ctx: &Arc<Ctx>, job: &EstimateJob) -> Result<f64, WorkError> {
+    let kind = job.task.kind;
+    let text = ctx.task_type(kind)?.solver_prompt(&job.task)?;
+    let ids = ctx.codec.encode(&text)?;
+    let n = ctx.rewards.mc_samples;
+    let samples = ctx
+        .generate(ids, n, job.proposal.slot.seed(ctx.seed, 2), 0)
+        .await?;
+    let lengths: Vec<usize> = samples.iter().map(|s| s.tokens.len()).collect();
+    let (c, task) = (ctx.clone(), job.task.clone());
+    let texts: Vec<String> = samples.into_iter().map(|s| s.text).collect();
+    let verdicts = tokio::task::spawn_blocking(move || {
+        texts
+            .iter()
+            .map(|t| super::reward::grade(&c, &task, t))
+            .collect::<Result<Vec<Score>, WorkError>>()
+    })
+    .await
+    .map_err(|e| WorkError::Join(e.to_string()))??;
+    let correct = verdicts.iter().filter(|v| **v == Verdict::Correct).count();
+    telemetry::answers(kind, Role::Propose, verdicts.len(), correct);
+    let max = ctx.sampling.max_new_tokens;
+    telemetry::responses(
+        kind,
+        Role::Propose,
+        &lengths,
+        lengths.iter().filter(|&&l| l >= max).count(),
+    );
+    // The mean score: partial credit counts its value.
+    Ok(f64::from(azr_core::tasks::rewards::solve_rate(&verdicts)))
+}
+
+impl Service for Estimator {
+    type Msg = EstimatorMsg;
+    type State = ();
+    type Error = WorkError;
+
+    fn name(&self) -> &'static str {
+        NAME
     }
 
-    async fn handle(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        msg: Self::Msg,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        let EstimatorMsg::Estimate {
-            step,
-            tasks,
-            n,
-            decoding,
-            seed,
-            reply,
-        } = msg;
-        state.ctx.faults.maybe_panic(NAME, step);
-        let solver = state.solver.clone();
-        let reward = state.reward.clone();
-        serve(NAME, reply, async move {
-            estimate(&solver, &reward, step, tasks, n, decoding, seed)
-                .await
-                .map_err(|e| e.to_string())
-        });
+    async fn init(&self) -> Result<(), WorkError> {
         Ok(())
     }
-}
 
-async fn estimate(
-    solver: &SolverHandle,
-    reward: &RewardHandle,
-    step: u64,
-    tasks: Vec<Task>,
-    n: usize,
-    decoding: Decoding,
-    seed: u64,
-) -> Result<Vec<Estimate>, RequestError> {
-    if tasks.is_empty() {
-        return Ok(Vec::new());
-    }
-    let samples = solver.solve(step, tasks.clone(), n, decoding, seed).await?;
-    let items = samples
-        .iter()
-        .map(|s| (tasks[s.task_index].clone(), s.generated.text.clone()))
-        .collect();
-    let verdicts = reward.grade(step, items).await?;
-    let mut out: Vec<Estimate> = tasks
-        .iter()
-        .map(|_| Estimate {
-            solve_rate: 0.0,
-            samples: Vec::with_capacity(n),
-        })
-        .collect();
-    for (s, v) in samples.into_iter().zip(verdicts) {
-        out[s.task_index].samples.push((s, v));
-    }
-    for e in &mut out {
-        let scores: Vec<Score> = e.samples.iter().map(|(_, v)| *v).collect();
-        e.solve_rate = f64::from(azr_core::tasks::rewards::solve_rate(&scores));
-    }
-    Ok(out)
-}
-
-/// Typed handle to the estimator.
-#[derive(Clone)]
-pub struct EstimatorHandle(WorkerHandle<EstimatorMsg>);
-
-impl EstimatorHandle {
-    /// A handle with a per-attempt timeout.
-    pub fn new(timeout: Duration) -> Self {
-        Self(WorkerHandle::new(NAME, timeout))
-    }
-
-    /// Estimate the solve rate of each task from `n` samples.
-    pub async fn estimate(
-        &self,
-        step: u64,
-        tasks: Vec<Task>,
-        n: usize,
-        decoding: Decoding,
-        seed: u64,
-    ) -> Result<Vec<Estimate>, RequestError> {
-        self.0
-            .request(|reply| EstimatorMsg::Estimate {
-                step,
-                tasks: tasks.clone(),
-                n,
-                decoding,
-                seed,
-                reply,
-            })
-            .await
+    async fn handle(&self, msg: EstimatorMsg, _state: &mut ()) -> Result<(), WorkError> {
+        let EstimatorMsg::Estimate { job, reply } = msg;
+        self.ctx.faults.maybe_panic(NAME, job.proposal.slot.batch);
+        let (ctx, store, rtx) = (self.ctx.clone(), self.store.clone(), self.reward_tx.clone());
+        tokio::spawn(async move {
+            let t0 = Instant::now();
+            let slot = job.proposal.slot;
+            let result = match estimate(&ctx, &job).await {
+                Ok(solve_rate) => {
+                    // Valid tasks join the buffers whatever their reward (as AZR).
+                    let task = job.task.clone();
+                    let added: Result<(), _> = store
+                        .request(|reply| StoreMsg::Add {
+                            tasks: vec![task.clone()],
+                            reply,
+                        })
+                        .await;
+                    if let Err(e) = added {
+                        tracing::warn!(error = %e, "could not return a task to the store");
+                    }
+                    ProposalResult::Valid { solve_rate }
+                }
+                Err(e) => {
+                    tracing::warn!(?slot, error = %e, "estimate failed: no reward");
+                    ProposalResult::NoReward(e.to_string())
+                }
+            };
+            telemetry::busy(NAME, t0.elapsed());
+            telemetry::phase("estimate", t0.elapsed());
+            let sent = rtx
+                .send_async(ToReward::Proposal {
+                    item: Some(job.proposal),
+                    slot,
+                    result,
+                })
+                .await
+                .map_err(|_| WorkError::Closed("answers"));
+            let _ = reply.send(sent);
+        });
+        Ok(())
     }
 }

@@ -1,119 +1,146 @@
 //! The executor actor: validates proposals in the sandbox (parse, banned imports, two runs for
-//! determinism) and turns the valid ones into [`Task`]s with gold outputs. The blocking executor
-//! calls run on `spawn_blocking`.
+//! determinism) and turns the valid ones into tasks with gold outputs, pushed to the estimator;
+//! invalid and unparsable proposals go straight to the reward actor. A sandbox failure is "no
+//! reward", never an invalid proposal. The blocking executor calls run on `spawn_blocking`.
 
 use std::sync::Arc;
-use std::time::Duration;
-
 use std::time::Instant;
 
 use azr_core::executor::ExecStatus;
-use azr_core::tasks::{Invalid, Proposal, Provenance, Task};
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use azr_core::tasks::{Invalid, Provenance};
+use ractor::RpcReplyPort;
 
-use super::handle::{RequestError, WorkerHandle};
-use super::{serve, Ctx};
+use super::{Ctx, EstimateJob, ProposalItem, ProposalResult, ToReward, WorkError};
+use crate::service::Service;
+use crate::telemetry;
 
 /// Registered name.
 pub const NAME: &str = "executor";
 
-/// Messages of [`ExecutorActor`].
+/// Messages of the executor actor.
 pub enum ExecutorMsg {
-    /// Validate proposals; one result per proposal, in order.
+    /// Validate one proposal; replies once the result is pushed downstream.
     Validate {
-        /// Step (fault injection and provenance).
-        step: u64,
-        /// Proposals with their provenance.
-        proposals: Vec<(Proposal, Provenance)>,
-        /// Reply: the task, or why the proposal is invalid.
-        reply: RpcReplyPort<Result<Vec<Result<Task, String>>, String>>,
+        /// The proposal.
+        item: ProposalItem,
+        /// Reply.
+        reply: RpcReplyPort<Result<(), WorkError>>,
     },
 }
 
-/// The executor actor.
-pub struct ExecutorActor;
-
-/// State of [`ExecutorActor`].
-pub struct ExecutorState {
+/// The executor service.
+pub struct ExecutorActor {
     ctx: Arc<Ctx>,
+    estimates_tx: flume::Sender<EstimateJob>,
+    reward_tx: flume::Sender<ToReward>,
 }
 
-impl Actor for ExecutorActor {
-    type Msg = ExecutorMsg;
-    type State = ExecutorState;
-    type Arguments = Arc<Ctx>;
-
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<Self::Msg>,
+impl ExecutorActor {
+    /// An executor pushing valid tasks to the estimator and the rest to the reward actor.
+    pub fn new(
         ctx: Arc<Ctx>,
-    ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(ExecutorState { ctx })
+        estimates_tx: flume::Sender<EstimateJob>,
+        reward_tx: flume::Sender<ToReward>,
+    ) -> Self {
+        Self {
+            ctx,
+            estimates_tx,
+            reward_tx,
+        }
+    }
+}
+
+/// What validation made of a proposal.
+enum Validated {
+    Valid(azr_core::tasks::Task),
+    Rejected(ProposalResult),
+}
+
+fn validate(ctx: &Ctx, item: &ProposalItem) -> Validated {
+    let p = match &item.parsed {
+        Ok(p) => p,
+        Err(e) => {
+            return Validated::Rejected(ProposalResult::FormatError(format!("format_error: {e}")))
+        }
+    };
+    let tt = match ctx
+        .task_type(p.kind)
+        .and_then(|t| t.proposer().ok_or(super::WorkError::NotProposable(p.kind)))
+    {
+        Ok(tt) => tt,
+        Err(e) => return Validated::Rejected(ProposalResult::NoReward(e.to_string())),
+    };
+    let prov = Provenance::proposed(item.slot.batch, item.generated.first_version);
+    let t0 = Instant::now();
+    let r = tt.validate_proposal(p, &ctx.executor, prov);
+    let status = match &r {
+        Ok(_) => ExecStatus::Ok,
+        Err(Invalid::Exec { status, .. }) => *status,
+        Err(_) => ExecStatus::Invalid,
+    };
+    telemetry::execution(status, t0.elapsed());
+    match r {
+        Ok(task) => Validated::Valid(task),
+        Err(e) if status == ExecStatus::SandboxFailure => {
+            Validated::Rejected(ProposalResult::NoReward(format!("sandbox failure: {e}")))
+        }
+        Err(e) => Validated::Rejected(ProposalResult::Invalid(format!("invalid: {e}"))),
+    }
+}
+
+impl Service for ExecutorActor {
+    type Msg = ExecutorMsg;
+    type State = ();
+    type Error = WorkError;
+
+    fn name(&self) -> &'static str {
+        NAME
     }
 
-    async fn handle(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        msg: Self::Msg,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        let ExecutorMsg::Validate {
-            step,
-            proposals,
-            reply,
-        } = msg;
-        state.ctx.faults.maybe_panic(NAME, step);
-        let ctx = state.ctx.clone();
-        serve(NAME, reply, async move {
-            tokio::task::spawn_blocking(move || {
-                proposals
-                    .iter()
-                    .map(|(p, prov)| {
-                        let tt = ctx
-                            .task_type(p.kind)?
-                            .proposer()
-                            .ok_or_else(|| format!("task type `{}` does not propose", p.kind))?;
-                        let t0 = Instant::now();
-                        let r = tt.validate_proposal(p, &ctx.executor, prov.clone());
-                        let status = match &r {
-                            Ok(_) => ExecStatus::Ok,
-                            Err(Invalid::Exec { status, .. }) => *status,
-                            Err(_) => ExecStatus::Invalid,
-                        };
-                        crate::telemetry::execution(status, t0.elapsed());
-                        r.map_err(|e| e.to_string())
-                    })
-                    .collect()
-            })
-            .await
-            .map_err(|e| format!("validation task failed: {e}"))
-        });
+    async fn init(&self) -> Result<(), WorkError> {
         Ok(())
     }
-}
 
-/// Typed handle to the executor actor.
-#[derive(Clone)]
-pub struct ExecutorHandle(WorkerHandle<ExecutorMsg>);
-
-impl ExecutorHandle {
-    /// A handle with a per-attempt timeout.
-    pub fn new(timeout: Duration) -> Self {
-        Self(WorkerHandle::new(NAME, timeout))
-    }
-
-    /// Validate proposals; one result per proposal, in order.
-    pub async fn validate(
-        &self,
-        step: u64,
-        proposals: Vec<(Proposal, Provenance)>,
-    ) -> Result<Vec<Result<Task, String>>, RequestError> {
-        self.0
-            .request(|reply| ExecutorMsg::Validate {
-                step,
-                proposals: proposals.clone(),
-                reply,
-            })
-            .await
+    async fn handle(&self, msg: ExecutorMsg, _state: &mut ()) -> Result<(), WorkError> {
+        let ExecutorMsg::Validate { item, reply } = msg;
+        self.ctx.faults.maybe_panic(NAME, item.slot.batch);
+        let (ctx, etx, rtx) = (
+            self.ctx.clone(),
+            self.estimates_tx.clone(),
+            self.reward_tx.clone(),
+        );
+        tokio::spawn(async move {
+            let t0 = Instant::now();
+            let slot = item.slot;
+            let it = item.clone();
+            let v = tokio::task::spawn_blocking(move || validate(&ctx, &it))
+                .await
+                .unwrap_or_else(|e| {
+                    Validated::Rejected(ProposalResult::NoReward(format!(
+                        "validation task failed: {e}"
+                    )))
+                });
+            telemetry::busy(NAME, t0.elapsed());
+            telemetry::phase("validate", t0.elapsed());
+            let sent = match v {
+                Validated::Valid(task) => etx
+                    .send_async(EstimateJob {
+                        proposal: item,
+                        task,
+                    })
+                    .await
+                    .map_err(|_| WorkError::Closed("estimates")),
+                Validated::Rejected(result) => rtx
+                    .send_async(ToReward::Proposal {
+                        item: Some(item),
+                        slot,
+                        result,
+                    })
+                    .await
+                    .map_err(|_| WorkError::Closed("answers")),
+            };
+            let _ = reply.send(sent);
+        });
+        Ok(())
     }
 }

@@ -1,162 +1,122 @@
-//! The proposer: builds proposer prompts from reference tasks, samples proposals from the
-//! current policy snapshot, and parses them into [`Proposal`]s (a format error is data, not a
-//! failure).
+//! The proposer: turns reference tasks into a proposer prompt, samples one proposal through the
+//! rollout engine and parses it (a format error is data, not a failure), then pushes it to the
+//! executor for validation.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
-use azr_core::tasks::{Proposal, ProposerPrompt, Task};
-use azr_core::types::TaskKind;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::RpcReplyPort;
 
-use super::handle::{RequestError, WorkerHandle};
-use super::{serve, Ctx};
-use crate::engine::{Decoding, Generated};
+use super::{Ctx, ProposalItem, ProposalResult, ProposeJob, ToReward, WorkError};
+use crate::service::Service;
+use crate::telemetry;
 
 /// Registered name.
 pub const NAME: &str = "proposer";
 
-/// One sampled proposal.
-#[derive(Debug, Clone)]
-pub struct ProposeOutput {
-    /// The prompt (with the induction reference program, if any).
-    pub prompt: ProposerPrompt,
-    /// Prompt token ids.
-    pub prompt_ids: Vec<u32>,
-    /// The generation.
-    pub generated: Generated,
-    /// The parsed proposal, or why it does not parse.
-    pub proposal: Result<Proposal, String>,
-}
-
-/// Messages of [`Proposer`].
+/// Messages of the proposer.
 pub enum ProposerMsg {
-    /// Sample one proposal per reference set.
+    /// Sample the proposal of a slot; replies once it is pushed downstream.
     Propose {
-        /// Step (fault injection and logs).
-        step: u64,
-        /// Task kind.
-        kind: TaskKind,
-        /// One reference set per proposal.
-        references: Vec<Vec<Task>>,
-        /// Decoding settings.
-        decoding: Decoding,
-        /// Sampling seed.
-        seed: u64,
+        /// The job.
+        job: ProposeJob,
         /// Reply.
-        reply: RpcReplyPort<Result<Vec<ProposeOutput>, String>>,
+        reply: RpcReplyPort<Result<(), WorkError>>,
     },
 }
 
-/// The proposer actor.
-pub struct Proposer;
-
-/// State of [`Proposer`].
-pub struct ProposerState {
+/// The proposer service.
+pub struct Proposer {
     ctx: Arc<Ctx>,
+    proposals_tx: flume::Sender<ProposalItem>,
+    reward_tx: flume::Sender<ToReward>,
 }
 
-impl Actor for Proposer {
-    type Msg = ProposerMsg;
-    type State = ProposerState;
-    type Arguments = Arc<Ctx>;
-
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<Self::Msg>,
+impl Proposer {
+    /// A proposer pushing to the executor (`proposals`), or to the reward actor when the
+    /// generation itself failed.
+    pub fn new(
         ctx: Arc<Ctx>,
-    ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(ProposerState { ctx })
-    }
-
-    async fn handle(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        msg: Self::Msg,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        let ProposerMsg::Propose {
-            step,
-            kind,
-            references,
-            decoding,
-            seed,
-            reply,
-        } = msg;
-        state.ctx.faults.maybe_panic(NAME, step);
-        let ctx = state.ctx.clone();
-        serve(NAME, reply, async move {
-            propose(&ctx, kind, &references, decoding, seed).await
-        });
-        Ok(())
+        proposals_tx: flume::Sender<ProposalItem>,
+        reward_tx: flume::Sender<ToReward>,
+    ) -> Self {
+        Self {
+            ctx,
+            proposals_tx,
+            reward_tx,
+        }
     }
 }
 
-async fn propose(
-    ctx: &Ctx,
-    kind: TaskKind,
-    references: &[Vec<Task>],
-    decoding: Decoding,
-    seed: u64,
-) -> Result<Vec<ProposeOutput>, String> {
+async fn propose(ctx: &Ctx, job: &ProposeJob) -> Result<ProposalItem, WorkError> {
+    let kind = job.slot.kind;
     let tt = ctx
         .task_type(kind)?
         .proposer()
-        .ok_or_else(|| format!("task type `{kind}` does not propose"))?;
-    let mut prompts = Vec::with_capacity(references.len());
-    let mut ids = Vec::with_capacity(references.len());
-    for refs in references {
-        let p = tt.proposer_prompt(refs).map_err(|e| e.to_string())?;
-        ids.push(ctx.codec.encode(&p.text)?);
-        prompts.push(p);
-    }
-    let gens = ctx.inference.generate(ids.clone(), decoding, seed).await?;
-    Ok(prompts
-        .into_iter()
-        .zip(ids)
-        .zip(gens)
-        .map(|((prompt, prompt_ids), generated)| {
-            let proposal = tt
-                .parse_proposal(&prompt, &generated.text)
-                .map_err(|e| e.to_string());
-            ProposeOutput {
-                prompt,
-                prompt_ids,
-                generated,
-                proposal,
-            }
-        })
-        .collect())
+        .ok_or(WorkError::NotProposable(kind))?;
+    let prompt = tt.proposer_prompt(&job.references)?;
+    let prompt_ids = ctx.codec.encode(&prompt.text)?;
+    let generated = ctx
+        .generate(prompt_ids.clone(), 1, job.slot.seed(ctx.seed, 1), 0)
+        .await?
+        .pop()
+        .ok_or(WorkError::Closed("engine returned no sample"))?;
+    let parsed = tt
+        .parse_proposal(&prompt, &generated.text)
+        .map_err(|e| e.to_string());
+    Ok(ProposalItem {
+        slot: job.slot,
+        prompt,
+        prompt_ids,
+        generated,
+        parsed,
+    })
 }
 
-/// Typed handle to the proposer.
-#[derive(Clone)]
-pub struct ProposerHandle(WorkerHandle<ProposerMsg>);
+impl Service for Proposer {
+    type Msg = ProposerMsg;
+    type State = ();
+    type Error = WorkError;
 
-impl ProposerHandle {
-    /// A handle with a per-attempt timeout.
-    pub fn new(timeout: Duration) -> Self {
-        Self(WorkerHandle::new(NAME, timeout))
+    fn name(&self) -> &'static str {
+        NAME
     }
 
-    /// Sample one proposal of `kind` per reference set.
-    pub async fn propose(
-        &self,
-        step: u64,
-        kind: TaskKind,
-        references: Vec<Vec<Task>>,
-        decoding: Decoding,
-        seed: u64,
-    ) -> Result<Vec<ProposeOutput>, RequestError> {
-        self.0
-            .request(|reply| ProposerMsg::Propose {
-                step,
-                kind,
-                references: references.clone(),
-                decoding,
-                seed,
-                reply,
-            })
-            .await
+    async fn init(&self) -> Result<(), WorkError> {
+        Ok(())
+    }
+
+    async fn handle(&self, msg: ProposerMsg, _state: &mut ()) -> Result<(), WorkError> {
+        let ProposerMsg::Propose { job, reply } = msg;
+        self.ctx.faults.maybe_panic(NAME, job.slot.batch);
+        let (ctx, ptx, rtx) = (
+            self.ctx.clone(),
+            self.proposals_tx.clone(),
+            self.reward_tx.clone(),
+        );
+        tokio::spawn(async move {
+            let t0 = Instant::now();
+            let r = propose(&ctx, &job).await;
+            telemetry::busy(NAME, t0.elapsed());
+            telemetry::phase("propose", t0.elapsed());
+            let sent = match r {
+                Ok(item) => ptx
+                    .send_async(item)
+                    .await
+                    .map_err(|_| WorkError::Closed("proposals")),
+                Err(e) => {
+                    tracing::warn!(slot = ?job.slot, error = %e, "proposal failed: no reward");
+                    rtx.send_async(ToReward::Proposal {
+                        item: None,
+                        slot: job.slot,
+                        result: ProposalResult::NoReward(e.to_string()),
+                    })
+                    .await
+                    .map_err(|_| WorkError::Closed("answers"))
+                }
+            };
+            let _ = reply.send(sent);
+        });
+        Ok(())
     }
 }

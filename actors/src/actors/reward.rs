@@ -1,103 +1,237 @@
-//! The reward actor: grades solver generations with each task type's checker (executor-backed
-//! where needed, on `spawn_blocking`).
+//! The reward actor: scores every generation that reaches it. Solver answers are graded by
+//! their task type's check (executor-backed where needed, on `spawn_blocking`) and rewarded by
+//! `tasks.rewards`; a proposal's reward comes from its outcome (the learnability `1 - s` of a
+//! valid one). A generation whose infrastructure failed gets no reward: it is marked, counted
+//! and left out of training, never scored 0 or -1. The scored slot goes to the learner.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
-use azr_core::tasks::{Score, Task};
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use azr_core::tasks::{ProposalOutcome, Score, Task, Verdict};
+use azr_core::types::{Role, ScoredRollout};
+use ractor::RpcReplyPort;
 
-use super::handle::{RequestError, WorkerHandle};
-use super::{serve, Ctx};
+use super::{Ctx, ProposalResult, Scored, ScoredSample, ToReward, WorkError};
+use crate::pipeline::dump::DumpRecord;
+use crate::service::Service;
+use crate::telemetry;
 
 /// Registered name.
 pub const NAME: &str = "reward";
 
-/// Messages of [`Reward`].
+/// Messages of the reward actor.
 pub enum RewardMsg {
-    /// Grade `(task, response text)` pairs; one verdict per pair, in order.
-    Grade {
-        /// Step (fault injection).
-        step: u64,
-        /// Pairs to grade.
-        items: Vec<(Task, String)>,
+    /// Score one slot's generations; replies once the scored slot is pushed to the learner.
+    Score {
+        /// The generations.
+        item: ToReward,
         /// Reply.
-        reply: RpcReplyPort<Result<Vec<Score>, String>>,
+        reply: RpcReplyPort<Result<(), WorkError>>,
     },
 }
 
-/// The reward actor.
-pub struct Reward;
-
-/// State of [`Reward`].
-pub struct RewardState {
+/// The reward service.
+pub struct Reward {
     ctx: Arc<Ctx>,
+    rollouts_tx: flume::Sender<Scored>,
 }
 
-impl Actor for Reward {
-    type Msg = RewardMsg;
-    type State = RewardState;
-    type Arguments = Arc<Ctx>;
+impl Reward {
+    /// A reward actor pushing to the learner (`rollouts`).
+    pub fn new(ctx: Arc<Ctx>, rollouts_tx: flume::Sender<Scored>) -> Self {
+        Self { ctx, rollouts_tx }
+    }
+}
 
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        ctx: Arc<Ctx>,
-    ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(RewardState { ctx })
+/// Grade one response with its task type's checker (blocking): its score in [0, 1] and label,
+/// which `tasks.rewards` maps to the reward (partial credit included).
+pub fn grade(ctx: &Ctx, task: &Task, text: &str) -> Result<Score, WorkError> {
+    Ok(ctx
+        .task_type(task.kind)?
+        .grade(task, text, &ctx.executor)
+        .score)
+}
+
+/// Score one item (blocking: grading may run programs).
+fn score(ctx: &Ctx, item: ToReward) -> Scored {
+    let slot = item.slot();
+    match item {
+        ToReward::Answers {
+            job,
+            prompt,
+            prompt_ids,
+            samples,
+        } => {
+            let samples = match samples {
+                Ok(s) => s,
+                Err(e) => {
+                    telemetry::unrewarded(slot.kind, slot.role, job.n);
+                    tracing::warn!(?slot, error = %e, "answers without reward");
+                    return Scored {
+                        slot,
+                        samples: Vec::new(),
+                        example: job.example,
+                    };
+                }
+            };
+            let out = samples
+                .into_iter()
+                .map(|g| {
+                    let (reward, rewarded, outcome, hit) = match grade(ctx, &job.task, &g.text) {
+                        Ok(v) => (
+                            ctx.rewards.solver(v),
+                            true,
+                            v.as_str().to_string(),
+                            v == Verdict::Correct,
+                        ),
+                        Err(e) => {
+                            telemetry::unrewarded(slot.kind, slot.role, 1);
+                            (0.0, false, format!("no_reward: {e}"), false)
+                        }
+                    };
+                    ScoredSample {
+                        record: DumpRecord {
+                            step: slot.batch,
+                            task: slot.kind,
+                            role: Role::Solve,
+                            prompt: prompt.clone(),
+                            response: g.text.clone(),
+                            reward,
+                            outcome,
+                            solve_rate: None,
+                            policy_version: g.first_version,
+                            response_tokens: g.tokens.len(),
+                        },
+                        rollout: ScoredRollout {
+                            prompt_ids: prompt_ids.clone(),
+                            response_ids: g.tokens,
+                            sample_logprobs: g.logprobs,
+                            reward,
+                            task: slot.kind,
+                            role: Role::Solve,
+                            group: slot.group(),
+                            policy_version: g.first_version,
+                        },
+                        rewarded,
+                        hit,
+                    }
+                })
+                .collect();
+            Scored {
+                slot,
+                samples: out,
+                example: job.example,
+            }
+        }
+        ToReward::Proposal { item, slot, result } => {
+            let Some(p) = item else {
+                telemetry::unrewarded(slot.kind, slot.role, 1);
+                return Scored {
+                    slot,
+                    samples: Vec::new(),
+                    example: None,
+                };
+            };
+            let (reward, rewarded, outcome, rate) = match &result {
+                ProposalResult::Valid { solve_rate } => (
+                    ctx.rewards.proposer(ProposalOutcome::Valid {
+                        solve_rate: *solve_rate as f32,
+                    }),
+                    true,
+                    "valid".to_string(),
+                    Some(*solve_rate),
+                ),
+                ProposalResult::Invalid(why) => (
+                    ctx.rewards.proposer(ProposalOutcome::Invalid),
+                    true,
+                    why.clone(),
+                    None,
+                ),
+                ProposalResult::FormatError(why) => (
+                    ctx.rewards.proposer(ProposalOutcome::FormatError),
+                    true,
+                    why.clone(),
+                    None,
+                ),
+                ProposalResult::NoReward(why) => {
+                    telemetry::unrewarded(slot.kind, slot.role, 1);
+                    (0.0, false, format!("no_reward: {why}"), None)
+                }
+            };
+            let g = p.generated;
+            Scored {
+                slot,
+                samples: vec![ScoredSample {
+                    record: DumpRecord {
+                        step: slot.batch,
+                        task: slot.kind,
+                        role: Role::Propose,
+                        prompt: p.prompt.text,
+                        response: g.text,
+                        reward,
+                        outcome,
+                        solve_rate: rate,
+                        policy_version: g.first_version,
+                        response_tokens: g.tokens.len(),
+                    },
+                    rollout: ScoredRollout {
+                        prompt_ids: p.prompt_ids,
+                        response_ids: g.tokens,
+                        sample_logprobs: g.logprobs,
+                        reward,
+                        task: slot.kind,
+                        role: Role::Propose,
+                        group: slot.group(),
+                        policy_version: g.first_version,
+                    },
+                    rewarded,
+                    hit: rate.is_some(),
+                }],
+                example: None,
+            }
+        }
+    }
+}
+
+impl Service for Reward {
+    type Msg = RewardMsg;
+    type State = ();
+    type Error = WorkError;
+
+    fn name(&self) -> &'static str {
+        NAME
     }
 
-    async fn handle(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        msg: Self::Msg,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        let RewardMsg::Grade { step, items, reply } = msg;
-        state.ctx.faults.maybe_panic(NAME, step);
-        let ctx = state.ctx.clone();
-        serve(NAME, reply, async move {
-            tokio::task::spawn_blocking(move || grade(&ctx, &items))
-                .await
-                .map_err(|e| format!("grading task failed: {e}"))?
-        });
+    async fn init(&self) -> Result<(), WorkError> {
         Ok(())
     }
-}
 
-/// Grade pairs with the task types' checkers (blocking).
-pub fn grade(ctx: &Ctx, items: &[(Task, String)]) -> Result<Vec<Score>, String> {
-    items
-        .iter()
-        .map(|(task, text)| {
-            let tt = ctx.task_type(task.kind)?;
-            Ok(tt.grade(task, text, &ctx.executor).score)
-        })
-        .collect()
-}
-
-/// Typed handle to the reward actor.
-#[derive(Clone)]
-pub struct RewardHandle(WorkerHandle<RewardMsg>);
-
-impl RewardHandle {
-    /// A handle with a per-attempt timeout.
-    pub fn new(timeout: Duration) -> Self {
-        Self(WorkerHandle::new(NAME, timeout))
-    }
-
-    /// Grade `(task, response text)` pairs.
-    pub async fn grade(
-        &self,
-        step: u64,
-        items: Vec<(Task, String)>,
-    ) -> Result<Vec<Score>, RequestError> {
-        self.0
-            .request(|reply| RewardMsg::Grade {
-                step,
-                items: items.clone(),
-                reply,
-            })
-            .await
+    async fn handle(&self, msg: RewardMsg, _state: &mut ()) -> Result<(), WorkError> {
+        let RewardMsg::Score { item, reply } = msg;
+        self.ctx.faults.maybe_panic(NAME, item.slot().batch);
+        let (ctx, tx) = (self.ctx.clone(), self.rollouts_tx.clone());
+        tokio::spawn(async move {
+            let t0 = Instant::now();
+            let slot = item.slot();
+            let scored = tokio::task::spawn_blocking(move || score(&ctx, item))
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(?slot, error = %e, "grading failed: no reward");
+                    telemetry::unrewarded(slot.kind, slot.role, 1);
+                    Scored {
+                        slot,
+                        samples: Vec::new(),
+                        example: None,
+                    }
+                });
+            telemetry::busy(NAME, t0.elapsed());
+            telemetry::phase("reward", t0.elapsed());
+            let sent = tx
+                .send_async(scored)
+                .await
+                .map_err(|_| WorkError::Closed("rollouts"));
+            let _ = reply.send(sent);
+        });
+        Ok(())
     }
 }

@@ -1,159 +1,96 @@
-//! The solver: builds solver prompts for tasks and samples `n` answers per task from the current
-//! policy snapshot.
+//! The solver: builds the solver prompt of a task from the buffers (or a 1-shot RLVR example),
+//! samples its `n` answers through the rollout engine, and pushes them to the reward actor.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
-use azr_core::tasks::Task;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::RpcReplyPort;
 
-use super::handle::{RequestError, WorkerHandle};
-use super::{serve, Ctx};
-use crate::engine::{Decoding, Generated};
+use super::{Ctx, Generated, SolveJob, ToReward, WorkError};
+use crate::service::Service;
+use crate::telemetry;
 
 /// Registered name.
 pub const NAME: &str = "solver";
 
-/// One sampled answer.
-#[derive(Debug, Clone)]
-pub struct SolveOutput {
-    /// Index of the task in the request.
-    pub task_index: usize,
-    /// Prompt token ids.
-    pub prompt_ids: Vec<u32>,
-    /// Prompt text.
-    pub prompt: String,
-    /// The generation.
-    pub generated: Generated,
-}
-
-/// Messages of [`Solver`].
+/// Messages of the solver.
 pub enum SolverMsg {
-    /// Sample `n` answers per task (task-major order: task 0's n answers first).
+    /// Answer one task `job.n` times; replies once the answers are pushed downstream.
     Solve {
-        /// Step (fault injection).
-        step: u64,
-        /// Tasks.
-        tasks: Vec<Task>,
-        /// Answers per task.
-        n: usize,
-        /// Decoding settings.
-        decoding: Decoding,
-        /// Sampling seed.
-        seed: u64,
+        /// The job.
+        job: SolveJob,
         /// Reply.
-        reply: RpcReplyPort<Result<Vec<SolveOutput>, String>>,
+        reply: RpcReplyPort<Result<(), WorkError>>,
     },
 }
 
-/// The solver actor.
-pub struct Solver;
-
-/// State of [`Solver`].
-pub struct SolverState {
+/// The solver service.
+pub struct Solver {
     ctx: Arc<Ctx>,
+    reward_tx: flume::Sender<ToReward>,
 }
 
-impl Actor for Solver {
-    type Msg = SolverMsg;
-    type State = SolverState;
-    type Arguments = Arc<Ctx>;
+impl Solver {
+    /// A solver pushing to the reward actor (`answers`).
+    pub fn new(ctx: Arc<Ctx>, reward_tx: flume::Sender<ToReward>) -> Self {
+        Self { ctx, reward_tx }
+    }
+}
 
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        ctx: Arc<Ctx>,
-    ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(SolverState { ctx })
+/// The prompt text and ids of a task's solver prompt.
+pub fn prompt(ctx: &Ctx, task: &azr_core::tasks::Task) -> Result<(String, Vec<u32>), WorkError> {
+    let text = ctx.task_type(task.kind)?.solver_prompt(task)?;
+    let ids = ctx.codec.encode(&text)?;
+    Ok((text, ids))
+}
+
+async fn solve(ctx: &Ctx, job: &SolveJob, ids: Vec<u32>) -> Result<Vec<Generated>, WorkError> {
+    ctx.generate(ids, job.n, job.slot.seed(ctx.seed, 3), 0)
+        .await
+}
+
+impl Service for Solver {
+    type Msg = SolverMsg;
+    type State = ();
+    type Error = WorkError;
+
+    fn name(&self) -> &'static str {
+        NAME
     }
 
-    async fn handle(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        msg: Self::Msg,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        let SolverMsg::Solve {
-            step,
-            tasks,
-            n,
-            decoding,
-            seed,
-            reply,
-        } = msg;
-        state.ctx.faults.maybe_panic(NAME, step);
-        let ctx = state.ctx.clone();
-        serve(NAME, reply, async move {
-            solve(&ctx, &tasks, n, decoding, seed).await
-        });
+    async fn init(&self) -> Result<(), WorkError> {
         Ok(())
     }
-}
 
-/// Sample `n` answers per task through the inference thread.
-pub async fn solve(
-    ctx: &Ctx,
-    tasks: &[Task],
-    n: usize,
-    decoding: Decoding,
-    seed: u64,
-) -> Result<Vec<SolveOutput>, String> {
-    let mut prompts = Vec::with_capacity(tasks.len() * n);
-    let mut ids = Vec::with_capacity(tasks.len() * n);
-    for task in tasks {
-        let text = ctx
-            .task_type(task.kind)?
-            .solver_prompt(task)
-            .map_err(|e| e.to_string())?;
-        let enc = ctx.codec.encode(&text)?;
-        for _ in 0..n {
-            prompts.push(text.clone());
-            ids.push(enc.clone());
-        }
-    }
-    let gens = ctx.inference.generate(ids.clone(), decoding, seed).await?;
-    Ok(prompts
-        .into_iter()
-        .zip(ids)
-        .zip(gens)
-        .enumerate()
-        .map(|(i, ((prompt, prompt_ids), generated))| SolveOutput {
-            task_index: i / n.max(1),
-            prompt_ids,
-            prompt,
-            generated,
-        })
-        .collect())
-}
-
-/// Typed handle to the solver.
-#[derive(Clone)]
-pub struct SolverHandle(WorkerHandle<SolverMsg>);
-
-impl SolverHandle {
-    /// A handle with a per-attempt timeout.
-    pub fn new(timeout: Duration) -> Self {
-        Self(WorkerHandle::new(NAME, timeout))
-    }
-
-    /// Sample `n` answers per task.
-    pub async fn solve(
-        &self,
-        step: u64,
-        tasks: Vec<Task>,
-        n: usize,
-        decoding: Decoding,
-        seed: u64,
-    ) -> Result<Vec<SolveOutput>, RequestError> {
-        self.0
-            .request(|reply| SolverMsg::Solve {
-                step,
-                tasks: tasks.clone(),
-                n,
-                decoding,
-                seed,
-                reply,
-            })
-            .await
+    async fn handle(&self, msg: SolverMsg, _state: &mut ()) -> Result<(), WorkError> {
+        let SolverMsg::Solve { job, reply } = msg;
+        self.ctx.faults.maybe_panic(NAME, job.slot.batch);
+        let (ctx, rtx) = (self.ctx.clone(), self.reward_tx.clone());
+        tokio::spawn(async move {
+            let t0 = Instant::now();
+            let (text, ids, samples) = match prompt(&ctx, &job.task) {
+                Ok((text, ids)) => {
+                    let s = solve(&ctx, &job, ids.clone()).await;
+                    (text, ids, s)
+                }
+                Err(e) => (String::new(), Vec::new(), Err(e)),
+            };
+            if let Err(e) = &samples {
+                tracing::warn!(slot = ?job.slot, error = %e, "solve failed: no reward");
+            }
+            telemetry::busy(NAME, t0.elapsed());
+            telemetry::phase("solve", t0.elapsed());
+            let sent = rtx
+                .send_async(ToReward::Answers {
+                    job,
+                    prompt: text,
+                    prompt_ids: ids,
+                    samples: samples.map_err(|e| e.to_string()),
+                })
+                .await
+                .map_err(|_| WorkError::Closed("answers"));
+            let _ = reply.send(sent);
+        });
+        Ok(())
     }
 }

@@ -1,56 +1,43 @@
-//! The root supervisor: spawns every worker actor linked to itself, restarts a failed worker
-//! within a per-worker restart budget, counts restarts, and reports a run-ending failure when a
-//! budget is exhausted.
+//! The root supervisor: spawns every actor of a [`Registry`] linked to itself, restarts a failed
+//! actor within a per-actor restart budget, counts restarts, and reports a run-ending failure when
+//! a budget is exhausted or a stateful actor (whose state a restart cannot rebuild) fails.
 //!
 //! ractor's default `handle_supervisor_evt` stops the supervisor when any child exits; this one
 //! overrides it (see `reference/candle-ractor-metrics.md`, section 4.2).
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::sync::watch;
 
+use crate::service::Registry;
 use crate::telemetry;
-
-/// Spawns the worker called `name`, linked to `supervisor`.
-pub type SpawnFn = Arc<
-    dyn Fn(
-            &'static str,
-            ActorCell,
-        ) -> Pin<Box<dyn Future<Output = Result<ActorCell, ActorProcessingErr>> + Send>>
-        + Send
-        + Sync,
->;
 
 /// The root supervisor (empty struct; state in [`SupervisorState`]).
 pub struct Supervisor;
 
 /// Arguments of [`Supervisor`].
 pub struct SupervisorArgs {
-    /// Names of the workers to spawn, in order.
-    pub workers: Vec<&'static str>,
-    /// How to spawn one of them.
-    pub spawn: SpawnFn,
-    /// Restarts allowed per worker.
+    /// The actors to spawn, in order.
+    pub registry: Registry,
+    /// Restarts allowed per actor.
     pub budget: u32,
-    /// Restart counts carried over from a checkpoint.
-    pub restarts: BTreeMap<String, u64>,
-    /// Set to `Some(reason)` when the run must end because a budget was exhausted.
+    /// Restart counts over the whole run (carried over from a checkpoint; updated here, read by
+    /// whoever writes checkpoints).
+    pub restarts: Arc<Mutex<BTreeMap<String, u64>>>,
+    /// Set to `Some(reason)` when the run must end (a budget exhausted, a stateful actor failed).
     pub fatal: watch::Sender<Option<String>>,
 }
 
 /// State of [`Supervisor`].
 pub struct SupervisorState {
-    workers: Vec<&'static str>,
-    spawn: SpawnFn,
+    registry: Registry,
     budget: u32,
-    /// Restarts since this process started, per worker (the budget applies to these).
+    /// Restarts since this process started, per actor (the budget applies to these).
     session_restarts: BTreeMap<&'static str, u32>,
-    /// Restarts over the whole run, per worker (checkpointed).
-    restarts: BTreeMap<String, u64>,
+    /// Restarts over the whole run, per actor (checkpointed).
+    restarts: Arc<Mutex<BTreeMap<String, u64>>>,
     fatal: watch::Sender<Option<String>>,
     stopping: bool,
 }
@@ -74,9 +61,8 @@ impl Actor for Supervisor {
         args: SupervisorArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         Ok(SupervisorState {
-            session_restarts: args.workers.iter().map(|w| (*w, 0)).collect(),
-            workers: args.workers,
-            spawn: args.spawn,
+            session_restarts: args.registry.names().into_iter().map(|w| (w, 0)).collect(),
+            registry: args.registry,
             budget: args.budget,
             restarts: args.restarts,
             fatal: args.fatal,
@@ -89,9 +75,13 @@ impl Actor for Supervisor {
         myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        for name in state.workers.clone() {
-            (state.spawn)(name, myself.get_cell()).await?;
-            telemetry::actor_restarts_register(name, state.restarts.get(name).copied());
+        let carried = state.restarts.lock().map(|r| r.clone()).unwrap_or_default();
+        for f in state.registry.factories().to_vec() {
+            (f.spawn)(myself.get_cell()).await?;
+            telemetry::actor_restarts_register(
+                f.name,
+                Some(carried.get(f.name).copied().unwrap_or(0)),
+            );
         }
         Ok(())
     }
@@ -104,7 +94,7 @@ impl Actor for Supervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::Restarts(reply) => {
-                let _ = reply.send(state.restarts.clone());
+                let _ = reply.send(state.restarts.lock().map(|r| r.clone()).unwrap_or_default());
             }
             SupervisorMsg::Shutdown(reply) => {
                 state.stopping = true;
@@ -133,12 +123,22 @@ impl Actor for Supervisor {
             }
             _ => return Ok(()),
         };
-        let Some(name) = cell
+        let Some(factory) = cell
             .get_name()
-            .and_then(|n| state.workers.iter().copied().find(|w| *w == n))
+            .and_then(|n| state.registry.get(&n).cloned())
         else {
             return Ok(());
         };
+        let name = factory.name;
+        if factory.stateful {
+            let reason = format!(
+                "actor `{name}` failed ({why}); its state cannot be rebuilt by a restart: \
+                 resume from the last checkpoint"
+            );
+            tracing::error!("{reason}");
+            let _ = state.fatal.send(Some(reason));
+            return Ok(());
+        }
         let session = state.session_restarts.entry(name).or_insert(0);
         if *session >= state.budget {
             let reason = format!(
@@ -150,10 +150,12 @@ impl Actor for Supervisor {
             return Ok(());
         }
         *session += 1;
-        *state.restarts.entry(name.to_string()).or_insert(0) += 1;
+        if let Ok(mut r) = state.restarts.lock() {
+            *r.entry(name.to_string()).or_insert(0) += 1;
+        }
         telemetry::actor_restarted(name);
         tracing::warn!(worker = name, error = %why, restart = *session, "restarting worker");
-        (state.spawn)(name, myself.get_cell()).await?;
+        (factory.spawn)(myself.get_cell()).await?;
         Ok(())
     }
 }

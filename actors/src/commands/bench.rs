@@ -9,21 +9,41 @@ use tokio::sync::watch;
 use crate::cli::{BenchArgs, BenchTarget};
 use crate::config::Config;
 
-/// The result of `azr bench pipeline`.
+/// One variant of `azr bench pipeline`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineVariant {
+    /// Maximum staleness S of the run.
+    pub staleness: u64,
+    /// Trained rollouts per second over the steady steps (the first step excluded).
+    pub samples_per_second: f64,
+    /// Mean wall seconds per step (first step excluded).
+    pub step_seconds: f64,
+    /// Mean share of a step the learner thread waited for its batch (first step excluded).
+    pub trainer_idle_ratio: f64,
+    /// Mean share of a step the rollout engine had nothing to decode (first step excluded).
+    pub rollout_idle_ratio: f64,
+    /// Every step time.
+    pub steps: Vec<f64>,
+}
+
+/// The result of `azr bench pipeline`: every variant measured in the same process.
 #[derive(Debug, Clone, Serialize)]
 pub struct PipelineBench {
     /// Steps per variant.
     pub steps: u64,
-    /// Mean wall seconds per step with staleness 1 (overlap), first step excluded.
-    pub overlap_step_seconds: f64,
-    /// Mean wall seconds per step with staleness 0 (on-policy), first step excluded.
-    pub on_policy_step_seconds: f64,
-    /// `on_policy / overlap`.
+    /// S = 1 (overlap).
+    pub overlap: PipelineVariant,
+    /// S = 0 (on-policy).
+    pub on_policy: PipelineVariant,
+    /// Trained samples per second at S = 1 over S = 0 (goal >= 1.3 on 2 cores).
     pub speedup: f64,
-    /// Every step time of the overlap run.
-    pub overlap_steps: Vec<f64>,
-    /// Every step time of the on-policy run.
-    pub on_policy_steps: Vec<f64>,
+    /// Trainer idle share at S = 1 (goal < 0.10).
+    pub trainer_idle_ratio: f64,
+    /// Rollout tokens per second of the continuous-batching engine over one-request-at-a-time
+    /// generation on the default self-play load (goal >= 2), from `engine`.
+    pub engine_speedup: f64,
+    /// The engine micro-benchmark (`azr_core::engine::bench`) on the config's model.
+    pub engine: azr_core::engine::EngineBenchReport,
 }
 
 /// `azr bench model|executor|pipeline`.
@@ -43,7 +63,7 @@ pub async fn bench(args: BenchArgs) -> Result<()> {
             Ok(())
         }
         BenchTarget::Model => {
-            let cfg: azr_core::model::bench::BenchConfig = match &args.config {
+            let mut cfg: azr_core::model::bench::BenchConfig = match &args.config {
                 Some(p) => {
                     let text = std::fs::read_to_string(p)
                         .with_context(|| format!("reading {}", p.display()))?;
@@ -51,6 +71,9 @@ pub async fn bench(args: BenchArgs) -> Result<()> {
                 }
                 None => azr_core::model::bench::BenchConfig::default(),
             };
+            if let Some(py) = &args.reference_python {
+                cfg.reference_python = Some(py.clone());
+            }
             let report =
                 tokio::task::spawn_blocking(move || azr_core::model::bench::run(&cfg)).await??;
             println!("{report}");
@@ -79,9 +102,22 @@ fn steady_mean(xs: &[f64]) -> f64 {
 }
 
 /// Run the same config for `steps` steps with staleness 1 and with staleness 0, in fresh
-/// temporary run directories, and compare wall time per step.
+/// temporary run directories, and compare trained samples per second and idle shares.
 pub async fn pipeline(base: Config, steps: u64) -> Result<PipelineBench> {
-    let mut times = Vec::new();
+    // The engine against one-request-at-a-time generation, on the model of the config.
+    let model = crate::backend::load_model(&base, None)?;
+    let snap = model.snapshot()?;
+    drop(model);
+    let ecfg = azr_core::engine::EngineBenchConfig {
+        max_new_tokens: base.raw.sampling.max_new_tokens,
+        temperature: base.raw.sampling.temperature as f32,
+        max_slots: base.raw.engine.max_slots,
+        ..azr_core::engine::EngineBenchConfig::default()
+    };
+    tracing::info!("bench pipeline: engine vs one request at a time");
+    let engine =
+        tokio::task::spawn_blocking(move || azr_core::engine::bench(&snap, &ecfg)).await??;
+    let mut variants = Vec::new();
     for staleness in [1u64, 0] {
         let dir = tempfile::tempdir()?;
         let mut raw = base.raw.clone();
@@ -96,17 +132,27 @@ pub async fn pipeline(base: Config, steps: u64) -> Result<PipelineBench> {
         let cfg = Arc::new(Config::validate(raw)?);
         let (_tx, stop) = watch::channel(false);
         tracing::info!(staleness, steps, "bench pipeline: running");
-        let outcome = super::run::train(cfg, None, stop, false).await?;
-        times.push(outcome.step_seconds);
+        let o = super::run::train(cfg, None, stop, false).await?;
+        let tail = |xs: &[u64]| -> u64 { xs.iter().skip(1).sum() };
+        let secs: f64 = o.step_seconds.iter().skip(1).sum();
+        variants.push(PipelineVariant {
+            staleness,
+            samples_per_second: tail(&o.samples) as f64 / secs.max(1e-9),
+            step_seconds: steady_mean(&o.step_seconds),
+            trainer_idle_ratio: steady_mean(&o.trainer_idle),
+            rollout_idle_ratio: steady_mean(&o.rollout_idle),
+            steps: o.step_seconds,
+        });
     }
-    let overlap = steady_mean(&times[0]);
-    let on_policy = steady_mean(&times[1]);
+    let on_policy = variants.pop().context("no S = 0 run")?;
+    let overlap = variants.pop().context("no S = 1 run")?;
     Ok(PipelineBench {
         steps,
-        overlap_step_seconds: overlap,
-        on_policy_step_seconds: on_policy,
-        speedup: on_policy / overlap.max(1e-12),
-        overlap_steps: times[0].clone(),
-        on_policy_steps: times[1].clone(),
+        speedup: overlap.samples_per_second / on_policy.samples_per_second.max(1e-12),
+        trainer_idle_ratio: overlap.trainer_idle_ratio,
+        engine_speedup: engine.engine_speedup,
+        engine,
+        overlap,
+        on_policy,
     })
 }

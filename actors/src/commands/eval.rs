@@ -7,21 +7,22 @@ use anyhow::{bail, Context, Result};
 use azr_core::executor::Executor;
 use std::path::Path;
 
+use azr_core::data::arc::{load_arc, ArcSet};
 use azr_core::data::cruxeval::{self, load_cruxeval};
 use azr_core::data::math::{load_math, MathSet};
+use azr_core::eval::{arc, EvalSettings};
 use azr_core::pretrain::{HeldoutSet, HeldoutTask};
 use azr_core::tasks::{IoPair, Provenance, Task, TaskRegistry, TemplateSet};
 use azr_core::types::TaskKind;
-use tokio::sync::watch;
 
 use crate::actors::evaluator::{self, Benchmark};
 use crate::actors::faults::FaultPlan;
 use crate::actors::Ctx;
-use crate::backend::{self, SnapshotPolicy};
+use crate::backend;
 use crate::cli::EvalArgs;
-use crate::compute::inference;
-use crate::engine::Decoding;
-use crate::pipeline::checkpoint;
+use crate::compute;
+use crate::config::Config;
+use crate::pipeline::{self, checkpoint};
 
 /// Folder of the math benchmarks, relative to the project root.
 pub const MATH_DIR: &str = "../shared/data/math";
@@ -134,6 +135,10 @@ fn heldout_task(t: &HeldoutTask, i: usize) -> Task {
 /// `azr eval --benchmark NAME`.
 pub async fn eval(args: EvalArgs) -> Result<()> {
     let cfg = super::load_config(args.config.as_deref())?;
+    // branch `arc` (issue #17): ARC is scored by `azr_core::eval::arc` on a weight snapshot.
+    if let Some(set) = ArcSet::from_name(&args.benchmark) {
+        return eval_arc(set, &args, &cfg).await;
+    }
     let limit = args.limit.unwrap_or(cfg.raw.evaluator.limit);
     let tasks = load_benchmark(&args.benchmark, limit, &cfg.raw.model.path)?;
     let ckpt = match &args.checkpoint {
@@ -160,36 +165,33 @@ pub async fn eval(args: EvalArgs) -> Result<()> {
     let model = backend::load_model(&cfg, ckpt.as_deref())?;
     let stop_ids = backend::stop_token_ids(&model, &templates.format.stop);
     let codec = backend::codec(&model);
-    let policy = SnapshotPolicy::new(model.snapshot()?, stop_ids);
+    let (engine, join) = compute::spawn_engine(model.snapshot()?, 0, cfg.raw.engine.clone())?;
     drop(model);
-    let (_weights_tx, weights_rx) = watch::channel(None);
-    let (inference, join) = inference::spawn(policy, codec.clone(), weights_rx, 0, 16)?;
-    let (learner_tx, _learner_rx) = flume::bounded(1);
     let ctx = Arc::new(Ctx {
         registry,
         executor,
         codec,
-        inference,
-        learner_tx,
+        engine: engine.clone(),
+        sampling: pipeline::train_sampling(&cfg, stop_ids.clone()),
+        rewards: cfg.raw.tasks.rewards.clone(),
         faults: FaultPlan::default(),
-        timeout: std::time::Duration::from_secs(cfg.raw.run.request_timeout_s),
+        seed: cfg.raw.run.seed,
     });
-    let ev = &cfg.raw.evaluator;
-    let decoding = Decoding {
-        temperature: ev.temperature,
-        top_p: 1.0,
-        top_k: 0,
-        max_new_tokens: ev.max_new_tokens,
+    let settings = evaluator::EvalSettings {
+        seed: cfg.raw.run.seed,
+        ..pipeline::eval_settings(&cfg, stop_ids)
     };
     let bench = Benchmark {
         name: args.benchmark.clone(),
         tasks,
     };
-    let scores = evaluator::evaluate(&ctx, &[bench], ev.samples, decoding, cfg.raw.run.seed)
+    let scores = evaluator::evaluate(&ctx, &[bench], &settings)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
     drop(ctx);
+    engine.shutdown();
     let _ = tokio::task::spawn_blocking(move || join.join()).await;
+    let ev = &cfg.raw.evaluator;
     for s in scores {
         if humaneval {
             // One sample per item at the evaluator's temperature: avg@k of "all tests pass".
@@ -204,13 +206,74 @@ pub async fn eval(args: EvalArgs) -> Result<()> {
             s.accuracy,
             s.items,
             s.samples,
-            decoding.temperature,
-            decoding.max_new_tokens,
+            ev.temperature,
+            ev.max_new_tokens,
             ckpt.as_ref()
                 .map(|c| c.display().to_string())
                 .unwrap_or_else(|| cfg.raw.model.path.display().to_string()),
         );
     }
+    Ok(())
+}
+
+// ---- branch `arc` (issue #17): ARC-Easy / ARC-Challenge --------------------------------------
+
+/// The decoding of ARC under `[evaluator]`: its temperature, samples (avg@k), longest answer
+/// and item limit (`limit`; 0 = all), top-p 1, the run seed, 16 sequences per call.
+pub fn arc_settings(cfg: &Config, limit: usize) -> EvalSettings {
+    let ev = &cfg.raw.evaluator;
+    EvalSettings {
+        temperature: ev.temperature as f32,
+        top_p: 1.0,
+        samples: ev.samples,
+        max_new_tokens: ev.max_new_tokens,
+        limit,
+        seed: cfg.raw.run.seed,
+        batch_size: 16,
+    }
+}
+
+/// The first `limit` items (0 = all) of an ARC set as tasks for the in-run evaluator:
+/// `[evaluator.arc]`'s question-and-options body, graded by label
+/// (`azr_core::eval::arc::task_verdict`).
+pub fn arc_tasks(set: ArcSet, cfg: &Config, limit: usize) -> Result<Vec<Task>> {
+    let ev = &cfg.raw.evaluator;
+    let mut items = load_arc(set, &ev.arc_dir)
+        .with_context(|| format!("loading {} from {}", set.name(), ev.arc_dir.display()))?;
+    if limit > 0 {
+        items.truncate(limit);
+    }
+    Ok(items.iter().map(|i| arc::task(i, &ev.arc)).collect())
+}
+
+/// `azr eval --benchmark arc-easy|arc-challenge`: prompt `[evaluator.arc]`, decoding
+/// [`arc_settings`], one line with the accuracy and the decoding settings.
+async fn eval_arc(set: ArcSet, args: &EvalArgs, cfg: &Config) -> Result<()> {
+    let ev = &cfg.raw.evaluator;
+    let settings = arc_settings(cfg, args.limit.unwrap_or(ev.limit));
+    let items = load_arc(set, &ev.arc_dir)
+        .with_context(|| format!("loading {} from {}", set.name(), ev.arc_dir.display()))?;
+    let ckpt = match &args.checkpoint {
+        Some(dir) => Some(checkpoint::resolve(dir)?),
+        None => None,
+    };
+    let snap = backend::load_model(cfg, ckpt.as_deref())?.snapshot()?;
+    let prompt = ev.arc.clone();
+    let score = tokio::task::spawn_blocking(move || {
+        arc::evaluate_items(&snap, &prompt, set.name(), &items, &settings)
+    })
+    .await??;
+    println!(
+        "{}: accuracy {:.4} ({} items x {} samples; {}; weights {})",
+        score.benchmark,
+        score.accuracy,
+        score.items,
+        score.samples,
+        arc::decoding_summary(&settings),
+        ckpt.as_ref()
+            .map(|c| c.display().to_string())
+            .unwrap_or_else(|| cfg.raw.model.path.display().to_string()),
+    );
     Ok(())
 }
 
@@ -245,5 +308,79 @@ mod tests {
             .map(|(_, t)| format!("{:?}", t.family))
             .collect();
         assert_eq!(families.len(), 9, "{families:?}");
+    }
+
+    // ---- branch `arc` (issue #17) ----
+
+    /// `../shared/data/arc` next to the project root, or `$AZR_SHARED_DATA/arc`.
+    fn arc_dir() -> std::path::PathBuf {
+        match std::env::var_os("AZR_SHARED_DATA") {
+            Some(d) => std::path::PathBuf::from(d).join("arc"),
+            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/arc"),
+        }
+    }
+
+    #[test]
+    fn arc_names_load_as_tasks_for_the_run_evaluator() {
+        let text = format!(
+            "[evaluator]\nbenchmarks = [\"arc-easy\", \"arc_challenge\"]\nlimit = 3\narc_dir = \"{}\"\n",
+            arc_dir().display()
+        );
+        let cfg = Config::from_toml_str(&text, "t").unwrap();
+        let benches = crate::commands::run::load_benchmarks(&cfg).unwrap();
+        let names: Vec<&str> = benches.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["arc-easy", "arc_challenge"]);
+        for b in &benches {
+            assert_eq!(b.tasks.len(), 3);
+            for t in &b.tasks {
+                assert_eq!(t.kind, TaskKind::Math);
+                assert!(t.problem.contains("\nA. "), "{t:?}");
+                assert!(["A", "B", "C", "D", "E", "1", "2", "3", "4"].contains(&t.answer.as_str()));
+            }
+        }
+        let s = arc_settings(&cfg, 5);
+        assert_eq!(
+            (s.limit, s.samples, s.max_new_tokens, s.seed),
+            (5, 1, 96, 42)
+        );
+        assert!(s.is_greedy());
+    }
+
+    #[test]
+    fn one_shot_rlvr_configs_evaluate_both_arc_sets() {
+        let config_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        let pipeline = Config::load(&config_dir.join("one-shot-rlvr-pipeline.toml")).unwrap();
+        let mut rlvr =
+            crate::rlvr::config::RlvrConfig::load(&config_dir.join("one-shot-rlvr.toml")).unwrap();
+        for list in [&pipeline.raw.evaluator.benchmarks, &rlvr.eval.benchmarks] {
+            assert!(list.iter().any(|b| b == "arc-easy"), "{list:?}");
+            assert!(list.iter().any(|b| b == "arc-challenge"), "{list:?}");
+        }
+        assert!(pipeline.raw.evaluator.arc.template.contains("\\boxed{}"));
+        rlvr.eval.arc_dir = arc_dir();
+        rlvr.eval.data_dir = arc_dir().join("../math");
+        let sets = crate::rlvr::evaluator::load_sets(&rlvr).unwrap();
+        let got: Vec<(&str, usize)> = sets
+            .iter()
+            .map(|s| {
+                let n = s
+                    .arc
+                    .as_ref()
+                    .map_or(s.problems.len(), |(_, items)| items.len());
+                (s.name.as_str(), n)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("math500", 500),
+                ("arc-easy", 2376),
+                ("arc-challenge", 1172)
+            ]
+        );
+        // ARC is greedy under the paper protocol, with the `[eval]` token budget.
+        let arc_settings = &sets[1].settings;
+        assert!(arc_settings.is_greedy());
+        assert_eq!(arc_settings.max_new_tokens, 3072);
     }
 }

@@ -10,14 +10,15 @@ use azr_core::tasks::{TaskBuffers, TaskRegistry, TemplateSet};
 use tokio::sync::watch;
 
 use crate::actors::evaluator::Benchmark;
-use crate::backend::{self, ModelTrainer, SnapshotPolicy};
+use crate::actors::store::Source;
+use crate::backend::{self, ModelTrainer};
 use crate::cli::RunArgs;
 use crate::config::{self, Config, RawConfig};
 use crate::pipeline::checkpoint;
-use crate::pipeline::rlvr::Rlvr;
-use crate::pipeline::selfplay::SelfPlay;
-use crate::pipeline::{self, Engines, Mode, RunOutcome, Services};
+use crate::pipeline::{self, Engines, RunOutcome, Services};
+use azr_core::oneshot::dataset::load_jsonl;
 use azr_core::oneshot::history::AccuracyHistory;
+use azr_core::tasks::{Provenance, Task};
 
 /// Apply command-line overrides to a raw config.
 pub fn apply_overrides(raw: &mut RawConfig, args: &RunArgs) {
@@ -77,7 +78,7 @@ pub async fn train(
             .context("starting the executor (config section `[executor]`)")?,
     );
     azr_core::metrics::record_isolation(executor.isolation());
-    crate::telemetry::rollout_queue(0, cfg.raw.run.learner_queue);
+    crate::telemetry::queue("rollouts", 0, cfg.raw.run.learner_queue);
     let templates = Arc::new(TemplateSet::resolve(&cfg.raw.tasks.templates).with_context(
         || {
             format!(
@@ -105,9 +106,8 @@ pub async fn train(
         None
     };
     let trainer = ModelTrainer::new(model, cfg.raw.learner, checkpoint.as_deref(), reference)?;
-    let policy = SnapshotPolicy::new(snapshot, stop_ids);
 
-    let mode = match cfg.raw.selfplay.mode {
+    let source = match cfg.raw.selfplay.mode {
         config::Mode::Azr => {
             // Every self-play kind gets a buffer with its seed tasks; a resumed checkpoint made
             // before a kind existed gets the missing buffers created and seeded.
@@ -125,12 +125,10 @@ pub async fn train(
             })
             .await?
             .context("creating and seeding the task buffers")?;
-            Mode::SelfPlay(SelfPlay::new(
+            Source::SelfPlay {
                 buffers,
-                registry.clone(),
-                cfg.raw.tasks.clone(),
-                cfg.raw.selfplay.clone(),
-            ))
+                window: cfg.raw.tasks.buffer.newest_window,
+            }
         }
         config::Mode::Rlvr => {
             let history = if state.mode_state.is_null() {
@@ -139,12 +137,13 @@ pub async fn train(
                 AccuracyHistory::from_json_str(&state.mode_state.to_string())
                     .context("restoring the accuracy history")?
             };
-            Mode::Rlvr(Rlvr::new(
-                cfg.raw.rlvr.clone(),
-                cfg.raw.tasks.rewards.clone(),
+            Source::Rlvr {
+                examples: rlvr_examples(&cfg)?,
+                per_batch: cfg.raw.rlvr.batch as u64,
+                n: cfg.raw.rlvr.samples_per_prompt,
                 history,
-                cfg.run_dir().join(&cfg.raw.rlvr.history_file),
-            )?)
+                history_path: cfg.run_dir().join(&cfg.raw.rlvr.history_file),
+            }
         }
     };
     let benchmarks = Arc::new(load_benchmarks(&cfg)?);
@@ -163,8 +162,9 @@ pub async fn train(
     let outcome = pipeline::run(
         cfg.clone(),
         Engines {
-            policy,
             trainer,
+            weights: snapshot,
+            stop_token_ids: stop_ids,
             codec,
         },
         Services {
@@ -173,7 +173,7 @@ pub async fn train(
             benchmarks,
         },
         state,
-        mode,
+        source,
         stop,
         progress.clone(),
     )
@@ -189,6 +189,36 @@ pub async fn train(
     Ok(outcome)
 }
 
+/// The 1-shot RLVR examples of a config (`rlvr.examples`, all rows when empty), as math tasks
+/// keyed by their dataset index.
+pub fn rlvr_examples(cfg: &Config) -> Result<Vec<(String, Task)>> {
+    let rl = &cfg.raw.rlvr;
+    let rows = load_jsonl(&rl.dataset)
+        .with_context(|| format!("config key `rlvr.dataset`: {}", rl.dataset.display()))?;
+    let chosen: Vec<_> =
+        if rl.examples.is_empty() {
+            rows
+        } else {
+            rl.examples
+                .iter()
+                .map(|ex| {
+                    let key = ex.to_string();
+                    rows.iter().find(|r| r.index == key).cloned().with_context(|| {
+                    format!("config key `rlvr.examples`: no row with index {key} in the dataset")
+                })
+                })
+                .collect::<Result<_>>()?
+        };
+    anyhow::ensure!(!chosen.is_empty(), "config key `rlvr.dataset`: no examples");
+    Ok(chosen
+        .into_iter()
+        .map(|r| {
+            let t = Task::math(r.prompt, r.answer, Provenance::benchmark("rlvr", &r.index));
+            (r.index, t)
+        })
+        .collect())
+}
+
 /// The evaluator's held-out sets.
 pub fn load_benchmarks(cfg: &Config) -> Result<Vec<Benchmark>> {
     let ev = &cfg.raw.evaluator;
@@ -197,7 +227,12 @@ pub fn load_benchmarks(cfg: &Config) -> Result<Vec<Benchmark>> {
         return Ok(out);
     }
     for name in &ev.benchmarks {
-        match crate::commands::eval::load_benchmark(name, ev.limit, &cfg.raw.model.path) {
+        // branch `arc` (issue #17): ARC sets read `[evaluator]`'s `arc_dir` and `[evaluator.arc]`.
+        let loaded = match azr_core::data::ArcSet::from_name(name) {
+            Some(set) => crate::commands::eval::arc_tasks(set, cfg, ev.limit),
+            None => crate::commands::eval::load_benchmark(name, ev.limit, &cfg.raw.model.path),
+        };
+        match loaded {
             Ok(tasks) => out.push(Benchmark {
                 name: name.clone(),
                 tasks,

@@ -1,58 +1,70 @@
-//! The learner thread: owns the [`Trainer`] (weights + optimizer), takes one batch per step
-//! from a bounded queue, updates, bumps the policy version and publishes a deep-copied
-//! snapshot for the rollout side.
+//! The learner thread: owns the [`Trainer`] (weights + optimizer), takes one full batch at a
+//! time from a bounded queue (`batches`), updates, bumps the policy version and publishes a
+//! snapshot to the rollout engine. Batch `j` is trained at version `j` and publishes `j + 1`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use azr_core::types::{PolicyVersion, ScoredRollout};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
-use super::Published;
-use crate::engine::{Trainer, UpdateStats};
+use super::EngineHandle;
+use crate::engine::{TrainError, Trainer, UpdateStats};
 use crate::telemetry;
 
 /// A command for the learner thread.
 pub enum LearnerCmd {
-    /// Train on the rollouts of `step`.
+    /// Train on batch `batch` (its rewarded rollouts), then save into `save` when given.
     Train {
-        /// Step index.
-        step: u64,
-        /// All sub-batches of the step, concatenated.
+        /// Batch index (= the version it is trained at).
+        batch: u64,
+        /// Every rewarded rollout of the batch.
         rollouts: Vec<ScoredRollout>,
+        /// Checkpoint directory to write weights + optimizer into after this update.
+        save: Option<PathBuf>,
     },
-    /// Save weights and optimizer state into a directory.
+    /// Save weights and optimizer state into a directory (after every queued batch).
     Save {
         /// Target directory.
         dir: PathBuf,
         /// Done (or the error).
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), TrainError>>,
+    },
+    /// A copy of the current weights (after every queued batch).
+    Snapshot {
+        /// The weights (or the error).
+        reply: oneshot::Sender<Result<azr_core::model::Snapshot, TrainError>>,
     },
 }
 
 /// What the learner thread reports after each update.
 #[derive(Debug, Clone)]
 pub struct StepReport {
-    /// Step index.
+    /// Batch index (= step).
     pub step: u64,
     /// Policy version after the update.
     pub version: PolicyVersion,
     /// Update statistics, or the error.
-    pub stats: Result<UpdateStats, String>,
+    pub stats: Result<UpdateStats, TrainError>,
     /// Wall time of the update.
     pub wall: Duration,
-    /// Largest version lag of a rollout in the batch.
-    pub staleness: u64,
+    /// Time the thread waited for this batch (idle).
+    pub idle: Duration,
+    /// Staleness (`step - behaviour version`) of every rollout of the batch.
+    pub lags: Vec<u64>,
+    /// Outcome of the save requested with the batch.
+    pub saved: Option<Result<PathBuf, TrainError>>,
 }
 
-/// Start the learner thread. Versions start at `start_version`; each update publishes
-/// `version + 1` on `weights` and reports on `reports`.
+/// Start the learner thread at `start_version`. Each update publishes `version + 1` to
+/// `engine`, calls `on_publish` with it, and reports on `reports`. A batch without any rewarded
+/// rollout is not trained but still bumps the version (versions count consumed batches).
 pub fn spawn<T: Trainer>(
     mut trainer: T,
     rx: flume::Receiver<LearnerCmd>,
-    weights: watch::Sender<Published<T::Weights>>,
+    engine: EngineHandle,
+    on_publish: Box<dyn Fn(PolicyVersion) + Send>,
     reports: mpsc::UnboundedSender<StepReport>,
     start_version: PolicyVersion,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -60,58 +72,59 @@ pub fn spawn<T: Trainer>(
         .name("azr-learner".to_string())
         .spawn(move || {
             let mut version = start_version;
-            let mut last_step: Option<u64> = None;
-            let capacity = rx.capacity().unwrap_or(0);
             loop {
                 let t_wait = Instant::now();
                 let Ok(cmd) = rx.recv() else { break };
-                telemetry::rollout_queue(rx.len(), capacity);
+                let idle = t_wait.elapsed();
                 match cmd {
-                    LearnerCmd::Train { step, rollouts } => {
-                        // A retried submission (the learner actor died after enqueueing)
-                        // must not train twice on the same step.
-                        if last_step.is_some_and(|l| step <= l) {
-                            tracing::warn!(step, "duplicate learner batch ignored");
-                            continue;
-                        }
-                        last_step = Some(step);
-                        telemetry::phase("wait", t_wait.elapsed());
+                    LearnerCmd::Train {
+                        batch,
+                        rollouts,
+                        save,
+                    } => {
+                        telemetry::phase("wait", idle);
                         let t0 = Instant::now();
                         let lags: Vec<u64> = rollouts
                             .iter()
-                            .map(|r| version.saturating_sub(r.policy_version))
+                            .map(|r| batch.saturating_sub(r.policy_version))
                             .collect();
-                        let staleness = lags.iter().copied().max().unwrap_or(0);
-                        telemetry::staleness(&lags);
-                        let stats = trainer.update(&rollouts);
+                        let stats = if rollouts.is_empty() {
+                            tracing::warn!(batch, "no rewarded rollout in the batch: no update");
+                            Ok(UpdateStats {
+                                importance_mean: 1.0,
+                                ess: 1.0,
+                                ..UpdateStats::default()
+                            })
+                        } else {
+                            trainer.update(&rollouts)
+                        };
                         telemetry::phase("update", t0.elapsed());
-                        if let Ok(s) = &stats {
-                            telemetry::learner(s);
-                            let mut per_key = std::collections::BTreeMap::new();
-                            for r in &rollouts {
-                                *per_key.entry((r.task, r.role)).or_insert(0usize) += 1;
-                            }
-                            for ((task, role), n) in per_key {
-                                telemetry::rollouts_consumed(task, role, n);
-                            }
-                            version += 1;
+                        let mut saved = None;
+                        if stats.is_ok() {
+                            version = batch + 1;
                             let t_pub = Instant::now();
                             match trainer.snapshot() {
-                                Ok(w) => {
-                                    weights.send_replace(Some((version, Arc::new(w))));
-                                }
+                                Ok(w) => engine.publish(version, w),
                                 Err(e) => tracing::error!(error = %e, "cannot snapshot weights"),
                             }
+                            on_publish(version);
                             telemetry::phase("publish", t_pub.elapsed());
+                            if let Some(dir) = save {
+                                let t_save = Instant::now();
+                                saved = Some(trainer.save(&dir).map(|()| dir));
+                                telemetry::phase("checkpoint", t_save.elapsed());
+                            }
                         }
                         let wall = t0.elapsed();
                         telemetry::busy("learner", wall);
                         let report = StepReport {
-                            step,
+                            step: batch,
                             version,
                             stats,
                             wall,
-                            staleness,
+                            idle,
+                            lags,
+                            saved,
                         };
                         if reports.send(report).is_err() {
                             break;
@@ -122,6 +135,9 @@ pub fn spawn<T: Trainer>(
                         let r = trainer.save(&dir);
                         telemetry::busy("learner", t0.elapsed());
                         let _ = reply.send(r);
+                    }
+                    LearnerCmd::Snapshot { reply } => {
+                        let _ = reply.send(trainer.snapshot());
                     }
                 }
             }

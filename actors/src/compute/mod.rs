@@ -1,15 +1,10 @@
-//! Dedicated OS threads for heavy compute: one inference thread (generation) and one learner
-//! thread (updates). Actors talk to them through bounded `flume` channels and `oneshot`
-//! replies, so candle never runs on a tokio worker and a full queue suspends the sender
-//! instead of blocking a runtime thread.
+//! Dedicated OS threads for heavy compute: the rollout engine (`azr_core::engine`: continuous
+//! batching for every actor's generations) and the learner thread (updates). Actors talk to
+//! them through tickets and bounded `flume` channels, so candle never runs on a tokio worker
+//! and a full queue suspends the sender instead of blocking a runtime thread.
 
-pub mod inference;
 pub mod learner;
 
-use std::sync::Arc;
-
-use azr_core::types::PolicyVersion;
-
-/// The latest published weights: version and snapshot (`None` before the first publication,
-/// when the policy runs the weights it was loaded with).
-pub type Published<W> = Option<(PolicyVersion, Arc<W>)>;
+pub use azr_core::engine::{
+    spawn as spawn_engine, EngineConfig, EngineError, EngineHandle, GenRequest, SampleOut,
+};

@@ -1,87 +1,86 @@
-//! The training driver: starts the compute threads and the supervised actors, runs steps with
-//! bounded staleness, logs, dumps, evaluates, checkpoints, and shuts down cleanly.
+//! The training run as a dataflow: it builds the channels, the rollout engine, the learner
+//! thread and the supervised actors, starts one admission source per batch key, and waits until
+//! the learner says the run is done (or a fatal error, or a stop request). There is no step
+//! loop: a step is one learner update, reported by the learner actor.
 //!
-//! ## Overlap
-//! Versions count learner updates: the weights after step `t` are version `t + 1`. The rollout
-//! phase of step `t` may start once version `t - staleness` is published, so with staleness 1
-//! the rollouts of step `t + 1` are generated while the learner updates on step `t`, and with
-//! staleness 0 every step is strictly on-policy. The learner queue is bounded
-//! (`run.learner_queue`); a full queue suspends the driver.
+//! ```text
+//!  source(k) --admission--> task_store --propose_jobs--> proposer --proposals--> executor
+//!     (one per task x role)      |                                              |      |
+//!                                |                           estimates <--------+      |
+//!                                +--solve_jobs--> solver      estimator                |
+//!                                                   |  answers    | answers    answers |
+//!                                                   +---------> reward <---------------+
+//!                                                                 | rollouts
+//!                         evaluator <--eval-- learner actor <-----+
+//!                                               | batches
+//!                                         learner thread --weights vN--> rollout engine
+//! ```
+//!
+//! ## Staleness
+//! See [`admission`]: a slot of key `k` starts only while `admitted_k + 1 <= (S + v + 1) q_k`,
+//! so every trained rollout is at most `S` versions old; `S = 0` is strictly on-policy.
+//!
+//! ## Backpressure
+//! Every arrow above is a bounded `flume` channel ([`crate::config::RunSection`]); a full
+//! channel suspends its producer, and a busy learner thread (queue `batches`, capacity 1)
+//! suspends the learner actor, then the reward actor, and so on up to the admission sources.
 //!
 //! ## Checkpoints
-//! At a checkpoint step the driver drains the learner (every submitted step reported), then
-//! saves weights + optimizer (learner thread), buffers, RNG, counters and restarts.
+//! The learner thread writes weights + optimizer right after the update of a due step (before
+//! it can train the next batch); the learner actor then adds `state.json`: step, version, the
+//! task store's buffers and random stream, counters, restarts. A resumed run admits from the
+//! checkpointed step on; slots that were in flight are generated again.
 
+pub mod admission;
+pub mod batch;
 pub mod checkpoint;
 pub mod dump;
-pub mod rlvr;
-pub mod selfplay;
 pub mod summary;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use azr_core::executor::Executor;
+use azr_core::model::{SamplingParams, Snapshot};
 use azr_core::tasks::TaskRegistry;
-use azr_core::types::PolicyVersion;
+use azr_core::types::{PolicyVersion, Role, TaskKind};
 use ractor::Actor;
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::{mpsc, watch};
 
-use crate::actors::evaluator::Benchmark;
+use crate::actors::estimator::{Estimator, EstimatorMsg};
+use crate::actors::evaluator::{Benchmark, EvalSettings, Evaluator, EvaluatorMsg};
+use crate::actors::executor::{ExecutorActor, ExecutorMsg};
 use crate::actors::faults::FaultPlan;
+use crate::actors::learner::{
+    EvalRequest, LearnerActor, LearnerMsg, LearnerSettings, LearnerState,
+};
+use crate::actors::proposer::{Proposer, ProposerMsg};
+use crate::actors::reward::{Reward, RewardMsg};
+use crate::actors::solver::{Solver, SolverMsg};
+use crate::actors::store::{Source, StoreMsg, StoreState, TaskStore};
 use crate::actors::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
-use crate::actors::{self, Ctx, Handles};
+use crate::actors::{self, Ctx};
 use crate::compute::learner::{LearnerCmd, StepReport};
-use crate::compute::{inference, learner};
-use crate::config::Config;
-use crate::engine::{Decoding, Policy, SharedCodec, Trainer};
+use crate::compute::{self, EngineHandle};
+use crate::config::{self, Config};
+use crate::engine::{SharedCodec, Trainer};
+use crate::service::{feed, Registry, ServiceHandle};
 use crate::telemetry;
+use admission::{Admission, Key};
 use checkpoint::{Counters, RunState};
-use rlvr::Rlvr;
-use selfplay::{SelfPlay, StepBatch};
-use summary::StepSummary;
-
-/// The training loop's mode: where a step's rollouts come from and what state it checkpoints.
-pub enum Mode {
-    /// AZR self-play (task buffers).
-    SelfPlay(SelfPlay),
-    /// 1-shot RLVR (accuracy history).
-    Rlvr(Rlvr),
-}
-
-impl Mode {
-    /// The rollout phase of `step`.
-    async fn rollout(
-        &mut self,
-        handles: &Handles,
-        step: u64,
-        decoding: Decoding,
-        rng: &mut ChaCha8Rng,
-    ) -> Result<StepBatch> {
-        match self {
-            Mode::SelfPlay(m) => m.rollout(handles, step, decoding, rng).await,
-            Mode::Rlvr(m) => m.rollout(handles, step, decoding, rng).await,
-        }
-    }
-
-    /// The checkpointed state (buffers or accuracy history).
-    fn state(&self) -> Result<serde_json::Value> {
-        Ok(match self {
-            Mode::SelfPlay(m) => serde_json::to_value(&m.buffers)?,
-            Mode::Rlvr(m) => serde_json::from_str(&m.history.to_json_string())?,
-        })
-    }
-}
 
 /// The compute side of a run: built by [`crate::backend`] (or by tests).
-pub struct Engines<P: Policy, T: Trainer<Weights = P::Weights>> {
-    /// The rollout policy (moves to the inference thread).
-    pub policy: P,
+pub struct Engines<T: Trainer> {
     /// The trainer (moves to the learner thread).
     pub trainer: T,
+    /// The weights the rollout engine starts from (those of `state.version`).
+    pub weights: Snapshot,
+    /// Token ids that end a generation.
+    pub stop_token_ids: Vec<u32>,
     /// The tokenizer.
     pub codec: SharedCodec,
 }
@@ -97,7 +96,7 @@ pub struct Services {
 }
 
 /// How a run ended.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunOutcome {
     /// Steps completed (over the whole run, resumes included).
     pub steps: u64,
@@ -107,492 +106,64 @@ pub struct RunOutcome {
     pub restarts: BTreeMap<String, u64>,
     /// Wall time of each step completed in this process (learner report to report).
     pub step_seconds: Vec<f64>,
+    /// Per step: share of it the learner thread waited for its batch.
+    pub trainer_idle: Vec<f64>,
+    /// Per step: share of it the rollout engine had nothing to decode.
+    pub rollout_idle: Vec<f64>,
+    /// Per step: rollouts in the trained batch.
+    pub samples: Vec<u64>,
 }
 
-/// The training decoding settings of a config.
-pub fn train_decoding(cfg: &Config) -> Decoding {
+/// The training sampling settings of a config, stopping at `stop_token_ids`.
+pub fn train_sampling(cfg: &Config, stop_token_ids: Vec<u32>) -> SamplingParams {
     let s = &cfg.raw.sampling;
-    Decoding {
-        temperature: s.temperature,
-        top_p: s.top_p,
+    SamplingParams {
+        temperature: s.temperature as f32,
+        top_p: s.top_p as f32,
         top_k: s.top_k,
         max_new_tokens: s.max_new_tokens,
+        stop_token_ids,
+        seed: 0,
+        use_cache: true,
     }
 }
 
-/// Run training until `max_steps`, a stop request on `stop`, or a fatal error.
-///
-/// `state` is the restored state of a resumed run or the fresh state of a new one;
-/// `mode` holds the buffers (restored from `state.mode_state` by the caller).
-pub async fn run<P, T>(
-    cfg: Arc<Config>,
-    engines: Engines<P, T>,
-    services: Services,
-    mut state: RunState,
-    mut mode: Mode,
-    stop: watch::Receiver<bool>,
-    progress: Option<indicatif::ProgressBar>,
-) -> Result<RunOutcome>
-where
-    P: Policy,
-    T: Trainer<Weights = P::Weights>,
-{
-    let run_cfg = &cfg.raw.run;
-    let run_dir = cfg.run_dir().to_path_buf();
-    std::fs::create_dir_all(&run_dir)
-        .with_context(|| format!("creating run dir {}", run_dir.display()))?;
-    std::fs::write(run_dir.join("config.toml"), cfg.to_toml())?;
-
-    // Compute threads.
-    let (weights_tx, weights_rx) = watch::channel(None);
-    let (inference, inference_join) = inference::spawn(
-        engines.policy,
-        engines.codec.clone(),
-        weights_rx,
-        state.version,
-        run_cfg.inference_queue,
-    )?;
-    let (learner_tx, learner_rx) = flume::bounded::<LearnerCmd>(run_cfg.learner_queue);
-    let (report_tx, mut reports) = mpsc::unbounded_channel::<StepReport>();
-    let learner_join = learner::spawn(
-        engines.trainer,
-        learner_rx,
-        weights_tx,
-        report_tx,
-        state.version,
-    )?;
-
-    // Actors.
-    let timeout = Duration::from_secs(run_cfg.request_timeout_s);
-    let ctx = Arc::new(Ctx {
-        registry: services.registry.clone(),
-        executor: services.executor.clone(),
-        codec: engines.codec,
-        inference: inference.clone(),
-        learner_tx,
-        faults: FaultPlan::new(
-            cfg.raw.faults.panic_actor.clone(),
-            cfg.raw.faults.panic_at_step,
-        ),
-        timeout,
-    });
-    let spawn_ctx = ctx.clone();
-    let (fatal_tx, mut fatal) = watch::channel(None);
-    let (sup, sup_join) = Actor::spawn(
-        Some(format!("azr-supervisor-{}", std::process::id())),
-        Supervisor,
-        SupervisorArgs {
-            workers: actors::WORKERS.to_vec(),
-            spawn: Arc::new(move |name, sup| {
-                let ctx = spawn_ctx.clone();
-                Box::pin(async move { actors::spawn_worker(name, ctx, sup).await })
-            }),
-            budget: run_cfg.restart_budget,
-            restarts: state.restarts.clone(),
-            fatal: fatal_tx,
-        },
-    )
-    .await
-    .context("starting the supervisor")?;
-    // The supervisor spawns its workers in `post_start`, which ractor runs after `spawn`
-    // returns; its first message is handled only once that is done, so one round trip means
-    // every worker is registered and the first requests need no retry.
-    ractor::call!(sup, SupervisorMsg::Restarts).context("waiting for the workers to start")?;
-    let handles = Handles::new(timeout);
-
-    let decoding = train_decoding(&cfg);
-    let staleness = run_cfg.staleness;
-    let max_steps = run_cfg.max_steps;
-    let start_step = state.step;
-    let mut version = state.version;
-    let mut submitted = state.step; // steps handed to the learner
-    let mut pending: BTreeMap<u64, (StepSummary, Instant)> = BTreeMap::new();
-    let mut step_seconds = Vec::new();
-    let mut last_report = Instant::now();
-    let mut evals = tokio::task::JoinSet::new();
-    let mut result: Result<()> = Ok(());
-
-    tracing::info!(
-        start_step,
-        version,
-        staleness,
-        max_steps,
-        run_dir = %run_dir.display(),
-        "training started"
-    );
-
-    'steps: loop {
-        let step = submitted;
-        if (max_steps > 0 && step >= max_steps) || *stop.borrow() {
-            break;
-        }
-        // Staleness gate: wait for version >= step - staleness.
-        while version + staleness < step {
-            tokio::select! {
-                r = reports.recv() => {
-                    let Some(r) = r else { result = Err(anyhow::anyhow!("learner thread ended")); break 'steps; };
-                    if let Err(e) = on_report(&r, &mut version, &mut pending, &mut state, &mut step_seconds, &mut last_report, progress.as_ref()) { result = Err(e); break 'steps; }
-                    evaluate_due(&cfg, &handles, &services.benchmarks, [r.step], &mut evals, &mut state.rng);
-                }
-                _ = fatal.changed() => {
-                    result = Err(anyhow::anyhow!(fatal.borrow().clone().unwrap_or_default()));
-                    break 'steps;
-                }
-            }
-        }
-        let t0 = Instant::now();
-        let batch = tokio::select! {
-            b = mode.rollout(&handles, step, decoding, &mut state.rng) => b,
-            _ = fatal.changed() => Err(anyhow::anyhow!(fatal.borrow().clone().unwrap_or_default())),
-        };
-        let mut batch = match batch {
-            Ok(b) => b,
-            Err(e) => {
-                result = Err(e.context(format!("rollouts of step {step}")));
-                break;
-            }
-        };
-        batch.summary.rollout_seconds = t0.elapsed().as_secs_f64();
-        state.counters.sequences += batch.summary.sequences() as u64;
-        state.counters.tokens += batch.summary.tokens() as u64;
-        for ((_, role), s) in &batch.summary.sub {
-            match role {
-                azr_core::types::Role::Propose => {
-                    state.counters.proposals += s.count as u64;
-                    state.counters.valid_proposals += s.hits as u64;
-                }
-                azr_core::types::Role::Solve => {
-                    state.counters.answers += s.count as u64;
-                    state.counters.correct_answers += s.hits as u64;
-                }
-            }
-        }
-        if run_cfg.dump_rollouts {
-            dump::write(&run_dir, step, &batch.records)?;
-        }
-        if let Err(e) = handles.learner.submit(step, batch.rollouts).await {
-            result = Err(anyhow::anyhow!(e));
-            break;
-        }
-        pending.insert(step, (batch.summary, t0));
-        submitted = step + 1;
-
-        // Non-blocking: take whatever reports are ready.
-        while let Ok(r) = reports.try_recv() {
-            if let Err(e) = on_report(
-                &r,
-                &mut version,
-                &mut pending,
-                &mut state,
-                &mut step_seconds,
-                &mut last_report,
-                progress.as_ref(),
-            ) {
-                result = Err(e);
-                break 'steps;
-            }
-            evaluate_due(
-                &cfg,
-                &handles,
-                &services.benchmarks,
-                [r.step],
-                &mut evals,
-                &mut state.rng,
-            );
-        }
-        if run_cfg.checkpoint_every > 0 && submitted % run_cfg.checkpoint_every == 0 {
-            match drain(
-                &mut reports,
-                submitted,
-                &mut version,
-                &mut pending,
-                &mut state,
-                &mut step_seconds,
-                &mut last_report,
-                progress.as_ref(),
-            )
-            .await
-            {
-                // Steps reported while draining are due for evaluation like any other.
-                Ok(steps) => evaluate_due(
-                    &cfg,
-                    &handles,
-                    &services.benchmarks,
-                    steps,
-                    &mut evals,
-                    &mut state.rng,
-                ),
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
-            if let Err(e) = save(
-                &run_dir, &handles, &sup, &mut state, &mode, submitted, version,
-            )
-            .await
-            {
-                result = Err(e);
-                break;
-            }
-        }
-    }
-
-    // Shutdown: finish submitted steps, final checkpoint, stop actors and threads.
-    let clean = result.is_ok();
-    if clean {
-        let last = drain(
-            &mut reports,
-            submitted,
-            &mut version,
-            &mut pending,
-            &mut state,
-            &mut step_seconds,
-            &mut last_report,
-            progress.as_ref(),
-        )
-        .await?;
-        evaluate_due(
-            &cfg,
-            &handles,
-            &services.benchmarks,
-            last,
-            &mut evals,
-            &mut state.rng,
-        );
-        if state.step > start_step || checkpoint::latest(&run_dir)?.is_none() {
-            save(
-                &run_dir, &handles, &sup, &mut state, &mode, submitted, version,
-            )
-            .await?;
-        }
-        while let Some(r) = evals.join_next().await {
-            if let Ok(Err(e)) = r {
-                tracing::warn!(error = %e, "evaluation failed");
-            }
-        }
-    } else {
-        evals.abort_all();
-    }
-    let restarts = sup
-        .call(SupervisorMsg::Restarts, Some(Duration::from_secs(5)))
-        .await
-        .ok()
-        .and_then(|r| r.success_or(()).ok())
-        .unwrap_or_else(|| state.restarts.clone());
-    let _ = sup
-        .call(SupervisorMsg::Shutdown, Some(Duration::from_secs(15)))
-        .await;
-    sup.stop(None);
-    let _ = sup_join.await;
-    drop(ctx);
-    drop(inference);
-    // The learner thread ends when its queue's last sender (held by the context) is gone.
-    let _ = tokio::task::spawn_blocking(move || {
-        let _ = learner_join.join();
-        let _ = inference_join.join();
-    })
-    .await;
-    result?;
-    Ok(RunOutcome {
-        steps: state.step,
-        version,
-        restarts,
-        step_seconds,
-    })
-}
-
-/// Handle one learner report: bump the version, log the step line, update counters.
-fn on_report(
-    r: &StepReport,
-    version: &mut PolicyVersion,
-    pending: &mut BTreeMap<u64, (StepSummary, Instant)>,
-    state: &mut RunState,
-    step_seconds: &mut Vec<f64>,
-    last_report: &mut Instant,
-    progress: Option<&indicatif::ProgressBar>,
-) -> Result<()> {
-    let stats = match &r.stats {
-        Ok(s) => s.clone(),
-        Err(e) => bail!("learner update of step {} failed: {e}", r.step),
-    };
-    *version = r.version;
-    state.step = r.step + 1;
-    state.version = r.version;
-    let wall = last_report.elapsed();
-    *last_report = Instant::now();
-    step_seconds.push(wall.as_secs_f64());
-    let process = telemetry::step_done(state.step, r.version, wall);
-    let (summary, started) = pending.remove(&r.step).unwrap_or_default_pair();
-    // Resident memory on every line, so a long run's log shows whether memory stays flat.
-    let rss_mib = process.map_or(f64::NAN, |p| p.resident_bytes as f64 / (1024.0 * 1024.0));
-    let line = format!(
-        "step {:>5} v{} | {} | pg {:+.4} ent {:.3} gn {:.2e} | rollout {:.2}s learn {:.2}s step {:.2}s | stale {} | rss {:.0} MiB",
-        r.step,
-        r.version,
-        summary.compact(),
-        stats.pg_loss,
-        stats.entropy,
-        stats.grad_norm,
-        summary.rollout_seconds,
-        r.wall.as_secs_f64(),
-        started.elapsed().as_secs_f64(),
-        r.staleness,
-        rss_mib,
-    );
-    match progress {
-        Some(pb) => {
-            pb.set_position(r.step + 1);
-            pb.println(&line);
-        }
-        None => tracing::info!("{line}"),
-    }
-    Ok(())
-}
-
-/// `Option<(StepSummary, Instant)>` with a neutral default for a step whose summary is gone
-/// (cannot happen in one process; kept total for safety).
-trait OrDefaultPair {
-    fn unwrap_or_default_pair(self) -> (StepSummary, Instant);
-}
-
-impl OrDefaultPair for Option<(StepSummary, Instant)> {
-    fn unwrap_or_default_pair(self) -> (StepSummary, Instant) {
-        self.unwrap_or_else(|| (StepSummary::default(), Instant::now()))
-    }
-}
-
-/// Wait until every submitted step is reported.
-#[allow(clippy::too_many_arguments)]
-async fn drain(
-    reports: &mut mpsc::UnboundedReceiver<StepReport>,
-    submitted: u64,
-    version: &mut PolicyVersion,
-    pending: &mut BTreeMap<u64, (StepSummary, Instant)>,
-    state: &mut RunState,
-    step_seconds: &mut Vec<f64>,
-    last_report: &mut Instant,
-    progress: Option<&indicatif::ProgressBar>,
-) -> Result<Vec<u64>> {
-    let mut steps = Vec::new();
-    while state.step < submitted {
-        let r = reports.recv().await.context("learner thread ended")?;
-        on_report(
-            &r,
-            version,
-            pending,
-            state,
-            step_seconds,
-            last_report,
-            progress,
-        )?;
-        steps.push(r.step);
-    }
-    Ok(steps)
-}
-
-/// Write a checkpoint of the drained state.
-async fn save(
-    run_dir: &std::path::Path,
-    handles: &Handles,
-    sup: &ractor::ActorRef<SupervisorMsg>,
-    state: &mut RunState,
-    mode: &Mode,
-    step: u64,
-    version: PolicyVersion,
-) -> Result<()> {
-    let t0 = Instant::now();
-    let pending = checkpoint::begin(run_dir, step)?;
-    handles
-        .learner
-        .save(pending.dir().to_path_buf())
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
-    if let Ok(r) = sup
-        .call(SupervisorMsg::Restarts, Some(Duration::from_secs(5)))
-        .await
-    {
-        if let Ok(restarts) = r.success_or(()) {
-            state.restarts = restarts;
-        }
-    }
-    state.step = step;
-    state.version = version;
-    state.mode_state = mode.state().context("serializing the mode state")?;
-    let path = pending.commit(state)?;
-    telemetry::checkpoint_written();
-    telemetry::phase("checkpoint", t0.elapsed());
-    tracing::info!(step, path = %path.display(), "checkpoint written");
-    Ok(())
-}
-
-/// Start a background evaluation after each of the reported `steps` that is due. Every path
-/// that consumes learner reports (the staleness gate, the non-blocking poll, the checkpoint and
-/// shutdown drains) goes through here, so no due step is skipped.
-fn evaluate_due(
-    cfg: &Config,
-    handles: &Handles,
-    benchmarks: &Arc<Vec<Benchmark>>,
-    steps: impl IntoIterator<Item = u64>,
-    evals: &mut tokio::task::JoinSet<Result<()>>,
-    rng: &mut ChaCha8Rng,
-) {
-    for step in steps {
-        maybe_evaluate(cfg, handles, benchmarks, step, evals, rng);
-    }
-}
-
-/// Start a background evaluation after `step` when it is due.
-fn maybe_evaluate(
-    cfg: &Config,
-    handles: &Handles,
-    benchmarks: &Arc<Vec<Benchmark>>,
-    step: u64,
-    evals: &mut tokio::task::JoinSet<Result<()>>,
-    rng: &mut ChaCha8Rng,
-) {
+/// The evaluator's decoding settings of a config.
+pub fn eval_settings(cfg: &Config, stop_token_ids: Vec<u32>) -> EvalSettings {
     let ev = &cfg.raw.evaluator;
-    if ev.every == 0 || benchmarks.is_empty() || (step + 1) % ev.every != 0 {
-        return;
+    EvalSettings {
+        samples: ev.samples,
+        params: SamplingParams {
+            temperature: ev.temperature as f32,
+            top_p: 1.0,
+            top_k: 0,
+            max_new_tokens: ev.max_new_tokens,
+            stop_token_ids,
+            seed: 0,
+            use_cache: true,
+        },
+        seed: cfg.raw.run.seed ^ 0xE7A1,
     }
-    let seed: u64 = rand::Rng::random(rng);
-    let decoding = Decoding {
-        temperature: ev.temperature,
-        top_p: 1.0,
-        top_k: 0,
-        max_new_tokens: ev.max_new_tokens,
-    };
-    let h = handles.evaluator.clone();
-    let b = benchmarks.clone();
-    let samples = ev.samples;
-    let path = cfg.run_dir().join("eval.jsonl");
-    evals.spawn(async move {
-        let scores = h
-            .evaluate(step, b, samples, decoding, seed)
-            .await
-            .map_err(|e| anyhow::anyhow!(e))?;
-        let mut lines = String::new();
-        for s in &scores {
-            tracing::info!(
-                step,
-                benchmark = %s.benchmark,
-                accuracy = s.accuracy,
-                version = s.policy_version,
-                "eval"
-            );
-            let mut v = serde_json::to_value(s)?;
-            v["step"] = serde_json::json!(step);
-            lines.push_str(&v.to_string());
-            lines.push('\n');
+}
+
+/// The batch composition of a config: slots per batch of every (task kind, role) key.
+pub fn quotas(cfg: &Config) -> BTreeMap<Key, u64> {
+    let sp = &cfg.raw.selfplay;
+    match sp.mode {
+        config::Mode::Azr => {
+            let mut q = BTreeMap::new();
+            for &kind in &sp.task_kinds {
+                if sp.train_propose {
+                    q.insert((kind, Role::Propose), sp.propose_batch as u64);
+                }
+                q.insert((kind, Role::Solve), sp.solve_batch as u64);
+            }
+            q
         }
-        use std::io::Write;
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?
-            .write_all(lines.as_bytes())?;
-        Ok(())
-    });
+        config::Mode::Rlvr => {
+            BTreeMap::from([((TaskKind::Math, Role::Solve), cfg.raw.rlvr.batch as u64)])
+        }
+    }
 }
 
 /// A fresh run state.
@@ -605,5 +176,377 @@ pub fn fresh_state(seed: u64) -> RunState {
         mode_state: serde_json::Value::Null,
         counters: Counters::default(),
         restarts: BTreeMap::new(),
+    }
+}
+
+/// Samples `(depth, capacity)` of a channel.
+type Probe = Box<dyn Fn() -> (usize, usize) + Send + Sync>;
+
+fn probe<T: Send + 'static>(tx: &flume::Sender<T>) -> Probe {
+    let tx = tx.clone();
+    Box::new(move || (tx.len(), tx.capacity().unwrap_or(0)))
+}
+
+/// Run training until `run.max_steps`, a stop request on `stop`, or a fatal error.
+///
+/// `state` is the restored state of a resumed run or the fresh state of a new one; `source`
+/// holds the buffers or the RLVR examples (restored from `state.mode_state` by the caller).
+pub async fn run<T: Trainer>(
+    cfg: Arc<Config>,
+    engines: Engines<T>,
+    services: Services,
+    state: RunState,
+    source: Source,
+    mut stop: watch::Receiver<bool>,
+    progress: Option<indicatif::ProgressBar>,
+) -> Result<RunOutcome> {
+    let run_cfg = &cfg.raw.run;
+    let run_dir = cfg.run_dir().to_path_buf();
+    std::fs::create_dir_all(&run_dir)
+        .with_context(|| format!("creating run dir {}", run_dir.display()))?;
+    std::fs::write(run_dir.join("config.toml"), cfg.to_toml())?;
+    let timeout = Duration::from_secs(run_cfg.request_timeout_s);
+    let cap = run_cfg.channel_capacity;
+
+    // The rollout engine and the learner thread.
+    let (engine, engine_join) =
+        compute::spawn_engine(engines.weights, state.version, cfg.raw.engine.clone())
+            .context("starting the rollout engine (config section `[engine]`)")?;
+    let quotas = quotas(&cfg);
+    let max_batches = (run_cfg.max_steps > 0).then_some(run_cfg.max_steps);
+    let e = engine.clone();
+    let admission = Arc::new(Admission::new(
+        quotas.clone(),
+        run_cfg.staleness,
+        state.step,
+        max_batches,
+        Box::new(move || e.version()),
+    ));
+    let (batches_tx, batches_rx) = flume::bounded::<LearnerCmd>(1);
+    let (report_tx, mut reports) = mpsc::unbounded_channel::<StepReport>();
+    let a = admission.clone();
+    let learner_join = compute::learner::spawn(
+        engines.trainer,
+        batches_rx,
+        engine.clone(),
+        Box::new(move |_| a.notify()),
+        report_tx,
+        state.version,
+    )?;
+
+    // Channels.
+    let (propose_tx, propose_rx) = flume::bounded(cap);
+    let (solve_tx, solve_rx) = flume::bounded(cap);
+    let (proposals_tx, proposals_rx) = flume::bounded(cap);
+    let (estimates_tx, estimates_rx) = flume::bounded(cap);
+    let (answers_tx, answers_rx) = flume::bounded(cap);
+    let (rollouts_tx, rollouts_rx) = flume::bounded(run_cfg.learner_queue);
+    let (eval_tx, eval_rx) = flume::bounded::<EvalRequest>(4);
+    let e = engine.clone();
+    let mut probes: Vec<(&'static str, Probe)> = vec![
+        ("propose_jobs", probe(&propose_tx)),
+        ("solve_jobs", probe(&solve_tx)),
+        ("proposals", probe(&proposals_tx)),
+        ("estimates", probe(&estimates_tx)),
+        ("answers", probe(&answers_tx)),
+        ("rollouts", probe(&rollouts_tx)),
+        ("batches", probe(&batches_tx)),
+        ("eval", probe(&eval_tx)),
+    ];
+    let waiting = cfg.raw.engine.max_waiting;
+    probes.push(("engine", Box::new(move || (e.stats().waiting, waiting))));
+
+    let ctx = Arc::new(Ctx {
+        registry: services.registry.clone(),
+        executor: services.executor.clone(),
+        codec: engines.codec,
+        engine: engine.clone(),
+        sampling: train_sampling(&cfg, engines.stop_token_ids.clone()),
+        rewards: cfg.raw.tasks.rewards.clone(),
+        faults: FaultPlan::new(
+            cfg.raw.faults.panic_actor.clone(),
+            cfg.raw.faults.panic_at_step,
+        ),
+        seed: run_cfg.seed,
+    });
+    let (fatal_tx, mut fatal) = watch::channel::<Option<String>>(None);
+    let (done_tx, mut done) = watch::channel(None);
+    let restarts = Arc::new(Mutex::new(state.restarts.clone()));
+    let evals_pending = Arc::new(AtomicUsize::new(0));
+
+    // The actors, as data: a registry of factories.
+    let store_h = ServiceHandle::<StoreMsg>::new(actors::store::NAME, timeout);
+    let mut registry = Registry::new();
+    registry
+        .add(Arc::new(ExecutorActor::new(
+            ctx.clone(),
+            estimates_tx.clone(),
+            answers_tx.clone(),
+        )))
+        .add(Arc::new(Reward::new(ctx.clone(), rollouts_tx.clone())))
+        .add(Arc::new(LearnerActor::new(
+            LearnerSettings {
+                run_dir: run_dir.clone(),
+                checkpoint_every: run_cfg.checkpoint_every,
+                max_steps: run_cfg.max_steps,
+                dump_rollouts: run_cfg.dump_rollouts,
+                eval_every: if services.benchmarks.is_empty() {
+                    0
+                } else {
+                    cfg.raw.evaluator.every
+                },
+                max_new_tokens: cfg.raw.sampling.max_new_tokens,
+            },
+            LearnerState::new(quotas.clone(), &state),
+            batches_tx,
+            eval_tx.clone(),
+            store_h.clone(),
+            engine.clone(),
+            admission.clone(),
+            restarts.clone(),
+            fatal_tx.clone(),
+            done_tx,
+            progress.clone(),
+            evals_pending.clone(),
+        )))
+        .add(Arc::new(Evaluator::new(
+            ctx.clone(),
+            services.benchmarks.clone(),
+            eval_settings(&cfg, engines.stop_token_ids),
+            run_dir.join("eval.jsonl"),
+            evals_pending.clone(),
+        )))
+        .add(Arc::new(TaskStore::new(
+            ctx.clone(),
+            StoreState {
+                source,
+                rng: state.rng.clone(),
+            },
+            propose_tx.clone(),
+            solve_tx.clone(),
+            rollouts_tx.clone(),
+        )))
+        .add(Arc::new(Estimator::new(
+            ctx.clone(),
+            store_h.clone(),
+            answers_tx.clone(),
+        )))
+        .add(Arc::new(Solver::new(ctx.clone(), answers_tx.clone())))
+        .add(Arc::new(Proposer::new(
+            ctx.clone(),
+            proposals_tx.clone(),
+            answers_tx.clone(),
+        )));
+    debug_assert!(
+        registry
+            .names()
+            .iter()
+            .all(|n| azr_core::metrics::ACTORS.contains(n)),
+        "every actor name is in the metric catalogue's actor list"
+    );
+    // The channels live in the actors from here on (closing when they stop).
+    drop((
+        propose_tx,
+        solve_tx,
+        proposals_tx,
+        estimates_tx,
+        answers_tx,
+        rollouts_tx,
+        eval_tx,
+    ));
+
+    let (sup, sup_join) = Actor::spawn(
+        Some(format!("azr-supervisor-{}", std::process::id())),
+        Supervisor,
+        SupervisorArgs {
+            registry,
+            budget: run_cfg.restart_budget,
+            restarts: restarts.clone(),
+            fatal: fatal_tx.clone(),
+        },
+    )
+    .await
+    .context("starting the supervisor")?;
+    // Workers are spawned in `post_start`; one round trip means all are registered.
+    ractor::call!(sup, SupervisorMsg::Restarts).context("waiting for the actors to start")?;
+
+    // Feeders: channel -> actor, with bounded concurrency and counted retries.
+    let wide = 256;
+    let workers = cfg.raw.executor.workers.max(1);
+    let mut tasks: Vec<tokio::task::JoinHandle<()>> = vec![
+        feed(
+            propose_rx,
+            wide,
+            ServiceHandle::<ProposerMsg>::new(actors::proposer::NAME, timeout),
+            |job, reply| ProposerMsg::Propose { job, reply },
+            fatal_tx.clone(),
+        ),
+        feed(
+            solve_rx,
+            wide,
+            ServiceHandle::<SolverMsg>::new(actors::solver::NAME, timeout),
+            |job, reply| SolverMsg::Solve { job, reply },
+            fatal_tx.clone(),
+        ),
+        feed(
+            proposals_rx,
+            workers,
+            ServiceHandle::<ExecutorMsg>::new(actors::executor::NAME, timeout),
+            |item, reply| ExecutorMsg::Validate { item, reply },
+            fatal_tx.clone(),
+        ),
+        feed(
+            estimates_rx,
+            wide,
+            ServiceHandle::<EstimatorMsg>::new(actors::estimator::NAME, timeout),
+            |job, reply| EstimatorMsg::Estimate { job, reply },
+            fatal_tx.clone(),
+        ),
+        feed(
+            answers_rx,
+            workers * 2,
+            ServiceHandle::<RewardMsg>::new(actors::reward::NAME, timeout),
+            |item, reply| RewardMsg::Score { item, reply },
+            fatal_tx.clone(),
+        ),
+        feed(
+            rollouts_rx,
+            1,
+            ServiceHandle::<LearnerMsg>::new(actors::learner::NAME, timeout),
+            |scored, reply| LearnerMsg::Accept { scored, reply },
+            fatal_tx.clone(),
+        ),
+        feed(
+            eval_rx,
+            1,
+            ServiceHandle::<EvaluatorMsg>::new(actors::evaluator::NAME, timeout),
+            |req, reply| EvaluatorMsg::Evaluate { req, reply },
+            fatal_tx.clone(),
+        ),
+    ];
+    // Learner reports -> the learner actor.
+    let learner_h = ServiceHandle::<LearnerMsg>::new(actors::learner::NAME, timeout);
+    let (lh, ft) = (learner_h.clone(), fatal_tx.clone());
+    tasks.push(tokio::spawn(async move {
+        while let Some(r) = reports.recv().await {
+            let res = lh
+                .request(|reply| LearnerMsg::Report {
+                    report: r.clone(),
+                    reply,
+                })
+                .await;
+            if let Err(e) = res {
+                let _ = ft.send(Some(e.to_string()));
+            }
+        }
+    }));
+    // One admission source per batch key.
+    for key in quotas.keys().copied() {
+        let (adm, store, ft) = (admission.clone(), store_h.clone(), fatal_tx.clone());
+        tasks.push(tokio::spawn(async move {
+            while let Some(slot) = adm.acquire(key).await {
+                let r = store
+                    .request(|reply| StoreMsg::Produce { slot, reply })
+                    .await;
+                if let Err(e) = r {
+                    let _ = ft.send(Some(e.to_string()));
+                    break;
+                }
+            }
+        }));
+    }
+    // Queue depths.
+    tasks.push(tokio::spawn(async move {
+        loop {
+            for (name, p) in &probes {
+                let (depth, capacity) = p();
+                telemetry::queue(name, depth, capacity);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }));
+
+    tracing::info!(
+        start_step = state.step,
+        version = state.version,
+        staleness = run_cfg.staleness,
+        max_steps = run_cfg.max_steps,
+        batch = quotas.values().sum::<u64>(),
+        run_dir = %run_dir.display(),
+        "training started"
+    );
+
+    // Wait for the learner to finish, a fatal error or a stop request.
+    let mut stopping = false;
+    let result: Result<actors::learner::Finished> = loop {
+        tokio::select! {
+            r = done.changed() => {
+                if r.is_err() { break Err(anyhow::anyhow!("the learner actor is gone")); }
+                if let Some(f) = done.borrow().clone() { break Ok(f); }
+            }
+            r = fatal.changed() => {
+                if r.is_err() { break Err(anyhow::anyhow!("the supervisor is gone")); }
+                if let Some(reason) = fatal.borrow().clone() { break Err(anyhow::anyhow!(reason)); }
+            }
+            r = stop.changed(), if !stopping => {
+                if r.is_ok() && *stop.borrow() {
+                    stopping = true;
+                    admission.close();
+                    if let Err(e) = learner_h.request(|reply| LearnerMsg::Finish { reply }).await {
+                        break Err(anyhow::anyhow!(e.to_string()));
+                    }
+                }
+            }
+        }
+    };
+
+    // Shutdown: admit nothing, let due evaluations finish, stop the actors and threads.
+    admission.close();
+    if result.is_ok() {
+        let t0 = std::time::Instant::now();
+        while evals_pending.load(Ordering::SeqCst) > 0 && t0.elapsed() < timeout {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let final_restarts = restarts.lock().map(|r| r.clone()).unwrap_or_default();
+    let _ = sup
+        .call(SupervisorMsg::Shutdown, Some(Duration::from_secs(15)))
+        .await;
+    sup.stop(None);
+    let _ = sup_join.await;
+    for t in &tasks {
+        t.abort();
+    }
+    drop(ctx);
+    shutdown_threads(&engine, engine_join, learner_join).await;
+    let f = result?;
+    Ok(RunOutcome {
+        steps: f.steps,
+        version: f.version,
+        restarts: final_restarts,
+        step_seconds: f.step_seconds,
+        trainer_idle: f.trainer_idle,
+        rollout_idle: f.rollout_idle,
+        samples: f.samples,
+    })
+}
+
+/// Stop the engine and wait (bounded) for both compute threads.
+async fn shutdown_threads(
+    engine: &EngineHandle,
+    engine_join: std::thread::JoinHandle<()>,
+    learner_join: std::thread::JoinHandle<()>,
+) {
+    engine.shutdown();
+    let joined = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::task::spawn_blocking(move || {
+            let _ = engine_join.join();
+            let _ = learner_join.join();
+        }),
+    )
+    .await;
+    if joined.is_err() {
+        tracing::warn!("compute threads did not stop within 30 s; leaving them");
     }
 }

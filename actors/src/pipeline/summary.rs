@@ -19,12 +19,14 @@ pub struct SubBatchStats {
     pub learnability_sum: f64,
     /// Response tokens.
     pub tokens: usize,
+    /// Samples without a reward (infrastructure failure; not trained on).
+    pub unrewarded: usize,
 }
 
 impl SubBatchStats {
-    /// Mean reward (0 for an empty sub-batch).
+    /// Mean reward of the rewarded samples (0 for none).
     pub fn reward_mean(&self) -> f64 {
-        self.reward_sum / self.count.max(1) as f64
+        self.reward_sum / (self.count - self.unrewarded.min(self.count)).max(1) as f64
     }
 
     /// Proposer: mean learnability reward of the valid proposals (0 when none was valid).
@@ -43,8 +45,6 @@ impl SubBatchStats {
 pub struct StepSummary {
     /// Per (kind, role).
     pub sub: BTreeMap<(TaskKind, Role), SubBatchStats>,
-    /// Rollout phase wall time in seconds.
-    pub rollout_seconds: f64,
 }
 
 impl StepSummary {
@@ -89,6 +89,9 @@ impl StepSummary {
                 Role::Solve => {
                     let _ = write!(out, " s={:.2}/{:+.2}", s.hit_rate(), s.reward_mean());
                 }
+            }
+            if s.unrewarded > 0 {
+                let _ = write!(out, " nr={}", s.unrewarded);
             }
         }
         out.trim_start().to_string()

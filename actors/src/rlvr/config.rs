@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use azr_core::data::MathSet;
-use azr_core::eval::{EvalSettings, MathPrompt};
+use azr_core::eval::{ArcPrompt, EvalSettings, MathPrompt};
 use azr_core::rl::learner::LearnerConfig;
 use serde::{Deserialize, Serialize};
 
@@ -62,8 +62,9 @@ pub struct EvalSection {
     pub at_start: bool,
     /// Folder of the math benchmark files (default `../shared/data/math`).
     pub data_dir: PathBuf,
-    /// Math benchmarks: `math500`, `aime24`, `aime25`, `amc23`, `minerva`, `olympiadbench`,
-    /// `gsm8k` (default `["math500"]`, the paper's validation set during training).
+    /// Benchmarks, in order: the math sets `math500`, `aime24`, `aime25`, `amc23`, `minerva`,
+    /// `olympiadbench`, `gsm8k`, and `arc-easy`, `arc-challenge` (default `["math500"]`, the
+    /// paper's validation set during training).
     pub benchmarks: Vec<String>,
     /// Further held-out sets in the training-row layout (`prompt`, `reward_model.ground_truth`,
     /// `extra_info.index`), each named by its file stem (default none).
@@ -81,6 +82,12 @@ pub struct EvalSection {
     pub limit: usize,
     /// Sequences per generation call (default 16).
     pub batch_size: usize,
+    /// Folder of the ARC files, for `arc-easy` / `arc-challenge` (default
+    /// `../shared/data/arc`). ARC is decoded like a file set: `temperature` and `samples`.
+    pub arc_dir: PathBuf,
+    /// `[eval.arc]`: the ARC prompt (`azr_core::eval::ArcPrompt`; default the plain
+    /// `Question: ... Answer:` format).
+    pub arc: ArcPrompt,
 }
 
 impl Default for EvalSection {
@@ -97,6 +104,8 @@ impl Default for EvalSection {
             max_new_tokens: 3072,
             limit: 0,
             batch_size: 16,
+            arc_dir: PathBuf::from(azr_core::data::arc::DEFAULT_DIR),
+            arc: ArcPrompt::default(),
         }
     }
 }
@@ -179,11 +188,13 @@ impl RlvrConfig {
         Self::from_toml_str(&text, &path.display().to_string())
     }
 
-    /// The benchmark sets named in `eval.benchmarks`.
+    /// The math sets named in `eval.benchmarks` (ARC names are skipped: see
+    /// `azr_core::eval::arc`).
     pub fn eval_sets(&self) -> Result<Vec<MathSet>> {
         self.eval
             .benchmarks
             .iter()
+            .filter(|b| !azr_core::eval::arc::is_arc_benchmark(b))
             .map(|b| {
                 b.parse::<MathSet>()
                     .map_err(|e| anyhow::anyhow!("config key `eval.benchmarks`: {e}"))
@@ -246,6 +257,9 @@ impl RlvrConfig {
             return bad("eval.samples", "must be >= 1");
         }
         self.eval_sets()?;
+        if let Err(e) = self.eval.arc.validate() {
+            return bad("eval.arc", &e.to_string());
+        }
         self.learner
             .validate()
             .map_err(|e| anyhow::anyhow!("config section `learner`: {e}"))?;

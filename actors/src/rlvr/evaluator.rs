@@ -6,9 +6,10 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use azr_core::data::{load_math, MathSet};
+use azr_core::data::{load_arc, load_math, ArcItem, ArcSet, MathSet};
 use azr_core::eval::{
-    benchmark_name, evaluate_problems, EvalSettings, MathPrompt, Problem, SuiteScore,
+    arc, benchmark_name, evaluate_problems, ArcPrompt, EvalSettings, MathPrompt, Problem,
+    SuiteScore,
 };
 use azr_core::model::Snapshot;
 use azr_core::oneshot::dataset::load_jsonl;
@@ -24,14 +25,31 @@ pub struct EvalSet {
     pub name: String,
     /// Items (all of them; `settings.limit` applies when scoring).
     pub problems: Vec<Problem>,
+    /// ARC sets: `[eval.arc]` and the questions (`problems` is then empty).
+    pub arc: Option<(ArcPrompt, Vec<ArcItem>)>,
     /// Decoding and limit.
     pub settings: EvalSettings,
 }
 
-/// The sets of `[eval]`: the named math benchmarks, then the extra files.
+/// The sets of `[eval]`: the named benchmarks in order, then the extra files.
 pub fn load_sets(cfg: &RlvrConfig) -> Result<Vec<EvalSet>> {
     let mut out = Vec::new();
-    for set in cfg.eval_sets()? {
+    for name in &cfg.eval.benchmarks {
+        // branch `arc` (issue #17): ARC sets are scored by `azr_core::eval::arc`.
+        if let Some(set) = ArcSet::from_name(name) {
+            let items = load_arc(set, &cfg.eval.arc_dir)
+                .with_context(|| format!("loading benchmark {}", set.name()))?;
+            out.push(EvalSet {
+                name: set.name().to_string(),
+                problems: Vec::new(),
+                arc: Some((cfg.eval.arc.clone(), items)),
+                settings: cfg.eval.settings(None::<MathSet>, cfg.run.seed),
+            });
+            continue;
+        }
+        let set: MathSet = name
+            .parse()
+            .map_err(|e| anyhow::anyhow!("config key `eval.benchmarks`: {e}"))?;
         let problems = load_math(set, &cfg.eval.data_dir)
             .with_context(|| format!("loading benchmark {}", set.name()))?
             .iter()
@@ -40,6 +58,7 @@ pub fn load_sets(cfg: &RlvrConfig) -> Result<Vec<EvalSet>> {
         out.push(EvalSet {
             name: benchmark_name(set).to_string(),
             problems,
+            arc: None,
             settings: cfg.eval.settings(Some(set), cfg.run.seed),
         });
     }
@@ -56,6 +75,7 @@ pub fn load_sets(cfg: &RlvrConfig) -> Result<Vec<EvalSet>> {
         out.push(EvalSet {
             name,
             problems,
+            arc: None,
             settings: cfg.eval.settings(None::<MathSet>, cfg.run.seed),
         });
     }
@@ -66,10 +86,15 @@ pub fn load_sets(cfg: &RlvrConfig) -> Result<Vec<EvalSet>> {
 pub fn score(snap: &Snapshot, prompt: &MathPrompt, sets: &[EvalSet]) -> Result<SuiteScore> {
     let mut suite = SuiteScore::default();
     for s in sets {
-        suite.scores.push(
-            evaluate_problems(snap, prompt, &s.name, &s.problems, &s.settings)
-                .with_context(|| format!("evaluating {}", s.name))?,
-        );
+        let score = match &s.arc {
+            Some((arc_prompt, items)) => {
+                arc::evaluate_items(snap, arc_prompt, &s.name, items, &s.settings)
+            }
+            None => evaluate_problems(snap, prompt, &s.name, &s.problems, &s.settings),
+        };
+        suite
+            .scores
+            .push(score.with_context(|| format!("evaluating {}", s.name))?);
     }
     Ok(suite)
 }

@@ -1,4 +1,4 @@
-//! The 1-shot RLVR driver: each step the solver (the inference thread) samples
+//! The 1-shot RLVR driver: each step the solver (the rollout engine) samples
 //! `samples_per_prompt` responses for every prompt of the batch, the reward (the math grader)
 //! scores them 0/1, and the learner thread takes one GRPO step on the whole batch; the driver
 //! waits for the new weights before the next step (strictly on-policy, as verl).
@@ -24,16 +24,15 @@ use azr_core::types::{Role, ScoredRollout, TaskKind};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::config::RlvrConfig;
 use super::evaluator::{self, EvalSet};
 use super::plan::EpochQueue;
-use crate::backend::{self, SnapshotPolicy, MODEL_DIR};
+use crate::backend::{self, MODEL_DIR};
 use crate::compute::learner::LearnerCmd;
-use crate::compute::{inference, learner, Published};
-use crate::engine::Decoding;
+use crate::compute::{self, learner, GenRequest};
 use crate::pipeline::checkpoint::{self, Counters, RunState};
 use crate::telemetry;
 
@@ -148,11 +147,16 @@ async fn finish_eval(
     Ok(())
 }
 
-fn latest_snapshot(rx: &watch::Receiver<Published<Snapshot>>, initial: &Snapshot) -> Snapshot {
-    rx.borrow()
-        .as_ref()
-        .map(|(_, s)| Snapshot::clone(s))
-        .unwrap_or_else(|| initial.clone())
+/// The weights the learner thread holds now (the version just published).
+async fn latest_snapshot(learner_tx: &flume::Sender<LearnerCmd>) -> Result<Snapshot> {
+    let (reply, rx) = oneshot::channel();
+    learner_tx
+        .send_async(LearnerCmd::Snapshot { reply })
+        .await
+        .map_err(|_| anyhow::anyhow!("the learner thread is gone"))?;
+    rx.await
+        .context("the learner thread dropped the snapshot")?
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Train until `run.max_steps` or until `stop` is set.
@@ -221,7 +225,6 @@ pub async fn train(cfg: RlvrConfig, stop: Arc<AtomicBool>) -> Result<RlvrOutcome
     let initial = model.snapshot()?;
     let stop_ids = azr_core::eval::stop_token_ids(&initial, &prompt);
     let codec = backend::codec(&model);
-    let policy = SnapshotPolicy::new(initial.clone(), stop_ids);
     // The KL reference is the run's starting model (`model.path`), also after a resume.
     let reference = if cfg.learner.loss.kl_coef > 0.0 {
         Some(load_model(&cfg, &cfg.model.path)?.snapshot()?)
@@ -229,18 +232,21 @@ pub async fn train(cfg: RlvrConfig, stop: Arc<AtomicBool>) -> Result<RlvrOutcome
         None
     };
     let trainer = backend::ModelTrainer::new(model, cfg.learner, resume.as_deref(), reference)?;
-    let (weights_tx, weights_rx) = watch::channel::<Published<Snapshot>>(None);
-    let eval_rx = weights_tx.subscribe();
-    let (inference, inference_join) = inference::spawn(
-        policy,
-        codec,
-        weights_rx,
+    let (engine, engine_join) = compute::spawn_engine(
+        initial.clone(),
         state.version,
-        cfg.run.inference_queue,
+        compute::EngineConfig::default(),
     )?;
     let (learner_tx, learner_rx) = flume::bounded::<LearnerCmd>(1);
     let (reports_tx, mut reports) = mpsc::unbounded_channel();
-    let learner_join = learner::spawn(trainer, learner_rx, weights_tx, reports_tx, state.version)?;
+    let learner_join = learner::spawn(
+        trainer,
+        learner_rx,
+        engine.clone(),
+        Box::new(|_| {}),
+        reports_tx,
+        state.version,
+    )?;
 
     let history_path = run_dir.join(&cfg.rlvr.history_file);
     let eval_path = run_dir.join("eval.jsonl");
@@ -248,11 +254,14 @@ pub async fn train(cfg: RlvrConfig, stop: Arc<AtomicBool>) -> Result<RlvrOutcome
         .create(true)
         .append(true)
         .open(run_dir.join("train.jsonl"))?;
-    let decoding = Decoding {
-        temperature: cfg.sampling.temperature,
-        top_p: cfg.sampling.top_p,
+    let params = model::SamplingParams {
+        temperature: cfg.sampling.temperature as f32,
+        top_p: cfg.sampling.top_p as f32,
         top_k: cfg.sampling.top_k,
         max_new_tokens: cfg.sampling.max_new_tokens,
+        stop_token_ids: stop_ids,
+        seed: 0,
+        use_cache: true,
     };
     let n = cfg.rlvr.samples_per_prompt;
     let mut queue = EpochQueue::starting_at(mode.epoch);
@@ -277,16 +286,30 @@ pub async fn train(cfg: RlvrConfig, stop: Arc<AtomicBool>) -> Result<RlvrOutcome
             let t0 = Instant::now();
             let step = state.step;
             let (batch, _) = queue.next(examples.len(), cfg.rlvr.batch, &mut state.rng);
-            // Solver: n samples per prompt, one request.
+            // Solver: one engine request of n samples per prompt, all submitted at once.
             let prompts: Vec<Vec<u32>> = batch
                 .iter()
                 .flat_map(|&e| std::iter::repeat_n(examples[e].prompt_ids.clone(), n))
                 .collect();
             let seed: u64 = state.rng.random();
-            let gens = inference
-                .generate(prompts.clone(), decoding, seed)
-                .await
-                .map_err(|e| anyhow::anyhow!("generation: {e}"))?;
+            let mut tickets = Vec::with_capacity(batch.len());
+            for (i, &e) in batch.iter().enumerate() {
+                tickets.push(engine.submit(GenRequest {
+                    prompt: examples[e].prompt_ids.clone(),
+                    n,
+                    params: model::SamplingParams {
+                        seed: seed.wrapping_add((i * n) as u64),
+                        ..params.clone()
+                    },
+                    priority: 0,
+                })?);
+            }
+            let mut gens = Vec::with_capacity(prompts.len());
+            for t in tickets {
+                for s in t.recv_async().await? {
+                    gens.push(crate::actors::Generated::decode(s, &codec)?);
+                }
+            }
             // Reward: binary math grading.
             let mut rollouts = Vec::with_capacity(gens.len());
             let mut lengths = Vec::with_capacity(gens.len());
@@ -295,16 +318,16 @@ pub async fn train(cfg: RlvrConfig, stop: Arc<AtomicBool>) -> Result<RlvrOutcome
                 let correct = prompt.grade(&g.text, &ex.answer);
                 tally.add(&ex.index, correct);
                 tally_open = true;
-                lengths.push(g.response_ids.len());
+                lengths.push(g.tokens.len());
                 rollouts.push(ScoredRollout {
                     prompt_ids: p,
-                    response_ids: g.response_ids,
+                    response_ids: g.tokens,
                     sample_logprobs: g.logprobs,
                     reward: if correct { 1.0 } else { 0.0 },
                     task: TaskKind::Math,
                     role: Role::Solve,
                     group: step * batch.len() as u64 + (j / n) as u64,
-                    policy_version: g.policy_version,
+                    policy_version: g.first_version,
                 });
             }
             let rewards: Vec<f32> = rollouts.iter().map(|r| r.reward).collect();
@@ -327,7 +350,11 @@ pub async fn train(cfg: RlvrConfig, stop: Arc<AtomicBool>) -> Result<RlvrOutcome
             telemetry::responses(TaskKind::Math, Role::Solve, &lengths, truncated);
             // Learner: one GRPO step; wait for the new weights (on-policy).
             learner_tx
-                .send_async(LearnerCmd::Train { step, rollouts })
+                .send_async(LearnerCmd::Train {
+                    batch: step,
+                    rollouts,
+                    save: None,
+                })
                 .await
                 .map_err(|_| anyhow::anyhow!("the learner thread is gone"))?;
             let report = reports
@@ -376,7 +403,7 @@ pub async fn train(cfg: RlvrConfig, stop: Arc<AtomicBool>) -> Result<RlvrOutcome
             if eval_on && cfg.eval.every > 0 && (state.step % cfg.eval.every == 0 || last) {
                 finish_eval(&mut pending_eval, &eval_path, &mut last_eval).await?;
                 pending_eval = Some(spawn_eval(
-                    latest_snapshot(&eval_rx, &initial),
+                    latest_snapshot(&learner_tx).await?,
                     prompt.clone(),
                     eval_sets.clone(),
                     state.step,
@@ -398,10 +425,10 @@ pub async fn train(cfg: RlvrConfig, stop: Arc<AtomicBool>) -> Result<RlvrOutcome
     mode.history.save(&history_path)?;
     let eval_result = finish_eval(&mut pending_eval, &eval_path, &mut last_eval).await;
     drop(learner_tx);
-    drop(inference);
+    engine.shutdown();
     let _ = tokio::task::spawn_blocking(move || {
         let _ = learner_join.join();
-        let _ = inference_join.join();
+        let _ = engine_join.join();
     })
     .await;
     result?;
