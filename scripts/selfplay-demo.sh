@@ -34,7 +34,7 @@ done
 for p in "${pids[@]}"; do wait "$p"; done
 echo "runs done; scoring"
 score() { # model-or-run-dir label: one "<label> <kind> <accuracy> <items>" line per kind
-  for kind in deduction abduction induction; do
+  for kind in ${KINDS:-deduction abduction induction}; do  # KINDS: the held-out kinds to score
     if [ -d "$1/checkpoints" ]; then ck=(--checkpoint "$1"); else ck=(); fi
     RAYON_NUM_THREADS=1 "$AZR" eval --benchmark "heldout-$kind" --limit 0 "${ck[@]}" 2>/dev/null \
       | sed -n "s/^heldout-$kind: accuracy \([0-9.]*\) (\([0-9]*\) items.*/$2 $kind \1 \2/p"

@@ -18,16 +18,21 @@ import statistics
 import sys
 
 out = sys.argv[1]
-KINDS = ["deduction", "abduction", "induction"]
-ABBR = {"ded": "deduction", "abd": "abduction", "ind": "induction"}
 
+# The task kinds are whatever the run scored (scores.txt), in order of appearance: no list of
+# kinds lives here. Step lines abbreviate a kind to its first three letters.
 scores = {}
+KINDS = []
 for line in open(os.path.join(out, "scores.txt")):
     label, kind, acc, n = line.split()
+    kind = kind.replace("heldout-", "")
     scores.setdefault(label, {})[kind] = (float(acc), int(n))
+    if kind not in KINDS:
+        KINDS.append(kind)
+ABBR = {k[:3]: k for k in KINDS}
 
 STEP = re.compile(r"step\s+(\d+) v\d+ \| (.*?) \| pg .*? step ([\d.]+)s \| stale \d+(?: \| rss (\d+) MiB)?")
-SUB = re.compile(r"(ded|abd|ind) p=([\d.]+)/([+-][\d.]+) l=([+-]?[\d.]+) s=([\d.]+)/([+-][\d.]+)")
+SUB = re.compile(r"([a-z][a-z0-9_-]{2}) p=([\d.]+)/([+-][\d.]+) l=([+-]?[\d.]+) s=([\d.]+)/([+-][\d.]+)")
 
 
 def parse_log(path):
@@ -39,7 +44,7 @@ def parse_log(path):
         row = {"step": int(m.group(1)), "seconds": float(m.group(3)),
                "rss_mib": int(m.group(4)) if m.group(4) else None}
         for a, valid, prew, learn, acc, srew in SUB.findall(m.group(2)):
-            row[ABBR[a]] = {"valid": float(valid), "propose_reward": float(prew),
+            row[ABBR.get(a, a)] = {"valid": float(valid), "propose_reward": float(prew),
                             "learnability": float(learn), "solve_acc": float(acc),
                             "solve_reward": float(srew)}
         steps.append(row)
@@ -138,14 +143,14 @@ for i, label in enumerate(["base", "true", "control"]):
     else:
         ys = [summary[label][k]["mean"] or 0 for k in KINDS]
         errs = [summary[label][k]["se_of_mean"] or 0 for k in KINDS]
-    xs = [j + (i - 1) * w for j in range(3)]
+    xs = [j + (i - 1) * w for j in range(len(KINDS))]
     ax.bar(xs, ys, w, yerr=errs, capsize=3, color=COLORS.get(label, "#888"),
            label={"base": "base (pretrained)", "true": "self-play", "control": "shuffled-reward control"}[label])
     if label != "base":
         for j, k in enumerate(KINDS):
             for v in summary[label][k]["per_seed"]:
                 ax.plot(xs[j], v, "k.", ms=5)
-ax.set_xticks(range(3))
+ax.set_xticks(range(len(KINDS)))
 ax.set_xticklabels(KINDS)
 ax.set_ylabel("greedy accuracy (full held-out set)")
 ax.set_title("held-out accuracy, base vs after the run (bars: mean ± SE, dots: seeds)")
@@ -167,7 +172,7 @@ for name, run in sorted(runs.items()):
     if pts:
         ax.plot([p[0] + 1 for p in pts], [p[1] for p in pts], marker="o", ms=3, **style(name))
 ax.set_xlabel("step")
-ax.set_title("in-run held-out accuracy (evenly spread subset, mean of 3 kinds)")
+ax.set_title(f"in-run held-out accuracy (evenly spread subset, mean of {len(KINDS)} kinds)")
 ax.legend(fontsize=7)
 
 for ax, sub, title in [(axes[1][0], "valid", "proposer valid-program rate (9-step mean)"),

@@ -2,6 +2,7 @@
 # The whole test suite: what a new user runs on a fresh machine, and what .ci/run calls.
 # Installs what it needs first when missing (Debian's prometheus via apt-get, the npm packages
 # of tools/package.json, matplotlib in target/obs-venv for the dashboard picture), then:
+#   0. cargo fmt --check and cargo clippy --workspace --all-targets -- -D warnings
 #   1. cargo build --release --workspace --all-targets
 #   2. cargo test --release --workspace (promtool lint of the metric exposition required)
 #   3. the dashboard checker's own tests, generated dashboards up to date
@@ -31,6 +32,12 @@ elif [[ "${CI:-}" == "true" ]]; then
 else
     echo "fetch-smollm2.sh failed: the real-weights GGUF parity tests will be skipped"
 fi
+
+step "cargo fmt --all --check"
+cargo fmt --all --check
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo build --release --workspace --all-targets"
 cargo build --release --workspace --all-targets

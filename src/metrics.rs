@@ -7,7 +7,8 @@
 //! `dashboards/` may use only these names and must use each of them
 //! (`tools/check_dashboards.py` checks both directions against this file).
 //!
-//! Labels are bounded enums, never ids: `task` ([`TaskKind`]), `role` ([`Role`]), `actor`
+//! Labels are bounded enums, never ids: `task` (the kinds of the task registry, see
+//! [`use_registry`]), `role` ([`Role`]), `actor`
 //! ([`ACTORS`]), plus `status` ([`ExecStatus`]) for executor outcomes, `benchmark`
 //! ([`BENCHMARKS`]) for evaluator scores, `layer` ([`ISOLATION_LAYERS`]) for the sandbox
 //! layers, `queue` ([`QUEUES`]) for channel depths and `phase` ([`PHASES`]) for step phases.
@@ -36,6 +37,7 @@
 //! the `metrics` macros with `DEF.name`.
 
 use crate::executor::{ExecStatus, IsolationReport};
+use crate::tasks::{TaskRegistry, TasksConfig};
 use crate::types::{Role, TaskKind};
 use metrics::{Counter, Gauge, Histogram, Label, Unit};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -65,9 +67,9 @@ impl MetricKind {
 /// A label key a metric may carry. Every key has a closed set of values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LabelKey {
-    /// Task kind: `deduction`, `abduction`, `induction`, `math`.
+    /// Task kind: the registered kinds ([`task_roles`]).
     Task,
-    /// Role: `propose`, `solve`. Combined with `task`, math only has `solve`.
+    /// Role: `propose`, `solve`. Combined with `task`, solve-only kinds only have `solve`.
     Role,
     /// Actor name, one of [`ACTORS`].
     Actor,
@@ -101,7 +103,7 @@ impl LabelKey {
     /// Every value this label can take.
     pub fn values(self) -> Vec<&'static str> {
         match self {
-            LabelKey::Task => TASKS.iter().map(|t| t.as_str()).collect(),
+            LabelKey::Task => task_kinds().iter().map(|t| t.as_str()).collect(),
             LabelKey::Role => Role::ALL.iter().map(|r| r.as_str()).collect(),
             LabelKey::Actor => ACTORS.to_vec(),
             LabelKey::Status => EXEC_STATUSES.iter().map(|s| s.as_str()).collect(),
@@ -112,14 +114,6 @@ impl LabelKey {
         }
     }
 }
-
-/// Every task kind, in label order.
-pub const TASKS: [TaskKind; 4] = [
-    TaskKind::Deduction,
-    TaskKind::Abduction,
-    TaskKind::Induction,
-    TaskKind::Math,
-];
 
 /// The actors of the pipeline, as `actor` label values: the one list of actor names (the
 /// binary's supervisor registers these names, `faults.panic_actor` takes them).
@@ -244,15 +238,53 @@ pub const PHASES: [(&str, &str); 9] = [
     ),
 ];
 
-/// The (task, role) pairs that exist: the three code kinds in both roles, math as solve only.
-pub fn task_roles() -> Vec<(TaskKind, Role)> {
-    let mut pairs: Vec<(TaskKind, Role)> = TaskKind::CODE
-        .iter()
-        .flat_map(|&t| Role::ALL.iter().map(move |&r| (t, r)))
-        .collect();
-    pairs.push((TaskKind::Math, Role::Solve));
-    pairs
+// ---- task label sets from the registry (branch `extension`) ----
+
+static TASK_ROLES: std::sync::RwLock<Option<Vec<(TaskKind, Role)>>> = std::sync::RwLock::new(None);
+
+/// Take the `task` label values from `registry`: its (kind, role) pairs
+/// ([`TaskRegistry::task_roles`]), and create their series (as [`register_all`] does). Call it
+/// once the run's registry is built; until then the built-in registry's kinds are used.
+pub fn use_registry(registry: &TaskRegistry) {
+    let pairs = registry.task_roles();
+    // A poisoned lock only means a panic elsewhere while writing a Vec; overwrite it.
+    *TASK_ROLES.write().unwrap_or_else(|e| e.into_inner()) = Some(pairs);
+    for def in ALL {
+        if def.labels.contains(&LabelKey::Task) {
+            def.register();
+        }
+    }
 }
+
+/// The (task, role) pairs that exist: every registered kind, proposable kinds in both roles and
+/// solve-only kinds (math) as solve. The registry given to [`use_registry`], else the built-in
+/// registry with the default templates.
+pub fn task_roles() -> Vec<(TaskKind, Role)> {
+    if let Some(pairs) = TASK_ROLES
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+    {
+        return pairs.clone();
+    }
+    static BUILTIN: std::sync::OnceLock<Vec<(TaskKind, Role)>> = std::sync::OnceLock::new();
+    BUILTIN
+        .get_or_init(|| {
+            TaskRegistry::from_config(&TasksConfig::default())
+                .map(|r| r.task_roles())
+                .unwrap_or_default()
+        })
+        .clone()
+}
+
+/// The registered task kinds, in label order (see [`task_roles`]).
+pub fn task_kinds() -> Vec<TaskKind> {
+    let mut kinds: Vec<TaskKind> = task_roles().into_iter().map(|(k, _)| k).collect();
+    kinds.dedup();
+    kinds
+}
+
+// ---- end of branch `extension` block ----
 
 /// One metric: its exported name, kind, unit, help text, labels and histogram buckets.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -1172,13 +1204,13 @@ mod tests {
     #[test]
     fn label_sets_are_the_bounded_products() {
         assert_eq!(STEPS_TOTAL.label_sets(), vec![Vec::<(&str, &str)>::new()]);
-        // 3 code kinds x 2 roles + math/solve.
+        // Proposable kinds x 2 roles + math/solve, from the registry.
         let tr = REWARD.label_sets();
-        assert_eq!(tr.len(), 7);
+        assert_eq!(tr.len(), task_roles().len());
         assert!(tr.contains(&vec![("task", "abduction"), ("role", "propose")]));
         assert!(tr.contains(&vec![("task", "math"), ("role", "solve")]));
         assert!(!tr.contains(&vec![("task", "math"), ("role", "propose")]));
-        assert_eq!(BUFFER_TASKS.label_sets().len(), 4);
+        assert_eq!(BUFFER_TASKS.label_sets().len(), task_kinds().len());
         assert_eq!(EXECUTIONS_TOTAL.label_sets().len(), 8);
         assert_eq!(ACTOR_RESTARTS_TOTAL.label_sets().len(), ACTORS.len());
         assert_eq!(PHASE_DURATION_SECONDS.label_sets().len(), PHASES.len());

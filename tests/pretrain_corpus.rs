@@ -395,7 +395,7 @@ fn samples_match_the_tasks_compact_templates() {
         "reverse",
     );
     for kind in [TaskKind::Deduction, TaskKind::Abduction] {
-        let tt = reg.get(kind).unwrap();
+        let tt = reg.proposer(kind).unwrap();
         let reference = held(kind, 1, 1).to_task(0);
         let prompt = tt.proposer_prompt(&[reference]).unwrap();
         let sample = render_proposal(kind, &[&p], &new).unwrap();
@@ -411,13 +411,121 @@ fn samples_match_the_tasks_compact_templates() {
         assert_eq!(proposal.inputs, vec!["'abc'".to_string()]);
     }
     let reference = held(TaskKind::Induction, 3, 2).to_task(0);
-    let prompt = ind.proposer_prompt(&[reference]).unwrap();
+    let ind_p = reg.proposer(TaskKind::Induction).unwrap();
+    let prompt = ind_p.proposer_prompt(&[reference]).unwrap();
     assert_eq!(prompt.text, induction_proposal_prompt(code));
     let inputs: Vec<String> = p.pairs.iter().map(|x| x.input.clone()).collect();
     let sample = render_induction_proposal(code, &inputs, &p.message);
-    let proposal = ind
+    let proposal = ind_p
         .parse_proposal(&prompt, &sample[prompt.text.len()..])
         .unwrap();
     assert_eq!(proposal.inputs, inputs);
     assert_eq!(proposal.message, p.message);
+}
+
+/// The corpus renders through the task types ([`render_sample`]) and stays byte-identical to the
+/// hand-written formats the shipped tiny model was trained on, for every sample kind.
+#[test]
+fn samples_rendered_through_the_task_types_are_byte_identical() {
+    use azr_core::pretrain::corpus::{compact_registry, render_proposal, render_sample};
+    use azr_core::pretrain::LabeledProgram;
+    use azr_core::types::{Role, TaskKind};
+    let reg = compact_registry().unwrap();
+    let programs: Vec<LabeledProgram> = draw(3, Split::Train, 600, 6)
+        .into_iter()
+        .map(|s| LabeledProgram {
+            family: s.family,
+            template: s.template.clone(),
+            unseen_template: false,
+            message: s.message.clone(),
+            code: s.code.clone(),
+            pairs: s
+                .inputs
+                .iter()
+                .map(|i| IoPair {
+                    input: i.clone(),
+                    output: format!("({i})"),
+                })
+                .collect(),
+        })
+        .collect();
+    let mut checked = 0;
+    for w in programs.windows(3) {
+        let (refs, new) = (&w[..2], &w[2]);
+        let first = &new.pairs[0];
+        let one = LabeledProgram {
+            pairs: vec![first.clone()],
+            ..new.clone()
+        };
+        let one_refs: Vec<LabeledProgram> = refs
+            .iter()
+            .map(|r| LabeledProgram {
+                pairs: r.pairs[..1].to_vec(),
+                ..r.clone()
+            })
+            .collect();
+        let inputs: Vec<String> = new.pairs.iter().map(|p| p.input.clone()).collect();
+        let cases = [
+            (
+                TaskKind::Deduction,
+                Role::Solve,
+                &one,
+                vec![],
+                render_deduction(&new.code, first),
+            ),
+            (
+                TaskKind::Abduction,
+                Role::Solve,
+                &one,
+                vec![],
+                render_abduction(&new.code, first),
+            ),
+            (
+                TaskKind::Induction,
+                Role::Solve,
+                new,
+                vec![],
+                render_induction(&new.code, &new.pairs, &new.message),
+            ),
+            (
+                TaskKind::Induction,
+                Role::Propose,
+                new,
+                vec![],
+                render_induction_proposal(&new.code, &inputs, &new.message),
+            ),
+            (
+                TaskKind::Deduction,
+                Role::Propose,
+                &one,
+                one_refs.clone(),
+                render_proposal(
+                    TaskKind::Deduction,
+                    &one_refs.iter().collect::<Vec<_>>(),
+                    &one,
+                )
+                .unwrap(),
+            ),
+            (
+                TaskKind::Abduction,
+                Role::Propose,
+                &one,
+                one_refs.clone(),
+                render_proposal(
+                    TaskKind::Abduction,
+                    &one_refs.iter().collect::<Vec<_>>(),
+                    &one,
+                )
+                .unwrap(),
+            ),
+        ];
+        for (kind, role, program, refs, want) in cases {
+            let got = render_sample(&reg, kind, role, program, &refs);
+            assert_eq!(got.as_deref(), Some(want.as_str()), "{kind} {role}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 3000);
+    // Kinds without examples render nothing.
+    assert!(render_sample(&reg, TaskKind::Math, Role::Solve, &programs[0], &[]).is_none());
 }

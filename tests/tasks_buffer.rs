@@ -5,8 +5,8 @@
 
 use azr_core::executor::{Executor, ExecutorConfig, PyValue};
 use azr_core::tasks::{
-    BufferConfig, IoPair, Provenance, Task, TaskBuffer, TaskBuffers, TaskRegistry, TasksConfig,
-    TemplateSet,
+    BufferConfig, BufferError, IoPair, Provenance, Task, TaskBuffer, TaskBuffers, TaskRegistry,
+    TasksConfig,
 };
 use azr_core::types::TaskKind;
 use rand::SeedableRng;
@@ -38,8 +38,8 @@ fn constant(t: &Task) -> usize {
 
 #[test]
 fn seeded_buffers_hold_the_validated_identity_program() {
-    let ts = TemplateSet::builtin("paper").unwrap();
-    let b = TaskBuffers::seeded(&ts, &BufferConfig::default(), exec()).unwrap();
+    let reg = TaskRegistry::from_config(&TasksConfig::default()).unwrap();
+    let b = TaskBuffers::seeded(&reg, &TaskKind::CODE, &BufferConfig::default(), exec()).unwrap();
     let sizes = b.sizes();
     assert_eq!(
         sizes,
@@ -168,8 +168,8 @@ fn solver_batches_take_all_newest_then_fill_uniformly() {
 fn induction_references_come_from_the_code_buffers() {
     let reg = TaskRegistry::from_config(&TasksConfig::default()).unwrap();
     let mut b = TaskBuffers::new(&TaskKind::CODE, &BufferConfig::default());
-    b.push(task(TaskKind::Deduction, 1, 0));
-    b.push(task(TaskKind::Abduction, 2, 0));
+    b.push(task(TaskKind::Deduction, 1, 0)).unwrap();
+    b.push(task(TaskKind::Abduction, 2, 0)).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let ind = reg.get(TaskKind::Induction).unwrap();
     let mut seen = HashSet::new();
@@ -192,17 +192,68 @@ fn induction_references_come_from_the_code_buffers() {
 fn buffers_round_trip_through_serde_and_truncate_on_resume() {
     let mut b = TaskBuffers::new(&TaskKind::CODE, &BufferConfig::default());
     for n in 0..6 {
-        b.push(task(TaskKind::Deduction, n, n as u64));
+        b.push(task(TaskKind::Deduction, n, n as u64)).unwrap();
     }
     let json = serde_json::to_string(&b).unwrap();
     let mut back: TaskBuffers = serde_json::from_str(&json).unwrap();
     assert_eq!(back.sizes(), b.sizes());
     // The dedup index is rebuilt on load.
-    assert!(!back.push(task(TaskKind::Deduction, 3, 9)));
+    assert!(!back.push(task(TaskKind::Deduction, 3, 9)).unwrap());
     back.truncate_after(2);
     assert_eq!(back.get(TaskKind::Deduction).unwrap().len(), 3);
     assert!(
-        back.push(task(TaskKind::Deduction, 3, 3)),
+        back.push(task(TaskKind::Deduction, 3, 3)).unwrap(),
         "dropped tasks may be re-added"
     );
+}
+
+#[test]
+fn a_kind_without_a_buffer_is_an_error_not_a_silent_drop() {
+    let mut b = TaskBuffers::new(&[TaskKind::Deduction], &BufferConfig::default());
+    assert_eq!(
+        b.push(task(TaskKind::Abduction, 1, 0)),
+        Err(BufferError::NoBuffer(TaskKind::Abduction))
+    );
+    assert_eq!(
+        b.check_covers(&[TaskKind::Deduction, TaskKind::Abduction]),
+        Err(BufferError::NoBuffer(TaskKind::Abduction))
+    );
+    let reg = TaskRegistry::from_config(&TasksConfig::default()).unwrap();
+    // Solve-only and unknown kinds cannot get a buffer.
+    let cfg = BufferConfig::default();
+    assert!(matches!(
+        b.ensure(&reg, &[TaskKind::Math], &cfg, exec()),
+        Err(BufferError::Registry(_))
+    ));
+    let unknown = TaskKind::new("nosuchkind").unwrap();
+    assert!(b.ensure(&reg, &[unknown], &cfg, exec()).is_err());
+}
+
+#[test]
+fn resuming_an_older_checkpoint_creates_and_seeds_the_missing_buffers() {
+    let reg = TaskRegistry::from_config(&TasksConfig::default()).unwrap();
+    let cfg = BufferConfig::default();
+    // A checkpoint made when only deduction ran, with one proposed task.
+    let mut old = TaskBuffers::seeded(&reg, &[TaskKind::Deduction], &cfg, exec()).unwrap();
+    old.push(task(TaskKind::Deduction, 7, 3)).unwrap();
+    assert_eq!(old.kinds(), vec![TaskKind::Deduction]);
+    let json = serde_json::to_string(&old).unwrap();
+    let mut back: TaskBuffers = serde_json::from_str(&json).unwrap();
+    // Resume with induction added: it draws references from deduction and abduction, so both
+    // missing buffers are created and seeded; deduction keeps its tasks.
+    let created = back
+        .ensure(
+            &reg,
+            &[TaskKind::Deduction, TaskKind::Induction],
+            &cfg,
+            exec(),
+        )
+        .unwrap();
+    assert_eq!(created, vec![TaskKind::Induction, TaskKind::Abduction]);
+    assert_eq!(back.get(TaskKind::Deduction).unwrap().len(), 2);
+    assert_eq!(back.get(TaskKind::Induction).unwrap().len(), 1);
+    assert_eq!(back.get(TaskKind::Abduction).unwrap().len(), 1);
+    assert!(back
+        .check_covers(&[TaskKind::Deduction, TaskKind::Induction])
+        .is_ok());
 }

@@ -8,7 +8,6 @@
 //! `cargo test --release -p azr-core --test tasks_conformance`
 
 use azr_core::executor::{Executor, ExecutorConfig};
-use azr_core::tasks::buffer::seed_tasks;
 use azr_core::tasks::{
     IoPair, Provenance, RewardConfig, Task, TaskRegistry, TasksConfig, TemplateSet, Verdict,
 };
@@ -23,7 +22,7 @@ fn exec() -> &'static Executor {
 fn registry(templates: &str) -> (TaskRegistry, Arc<TemplateSet>) {
     let ts = Arc::new(TemplateSet::builtin(templates).expect("builtin templates"));
     (
-        TaskRegistry::builtin(ts.clone(), &TasksConfig::default()),
+        TaskRegistry::builtin(ts.clone(), &TasksConfig::default()).expect("built-in task types"),
         ts,
     )
 }
@@ -45,25 +44,47 @@ struct Case {
     prompt_lacks: Vec<String>,
     /// Solver generations.
     correct: Vec<String>,
+    /// Partly correct generations, with their expected score (kinds with partial credit).
+    partial: Vec<(String, f32)>,
     wrong: Vec<String>,
     garbage: Vec<String>,
 }
 
-/// The one conformance procedure every task type goes through.
+/// The one conformance procedure every task type goes through. Failures name the step of
+/// "Adding a task type" (README) that is missing or wrong.
 fn conformance(case: Case) {
     let (reg, _) = registry(case.templates);
     let ex = exec();
-    let tt = reg
-        .get(case.kind)
-        .unwrap_or_else(|| panic!("{} is not registered", case.kind));
-    assert_eq!(tt.kind(), case.kind);
+    let tt = reg.get(case.kind).unwrap_or_else(|| {
+        panic!(
+            "step 2/3: `{}` is not registered with the `{}` templates: add its line to \
+             TaskRegistry::builtin and its [{}] section to config/templates/{}.toml",
+            case.kind, case.templates, case.kind, case.templates
+        )
+    });
+    assert_eq!(
+        tt.kind(),
+        case.kind,
+        "step 1: TaskType::kind returns another kind"
+    );
 
-    let task = if tt.can_propose() {
-        let prompt = tt
+    let task = if let Some(p) = tt.proposer() {
+        let seeds = p.seed_tasks(ex).unwrap_or_else(|e| {
+            panic!(
+                "step 1: Proposer::seed_tasks of `{}` fail to validate: {e}",
+                case.kind
+            )
+        });
+        assert!(
+            !seeds.is_empty() && seeds.iter().all(|t| t.kind == case.kind),
+            "step 1: Proposer::seed_tasks must give at least one task of kind `{}`",
+            case.kind
+        );
+        let prompt = p
             .proposer_prompt(&case.references)
             .expect("proposer prompt");
         assert_eq!(prompt.kind, case.kind);
-        for r in case.references.iter().take(tt.num_references()) {
+        for r in case.references.iter().take(p.num_references()) {
             assert!(
                 prompt.text.contains(r.program.trim()),
                 "reference program missing from the proposer prompt:\n{}",
@@ -73,12 +94,12 @@ fn conformance(case: Case) {
         let (text, gold) = case
             .proposal
             .as_ref()
-            .expect("proposable types need a proposal");
-        let proposal = tt
+            .expect("step 4: a proposable type's case needs a known-good proposal");
+        let proposal = p
             .parse_proposal(&prompt, text)
             .expect("known-good proposal parses");
         assert_eq!(proposal.kind, case.kind);
-        let task = tt
+        let task = p
             .validate_proposal(&proposal, ex, Provenance::proposed(3, 7))
             .expect("known-good proposal validates");
         let outputs: Vec<&str> = task.pairs.iter().map(|p| p.output.as_str()).collect();
@@ -92,32 +113,37 @@ fn conformance(case: Case) {
         );
         for garbage in ["", "no structure at all", "<answer>```python\ndef f(a):"] {
             assert!(
-                tt.parse_proposal(&prompt, garbage).is_err(),
+                p.parse_proposal(&prompt, garbage).is_err(),
                 "garbage proposal parsed: {garbage:?}"
             );
         }
         // The rendered perfect proposal parses back to the same proposal.
-        let rendered = tt.proposal_text(&task).expect("proposal text");
+        let rendered = p.proposal_text(&task).expect("proposal text");
         assert_eq!(
-            tt.parse_proposal(&prompt, &rendered)
+            p.parse_proposal(&prompt, &rendered)
                 .expect("rendered proposal parses"),
             proposal,
             "rendered proposal:\n{rendered}"
         );
         if let Some(bad) = &case.invalid_proposal {
-            let p = tt
+            let pr = p
                 .parse_proposal(&prompt, bad)
                 .expect("invalid proposal is well formatted");
             assert!(
-                tt.validate_proposal(&p, ex, Provenance::proposed(0, 0))
+                p.validate_proposal(&pr, ex, Provenance::proposed(0, 0))
                     .is_err(),
                 "invalid proposal validated"
             );
         }
         task
     } else {
-        assert!(tt.proposer_prompt(&case.references).is_err());
-        case.task.clone().expect("non-proposable types need a task")
+        assert!(
+            reg.proposer(case.kind).is_none(),
+            "a solve-only kind has no proposer"
+        );
+        case.task
+            .clone()
+            .expect("step 4: a solve-only type's case needs a task")
     };
     assert_eq!(task.kind, case.kind);
 
@@ -137,7 +163,7 @@ fn conformance(case: Case) {
 
     let perfect = tt.answer_text(&task).expect("answer text");
     assert_eq!(
-        tt.grade(&task, &perfect, ex).verdict,
+        tt.grade(&task, &perfect, ex).verdict(),
         Verdict::Correct,
         "perfect answer:\n{perfect}"
     );
@@ -153,28 +179,37 @@ fn conformance(case: Case) {
     ] {
         assert!(
             !answers.is_empty(),
-            "each verdict needs at least one example"
+            "step 4: each verdict needs at least one example"
         );
         for a in answers {
             let g = tt.grade(&task, a, ex);
             assert_eq!(
-                g.verdict, want,
+                g.verdict(),
+                want,
                 "{} / {}: answer {a:?}",
-                case.kind, case.templates
+                case.kind,
+                case.templates
             );
             assert_eq!(g.answer.is_some(), want != Verdict::FormatError);
             assert_eq!(
-                tt.grade(&round_tripped, a, ex).verdict,
+                tt.grade(&round_tripped, a, ex).verdict(),
                 want,
                 "after serde: {a:?}"
             );
+            let expected_reward = match want {
+                Verdict::Correct => 1.0,
+                Verdict::Wrong => -0.5,
+                _ => -1.0,
+            };
+            assert_eq!(rewards.solver(g.score), expected_reward);
         }
-        let expected_reward = match want {
-            Verdict::Correct => 1.0,
-            Verdict::Wrong => -0.5,
-            Verdict::FormatError => -1.0,
-        };
-        assert_eq!(rewards.solver(want), expected_reward);
+    }
+    for (a, value) in &case.partial {
+        let g = tt.grade(&task, a, ex);
+        assert_eq!(g.verdict(), Verdict::Partial, "partial answer {a:?}");
+        assert!((g.score.value - value).abs() < 1e-6, "{a:?}: {:?}", g.score);
+        let r = rewards.solver(g.score);
+        assert!(r > -0.5 && r < 1.0, "partial reward {r}");
     }
 }
 
@@ -182,9 +217,12 @@ fn paper_answer(block: &str, body: &str) -> String {
     format!(" Let me trace it. </think>\n<answer>\n```{block}\n{body}\n```\n</answer>")
 }
 
-fn seeds(templates: &str) -> Vec<Task> {
-    let ts = TemplateSet::builtin(templates).unwrap();
-    seed_tasks(&ts, exec()).expect("seed tasks validate")
+fn seeds(templates: &str, kind: TaskKind) -> Vec<Task> {
+    let (reg, _) = registry(templates);
+    reg.proposer(kind)
+        .expect("proposable")
+        .seed_tasks(exec())
+        .expect("seed tasks validate")
 }
 
 fn code_task(kind: TaskKind, program: &str, input: &str, output: &str) -> Task {
@@ -202,7 +240,7 @@ fn code_task(kind: TaskKind, program: &str, input: &str, output: &str) -> Task {
 
 fn deduction_case(templates: &'static str) -> Case {
     let refs = vec![
-        seeds(templates).remove(0),
+        seeds(templates, TaskKind::Deduction).remove(0),
         code_task(TaskKind::Deduction, "def f(x):\n    return x + 1", "1", "2"),
     ];
     let paper = templates == "paper";
@@ -233,6 +271,7 @@ fn deduction_case(templates: &'static str) -> Case {
         prompt_has: vec!["return s[::-1] * n".into(), "'ab', 2".into()],
         prompt_lacks: vec!["'baba'".into()],
         correct: vec![ans("'baba'"), ans("  \"baba\"  ")],
+        partial: vec![],
         wrong: vec![
             ans("'abab'"),
             ans("baba"),
@@ -272,7 +311,7 @@ fn abduction_case(templates: &'static str) -> Case {
     Case {
         kind: TaskKind::Abduction,
         templates,
-        references: seeds(templates).into_iter().skip(1).take(1).collect(),
+        references: seeds(templates, TaskKind::Abduction),
         proposal: Some((proposal, vec!["6"])),
         invalid_proposal: Some(invalid),
         task: None,
@@ -280,6 +319,7 @@ fn abduction_case(templates: &'static str) -> Case {
         prompt_lacks: vec!["[3, 1, 2]".into()],
         // Any input producing the gold output counts, not only the proposer's.
         correct: vec![ans("[3, 1, 2]"), ans("[0, 3]"), ans("x=[3]")],
+        partial: vec![],
         wrong: vec![
             ans("[1, 2]"),
             ans("4) or (True"),
@@ -347,6 +387,7 @@ fn induction_case(templates: &'static str) -> Case {
             ans("def f(x):\n    return x + x"),
             ans("def double(x):\n    return 2 * x"),
         ],
+        partial: vec![],
         wrong: vec![
             // Memorises the visible pairs only.
             ans("def f(x):\n    return {11: 22, 12: 24, 13: 26, 14: 28, 15: 30}.get(x)"),
@@ -385,6 +426,7 @@ fn math_case(templates: &'static str) -> Case {
         } else {
             vec!["\\boxed{3/4}<end>".into(), "0.75<end>".into()]
         },
+        partial: vec![],
         wrong: if paper {
             vec![
                 "\\boxed{0.7}".into(),
@@ -397,6 +439,91 @@ fn math_case(templates: &'static str) -> Case {
             vec!["The answer is 3/4.".into(), "\\boxed{}".into()]
         } else {
             vec!["0.75".into()]
+        },
+    }
+}
+
+fn synthesis_case(templates: &'static str) -> Case {
+    use azr_core::tasks::synthesis::KIND;
+    let paper = templates == "paper";
+    let indent = if paper { "    " } else { " " };
+    let spec = format!("def f(xs):\n{indent}\"\"\"Return the sum of the even numbers in xs.\"\"\"");
+    let program = format!("def f(xs):\n{indent}return sum(x for x in xs if x % 2 == 0)");
+    let inputs = [
+        "[1, 2, 3, 4]",
+        "[]",
+        "[5]",
+        "[2, 2]",
+        "[-2, 3]",
+        "[10, 11, 12]",
+    ];
+    let proposal = if paper {
+        let mut s = format!(" Sum of evens.</think>\n<answer>\n```message\n{spec}\n```\n```python\n{program}\n```\n");
+        for i in inputs {
+            s.push_str(&format!("```input\n{i}\n```\n"));
+        }
+        s.push_str("</answer>");
+        s
+    } else {
+        format!("{spec}<prog>{program}\n<in>{}<end>", inputs.join("<in>"))
+    };
+    // Valid structure, but the reference crashes on an input.
+    let bad_program = format!("def f(xs):\n{indent}return 10 // len(xs)");
+    let invalid = if paper {
+        let mut s =
+            format!("x</think><answer>\n```message\n{spec}\n```\n```python\n{bad_program}\n```\n");
+        for i in inputs {
+            s.push_str(&format!("```input\n{i}\n```\n"));
+        }
+        s.push_str("</answer>");
+        s
+    } else {
+        format!(
+            "{spec}<prog>{bad_program}\n<in>{}<end>",
+            inputs.join("<in>")
+        )
+    };
+    let ans = |code: &str| {
+        if paper {
+            paper_answer("python", code)
+        } else {
+            format!("{code}\n<end>")
+        }
+    };
+    Case {
+        kind: KIND,
+        templates,
+        references: seeds(templates, KIND),
+        proposal: Some((proposal, vec!["6", "0", "0", "4", "-2", "22"])),
+        invalid_proposal: Some(invalid),
+        task: None,
+        // The spec and the two visible tests are shown; hidden tests and the solution are not.
+        prompt_has: vec![
+            "sum of the even numbers".into(),
+            "[1, 2, 3, 4]".into(),
+        ],
+        prompt_lacks: vec!["[10, 11, 12]".into(), "x % 2".into()],
+        correct: vec![
+            ans("def f(xs):\n    return sum(x for x in xs if x % 2 == 0)"),
+            ans("def evens(v):\n    t = 0\n    for x in v:\n        if x % 2 == 0:\n            t += x\n    return t"),
+        ],
+        // Hidden tests: [5] -> 0, [2, 2] -> 4, [-2, 3] -> -2, [10, 11, 12] -> 22.
+        partial: vec![
+            // Sums the positive evens only: fails [-2, 3] -> 3 of 4.
+            (ans("def f(xs):\n    return sum(x for x in xs if x % 2 == 0 and x > 0)"), 0.75),
+            // Always 0: passes [5] only -> 1 of 4.
+            (ans("def f(xs):\n    return 0"), 0.25),
+        ],
+        wrong: vec![
+            ans("def f(xs):\n    return sum(xs) + 1"),
+            ans("def f(xs):\n    while True:\n        pass"),
+            // Reward hack: an object equal to everything is not a value.
+            ans("def f(xs):\n    class A:\n        def __eq__(s, o):\n            return True\n    return A()"),
+        ],
+        garbage: if paper {
+            vec!["def f(xs): return 0".into(), ans("x = 2")]
+        } else {
+            vec!["".into(), ans("x = 2")]
         },
     }
 }
@@ -422,22 +549,53 @@ conformance_tests! {
     induction_compact => induction_case("compact");
     math_paper => math_case("paper");
     math_compact => math_case("compact");
+    synthesis_paper => synthesis_case("paper");
+    synthesis_compact => synthesis_case("compact");
+}
+
+/// The case of a kind, by name (`None`: no case written yet).
+fn case_of(kind: TaskKind, templates: &'static str) -> Option<Case> {
+    match kind.as_str() {
+        "deduction" => Some(deduction_case(templates)),
+        "abduction" => Some(abduction_case(templates)),
+        "induction" => Some(induction_case(templates)),
+        "math" => Some(math_case(templates)),
+        "synthesis" => Some(synthesis_case(templates)),
+        _ => None,
+    }
 }
 
 #[test]
 fn every_registered_kind_has_a_case() {
-    let (reg, _) = registry("paper");
-    let covered = [
-        TaskKind::Deduction,
-        TaskKind::Abduction,
-        TaskKind::Induction,
-        TaskKind::Math,
-    ];
+    for templates in ["paper", "compact"] {
+        let (reg, _) = registry(templates);
+        for kind in reg.kinds() {
+            assert!(
+                case_of(kind, templates).is_some(),
+                "step 4: task kind `{kind}` is registered but tests/tasks_conformance.rs has no \
+                 case for it: write a `{kind}_case` and add it to `case_of` and to \
+                 `conformance_tests!`"
+            );
+        }
+    }
+    // Both built-in template sets register the same kinds.
     assert_eq!(
-        reg.kinds(),
-        covered.to_vec(),
-        "add a conformance case for new task types"
+        registry("paper").0.kinds(),
+        registry("compact").0.kinds(),
+        "step 3: a kind's template section is missing from one of config/templates/*.toml"
     );
+}
+
+#[test]
+fn every_registered_kind_has_metric_labels() {
+    let (reg, _) = registry("paper");
+    let roles = azr_core::metrics::task_roles();
+    for (kind, role) in reg.task_roles() {
+        assert!(
+            roles.contains(&(kind, role)),
+            "metric label sets lack ({kind}, {role}): they must derive from the registry"
+        );
+    }
 }
 
 #[test]
@@ -450,17 +608,50 @@ fn cruxeval_items_grade_with_their_published_answers() {
     for item in items.iter().take(20) {
         let out = paper_answer("output", &item.output);
         assert_eq!(
-            ded.grade(&item.deduction_task(), &out, exec()).verdict,
+            ded.grade(&item.deduction_task(), &out, exec()).verdict(),
             Verdict::Correct,
             "{}",
             item.id
         );
         let inp = paper_answer("input", &item.input);
         assert_eq!(
-            abd.grade(&item.abduction_task(), &inp, exec()).verdict,
+            abd.grade(&item.abduction_task(), &inp, exec()).verdict(),
             Verdict::Correct,
             "{}",
             item.id
+        );
+    }
+}
+
+#[test]
+fn humaneval_references_pass_with_synthesis_grading() {
+    // HumanEval items are synthesis tasks: their reference solutions, graded like a solver's
+    // answer (every test run in the sandbox, values compared), pass all tests; a stub passes none.
+    use azr_core::data::humaneval::{attach_gold, load_humaneval, DEFAULT_PATH};
+    use azr_core::tasks::synthesis::KIND;
+    let items = load_humaneval(DEFAULT_PATH).expect("HumanEval loads");
+    assert_eq!(items.len(), 164);
+    let tasks = attach_gold(items.iter().take(10).map(|i| i.task()).collect(), exec());
+    assert!(
+        tasks.len() >= 9,
+        "only {} of 10 items kept tests",
+        tasks.len()
+    );
+    let (reg, _) = registry("paper");
+    let syn = reg.get(KIND).unwrap();
+    for task in &tasks {
+        let id = task.provenance.id.clone().unwrap_or_default();
+        let perfect = syn.answer_text(task).unwrap();
+        assert_eq!(
+            syn.grade(task, &perfect, exec()).verdict(),
+            Verdict::Correct,
+            "{id}"
+        );
+        let stub = paper_answer("python", &format!("{}\n    return None", task.message));
+        assert_ne!(
+            syn.grade(task, &stub, exec()).verdict(),
+            Verdict::Correct,
+            "{id}"
         );
     }
 }

@@ -210,7 +210,8 @@ def self_play():
     b = Board("azr-self-play", "azr / Self-play",
               "AZR self-play per task kind x role: rewards, accuracy, proposals, learnability, "
               "response lengths and clipping.", ["self-play"],
-              [custom_var("task", ["deduction", "abduction", "induction", "math"]),
+              # The task kinds come from the exported series (the registry's kinds), never a list.
+              [query_var("task", "label_values(azr_rollouts_total, task)"),
                custom_var("role", ["propose", "solve"])])
     b.row("Rewards")
     b.ts("Mean reward", "Mean reward of scored rollouts over the rate window.", "short",

@@ -4,6 +4,8 @@
 //!   tasks;
 //! * [`math`]: MATH500, AIME24/25, AMC23, Minerva, OlympiadBench and GSM8K, each as
 //!   (problem, reference answer);
+//! * [`humaneval`]: HumanEval's 164 problems as synthesis tasks (graded like self-play
+//!   synthesis: the fraction of tests passed in the sandbox);
 //! * [`arc`]: ARC-Easy and ARC-Challenge, multiple-choice questions with labelled options
 //!   (scored by [`crate::eval::arc`]).
 //!
@@ -14,10 +16,12 @@
 
 pub mod arc;
 pub mod cruxeval;
+pub mod humaneval;
 pub mod math;
 
 pub use arc::{load_arc, ArcChoice, ArcItem, ArcSet};
 pub use cruxeval::{load_cruxeval, CruxItem};
+pub use humaneval::{load_humaneval, HumanEvalItem};
 pub use math::{load_math, MathProblem, MathSet};
 
 use std::path::Path;

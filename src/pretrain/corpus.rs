@@ -1,8 +1,12 @@
 //! The pretraining corpus: labelled programs rendered in the compact templates, and packing of
 //! whole samples into fixed-length rows for next-token training.
 //!
-//! The formats are those of `config/templates/compact.toml` (the `tasks` module's compact
-//! template set), character for character. `CODE` is the program source (1-space indent),
+//! Samples are rendered *through the task types* of a [`TaskRegistry`] built on the compact
+//! template set (`config/templates/compact.toml`): a solve sample is the type's solver prompt
+//! followed by its perfect answer ([`TaskType::answer_text`]), a proposal sample the proposer
+//! prompt followed by the perfect proposal ([`Proposer::proposal_text`]); a kind takes part
+//! through [`TaskType::example`]. The free functions below spell the same formats out by hand
+//! for tests and documentation; [`render_sample`] is checked against them. `CODE` is the program source (1-space indent),
 //! `ARGS` an argument text, `REPR` the `repr` of the output, `MSG` a short description:
 //!
 //! | sample | text | the prompt ends after |
@@ -20,10 +24,13 @@ use super::error::PretrainError;
 use super::generator::{label_each, IoPair, LabeledProgram, ProgramGenerator, Split};
 use super::tokenizer::{TinyTokenizer, END, IN, MSG, OUT, PROG};
 use crate::executor::Executor;
+use crate::tasks::{TaskRegistry, TaskType, TasksConfig, TemplateSet};
 use crate::types::{Role, TaskKind};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Relative weights of the three sample kinds in the training stream, and induction's size.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +42,9 @@ pub struct CorpusConfig {
     pub abduction: f64,
     /// Weight of induction samples. Default 0.25.
     pub induction: f64,
+    /// Weights of further registered kinds, by name (drawn after the three above, in name
+    /// order). Default empty.
+    pub kinds: BTreeMap<String, f64>,
     /// Fraction of samples that are proposals rather than solutions. Default 0.2.
     pub propose: f64,
     /// Most reference items before a deduction/abduction proposal (1..=this). Default 2.
@@ -54,6 +64,7 @@ impl Default for CorpusConfig {
             deduction: 0.5,
             abduction: 0.25,
             induction: 0.25,
+            kinds: BTreeMap::new(),
             propose: 0.2,
             proposal_references: 2,
             induction_pairs: 3,
@@ -64,9 +75,25 @@ impl Default for CorpusConfig {
 }
 
 impl CorpusConfig {
+    /// The kind mix in draw order: deduction, abduction, induction, then `kinds` by name.
+    /// Names that are not valid kind names are dropped (the registry check reports them).
+    pub fn weights(&self) -> Vec<(TaskKind, f64)> {
+        let mut w = vec![
+            (TaskKind::Deduction, self.deduction),
+            (TaskKind::Abduction, self.abduction),
+            (TaskKind::Induction, self.induction),
+        ];
+        w.extend(
+            self.kinds
+                .iter()
+                .filter_map(|(k, v)| TaskKind::new(k).ok().map(|k| (k, *v))),
+        );
+        w
+    }
+
     /// Check ranges; errors name the key under `[corpus]`.
     pub fn validate(&self) -> Result<(), PretrainError> {
-        let ws = [self.deduction, self.abduction, self.induction];
+        let ws: Vec<f64> = self.weights().into_iter().map(|(_, w)| w).collect();
         if ws.iter().any(|w| !w.is_finite() || *w < 0.0) || ws.iter().sum::<f64>() <= 0.0 {
             return Err(PretrainError::Invalid {
                 key: "corpus.deduction/abduction/induction",
@@ -187,12 +214,12 @@ pub fn render_proposal(
 ) -> Option<String> {
     // Deduction and abduction proposals share one item layout in the compact templates
     // (`<prog>P\n<in>I<out>O<end>`, see `config/templates/compact.toml`).
+    if kind != TaskKind::Deduction && kind != TaskKind::Abduction {
+        return None;
+    }
     let item = |p: &LabeledProgram| -> Option<String> {
         let pair = p.pairs.first()?;
-        match kind {
-            TaskKind::Deduction | TaskKind::Abduction => Some(render_deduction(&p.code, pair)),
-            _ => None,
-        }
+        Some(render_deduction(&p.code, pair))
     };
     let mut s = String::new();
     for r in references {
@@ -203,16 +230,76 @@ pub fn render_proposal(
     Some(s)
 }
 
-/// Render one labelled program as a solve sample of `kind` (deduction/abduction use the first
-/// pair, induction all pairs). `None` for `Math` or a program without pairs.
-pub fn render(kind: TaskKind, program: &LabeledProgram) -> Option<Sample> {
-    let first = program.pairs.first()?;
-    let text = match kind {
-        TaskKind::Deduction => render_deduction(&program.code, first),
-        TaskKind::Abduction => render_abduction(&program.code, first),
-        TaskKind::Induction => render_induction(&program.code, &program.pairs, &program.message),
-        TaskKind::Math => return None,
+/// The task registry over the compact templates that the corpus renders through (the built-in
+/// task types; induction shows every pair it is given).
+pub fn compact_registry() -> Result<TaskRegistry, PretrainError> {
+    let templates = TemplateSet::builtin("compact")
+        .map_err(|e| PretrainError::EmptyCorpus(format!("compact templates: {e}")))?;
+    let cfg = TasksConfig {
+        templates: "compact".into(),
+        ..TasksConfig::default()
     };
+    TaskRegistry::builtin(Arc::new(templates), &cfg)
+        .map_err(|e| PretrainError::EmptyCorpus(format!("compact task types: {e}")))
+}
+
+fn task_pairs(p: &LabeledProgram) -> Vec<crate::tasks::IoPair> {
+    p.pairs
+        .iter()
+        .map(|x| crate::tasks::IoPair {
+            input: x.input.clone(),
+            output: x.output.clone(),
+            value: None,
+        })
+        .collect()
+}
+
+fn example(tt: &dyn TaskType, p: &LabeledProgram) -> Option<crate::tasks::Task> {
+    tt.example(&p.code, &task_pairs(p), &p.message)
+}
+
+/// Render one sample through the task type of `kind`: a solve sample of `new` (solver prompt +
+/// perfect answer), or a proposal sample (proposer prompt over `references`, or over `new` itself
+/// when there are none, + the perfect proposal of `new`). `None` when the kind is not
+/// registered, has no examples, does not propose, or a program lacks the pairs it needs.
+pub fn render_sample(
+    registry: &TaskRegistry,
+    kind: TaskKind,
+    role: Role,
+    new: &LabeledProgram,
+    references: &[LabeledProgram],
+) -> Option<String> {
+    let tt = registry.get(kind)?;
+    let task = example(tt, new)?;
+    match role {
+        Role::Solve => {
+            let prompt = tt.solver_prompt(&task).ok()?;
+            Some(prompt + &tt.answer_text(&task).ok()?)
+        }
+        Role::Propose => {
+            let proposer = tt.proposer()?;
+            let refs: Vec<crate::tasks::Task> = if references.is_empty() {
+                vec![task.clone()]
+            } else {
+                references
+                    .iter()
+                    .map(|r| example(tt, r))
+                    .collect::<Option<_>>()?
+            };
+            let prompt = proposer.proposer_prompt(&refs).ok()?;
+            Some(prompt.text + &proposer.proposal_text(&task).ok()?)
+        }
+    }
+}
+
+/// Render one labelled program as a solve sample of `kind` through the compact task types
+/// (deduction/abduction use the first pair, induction all pairs). `None` for kinds without
+/// examples (math) or a program without pairs.
+pub fn render(kind: TaskKind, program: &LabeledProgram) -> Option<Sample> {
+    thread_local! {
+        static REGISTRY: Option<TaskRegistry> = compact_registry().ok();
+    }
+    let text = REGISTRY.with(|r| render_sample(r.as_ref()?, kind, Role::Solve, program, &[]))?;
     Some(Sample {
         kind,
         role: Role::Solve,
@@ -237,6 +324,7 @@ struct Plan {
 #[derive(Debug)]
 pub struct SampleStream {
     cfg: CorpusConfig,
+    registry: Arc<TaskRegistry>,
     generator: ProgramGenerator,
     rng: ChaCha8Rng,
     pending: std::collections::VecDeque<Sample>,
@@ -244,10 +332,30 @@ pub struct SampleStream {
 }
 
 impl SampleStream {
-    /// A stream seeded with `seed` (the kind mix uses a separate RNG derived from it).
+    /// A stream seeded with `seed` (the kind mix uses a separate RNG derived from it), rendered
+    /// through the built-in task types over the compact templates.
     pub fn new(seed: u64, cfg: CorpusConfig) -> Result<Self, PretrainError> {
+        Self::with_registry(seed, cfg, Arc::new(compact_registry()?))
+    }
+
+    /// A stream rendered through the task types of `registry` (which must hold every kind of
+    /// the mix).
+    pub fn with_registry(
+        seed: u64,
+        cfg: CorpusConfig,
+        registry: Arc<TaskRegistry>,
+    ) -> Result<Self, PretrainError> {
         cfg.validate()?;
+        for (kind, _) in cfg.weights() {
+            if registry.get(kind).is_none() {
+                return Err(PretrainError::Invalid {
+                    key: "corpus.kinds",
+                    message: format!("task kind `{kind}` is not registered"),
+                });
+            }
+        }
         Ok(Self {
+            registry,
             generator: ProgramGenerator::new(seed, Split::Train),
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_c0de_0000_0001),
             pending: std::collections::VecDeque::new(),
@@ -263,29 +371,31 @@ impl SampleStream {
 
     fn draw_plan(&mut self) -> Plan {
         let c = &self.cfg;
-        let total = c.deduction + c.abduction + c.induction;
+        let weights = c.weights();
+        let total = weights.iter().fold(0.0, |t, (_, w)| t + w);
         let x = self.rng.random::<f64>() * total;
-        let kind = if x < c.deduction {
-            TaskKind::Deduction
-        } else if x < c.deduction + c.abduction {
-            TaskKind::Abduction
-        } else {
-            TaskKind::Induction
-        };
+        let mut kind = weights[weights.len() - 1].0;
+        let mut cumulative = 0.0;
+        for (k, w) in &weights {
+            cumulative += w;
+            if x < cumulative {
+                kind = *k;
+                break;
+            }
+        }
         let role = if self.rng.random::<f64>() < c.propose {
             Role::Propose
         } else {
             Role::Solve
         };
-        let (programs, inputs) = match (kind, role) {
-            (TaskKind::Induction, Role::Solve) => (1, c.induction_pairs),
-            (TaskKind::Induction, Role::Propose) => (
-                1,
-                self.rng
-                    .random_range(c.induction_pairs..=c.induction_pairs + 3),
-            ),
-            (_, Role::Propose) => (1 + self.rng.random_range(1..=c.proposal_references), 1),
-            _ => (1, 1),
+        let many = self
+            .registry
+            .get(kind)
+            .map_or(1, |t| t.example_pairs(c.induction_pairs));
+        let (programs, inputs) = match role {
+            Role::Solve => (1, many),
+            Role::Propose if many > 1 => (1, self.rng.random_range(many..=many + 3)),
+            Role::Propose => (1 + self.rng.random_range(1..=c.proposal_references), 1),
         };
         Plan {
             kind,
@@ -318,27 +428,8 @@ impl SampleStream {
             let Some((new, refs)) = programs.split_last() else {
                 continue;
             };
-            let text = match (plan.kind, plan.role) {
-                // Induction needs at least two pairs to be a task at all.
-                (TaskKind::Induction, _) if new.pairs.len() < 2 => continue,
-                (TaskKind::Induction, Role::Solve) => {
-                    render_induction(&new.code, &new.pairs, &new.message)
-                }
-                (TaskKind::Induction, Role::Propose) => {
-                    let inputs: Vec<String> = new.pairs.iter().map(|p| p.input.clone()).collect();
-                    render_induction_proposal(&new.code, &inputs, &new.message)
-                }
-                (kind, Role::Propose) => {
-                    let refs: Vec<&LabeledProgram> = refs.iter().collect();
-                    match render_proposal(kind, &refs, new) {
-                        Some(t) => t,
-                        None => continue,
-                    }
-                }
-                (kind, Role::Solve) => match render(kind, new) {
-                    Some(s) => s.text,
-                    None => continue,
-                },
+            let Some(text) = render_sample(&self.registry, plan.kind, plan.role, new, refs) else {
+                continue;
             };
             out.push(Sample {
                 kind: plan.kind,

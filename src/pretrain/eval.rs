@@ -6,12 +6,13 @@
 //! Induction runs the proposed program on every pair, visible and hidden, and needs all of
 //! them to match. Both run in the sandboxed executor; model text never runs in this process.
 
-use super::corpus::{abduction_prompt, deduction_prompt, induction_prompt};
+use super::corpus::compact_registry;
 use super::error::PretrainError;
 use super::heldout::{HeldoutSet, HeldoutTask};
 use super::tokenizer::TinyTokenizer;
 use crate::executor::{ExecJob, ExecStatus, Executor};
 use crate::model::{generate, SamplingParams, Snapshot, StopReason};
+use crate::tasks::{TaskRegistry, Verdict};
 use crate::types::TaskKind;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -97,18 +98,17 @@ pub struct EvalLimits {
     pub batch: usize,
 }
 
-/// The solver prompt of a held-out task (`None` for kinds the compact format lacks).
+thread_local! {
+    static COMPACT: Option<TaskRegistry> = compact_registry().ok();
+}
+
+/// The solver prompt of a held-out task: its task type's prompt over the compact templates
+/// (`None` for kinds that are not registered there).
 pub fn prompt_of(task: &HeldoutTask) -> Option<String> {
-    let first = task.pairs.first()?;
-    match task.kind {
-        TaskKind::Deduction => Some(deduction_prompt(&task.code, &first.input)),
-        TaskKind::Abduction => Some(abduction_prompt(&task.code, &first.output)),
-        TaskKind::Induction => Some(induction_prompt(
-            &task.pairs[..task.visible.min(task.pairs.len())],
-            &task.message,
-        )),
-        TaskKind::Math => None,
-    }
+    COMPACT.with(|r| {
+        let tt = r.as_ref()?.get(task.kind)?;
+        tt.solver_prompt(&task.to_task(0)).ok()
+    })
 }
 
 /// Greedily answer every task of `set` with `snap` and score the answers.
@@ -120,15 +120,19 @@ pub fn evaluate(
     limits: EvalLimits,
 ) -> Result<EvalReport, PretrainError> {
     let mut report = EvalReport::default();
-    for kind in [
-        TaskKind::Deduction,
-        TaskKind::Abduction,
-        TaskKind::Induction,
-    ] {
+    let mut kinds: Vec<TaskKind> = Vec::new();
+    for t in &set.tasks {
+        if !kinds.contains(&t.kind) {
+            kinds.push(t.kind);
+        }
+    }
+    for kind in kinds {
         let tasks: Vec<&HeldoutTask> = set.of_kind(kind).collect();
-        let max_new = match kind {
-            TaskKind::Induction => limits.max_program_tokens,
-            _ => limits.max_answer_tokens,
+        // Tasks with hidden pairs are answered with a program.
+        let max_new = if tasks.iter().any(|t| t.visible < t.pairs.len()) {
+            limits.max_program_tokens
+        } else {
+            limits.max_answer_tokens
         };
         let mut answers: Vec<Option<String>> = Vec::with_capacity(tasks.len());
         for chunk in tasks.chunks(limits.batch.max(1)) {
@@ -172,7 +176,9 @@ pub fn evaluate(
     Ok(report)
 }
 
-/// Score answers (aligned with `tasks`; `None` = no `<end>`) of one kind.
+/// Score answers (aligned with `tasks`; `None` = no `<end>`) of one kind. Deduction is an exact
+/// `repr` match, abduction and induction run in the sandbox as described above; any other kind
+/// is graded by its compact task type (full credit counts as correct).
 pub fn score(
     kind: TaskKind,
     tasks: &[&HeldoutTask],
@@ -218,6 +224,22 @@ pub fn score(
             }
             ok
         }
-        TaskKind::Math => vec![false; tasks.len()],
+        _ => COMPACT.with(|r| {
+            let tt = r.as_ref().and_then(|r| r.get(kind));
+            tasks
+                .iter()
+                .zip(answers)
+                .map(|(t, a)| match (tt, a) {
+                    (Some(tt), Some(a)) => {
+                        let end = crate::pretrain::tokenizer::END;
+                        tt.grade(&t.to_task(0), &format!("{a}{end}"), executor)
+                            .score
+                            .verdict
+                            == Verdict::Correct
+                    }
+                    _ => false,
+                })
+                .collect()
+        }),
     }
 }

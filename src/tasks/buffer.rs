@@ -5,11 +5,9 @@
 //! stops learning from new proposals; here the oldest are evicted. Every method that draws takes a
 //! caller-owned RNG, so a run is reproducible from its seed and the RNG state can be checkpointed.
 
-use super::induction::Induction;
-use super::template::TemplateSet;
-use super::{Invalid, IoPair, Provenance, Task, TaskType};
+use super::registry::{RegistryError, TaskRegistry};
+use super::{Invalid, Task, TaskType};
 use crate::executor::Executor;
-use crate::tasks::code::validated_pair;
 use crate::types::TaskKind;
 use rand::seq::{index, SliceRandom};
 use rand::Rng;
@@ -182,7 +180,29 @@ impl TaskBuffer {
     }
 }
 
-/// The buffers of all task types.
+/// Errors of the buffer set: a task or a kind without a buffer is an error, never a silent drop.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BufferError {
+    /// A task of a kind that has no buffer.
+    #[error("no task buffer for kind `{0}` (buffers are created from the registry at start)")]
+    NoBuffer(TaskKind),
+    /// A kind cannot have a buffer (unknown or solve only).
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A seed task failed validation in the sandbox.
+    #[error("seed task of `{kind}` is invalid: {source}")]
+    Seed {
+        /// Kind.
+        kind: TaskKind,
+        /// Why.
+        source: Invalid,
+    },
+    /// A proposable kind has no seed task, so its proposer would never get references.
+    #[error("task kind `{0}` has no seed task")]
+    NoSeed(TaskKind),
+}
+
+/// The buffers of the proposable task types.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TaskBuffers {
     buffers: BTreeMap<TaskKind, TaskBuffer>,
@@ -199,18 +219,82 @@ impl TaskBuffers {
         }
     }
 
-    /// Buffers for the three code kinds, each holding its seed task (the identity program of the
-    /// template set's `[seed]`), validated in the sandbox.
+    /// One buffer per kind in `kinds` (which must be registered and proposable), each holding
+    /// that kind's seed tasks ([`Proposer::seed_tasks`](super::Proposer::seed_tasks), validated
+    /// in the sandbox), plus the buffers those kinds draw references from.
     pub fn seeded(
-        templates: &TemplateSet,
+        registry: &TaskRegistry,
+        kinds: &[TaskKind],
         cfg: &BufferConfig,
         exec: &Executor,
-    ) -> Result<Self, Invalid> {
-        let mut b = Self::new(&TaskKind::CODE, cfg);
-        for task in seed_tasks(templates, exec)? {
-            b.push(task);
-        }
+    ) -> Result<Self, BufferError> {
+        let mut b = Self::default();
+        b.ensure(registry, kinds, cfg, exec)?;
         Ok(b)
+    }
+
+    /// Create and seed the buffers of `kinds` (and of the kinds they draw references from) that
+    /// do not exist yet, e.g. after resuming a checkpoint made before a kind was added; returns
+    /// the kinds created. Existing buffers are left alone.
+    pub fn ensure(
+        &mut self,
+        registry: &TaskRegistry,
+        kinds: &[TaskKind],
+        cfg: &BufferConfig,
+        exec: &Executor,
+    ) -> Result<Vec<TaskKind>, BufferError> {
+        registry.check_proposable(kinds)?;
+        let mut wanted: Vec<TaskKind> = Vec::new();
+        for &k in kinds {
+            let sources = registry
+                .proposer(k)
+                .map(|p| p.reference_sources())
+                .unwrap_or_default();
+            for s in std::iter::once(k).chain(sources) {
+                if !wanted.contains(&s) {
+                    wanted.push(s);
+                }
+            }
+        }
+        let mut created = Vec::new();
+        for kind in wanted {
+            if self.buffers.contains_key(&kind) {
+                continue;
+            }
+            let proposer = registry
+                .proposer(kind)
+                .ok_or(RegistryError::NotProposable(kind))?;
+            let seeds = proposer
+                .seed_tasks(exec)
+                .map_err(|source| BufferError::Seed { kind, source })?;
+            if seeds.is_empty() {
+                return Err(BufferError::NoSeed(kind));
+            }
+            let mut buffer = TaskBuffer::new(kind, cfg.capacity);
+            for t in seeds {
+                if t.kind != kind {
+                    return Err(BufferError::NoBuffer(t.kind));
+                }
+                buffer.push(t);
+            }
+            tracing::info!(%kind, tasks = buffer.len(), "task buffer created and seeded");
+            self.buffers.insert(kind, buffer);
+            created.push(kind);
+        }
+        Ok(created)
+    }
+
+    /// Check that every kind in `kinds` has a buffer.
+    pub fn check_covers(&self, kinds: &[TaskKind]) -> Result<(), BufferError> {
+        match kinds.iter().find(|k| !self.buffers.contains_key(k)) {
+            Some(k) => Err(BufferError::NoBuffer(*k)),
+            None => Ok(()),
+        }
+    }
+
+    /// Kinds that have a buffer.
+    pub fn kinds(&self) -> Vec<TaskKind> {
+        self.buffers.keys().copied().collect()
     }
 
     /// The buffer of `kind`.
@@ -223,11 +307,12 @@ impl TaskBuffers {
         self.buffers.get_mut(&kind)
     }
 
-    /// Add a task to its kind's buffer (false for a duplicate or a kind without a buffer).
-    pub fn push(&mut self, task: Task) -> bool {
+    /// Add a task to its kind's buffer: `Ok(false)` for a duplicate, an error for a kind without
+    /// a buffer.
+    pub fn push(&mut self, task: Task) -> Result<bool, BufferError> {
         match self.buffers.get_mut(&task.kind) {
-            Some(b) => b.push(task),
-            None => false,
+            Some(b) => Ok(b.push(task)),
+            None => Err(BufferError::NoBuffer(task.kind)),
         }
     }
 
@@ -237,15 +322,19 @@ impl TaskBuffers {
     }
 
     /// Reference tasks for a proposer prompt: `num_references()` tasks drawn uniformly without
-    /// replacement from the union of the buffers named by `reference_sources()`.
+    /// replacement from the union of the buffers named by `reference_sources()` (none for a
+    /// solve-only type).
     pub fn references<R: Rng + ?Sized>(&self, task_type: &dyn TaskType, rng: &mut R) -> Vec<Task> {
-        let pool: Vec<&Task> = task_type
+        let Some(proposer) = task_type.proposer() else {
+            return Vec::new();
+        };
+        let pool: Vec<&Task> = proposer
             .reference_sources()
             .iter()
             .filter_map(|k| self.buffers.get(k))
             .flat_map(|b| b.iter())
             .collect();
-        let k = task_type.num_references().min(pool.len());
+        let k = proposer.num_references().min(pool.len());
         index::sample(rng, pool.len(), k)
             .into_iter()
             .map(|i| pool[i].clone())
@@ -260,32 +349,17 @@ impl TaskBuffers {
     }
 }
 
-/// The seed tasks: deduction and abduction get `f(seed.input)` of the seed program, induction the
-/// seed program on `seed.induction_inputs` (half of them visible) with `seed.induction_message`.
-pub fn seed_tasks(templates: &TemplateSet, exec: &Executor) -> Result<Vec<Task>, Invalid> {
-    let seed = &templates.seed;
-    let pair: IoPair = validated_pair(exec, &seed.program, &seed.input, 0)?;
-    let mut out = vec![
-        Task::code(
-            TaskKind::Deduction,
-            seed.program.clone(),
-            pair.clone(),
-            Provenance::seed(),
-        ),
-        Task::code(
-            TaskKind::Abduction,
-            seed.program.clone(),
-            pair,
-            Provenance::seed(),
-        ),
-    ];
-    out.push(Induction::task_from_inputs(
-        exec,
-        &seed.program,
-        &seed.induction_inputs,
-        &seed.induction_message,
-        seed.induction_inputs.len() / 2,
-        Provenance::seed(),
-    )?);
+/// The seed tasks of every proposable kind of `registry` (each kind's
+/// [`Proposer::seed_tasks`](super::Proposer::seed_tasks)).
+pub fn seed_tasks(registry: &TaskRegistry, exec: &Executor) -> Result<Vec<Task>, BufferError> {
+    let mut out = Vec::new();
+    for kind in registry.proposable() {
+        if let Some(p) = registry.proposer(kind) {
+            out.extend(
+                p.seed_tasks(exec)
+                    .map_err(|source| BufferError::Seed { kind, source })?,
+            );
+        }
+    }
     Ok(out)
 }

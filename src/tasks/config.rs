@@ -2,7 +2,10 @@
 
 use super::buffer::BufferConfig;
 use super::rewards::RewardConfig;
+use super::template::TemplateError;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Settings of the induction task type (`[tasks.induction]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +42,9 @@ pub struct TasksConfig {
     pub rewards: RewardConfig,
     /// Buffer settings.
     pub buffer: BufferConfig,
+    /// Settings of further task kinds, `[tasks.kind.<name>]`, each read by its task type with
+    /// [`TasksConfig::kind_settings`] (default: empty, every kind uses its defaults).
+    pub kind: BTreeMap<String, toml::Table>,
 }
 
 impl Default for TasksConfig {
@@ -50,6 +56,7 @@ impl Default for TasksConfig {
             induction: InductionConfig::default(),
             rewards: RewardConfig::default(),
             buffer: BufferConfig::default(),
+            kind: BTreeMap::new(),
         }
     }
 }
@@ -68,6 +75,26 @@ pub enum ConfigError {
 }
 
 impl TasksConfig {
+    /// The `[tasks.kind.<name>]` settings of a task kind read into its settings struct, or the
+    /// struct's defaults when the table is absent.
+    pub fn kind_settings<T: DeserializeOwned + Default>(
+        &self,
+        name: &str,
+    ) -> Result<T, TemplateError> {
+        match self.kind.get(name) {
+            None => Ok(T::default()),
+            Some(table) => {
+                table
+                    .clone()
+                    .try_into()
+                    .map_err(|e: toml::de::Error| TemplateError::Settings {
+                        kind: name.to_string(),
+                        message: e.message().to_string(),
+                    })
+            }
+        }
+    }
+
     /// Cross-field checks.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key, reason: &str| {

@@ -3,39 +3,78 @@
 //! input/output pairs plus the message and writes a program, which must reproduce every hidden
 //! pair (run in the sandbox, values compared).
 
-use super::code::{gold_value, invalid_from, pair_from_outcome};
+use super::code::{gold_value, invalid_from, pair_from_outcome, SeedTemplates};
 use super::config::InductionConfig;
 use super::parse::{answer_region, blocks, first_block, normalize_program, required_block};
-use super::template::{render, Field, TemplateSet};
+use super::template::{render, require, Field, TemplateError, TemplateSet};
 use super::IoPair;
 use super::{
-    Answer, FormatError, Invalid, Proposal, ProposerPrompt, Provenance, Task, TaskError, TaskType,
-    Verdict,
+    Answer, FormatError, Invalid, Proposal, Proposer, ProposerPrompt, Provenance, Score, Task,
+    TaskError, TaskType,
 };
 use crate::executor::{ExecJob, ExecStatus, Executor, Outcome};
 use crate::types::TaskKind;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+
+/// The `[induction]` template section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InductionTemplates {
+    /// Proposer prompt: `{program}`, `{num_inputs}`.
+    pub propose: String,
+    /// One visible pair: `{index}`, `{input}`, `{output}`.
+    pub pair: String,
+    /// Solver prompt: `{pairs}`, `{message}`.
+    pub solve: String,
+    /// A perfect proposer reply: `{inputs}` (each rendered with `proposal_input`), `{message}`.
+    pub proposal: String,
+    /// One input of a proposer reply: `{input}`.
+    pub proposal_input: String,
+    /// A perfect solver reply: `{program}`.
+    pub answer: String,
+}
 
 /// The induction task type.
 #[derive(Debug, Clone)]
 pub struct Induction {
     templates: Arc<TemplateSet>,
+    section: InductionTemplates,
+    seed: SeedTemplates,
     cfg: InductionConfig,
     propose_prefix: String,
     solve_prefix: String,
 }
 
 impl Induction {
-    /// Induction with the given sizes.
-    pub fn new(templates: Arc<TemplateSet>, cfg: InductionConfig) -> Self {
-        let propose_prefix = templates.response_prefix(&templates.induction.propose, true);
-        let solve_prefix = templates.response_prefix(&templates.induction.solve, true);
-        Self {
+    /// Induction with the given sizes, reading `[induction]` and `[seed]`.
+    pub fn new(templates: Arc<TemplateSet>, cfg: InductionConfig) -> Result<Self, TemplateError> {
+        let section: InductionTemplates = templates.section("induction")?;
+        require(
+            "induction.proposal",
+            &section.proposal,
+            &["inputs", "message"],
+        )?;
+        require(
+            "induction.proposal_input",
+            &section.proposal_input,
+            &["input"],
+        )?;
+        require("induction.answer", &section.answer, &["program"])?;
+        require("induction.propose", &section.propose, &["program"])?;
+        require("induction.pair", &section.pair, &["input", "output"])?;
+        require("induction.solve", &section.solve, &["pairs", "message"])?;
+        let seed: SeedTemplates = templates.section("seed")?;
+        let propose_prefix = templates.response_prefix(&section.propose, true);
+        let solve_prefix = templates.response_prefix(&section.solve, true);
+        Ok(Self {
             templates,
+            section,
+            seed,
             cfg,
             propose_prefix,
             solve_prefix,
-        }
+        })
     }
 
     fn check_kind(&self, task: &Task) -> Result<(), TaskError> {
@@ -98,6 +137,114 @@ impl TaskType for Induction {
         TaskKind::Induction
     }
 
+    fn solver_prompt(&self, task: &Task) -> Result<String, TaskError> {
+        self.check_kind(task)?;
+        let pairs: String = task
+            .visible_pairs()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                render(
+                    &self.section.pair,
+                    &[
+                        ("index", &(i + 1).to_string()),
+                        ("input", &p.input),
+                        ("output", &p.output),
+                    ],
+                )
+            })
+            .collect();
+        let body = render(
+            &self.section.solve,
+            &[("pairs", &pairs), ("message", &task.message)],
+        );
+        Ok(self.templates.wrap(&body))
+    }
+
+    fn parse_answer(&self, text: &str) -> Result<Answer, FormatError> {
+        let f = &self.templates.format;
+        let region = answer_region(f, &self.solve_prefix, text, true)?;
+        let program = required_block(f, &region, Field::Program)?;
+        Ok(Answer {
+            kind: TaskKind::Induction,
+            text: normalize_program(&program, false)?,
+        })
+    }
+
+    /// Correct iff the program reproduces every hidden pair (AZR's binary `code_f` reward).
+    fn check(&self, task: &Task, answer: &Answer, exec: &Executor) -> Score {
+        let hidden = task.hidden_pairs();
+        if hidden.is_empty() {
+            return Score::wrong();
+        }
+        let passes = |p: &IoPair, o: &Outcome, i: usize| {
+            if o.status != ExecStatus::Ok {
+                tracing::trace!(pair = i, reason = %invalid_from(i, o), "induction answer failed");
+                return false;
+            }
+            match (gold_value(exec, p), &o.value) {
+                (Some(gold), Some(v)) => v.same_as(&gold),
+                _ => false,
+            }
+        };
+        // The first hidden pair alone, so a wrong or looping program costs one execution; then
+        // the rest in parallel across the pool.
+        let first = exec.run(&answer.text, &hidden[0].input);
+        if !passes(&hidden[0], &first, 0) {
+            return Score::wrong();
+        }
+        let jobs: Vec<ExecJob> = hidden[1..]
+            .iter()
+            .map(|p| ExecJob {
+                code: answer.text.clone(),
+                input: p.input.clone(),
+            })
+            .collect();
+        let outcomes = exec.run_many(&jobs);
+        let all = outcomes.len() == jobs.len()
+            && hidden[1..]
+                .iter()
+                .zip(&outcomes)
+                .enumerate()
+                .all(|(i, (p, o))| passes(p, o, i + 1));
+        Score::binary(all)
+    }
+
+    fn answer_text(&self, task: &Task) -> Result<String, TaskError> {
+        self.check_kind(task)?;
+        Ok(render(
+            &self.section.answer,
+            &[("program", task.program.trim_end())],
+        ))
+    }
+
+    fn proposer(&self) -> Option<&dyn Proposer> {
+        Some(self)
+    }
+
+    /// The program with all `pairs` (the first half visible) and the description as message.
+    fn example(&self, program: &str, pairs: &[IoPair], message: &str) -> Option<Task> {
+        if pairs.len() < 2 {
+            return None;
+        }
+        Some(Task {
+            kind: TaskKind::Induction,
+            program: program.to_string(),
+            pairs: pairs.to_vec(),
+            visible: pairs.len(),
+            message: message.to_string(),
+            problem: String::new(),
+            answer: String::new(),
+            provenance: Provenance::seed(),
+        })
+    }
+
+    fn example_pairs(&self, many: usize) -> usize {
+        many
+    }
+}
+
+impl Proposer for Induction {
     fn num_references(&self) -> usize {
         1
     }
@@ -117,7 +264,7 @@ impl TaskType for Induction {
                 got: 0,
             })?;
         let body = render(
-            &self.templates.induction.propose,
+            &self.section.propose,
             &[
                 ("program", &program),
                 ("num_inputs", &self.cfg.num_inputs.to_string()),
@@ -189,106 +336,30 @@ impl TaskType for Induction {
         )
     }
 
-    fn solver_prompt(&self, task: &Task) -> Result<String, TaskError> {
-        self.check_kind(task)?;
-        let pairs: String = task
-            .visible_pairs()
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                render(
-                    &self.templates.induction.pair,
-                    &[
-                        ("index", &(i + 1).to_string()),
-                        ("input", &p.input),
-                        ("output", &p.output),
-                    ],
-                )
-            })
-            .collect();
-        let body = render(
-            &self.templates.induction.solve,
-            &[("pairs", &pairs), ("message", &task.message)],
-        );
-        Ok(self.templates.wrap(&body))
-    }
-
     fn proposal_text(&self, task: &Task) -> Result<String, TaskError> {
         self.check_kind(task)?;
         let inputs: String = task
             .pairs
             .iter()
-            .map(|p| {
-                render(
-                    &self.templates.induction.proposal_input,
-                    &[("input", &p.input)],
-                )
-            })
+            .map(|p| render(&self.section.proposal_input, &[("input", &p.input)]))
             .collect();
         Ok(render(
-            &self.templates.induction.proposal,
+            &self.section.proposal,
             &[("inputs", &inputs), ("message", &task.message)],
         ))
     }
 
-    fn answer_text(&self, task: &Task) -> Result<String, TaskError> {
-        self.check_kind(task)?;
-        Ok(render(
-            &self.templates.induction.answer,
-            &[("program", task.program.trim_end())],
-        ))
-    }
-
-    fn parse_answer(&self, text: &str) -> Result<Answer, FormatError> {
-        let f = &self.templates.format;
-        let region = answer_region(f, &self.solve_prefix, text, true)?;
-        let program = required_block(f, &region, Field::Program)?;
-        Ok(Answer {
-            kind: TaskKind::Induction,
-            text: normalize_program(&program, false)?,
-        })
-    }
-
-    /// Correct iff the program reproduces every hidden pair (AZR's binary `code_f` reward).
-    fn check(&self, task: &Task, answer: &Answer, exec: &Executor) -> Verdict {
-        let hidden = task.hidden_pairs();
-        if hidden.is_empty() {
-            return Verdict::Wrong;
-        }
-        let passes = |p: &IoPair, o: &Outcome, i: usize| {
-            if o.status != ExecStatus::Ok {
-                tracing::trace!(pair = i, reason = %invalid_from(i, o), "induction answer failed");
-                return false;
-            }
-            match (gold_value(exec, p), &o.value) {
-                (Some(gold), Some(v)) => v.same_as(&gold),
-                _ => false,
-            }
-        };
-        // The first hidden pair alone, so a wrong or looping program costs one execution; then
-        // the rest in parallel across the pool.
-        let first = exec.run(&answer.text, &hidden[0].input);
-        if !passes(&hidden[0], &first, 0) {
-            return Verdict::Wrong;
-        }
-        let jobs: Vec<ExecJob> = hidden[1..]
-            .iter()
-            .map(|p| ExecJob {
-                code: answer.text.clone(),
-                input: p.input.clone(),
-            })
-            .collect();
-        let outcomes = exec.run_many(&jobs);
-        let all = outcomes.len() == jobs.len()
-            && hidden[1..]
-                .iter()
-                .zip(&outcomes)
-                .enumerate()
-                .all(|(i, (p, o))| passes(p, o, i + 1));
-        if all {
-            Verdict::Correct
-        } else {
-            Verdict::Wrong
-        }
+    /// The `[seed]` program on `seed.induction_inputs` (half of them visible) with
+    /// `seed.induction_message`.
+    fn seed_tasks(&self, exec: &Executor) -> Result<Vec<Task>, Invalid> {
+        let seed = &self.seed;
+        Ok(vec![Self::task_from_inputs(
+            exec,
+            &seed.program,
+            &seed.induction_inputs,
+            &seed.induction_message,
+            seed.induction_inputs.len() / 2,
+            Provenance::seed(),
+        )?])
     }
 }

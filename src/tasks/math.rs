@@ -1,69 +1,62 @@
 //! Math (1-shot RLVR and the math benchmarks): a problem with a reference answer; the solver's
 //! answer is the last `\boxed{}` of its response, graded by [`math_grader::is_equiv`].
 //!
-//! Math tasks are not proposed by the policy: they come from data files (see `crate::data`).
+//! Math is solve only: it implements [`TaskType`] and no [`Proposer`](super::Proposer); its
+//! tasks come from data files (see `crate::data`).
 
 use super::math_grader;
 use super::parse::{answer_region, last_boxed, required_block};
-use super::template::{render, BlockStyle, Field, TemplateSet};
-use super::{
-    Answer, FormatError, Invalid, Proposal, ProposerPrompt, Provenance, Task, TaskError, TaskType,
-    Verdict,
-};
+use super::template::{render, require, BlockStyle, Field, TemplateError, TemplateSet};
+use super::{Answer, FormatError, Score, Task, TaskError, TaskType};
 use crate::executor::Executor;
 use crate::types::TaskKind;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+
+/// The `[math]` template section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MathTemplates {
+    /// Solver prompt: `{problem}`.
+    pub solve: String,
+    /// A perfect solver reply: `{answer}`.
+    pub answer: String,
+    /// Embed the prompt in the wrapper and require its tags (default false, as in 1-shot RLVR).
+    #[serde(default)]
+    pub wrapped: bool,
+}
 
 /// The math task type.
 #[derive(Debug, Clone)]
 pub struct Math {
     templates: Arc<TemplateSet>,
+    section: MathTemplates,
     solve_prefix: String,
 }
 
 impl Math {
-    /// Math with the given templates.
-    pub fn new(templates: Arc<TemplateSet>) -> Self {
-        let solve_prefix = templates.response_prefix(&templates.math.solve, templates.math.wrapped);
-        Self {
+    /// Math with the `[math]` section of `templates`.
+    pub fn new(templates: Arc<TemplateSet>) -> Result<Self, TemplateError> {
+        let section: MathTemplates = templates.section("math")?;
+        require("math.solve", &section.solve, &["problem"])?;
+        require("math.answer", &section.answer, &["answer"])?;
+        let solve_prefix = templates.response_prefix(&section.solve, section.wrapped);
+        Ok(Self {
             templates,
+            section,
             solve_prefix,
-        }
+        })
+    }
+
+    /// The section in use.
+    pub fn templates(&self) -> &MathTemplates {
+        &self.section
     }
 }
 
 impl TaskType for Math {
     fn kind(&self) -> TaskKind {
         TaskKind::Math
-    }
-
-    fn can_propose(&self) -> bool {
-        false
-    }
-
-    fn num_references(&self) -> usize {
-        0
-    }
-
-    fn proposer_prompt(&self, _references: &[Task]) -> Result<ProposerPrompt, TaskError> {
-        Err(TaskError::NotProposable(TaskKind::Math))
-    }
-
-    fn parse_proposal(
-        &self,
-        _prompt: &ProposerPrompt,
-        _text: &str,
-    ) -> Result<Proposal, FormatError> {
-        Err(FormatError::NotProposable)
-    }
-
-    fn validate_proposal(
-        &self,
-        _proposal: &Proposal,
-        _exec: &Executor,
-        _provenance: Provenance,
-    ) -> Result<Task, Invalid> {
-        Err(Invalid::NotProposable(TaskKind::Math))
     }
 
     fn solver_prompt(&self, task: &Task) -> Result<String, TaskError> {
@@ -73,24 +66,17 @@ impl TaskType for Math {
                 got: task.kind,
             });
         }
-        let body = render(
-            &self.templates.math.solve,
-            &[("problem", task.problem.trim())],
-        );
-        Ok(if self.templates.math.wrapped {
+        let body = render(&self.section.solve, &[("problem", task.problem.trim())]);
+        Ok(if self.section.wrapped {
             self.templates.wrap(&body)
         } else {
             body
         })
     }
 
-    fn proposal_text(&self, _task: &Task) -> Result<String, TaskError> {
-        Err(TaskError::NotProposable(TaskKind::Math))
-    }
-
     fn answer_text(&self, task: &Task) -> Result<String, TaskError> {
         Ok(render(
-            &self.templates.math.answer,
+            &self.section.answer,
             &[("answer", task.answer.trim())],
         ))
     }
@@ -99,7 +85,7 @@ impl TaskType for Math {
     /// (`42<end>`) is accepted too.
     fn parse_answer(&self, text: &str) -> Result<Answer, FormatError> {
         let f = &self.templates.format;
-        let region = answer_region(f, &self.solve_prefix, text, self.templates.math.wrapped)?;
+        let region = answer_region(f, &self.solve_prefix, text, self.section.wrapped)?;
         let boxed = last_boxed(&region).filter(|b| !b.trim().is_empty());
         let text = match (boxed, f.style) {
             (Some(b), _) => b,
@@ -112,11 +98,7 @@ impl TaskType for Math {
         })
     }
 
-    fn check(&self, task: &Task, answer: &Answer, _exec: &Executor) -> Verdict {
-        if math_grader::is_equiv(&answer.text, &task.answer) {
-            Verdict::Correct
-        } else {
-            Verdict::Wrong
-        }
+    fn check(&self, task: &Task, answer: &Answer, _exec: &Executor) -> Score {
+        Score::binary(math_grader::is_equiv(&answer.text, &task.answer))
     }
 }

@@ -1,32 +1,40 @@
-//! Task types: the self-play (and math) tasks as one object-safe trait.
+//! Task types: the self-play (and math) tasks, each one module behind two object-safe traits.
 //!
-//! A task type knows how to
-//! 1. build a **proposer prompt** from reference tasks drawn from its buffer
-//!    ([`TaskType::proposer_prompt`]),
-//! 2. **parse** the proposer's generation into a [`Proposal`] ([`TaskType::parse_proposal`]),
-//! 3. **validate** the proposal with the sandboxed executor into a [`Task`] with gold answers
-//!    ([`TaskType::validate_proposal`]),
-//! 4. build the **solver prompt** for a task ([`TaskType::solver_prompt`]),
-//! 5. **parse** the solver's generation into an [`Answer`] ([`TaskType::parse_answer`]) and
-//! 6. **check** it against the task ([`TaskType::check`]), giving a [`Verdict`].
+//! Every task type implements [`TaskType`], the **solving** side:
+//! 1. build the **solver prompt** for a task ([`TaskType::solver_prompt`]),
+//! 2. **parse** the solver's generation into an [`Answer`] ([`TaskType::parse_answer`]) and
+//! 3. **check** it against the task ([`TaskType::check`]), giving a [`Score`]: a value in
+//!    [0, 1] plus a [`Verdict`] label (correct, partial, wrong, format error) that the
+//!    [`RewardConfig`] maps to the reward ([`rewards::solver_reward`]).
 //!
-//! Prompts come from a [`TemplateSet`] (TOML files under `config/templates/`), so the wording can
-//! change without recompiling. Parsing is strict about the structure (tags, blocks) and lenient
-//! about whitespace; a structural failure is a [`FormatError`], a distinct outcome from a wrong
-//! answer. Answers are never evaluated in the host process: literals go through
-//! [`Executor::parse_literal`] and programs run inside the sandbox.
+//! A kind the policy also *proposes* implements [`Proposer`] too and returns itself from
+//! [`TaskType::proposer`]: it builds a **proposer prompt** from reference tasks
+//! ([`Proposer::proposer_prompt`]), **parses** the generation into a [`Proposal`]
+//! ([`Proposer::parse_proposal`]), **validates** it with the sandboxed executor into a [`Task`]
+//! ([`Proposer::validate_proposal`]) and names the **seed tasks** its buffer starts from
+//! ([`Proposer::seed_tasks`]). A solve-only kind (math) implements [`TaskType`] alone.
+//!
+//! Prompts come from a [`TemplateSet`] (TOML files under `config/templates/`): the shared
+//! `[format]` and `[wrapper]`, and one section per kind, looked up by the kind's name
+//! ([`TemplateSet::section`]); a file may leave out the kinds it does not use. Parsing is strict
+//! about the structure (tags, blocks) and lenient about whitespace; a structural failure is a
+//! [`FormatError`], a distinct outcome from a wrong answer. Answers are never evaluated in the
+//! host process: literals go through [`Executor::parse_literal`] and programs run inside the
+//! sandbox.
 //!
 //! ## Adding a task type
-//! 1. Add a variant to [`TaskKind`] (`src/types.rs`).
-//! 2. Write one module implementing [`TaskType`] (see [`deduction`] for a compact example); take
-//!    wording from a section of the [`TemplateSet`] (add it to both files under
-//!    `config/templates/` and to [`template::TemplateSet`]) so users can edit it.
-//! 3. Register it with one line in [`TaskRegistry::builtin`].
-//! 4. Add a `Case` to `tests/tasks_conformance.rs`; its `every_registered_kind_has_a_case` test
-//!    fails until you do.
+//! 1. Write one module implementing [`TaskType`] (and [`Proposer`] if the policy proposes its
+//!    tasks); [`synthesis`] is a complete example, [`math`] a solve-only one. Its kind is a
+//!    `const KIND: TaskKind = TaskKind::from_static("name")`.
+//! 2. Register it with one line in [`TaskRegistry::builtin`] (or call
+//!    [`TaskRegistry::register`] from your own crate).
+//! 3. Add its `[name]` section to the template files it runs with (`config/templates/`).
+//! 4. Add a `Case` to `tests/tasks_conformance.rs`; `every_registered_kind_has_a_case` fails
+//!    until you do.
 //!
-//! The actors never change: they only see `&dyn TaskType` from the registry, and buffers hold
-//! plain [`Task`] data.
+//! Everything else derives from the registry: buffers and seed tasks
+//! ([`TaskBuffers::seeded`]), metric label sets ([`crate::metrics::use_registry`]), group ids
+//! ([`crate::types::group_id`]), the pretraining corpus ([`TaskType::example`]) and evaluation.
 //!
 //! ## Text contract
 //! Texts handed to `parse_proposal`/`parse_answer` are the decoded *response* only (not the
@@ -44,12 +52,13 @@ pub mod math_grader;
 pub mod parse;
 pub mod registry;
 pub mod rewards;
+pub mod synthesis;
 pub mod template;
 
-pub use buffer::{BufferConfig, TaskBuffer, TaskBuffers};
+pub use buffer::{BufferConfig, BufferError, TaskBuffer, TaskBuffers};
 pub use config::{InductionConfig, TasksConfig};
-pub use registry::TaskRegistry;
-pub use rewards::{ProposalOutcome, RewardConfig};
+pub use registry::{RegistryError, TaskRegistry};
+pub use rewards::{ProposalOutcome, RewardConfig, SolveReward};
 pub use template::{TemplateError, TemplateSet};
 
 use crate::executor::{ExecStatus, Executor, PyValue};
@@ -257,26 +266,111 @@ pub struct Answer {
     pub text: String,
 }
 
-/// The outcome of grading one solver generation.
+/// The label of a graded solver generation (a metric label; the reward comes from the
+/// [`Score`]'s value through the [`RewardConfig`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
-    /// Well formatted and correct.
+    /// Well formatted and fully correct (score 1).
     Correct,
-    /// Well formatted but wrong (including answers that are not valid literals / programs).
+    /// Well formatted and partly correct (0 < score < 1), e.g. some hidden tests pass.
+    Partial,
+    /// Well formatted but wrong (score 0; including answers that are not valid literals or
+    /// programs).
     Wrong,
-    /// The generation does not follow the required format.
+    /// The generation does not follow the required format (score 0).
     FormatError,
 }
 
 impl Verdict {
+    /// Every label, in metric order.
+    pub const ALL: [Verdict; 4] = [
+        Verdict::Correct,
+        Verdict::Partial,
+        Verdict::Wrong,
+        Verdict::FormatError,
+    ];
+
     /// Snake-case name, for metric labels.
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Correct => "correct",
+            Verdict::Partial => "partial",
             Verdict::Wrong => "wrong",
             Verdict::FormatError => "format_error",
         }
+    }
+}
+
+/// What a check gives: a score in [0, 1] and its label. Build it with [`Score::correct`],
+/// [`Score::wrong`], [`Score::format_error`] or [`Score::fraction`], which keep the two
+/// consistent (1 is `Correct`, 0 is `Wrong` or `FormatError`, anything between is `Partial`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    /// Fraction of credit, in [0, 1].
+    pub value: f32,
+    /// The label.
+    pub verdict: Verdict,
+}
+
+impl Score {
+    /// Full credit.
+    pub fn correct() -> Self {
+        Self {
+            value: 1.0,
+            verdict: Verdict::Correct,
+        }
+    }
+
+    /// No credit, well formatted.
+    pub fn wrong() -> Self {
+        Self {
+            value: 0.0,
+            verdict: Verdict::Wrong,
+        }
+    }
+
+    /// No credit, broken format.
+    pub fn format_error() -> Self {
+        Self {
+            value: 0.0,
+            verdict: Verdict::FormatError,
+        }
+    }
+
+    /// `passed / total` of a well-formatted answer (`Wrong` when `total` is 0).
+    pub fn fraction(passed: usize, total: usize) -> Self {
+        if total == 0 || passed == 0 {
+            return Self::wrong();
+        }
+        if passed >= total {
+            return Self::correct();
+        }
+        Self {
+            value: passed as f32 / total as f32,
+            verdict: Verdict::Partial,
+        }
+    }
+
+    /// The label's name ([`Verdict::as_str`]).
+    pub fn as_str(&self) -> &'static str {
+        self.verdict.as_str()
+    }
+
+    /// Correct or wrong.
+    pub fn binary(correct: bool) -> Self {
+        if correct {
+            Self::correct()
+        } else {
+            Self::wrong()
+        }
+    }
+}
+
+/// A score equals a verdict when it carries that label (`score == Verdict::Correct`).
+impl PartialEq<Verdict> for Score {
+    fn eq(&self, other: &Verdict) -> bool {
+        self.verdict == *other
     }
 }
 
@@ -312,9 +406,6 @@ pub enum FormatError {
     /// No `\boxed{...}` in a math answer.
     #[error("no \\boxed{{}} answer")]
     NoBoxed,
-    /// The task type takes no proposals (math).
-    #[error("this task type takes no proposals")]
-    NotProposable,
 }
 
 /// Why a well-formatted proposal is not a valid task.
@@ -330,9 +421,6 @@ pub enum Invalid {
         /// Executor message.
         detail: String,
     },
-    /// The task type does not accept proposals (math).
-    #[error("task type `{0}` has no proposer")]
-    NotProposable(TaskKind),
     /// The proposal is for another task type.
     #[error("proposal of kind `{got}` given to task type `{expected}`")]
     WrongKind {
@@ -354,9 +442,6 @@ pub enum Invalid {
 /// Misuse of a task type (not a model error).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TaskError {
-    /// The task type does not propose tasks (math).
-    #[error("task type `{0}` has no proposer")]
-    NotProposable(TaskKind),
     /// Not enough reference tasks to build a prompt.
     #[error("task type `{kind}` needs at least {need} reference task(s), got {got}")]
     MissingReferences {
@@ -388,38 +473,92 @@ pub struct ProposerPrompt {
     pub program: Option<String>,
 }
 
-/// A graded generation: the verdict and the parsed answer when it parsed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A graded generation: the score and the parsed answer when it parsed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Graded {
-    /// Verdict.
-    pub verdict: Verdict,
+    /// Score and label.
+    pub score: Score,
     /// The parsed answer (absent on a format error).
     pub answer: Option<Answer>,
 }
 
-/// One task type: prompt building, parsing, validation and checking.
+impl Graded {
+    /// The label.
+    pub fn verdict(&self) -> Verdict {
+        self.score.verdict
+    }
+}
+
+/// The solving side of a task type: prompt building, answer parsing and checking. Every task
+/// type implements it; a kind the policy also proposes implements [`Proposer`] too.
 ///
 /// Object safe and `Send + Sync`, so a registry of `Box<dyn TaskType>` is shared by actors.
 pub trait TaskType: Send + Sync {
-    /// The kind this type handles.
+    /// The kind this type handles (its registry name).
     fn kind(&self) -> TaskKind;
 
-    /// Whether the policy proposes tasks of this type (math: no).
-    fn can_propose(&self) -> bool {
-        true
+    /// The solver prompt for a task.
+    fn solver_prompt(&self, task: &Task) -> Result<String, TaskError>;
+
+    /// Parse a solver generation (the decoded response, including any stop sequence).
+    fn parse_answer(&self, text: &str) -> Result<Answer, FormatError>;
+
+    /// Check a parsed answer: a score in [0, 1] with its label (answers that are not valid
+    /// literals or programs score `Wrong`, not format errors; use [`Score::fraction`] for
+    /// partial credit).
+    fn check(&self, task: &Task, answer: &Answer, exec: &Executor) -> Score;
+
+    /// The reply a perfect solver would give for `task` (empty reasoning); it grades `Correct`.
+    /// Used to build pretraining corpora and in the conformance tests.
+    fn answer_text(&self, task: &Task) -> Result<String, TaskError>;
+
+    /// The proposing side, when the policy proposes tasks of this kind (`None`: solve only).
+    fn proposer(&self) -> Option<&dyn Proposer> {
+        None
     }
 
+    /// An example task of this kind made from a labelled program (its code, input/output pairs
+    /// and a one-line description), for the pretraining corpus; `None` when the kind has no
+    /// such examples (math). The pairs carry `repr`s from the executor.
+    fn example(&self, _program: &str, _pairs: &[IoPair], _message: &str) -> Option<Task> {
+        None
+    }
+
+    /// How many input/output pairs [`TaskType::example`] wants when the corpus offers `many`
+    /// for multi-pair kinds (single-pair kinds: 1).
+    fn example_pairs(&self, _many: usize) -> usize {
+        1
+    }
+
+    /// Parse and check a solver generation in one go.
+    fn grade(&self, task: &Task, text: &str, exec: &Executor) -> Graded {
+        match self.parse_answer(text) {
+            Ok(answer) => Graded {
+                score: self.check(task, &answer, exec),
+                answer: Some(answer),
+            },
+            Err(_) => Graded {
+                score: Score::format_error(),
+                answer: None,
+            },
+        }
+    }
+}
+
+/// The proposing side of a task type: the policy writes new tasks of this kind, which are
+/// validated in the sandbox and kept in the kind's buffer.
+pub trait Proposer: TaskType {
     /// Number of reference tasks the proposer prompt shows (K = 6 by default; induction: 1).
     fn num_references(&self) -> usize;
 
-    /// Buffers the references are drawn from (deduction/abduction: their own; induction: the
+    /// Buffers the references are drawn from (default: the kind's own; induction: the
     /// deduction and abduction buffers, whose programs it writes inputs for).
     fn reference_sources(&self) -> Vec<TaskKind> {
         vec![self.kind()]
     }
 
     /// Build the proposer prompt from reference tasks (drawn uniformly from the buffers named by
-    /// [`TaskType::reference_sources`]).
+    /// [`Proposer::reference_sources`]).
     fn proposer_prompt(&self, references: &[Task]) -> Result<ProposerPrompt, TaskError>;
 
     /// Parse a proposer generation (the decoded response, including any stop sequence).
@@ -433,34 +572,11 @@ pub trait TaskType: Send + Sync {
         provenance: Provenance,
     ) -> Result<Task, Invalid>;
 
-    /// The solver prompt for a task.
-    fn solver_prompt(&self, task: &Task) -> Result<String, TaskError>;
-
-    /// Parse a solver generation (the decoded response, including any stop sequence).
-    fn parse_answer(&self, text: &str) -> Result<Answer, FormatError>;
-
-    /// Check a parsed answer: `Correct` or `Wrong` (answers that are not valid literals or
-    /// programs are `Wrong`, not format errors).
-    fn check(&self, task: &Task, answer: &Answer, exec: &Executor) -> Verdict;
-
     /// The reply a perfect proposer would give for `task`, in this template set's format (empty
     /// reasoning). Used to build pretraining corpora; parsing it gives back the task's proposal.
     fn proposal_text(&self, task: &Task) -> Result<String, TaskError>;
 
-    /// The reply a perfect solver would give for `task` (empty reasoning); it grades `Correct`.
-    fn answer_text(&self, task: &Task) -> Result<String, TaskError>;
-
-    /// Parse and check a solver generation in one go.
-    fn grade(&self, task: &Task, text: &str, exec: &Executor) -> Graded {
-        match self.parse_answer(text) {
-            Ok(answer) => Graded {
-                verdict: self.check(task, &answer, exec),
-                answer: Some(answer),
-            },
-            Err(_) => Graded {
-                verdict: Verdict::FormatError,
-                answer: None,
-            },
-        }
-    }
+    /// The tasks this kind's buffer starts from (validated in the sandbox). Every proposable
+    /// kind needs at least one, or its proposer would have no references.
+    fn seed_tasks(&self, exec: &Executor) -> Result<Vec<Task>, Invalid>;
 }

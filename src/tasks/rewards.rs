@@ -1,12 +1,20 @@
-//! Rewards for the solver and the proposer (AZR Eq. 4-6, with AZR's code as the default).
+//! Rewards for the solver and the proposer (AZR Eq. 4-6, with AZR's code as the default), with
+//! partial credit.
 //!
-//! * Solver: `correct` (1) if correct, `wrong` (-0.5) if well formatted but wrong,
-//!   `format_error` (-1) if the format is broken.
+//! A task type's check gives a [`Score`]: a value in [0, 1] and a [`Verdict`] label. The
+//! [`RewardConfig`] maps it to the reward:
+//! * Solver: `correct` (1) for full credit, `wrong` (-0.5) for a well-formatted answer with no
+//!   credit, `format_error` (-1) if the format is broken, and for partial credit `s` the linear
+//!   interpolation `wrong + s * (correct - wrong)` (or `wrong` with `partial_credit = false`).
 //! * Proposer: `invalid` (-1) for a proposal that does not parse or validate; otherwise the
-//!   learnability `1 - s` where `s` is the mean solve rate of `mc_samples` (8) solver samples, and
-//!   `extreme` when `s` is 0 or 1 (AZR's code: -0.5, the paper's Eq. 4: 0).
+//!   learnability `1 - s` where `s` is the mean solve score of `mc_samples` (8) solver samples,
+//!   and `extreme` when `s` is 0 or 1 (AZR's code: -0.5, the paper's Eq. 4: 0).
+//!
+//! [`solver_reward`] is the whole solve-side computation (parse, check, map) that the reward
+//! actor runs per generation.
 
-use super::Verdict;
+use super::{Graded, Score, Task, TaskType, Verdict};
+use crate::executor::Executor;
 use serde::{Deserialize, Serialize};
 
 /// Reward values (`[tasks.rewards]`).
@@ -19,6 +27,10 @@ pub struct RewardConfig {
     pub wrong: f32,
     /// Solver reward for a format error (default -1.0).
     pub format_error: f32,
+    /// Partly correct answers (score `s` strictly between 0 and 1) get
+    /// `wrong + s * (correct - wrong)`; false: they get `wrong`, as a binary reward would
+    /// (default true).
+    pub partial_credit: bool,
     /// Proposer reward for an invalid or unparsable proposal (default -1.0).
     pub invalid: f32,
     /// Proposer reward when the solve rate is exactly 0 or 1 (default -0.5 as in AZR's code;
@@ -34,6 +46,7 @@ impl Default for RewardConfig {
             correct: 1.0,
             wrong: -0.5,
             format_error: -1.0,
+            partial_credit: true,
             invalid: -1.0,
             extreme: -0.5,
             mc_samples: 8,
@@ -49,24 +62,29 @@ pub enum ProposalOutcome {
     FormatError,
     /// It parsed but the executor rejected it.
     Invalid,
-    /// Valid, with the solver's mean solve rate over the Monte Carlo samples.
+    /// Valid, with the solver's mean solve score over the Monte Carlo samples.
     Valid {
-        /// Mean solve rate in [0, 1].
+        /// Mean solve score in [0, 1].
         solve_rate: f32,
     },
 }
 
 impl RewardConfig {
-    /// Solver reward of a verdict.
-    pub fn solver(&self, verdict: Verdict) -> f32 {
-        match verdict {
+    /// Solver reward of a score.
+    pub fn solver(&self, score: Score) -> f32 {
+        match score.verdict {
             Verdict::Correct => self.correct,
             Verdict::Wrong => self.wrong,
             Verdict::FormatError => self.format_error,
+            Verdict::Partial if self.partial_credit => {
+                let s = score.value.clamp(0.0, 1.0);
+                self.wrong + s * (self.correct - self.wrong)
+            }
+            Verdict::Partial => self.wrong,
         }
     }
 
-    /// Learnability reward of a valid proposal with mean solve rate `solve_rate`.
+    /// Learnability reward of a valid proposal with mean solve score `solve_rate`.
     pub fn learnability(&self, solve_rate: f32) -> f32 {
         if solve_rate <= 0.0 || solve_rate >= 1.0 {
             self.extreme
@@ -84,13 +102,39 @@ impl RewardConfig {
     }
 }
 
-/// Mean solve rate of Monte Carlo verdicts (format errors count as unsolved); 0 for none.
-pub fn solve_rate(verdicts: &[Verdict]) -> f32 {
-    if verdicts.is_empty() {
+/// Mean solve score of Monte Carlo samples (format errors count 0, partial credit its value);
+/// 0 for none. With binary checks this is the fraction solved.
+pub fn solve_rate(scores: &[Score]) -> f32 {
+    if scores.is_empty() {
         return 0.0;
     }
-    let solved = verdicts.iter().filter(|v| **v == Verdict::Correct).count();
-    solved as f32 / verdicts.len() as f32
+    let total: f32 = scores.iter().map(|s| s.value.clamp(0.0, 1.0)).sum();
+    total / scores.len() as f32
+}
+
+/// One graded solver generation with its reward.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SolveReward {
+    /// Score, label and parsed answer.
+    pub graded: Graded,
+    /// The reward the configuration gives the score.
+    pub reward: f32,
+}
+
+/// Parse and check a solver generation with its task type and map the score to the reward:
+/// what the reward actor computes for each solver generation.
+pub fn solver_reward(
+    task_type: &dyn TaskType,
+    task: &Task,
+    text: &str,
+    exec: &Executor,
+    cfg: &RewardConfig,
+) -> SolveReward {
+    let graded = task_type.grade(task, text, exec);
+    SolveReward {
+        reward: cfg.solver(graded.score),
+        graded,
+    }
 }
 
 #[cfg(test)]
@@ -100,23 +144,53 @@ mod tests {
     #[test]
     fn solver_rewards() {
         let r = RewardConfig::default();
-        assert_eq!(r.solver(Verdict::Correct), 1.0);
-        assert_eq!(r.solver(Verdict::Wrong), -0.5);
-        assert_eq!(r.solver(Verdict::FormatError), -1.0);
+        assert_eq!(r.solver(Score::correct()), 1.0);
+        assert_eq!(r.solver(Score::wrong()), -0.5);
+        assert_eq!(r.solver(Score::format_error()), -1.0);
+    }
+
+    #[test]
+    fn partial_credit_interpolates_between_wrong_and_correct() {
+        let r = RewardConfig::default();
+        // 3 of 4 hidden tests: -0.5 + 0.75 * 1.5 = 0.625.
+        let s = Score::fraction(3, 4);
+        assert_eq!(s.verdict, Verdict::Partial);
+        assert_eq!(s.value, 0.75);
+        assert_eq!(r.solver(s), 0.625);
+        // 1 of 4: -0.5 + 0.25 * 1.5 = -0.125.
+        assert_eq!(r.solver(Score::fraction(1, 4)), -0.125);
+        // 0 of n is wrong, n of n correct, 0 of 0 wrong.
+        assert_eq!(Score::fraction(0, 4), Score::wrong());
+        assert_eq!(Score::fraction(4, 4), Score::correct());
+        assert_eq!(Score::fraction(0, 0), Score::wrong());
+        // A binary configuration gives partial answers the wrong reward.
+        let binary = RewardConfig {
+            partial_credit: false,
+            ..RewardConfig::default()
+        };
+        assert_eq!(binary.solver(Score::fraction(3, 4)), -0.5);
+        // Other scales: correct 1, wrong 0 -> the reward is the fraction itself.
+        let frac = RewardConfig {
+            wrong: 0.0,
+            ..RewardConfig::default()
+        };
+        assert_eq!(frac.solver(Score::fraction(2, 5)), 0.4);
+        // A score compares equal to its label.
+        assert!(Score::fraction(1, 2) == Verdict::Partial);
     }
 
     #[test]
     fn proposer_rewards_follow_azr_code_and_paper() {
         let r = RewardConfig::default();
         let v = [
-            Verdict::Correct,
-            Verdict::Wrong,
-            Verdict::FormatError,
-            Verdict::Correct,
-            Verdict::Wrong,
-            Verdict::Wrong,
-            Verdict::Wrong,
-            Verdict::Wrong,
+            Score::correct(),
+            Score::wrong(),
+            Score::format_error(),
+            Score::correct(),
+            Score::wrong(),
+            Score::wrong(),
+            Score::wrong(),
+            Score::wrong(),
         ];
         let s = solve_rate(&v);
         assert_eq!(s, 0.25);
@@ -132,5 +206,14 @@ mod tests {
         assert_eq!(paper.learnability(1.0), 0.0);
         assert_eq!(paper.learnability(0.5), 0.5);
         assert_eq!(solve_rate(&[]), 0.0);
+        // Partial credit counts its value: (1 + 0.5 + 0) / 4 = 0.375, learnability 0.625.
+        let p = [
+            Score::correct(),
+            Score::fraction(1, 2),
+            Score::wrong(),
+            Score::format_error(),
+        ];
+        assert_eq!(solve_rate(&p), 0.375);
+        assert_eq!(r.learnability(solve_rate(&p)), 0.625);
     }
 }

@@ -1,14 +1,18 @@
 //! Prompt templates, loaded from TOML (`config/templates/*.toml`).
 //!
-//! A [`TemplateSet`] holds the wrapper, one proposer/reference/solver template per task kind, the
-//! block markers the parsers look for ([`Format`]) and the seed tasks. Two sets are built in
+//! A [`TemplateSet`] holds the block markers the parsers look for ([`Format`]), the wrapper and
+//! one section per task kind, looked up by the kind's name: each task type reads its own
+//! section into its own typed struct ([`TemplateSet::section`]) and checks its placeholders
+//! ([`require`]). A file may leave out the sections of kinds it does not use; the registry only
+//! registers the kinds whose section is present. Two sets are built in
 //! (embedded with `include_str!`, so the binary works from any directory): `paper` (R1-style
 //! `<think>`/`<answer>` with fenced blocks, for real models) and `compact` (the tiny model's
 //! `<prog>...<in>...<out>...<end>` sequences). Any other file can be loaded with
 //! [`TemplateSet::load`].
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// The embedded `paper` template set.
@@ -44,6 +48,30 @@ pub enum TemplateError {
     /// Inconsistent `[format]` settings.
     #[error("invalid [format]: {0}")]
     Format(String),
+    /// The set has no section for a kind that needs one.
+    #[error("template set `{set}` has no [{section}] section")]
+    MissingSection {
+        /// Template set name.
+        set: String,
+        /// Section name.
+        section: String,
+    },
+    /// The `[tasks.kind.<name>]` settings of a kind do not match its settings struct.
+    #[error("config [tasks.kind.{kind}]: {message}")]
+    Settings {
+        /// Kind name.
+        kind: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A section does not match its task type's schema (missing or unknown keys).
+    #[error("template section [{section}]: {message}")]
+    Section {
+        /// Section name.
+        section: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// How blocks are delimited in prompts and generations.
@@ -164,70 +192,9 @@ pub struct Wrapper {
     pub text: String,
 }
 
-/// Templates of a single-pair code kind (deduction, abduction).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CodeTemplates {
-    /// Proposer prompt: `{references}`, `{num_references}`.
-    pub propose: String,
-    /// One reference: `{index}`, `{program}`, `{input}`, `{output}`.
-    pub reference: String,
-    /// Solver prompt (deduction: `{program}` `{input}`; abduction: `{program}` `{output}`).
-    pub solve: String,
-    /// A perfect proposer reply: `{program}`, `{input}`, `{output}`.
-    pub proposal: String,
-    /// A perfect solver reply (deduction: `{output}`; abduction: `{input}`).
-    pub answer: String,
-}
-
-/// Templates of the induction kind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InductionTemplates {
-    /// Proposer prompt: `{program}`, `{num_inputs}`.
-    pub propose: String,
-    /// One visible pair: `{index}`, `{input}`, `{output}`.
-    pub pair: String,
-    /// Solver prompt: `{pairs}`, `{message}`.
-    pub solve: String,
-    /// A perfect proposer reply: `{inputs}` (each rendered with `proposal_input`), `{message}`.
-    pub proposal: String,
-    /// One input of a proposer reply: `{input}`.
-    pub proposal_input: String,
-    /// A perfect solver reply: `{program}`.
-    pub answer: String,
-}
-
-/// Templates of the math kind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MathTemplates {
-    /// Solver prompt: `{problem}`.
-    pub solve: String,
-    /// A perfect solver reply: `{answer}`.
-    pub answer: String,
-    /// Embed the prompt in the wrapper and require its tags (default false, as in 1-shot RLVR).
-    #[serde(default)]
-    pub wrapped: bool,
-}
-
-/// `[seed]`: the zero tasks the buffers start from (AZR: the identity function).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SeedTemplates {
-    /// Seed program.
-    pub program: String,
-    /// Seed input of the deduction/abduction seed task.
-    pub input: String,
-    /// Inputs of the induction seed task.
-    pub induction_inputs: Vec<String>,
-    /// Message of the induction seed task.
-    pub induction_message: String,
-}
-
-/// A complete template set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A complete template set: `name`, `[format]`, `[wrapper]` and any number of sections (every
+/// other top-level table), one per task kind plus shared ones such as `[seed]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TemplateSet {
     /// Name (for logs).
     pub name: String,
@@ -235,16 +202,9 @@ pub struct TemplateSet {
     pub format: Format,
     /// Prompt wrapper.
     pub wrapper: Wrapper,
-    /// Deduction templates.
-    pub deduction: CodeTemplates,
-    /// Abduction templates.
-    pub abduction: CodeTemplates,
-    /// Induction templates.
-    pub induction: InductionTemplates,
-    /// Math templates.
-    pub math: MathTemplates,
-    /// Seed tasks.
-    pub seed: SeedTemplates,
+    /// Every other table, by name.
+    #[serde(flatten)]
+    pub sections: BTreeMap<String, toml::Table>,
 }
 
 impl TemplateSet {
@@ -275,92 +235,37 @@ impl TemplateSet {
         }
     }
 
-    /// Parse and check TOML text.
+    /// Parse and check TOML text (the shared parts; each task type checks its own section when
+    /// it is built).
     pub fn from_toml(text: &str) -> Result<Self, TemplateError> {
         let set: TemplateSet = toml::from_str(text)?;
-        set.check()?;
+        set.format.check()?;
+        require("wrapper.text", &set.wrapper.text, &["body"])?;
         Ok(set)
     }
 
-    fn check(&self) -> Result<(), TemplateError> {
-        self.format.check()?;
-        let need: [(&str, &str, &[&str]); 17] = [
-            (
-                "deduction.proposal",
-                &self.deduction.proposal,
-                &["program", "input"],
-            ),
-            ("deduction.answer", &self.deduction.answer, &["output"]),
-            (
-                "abduction.proposal",
-                &self.abduction.proposal,
-                &["program", "input"],
-            ),
-            ("abduction.answer", &self.abduction.answer, &["input"]),
-            (
-                "induction.proposal",
-                &self.induction.proposal,
-                &["inputs", "message"],
-            ),
-            (
-                "induction.proposal_input",
-                &self.induction.proposal_input,
-                &["input"],
-            ),
-            ("induction.answer", &self.induction.answer, &["program"]),
-            ("wrapper.text", &self.wrapper.text, &["body"]),
-            (
-                "deduction.propose",
-                &self.deduction.propose,
-                &["references"],
-            ),
-            (
-                "deduction.reference",
-                &self.deduction.reference,
-                &["program", "input", "output"],
-            ),
-            (
-                "deduction.solve",
-                &self.deduction.solve,
-                &["program", "input"],
-            ),
-            (
-                "abduction.propose",
-                &self.abduction.propose,
-                &["references"],
-            ),
-            (
-                "abduction.reference",
-                &self.abduction.reference,
-                &["program", "input", "output"],
-            ),
-            (
-                "abduction.solve",
-                &self.abduction.solve,
-                &["program", "output"],
-            ),
-            ("induction.propose", &self.induction.propose, &["program"]),
-            ("induction.pair", &self.induction.pair, &["input", "output"]),
-            (
-                "induction.solve",
-                &self.induction.solve,
-                &["pairs", "message"],
-            ),
-        ];
-        for (template, text, placeholders) in need.iter().copied().chain([
-            ("math.solve", self.math.solve.as_str(), &["problem"][..]),
-            ("math.answer", self.math.answer.as_str(), &["answer"][..]),
-        ]) {
-            for p in placeholders {
-                if !text.contains(&format!("{{{p}}}")) {
-                    return Err(TemplateError::MissingPlaceholder {
-                        template: template.to_string(),
-                        placeholder: p.to_string(),
-                    });
-                }
-            }
-        }
-        Ok(())
+    /// Whether the set has a section of this name.
+    pub fn has_section(&self, name: &str) -> bool {
+        self.sections.contains_key(name)
+    }
+
+    /// The section `name` read into a task type's own struct (use `#[serde(deny_unknown_fields)]`
+    /// on it so that typos are reported).
+    pub fn section<T: DeserializeOwned>(&self, name: &str) -> Result<T, TemplateError> {
+        let table = self
+            .sections
+            .get(name)
+            .ok_or_else(|| TemplateError::MissingSection {
+                set: self.name.clone(),
+                section: name.to_string(),
+            })?;
+        table
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| TemplateError::Section {
+                section: name.to_string(),
+                message: e.message().to_string(),
+            })
     }
 
     /// Embed a task body in the wrapper.
@@ -396,6 +301,20 @@ impl TemplateSet {
             }
         }
     }
+}
+
+/// Check that template `key` (e.g. `deduction.solve`) contains every `{placeholder}` its task
+/// type fills.
+pub fn require(key: &str, text: &str, placeholders: &[&str]) -> Result<(), TemplateError> {
+    for p in placeholders {
+        if !text.contains(&format!("{{{p}}}")) {
+            return Err(TemplateError::MissingPlaceholder {
+                template: key.to_string(),
+                placeholder: p.to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Fill `{name}` placeholders in one pass; braces that do not name a given placeholder are kept
@@ -461,22 +380,40 @@ mod tests {
     }
 
     #[test]
-    fn missing_placeholder_is_reported() {
-        let bad = PAPER_TOML.replacen("{program}\n```\n```input\n{input}", "x", 1);
-        match TemplateSet::from_toml(&bad) {
-            Err(TemplateError::MissingPlaceholder { template, .. }) => {
-                assert_eq!(template, "deduction.proposal")
-            }
-            other => panic!("unexpected {other:?}"),
+    fn sections_are_looked_up_by_name() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Math {
+            solve: String,
+            #[allow(dead_code)]
+            answer: String,
+            #[allow(dead_code)]
+            wrapped: bool,
         }
-    }
-
-    #[test]
-    fn unknown_keys_are_rejected() {
-        let bad = format!("{PAPER_TOML}\n[extra]\nx = 1\n");
+        let p = TemplateSet::builtin("paper").unwrap();
+        let m: Math = p.section("math").unwrap();
+        assert!(m.solve.contains("{problem}"));
         assert!(matches!(
-            TemplateSet::from_toml(&bad),
-            Err(TemplateError::Toml(_))
+            p.section::<Math>("nope"),
+            Err(TemplateError::MissingSection { .. })
+        ));
+        // Unknown keys in a section are reported by the section's reader.
+        let bad = format!(
+            "{PAPER_TOML}\n[extra]\nsolve = \"x\"\nanswer = \"y\"\nwrapped = true\ntypo = 1\n"
+        );
+        let set = TemplateSet::from_toml(&bad).unwrap();
+        assert!(matches!(
+            set.section::<Math>("extra"),
+            Err(TemplateError::Section { .. })
+        ));
+        // A file may leave out kinds: only format, wrapper and name are required.
+        let minimal = "name = \"m\"\n[format]\nstyle = \"tagged\"\nprogram = \"<p>\"\ninput = \"<i>\"\noutput = \"<o>\"\nmessage = \"<m>\"\nend = \"<e>\"\n[wrapper]\ntext = \"{body}\"\n";
+        let set = TemplateSet::from_toml(minimal).unwrap();
+        assert!(set.sections.is_empty());
+        assert!(require("a.b", "x {y}", &["y"]).is_ok());
+        assert!(matches!(
+            require("a.b", "x", &["y"]),
+            Err(TemplateError::MissingPlaceholder { .. })
         ));
     }
 

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use azr_core::tasks::Verdict;
+use azr_core::tasks::{Score, Verdict};
 use azr_core::types::Role;
 use ractor::RpcReplyPort;
 
@@ -67,7 +67,7 @@ async fn estimate(ctx: &Arc<Ctx>, job: &EstimateJob) -> Result<f64, WorkError> {
         texts
             .iter()
             .map(|t| super::reward::grade(&c, &task, t))
-            .collect::<Result<Vec<Verdict>, WorkError>>()
+            .collect::<Result<Vec<Score>, WorkError>>()
     })
     .await
     .map_err(|e| WorkError::Join(e.to_string()))??;
@@ -80,7 +80,8 @@ async fn estimate(ctx: &Arc<Ctx>, job: &EstimateJob) -> Result<f64, WorkError> {
         &lengths,
         lengths.iter().filter(|&&l| l >= max).count(),
     );
-    Ok(correct as f64 / verdicts.len().max(1) as f64)
+    // The mean score: partial credit counts its value.
+    Ok(f64::from(azr_core::tasks::rewards::solve_rate(&verdicts)))
 }
 
 impl Service for Estimator {

@@ -139,7 +139,7 @@ pub async fn evaluate(
             tokio::task::spawn_blocking(move || {
                 items
                     .iter()
-                    .map(|(t, text)| super::reward::grade(&c, t, text))
+                    .map(|(t, text)| super::reward::grade(&c, t, text).map(|s| s.verdict))
                     .collect::<Result<Vec<Verdict>, WorkError>>()
             })
             .await

@@ -63,7 +63,10 @@ fn validate(ctx: &Ctx, item: &ProposalItem) -> Validated {
             return Validated::Rejected(ProposalResult::FormatError(format!("format_error: {e}")))
         }
     };
-    let tt = match ctx.task_type(p.kind) {
+    let tt = match ctx
+        .task_type(p.kind)
+        .and_then(|t| t.proposer().ok_or(super::WorkError::NotProposable(p.kind)))
+    {
         Ok(tt) => tt,
         Err(e) => return Validated::Rejected(ProposalResult::NoReward(e.to_string())),
     };

@@ -50,6 +50,9 @@ pub enum WorkError {
     /// No task type is registered for the kind.
     #[error("no task type registered for `{0}`")]
     NoTaskType(TaskKind),
+    /// The kind's task type is solve only (it has no proposer).
+    #[error("task type `{0}` does not propose")]
+    NotProposable(TaskKind),
     /// Building a prompt failed.
     #[error("prompt: {0}")]
     Prompt(#[from] azr_core::tasks::TaskError),
@@ -181,12 +184,7 @@ pub struct Slot {
 impl Slot {
     /// A group id unique per slot (the GRPO / RLOO group of its samples).
     pub fn group(&self) -> u64 {
-        let k = TaskKind::CODE
-            .iter()
-            .position(|c| *c == self.kind)
-            .unwrap_or(3) as u64;
-        let r = u64::from(self.role == Role::Solve);
-        (self.batch << 24) | (k << 21) | (r << 20) | (self.index & 0xF_FFFF)
+        azr_core::types::group_id(self.batch, self.kind, self.role, self.index as usize)
     }
 
     /// The sampling seed of this slot (`purpose` separates the streams of one slot, e.g. its

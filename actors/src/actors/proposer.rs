@@ -49,7 +49,11 @@ impl Proposer {
 }
 
 async fn propose(ctx: &Ctx, job: &ProposeJob) -> Result<ProposalItem, WorkError> {
-    let tt = ctx.task_type(job.slot.kind)?;
+    let kind = job.slot.kind;
+    let tt = ctx
+        .task_type(kind)?
+        .proposer()
+        .ok_or(WorkError::NotProposable(kind))?;
     let prompt = tt.proposer_prompt(&job.references)?;
     let prompt_ids = ctx.codec.encode(&prompt.text)?;
     let generated = ctx

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use azr_core::tasks::{ProposalOutcome, Task, Verdict};
+use azr_core::tasks::{ProposalOutcome, Score, Task, Verdict};
 use azr_core::types::{Role, ScoredRollout};
 use ractor::RpcReplyPort;
 
@@ -43,12 +43,13 @@ impl Reward {
     }
 }
 
-/// Grade one response with its task type's checker (blocking).
-pub fn grade(ctx: &Ctx, task: &Task, text: &str) -> Result<Verdict, WorkError> {
+/// Grade one response with its task type's checker (blocking): its score in [0, 1] and label,
+/// which `tasks.rewards` maps to the reward (partial credit included).
+pub fn grade(ctx: &Ctx, task: &Task, text: &str) -> Result<Score, WorkError> {
     Ok(ctx
         .task_type(task.kind)?
         .grade(task, text, &ctx.executor)
-        .verdict)
+        .score)
 }
 
 /// Score one item (blocking: grading may run programs).

@@ -91,6 +91,9 @@ pub enum StoreError {
     /// The slot's task kind has no task type.
     #[error(transparent)]
     Work(#[from] super::WorkError),
+    /// A task of a kind without a buffer.
+    #[error(transparent)]
+    Buffer(#[from] azr_core::tasks::BufferError),
 }
 
 /// Messages of the task store.
@@ -273,7 +276,8 @@ impl Service for TaskStore {
             StoreMsg::Add { tasks, reply } => {
                 if let Source::SelfPlay { buffers, .. } = &mut state.source {
                     for t in tasks {
-                        buffers.push(t);
+                        // A task without a buffer is an error, never a silent drop.
+                        buffers.push(t)?;
                     }
                     for (kind, size) in buffers.sizes() {
                         telemetry::buffer_size(kind, size);

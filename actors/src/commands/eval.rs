@@ -33,7 +33,8 @@ pub const HELDOUT_FILE: &str = "heldout.jsonl";
 /// `cruxeval-o` / `cruxeval-i` (CRUXEval output / input prediction), a math set
 /// (`math500`, `aime24`, `aime25`, `amc23`, `minerva`, `olympiadbench`, `gsm8k`), or
 /// `heldout-{deduction,abduction,induction}` (the tiny model's held-out set, `heldout.jsonl`
-/// next to the weights in `model_dir`).
+/// next to the weights in `model_dir`), or `humaneval` (synthesis tasks; their gold outputs are
+/// computed in the sandbox by [`eval`] with `humaneval::attach_gold`).
 pub fn load_benchmark(name: &str, limit: usize, model_dir: &Path) -> Result<Vec<Task>> {
     let norm = name.replace('_', "-");
     let mut tasks: Vec<Task> = match norm.as_str() {
@@ -51,10 +52,18 @@ pub fn load_benchmark(name: &str, limit: usize, model_dir: &Path) -> Result<Vec<
                 })
                 .collect()
         }
+        "humaneval" => {
+            let path = azr_core::data::humaneval::DEFAULT_PATH;
+            azr_core::data::load_humaneval(path)
+                .with_context(|| format!("loading {path}"))?
+                .iter()
+                .map(|i| i.task())
+                .collect()
+        }
         n if n.starts_with("heldout-") => {
             let kind: TaskKind = n["heldout-".len()..]
                 .parse()
-                .map_err(|e: String| anyhow::anyhow!(e))?;
+                .map_err(|e: azr_core::types::KindNameError| anyhow::anyhow!(e))?;
             let path = model_dir.join(HELDOUT_FILE);
             let set = HeldoutSet::load(&path)
                 .with_context(|| format!("loading the held-out set {}", path.display()))?;
@@ -74,9 +83,9 @@ pub fn load_benchmark(name: &str, limit: usize, model_dir: &Path) -> Result<Vec<
                 .map(|p| p.task())
                 .collect(),
             Err(_) => bail!(
-                "unknown benchmark `{name}` (expected cruxeval-o, cruxeval-i, heldout-deduction, \
-                 heldout-abduction, heldout-induction, arc-easy, arc-challenge or a math set: \
-                 math500, aime24, aime25, amc23, minerva, olympiadbench, gsm8k)"
+                "unknown benchmark `{name}` (expected cruxeval-o, cruxeval-i, humaneval, \
+                 heldout-deduction, heldout-abduction, heldout-induction, arc-easy, arc-challenge \
+                 or a math set: math500, aime24, aime25, amc23, minerva, olympiadbench, gsm8k)"
             ),
         },
     };
@@ -142,8 +151,17 @@ pub async fn eval(args: EvalArgs) -> Result<()> {
             .await?
             .context("starting the executor")?,
     );
+    // HumanEval's gold outputs come from its reference solutions, run in the sandbox.
+    let humaneval = args.benchmark.replace('_', "-") == "humaneval";
+    let tasks = if humaneval {
+        let ex = executor.clone();
+        tokio::task::spawn_blocking(move || azr_core::data::humaneval::attach_gold(tasks, &ex))
+            .await?
+    } else {
+        tasks
+    };
     let templates = Arc::new(TemplateSet::resolve(&cfg.raw.tasks.templates)?);
-    let registry = Arc::new(TaskRegistry::builtin(templates.clone(), &cfg.raw.tasks));
+    let registry = Arc::new(TaskRegistry::builtin(templates.clone(), &cfg.raw.tasks)?);
     let model = backend::load_model(&cfg, ckpt.as_deref())?;
     let stop_ids = backend::stop_token_ids(&model, &templates.format.stop);
     let codec = backend::codec(&model);
@@ -175,6 +193,13 @@ pub async fn eval(args: EvalArgs) -> Result<()> {
     let _ = tokio::task::spawn_blocking(move || join.join()).await;
     let ev = &cfg.raw.evaluator;
     for s in scores {
+        if humaneval {
+            // One sample per item at the evaluator's temperature: avg@k of "all tests pass".
+            println!(
+                "{}: pass@1 {:.4} ({} items x {} samples, all hidden tests passed)",
+                s.benchmark, s.accuracy, s.items, s.samples
+            );
+        }
         println!(
             "{}: accuracy {:.4} ({} items x {} samples; temperature {}, max_new_tokens {}, weights {})",
             s.benchmark,

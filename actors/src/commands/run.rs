@@ -87,7 +87,8 @@ pub async fn train(
             )
         },
     )?);
-    let registry = Arc::new(TaskRegistry::builtin(templates.clone(), &cfg.raw.tasks));
+    let registry = Arc::new(TaskRegistry::builtin(templates.clone(), &cfg.raw.tasks)?);
+    azr_core::metrics::use_registry(&registry);
 
     let model = backend::load_model(&cfg, checkpoint.as_deref())?;
     tracing::info!(
@@ -108,17 +109,22 @@ pub async fn train(
 
     let source = match cfg.raw.selfplay.mode {
         config::Mode::Azr => {
-            let buffers: TaskBuffers = if state.mode_state.is_null() {
-                let ex = executor.clone();
-                let t = templates.clone();
-                let bc = cfg.raw.tasks.buffer.clone();
-                tokio::task::spawn_blocking(move || TaskBuffers::seeded(&t, &bc, &ex))
-                    .await?
-                    .context("validating the seed tasks")?
+            // Every self-play kind gets a buffer with its seed tasks; a resumed checkpoint made
+            // before a kind existed gets the missing buffers created and seeded.
+            let mut buffers: TaskBuffers = if state.mode_state.is_null() {
+                TaskBuffers::default()
             } else {
                 serde_json::from_value(state.mode_state.clone())
                     .context("restoring the task buffers")?
             };
+            let (ex, r) = (executor.clone(), registry.clone());
+            let kinds = cfg.raw.selfplay.task_kinds.clone();
+            let bc = cfg.raw.tasks.buffer.clone();
+            let buffers = tokio::task::spawn_blocking(move || {
+                buffers.ensure(&r, &kinds, &bc, &ex).map(|_| buffers)
+            })
+            .await?
+            .context("creating and seeding the task buffers")?;
             Source::SelfPlay {
                 buffers,
                 window: cfg.raw.tasks.buffer.newest_window,
