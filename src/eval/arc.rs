@@ -339,7 +339,8 @@ fn from_parenthesised(text: &str, labels: &[&str]) -> Option<usize> {
 /// leading label, last parenthesised label); `None` when it names none. `text` is taken as is
 /// (no stop cut; see [`ArcPrompt::extract`]).
 pub fn extract_label(text: &str, labels: &[&str]) -> Option<String> {
-    let rules: [fn(&str, &[&str]) -> Option<usize>; 4] = [
+    type Rule = fn(&str, &[&str]) -> Option<usize>;
+    let rules: [Rule; 4] = [
         from_boxed,
         from_answer_phrase,
         from_leading,

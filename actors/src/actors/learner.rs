@@ -217,6 +217,7 @@ impl LearnerActor {
             let mut records: Vec<DumpRecord> = Vec::new();
             let mut rollouts: Vec<ScoredRollout> = Vec::new();
             let mut tally: Option<EpochTally> = None;
+            #[allow(clippy::type_complexity)]
             let mut per_key: BTreeMap<
                 (azr_core::types::TaskKind, Role),
                 Vec<(f32, bool, bool, usize)>,
