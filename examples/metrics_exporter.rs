@@ -107,7 +107,7 @@ fn simulate_step(step: u64, step_s: f64, rng: &mut ChaCha8Rng) {
             .increment(u64::from(rng.random_bool(0.1)));
         ROLLOUTS_TOTAL.counter(&tr).increment(n);
     }
-    for task in TASKS {
+    for task in task_kinds() {
         let t = [("task", task.as_str())];
         let proposed = 8;
         let valid = rng.random_range(3..=proposed);

@@ -297,6 +297,7 @@ fn attention_composed(
     ctx.transpose(1, 2).unwrap().reshape((b, t, h * d)).unwrap()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn spec(
     b: usize,
     t: usize,
@@ -514,7 +515,7 @@ fn token_logprob_and_entropy_match_log_softmax() {
     let tg = Arc::new(targets.clone());
     check(
         "logprob+entropy",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         1e-5,
         |t| {
             t[0].apply_op1(TokenLogProbEntropy {
