@@ -26,8 +26,9 @@ pub enum Kernels {
     /// Ops with gradients built only from candle primitives (slower; the reference the
     /// custom kernels are tested against).
     Composed,
-    /// candle's fused kernels: fastest, but gradients stop at them silently. Only for weights
-    /// that are not trained (snapshots used by samplers and reference policies).
+    /// Forward-only kernels (this crate's CPU kernels without a recorded backward on the CPU,
+    /// candle's fused kernels elsewhere): fastest, but gradients stop at them silently. Only
+    /// for weights that are not trained (snapshots used by samplers and reference policies).
     Fused,
 }
 
