@@ -59,7 +59,7 @@ fn continuous_batching_greedy_equals_decoding_alone() {
         for i in 0..11usize {
             let p = prompt(1 + (i * 5) % 17, i as u32);
             let mut params = SamplingParams::greedy(3 + (i * 7) % 20);
-            let alone = generate(&snap, &[p.clone()], &params).unwrap();
+            let alone = generate(&snap, std::slice::from_ref(&p), &params).unwrap();
             if i % 3 == 0 && alone[0].tokens.len() > 4 {
                 params.stop_token_ids = vec![alone[0].tokens[alone[0].tokens.len() / 2]];
             }
@@ -69,7 +69,7 @@ fn continuous_batching_greedy_equals_decoding_alone() {
         let tickets: Vec<_> = reqs.iter().map(|r| h.submit(r.clone()).unwrap()).collect();
         for (r, t) in reqs.iter().zip(tickets) {
             let got = t.wait().unwrap();
-            let want = generate(&snap, &[r.prompt.clone()], &r.params).unwrap();
+            let want = generate(&snap, std::slice::from_ref(&r.prompt), &r.params).unwrap();
             assert_eq!(got.len(), 1);
             assert_eq!(got[0].tokens, want[0].tokens, "prompt {:?}", r.prompt);
             assert_eq!(got[0].stop, want[0].stop);

@@ -270,7 +270,7 @@ impl<M: Message> ServiceHandle<M> {
                 tracing::warn!(worker = self.name, attempt, reason = %last, "retrying request");
                 tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
             }
-            let Some(actor) = ActorRef::<M>::where_is(self.name.to_string()) else {
+            let Some(actor) = ActorRef::<M>::where_is(self.name) else {
                 last = "not running".to_string();
                 continue;
             };
