@@ -48,12 +48,24 @@ fn bench_pipeline_reports_both_variants() {
     ok(out.clone());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["steps"], 2);
-    assert_eq!(v["overlap_steps"].as_array().unwrap().len(), 2);
-    assert_eq!(v["on_policy_steps"].as_array().unwrap().len(), 2);
-    let o = v["overlap_step_seconds"].as_f64().unwrap();
-    let p = v["on_policy_step_seconds"].as_f64().unwrap();
+    // Every variant in one run: S = 1, S = 0 and the engine against one request at a time.
+    assert_eq!(v["overlap"]["steps"].as_array().unwrap().len(), 2);
+    assert_eq!(v["on_policy"]["steps"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        (
+            v["overlap"]["staleness"].as_u64(),
+            v["on_policy"]["staleness"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
+    let o = v["overlap"]["samples_per_second"].as_f64().unwrap();
+    let p = v["on_policy"]["samples_per_second"].as_f64().unwrap();
     assert!(o > 0.0 && p > 0.0);
-    assert!((v["speedup"].as_f64().unwrap() - p / o).abs() < 1e-9);
+    assert!((v["speedup"].as_f64().unwrap() - o / p).abs() < 1e-9);
+    let idle = v["trainer_idle_ratio"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&idle));
+    assert!(v["engine_speedup"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["engine"]["identical_samples"], true);
 }
 
 #[test]
