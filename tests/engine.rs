@@ -210,46 +210,72 @@ fn inflight_publish_moves_versions_sequence_boundary_never_mixes() {
     let snap0 = common::model(common::tiny_qwen2(), 44).snapshot().unwrap();
     let snap1 = common::model(common::tiny_qwen2(), 45).snapshot().unwrap();
 
-    // In flight: a long sequence sees the new version midway.
-    let h = engine(&snap0, 4, WeightSync::InFlight);
+    // In flight: the sample running when the new version lands sees it midway. Its 16
+    // samples take turns in the one slot; the engine is parked while a sample is running,
+    // the version is published, and the engine resumes.
+    let h = engine(&snap0, 1, WeightSync::InFlight);
     let t = h
-        .submit(GenRequest::new(prompt(3, 0), 1, sampled(120, 1)))
+        .submit(GenRequest::new(prompt(3, 0), 16, sampled(120, 1)))
         .unwrap();
     wait_for(&h, |s| s.tokens_generated >= 5);
-    h.publish(1, snap1.clone());
-    let out = t.wait().unwrap().remove(0);
-    assert_eq!(out.tokens.len(), 120);
-    assert_eq!(out.first_version, 0);
-    assert_eq!(out.last_version, 1);
-    assert!(out.first_version < out.last_version);
+    for attempt in 0.. {
+        h.pause().unwrap();
+        let parked = h.stats();
+        assert_eq!(
+            parked.requests_completed, 0,
+            "the request ended before the pause"
+        );
+        if parked.active_slots == 1 {
+            h.publish(1, snap1.clone());
+            h.resume();
+            break;
+        }
+        // Parked between one sample's end and the next one's admission: try again.
+        h.resume();
+        assert!(attempt < 1000, "never parked with a sample running");
+    }
+    let outs = t.wait().unwrap();
+    let versions: Vec<(u64, u64)> = outs
+        .iter()
+        .map(|o| (o.first_version, o.last_version))
+        .collect();
+    // Samples finished before the publish are all version 0; the rest decoded with version 1
+    // (their first token came from the prompt's shared version-0 prefill, so they start at 0).
+    let k = versions.iter().take_while(|&&v| v == (0, 0)).count();
+    assert!(k < outs.len(), "no sample saw version 1: {versions:?}");
+    assert!(versions[k..].iter().all(|&v| v == (0, 1)), "{versions:?}");
+    assert!(outs.iter().all(|o| o.tokens.len() == 120));
     assert_eq!(h.version(), 1);
     assert_eq!(h.stats().weight_updates, 1);
     h.shutdown();
 
-    // Sequence boundary: no sample mixes versions; later samples use the new one.
+    // Sequence boundary: no sample mixes versions. The two slots take requests 0 and 1 with
+    // version 0; the new version is published before requests 2..5 are submitted, so they
+    // wait until both slots are empty and then run on version 1.
     let h = engine(&snap0, 2, WeightSync::SequenceBoundary);
-    let tickets: Vec<_> = (0..6)
-        .map(|i| {
-            h.submit(GenRequest::new(
-                prompt(2 + i, i as u32),
-                1,
-                sampled(60, i as u64),
-            ))
-            .unwrap()
-        })
-        .collect();
+    let submit = |i: usize| {
+        h.submit(GenRequest::new(
+            prompt(2 + i, i as u32),
+            1,
+            sampled(60, i as u64),
+        ))
+        .unwrap()
+    };
+    h.pause().unwrap();
+    let mut tickets: Vec<_> = (0..2).map(submit).collect();
+    h.resume();
     wait_for(&h, |s| s.tokens_generated >= 5);
     h.publish(1, snap1.clone());
+    tickets.extend((2..6).map(submit));
     let outs: Vec<SampleOut> = tickets
         .into_iter()
         .map(|t| t.wait().unwrap().remove(0))
         .collect();
-    for o in &outs {
+    for (i, o) in outs.iter().enumerate() {
         assert_eq!(o.first_version, o.last_version);
+        assert_eq!(o.first_version, u64::from(i >= 2), "request {i}");
         assert_eq!(o.tokens.len(), 60);
     }
-    assert_eq!(outs[0].first_version, 0);
-    assert_eq!(outs[5].first_version, 1);
     assert_eq!(h.version(), 1);
     // A sample produced entirely by version 1 equals decoding it alone with version 1.
     let want = generate(&snap1, &[prompt(7, 5)], &sampled(60, 5)).unwrap();
@@ -276,6 +302,10 @@ fn shutdown_fails_pending_tickets_and_ends_the_thread() {
         })
         .collect();
     wait_for(&h, |s| s.tokens_generated >= 2);
+    // Parked, so the requests completed before shutdown are known exactly.
+    h.pause().unwrap();
+    let done = h.stats().requests_completed;
+    assert!(done < 6, "every request finished before the shutdown");
     h.shutdown();
     join.join().unwrap();
     let mut failed = 0;
@@ -286,7 +316,7 @@ fn shutdown_fails_pending_tickets_and_ends_the_thread() {
             Err(e) => panic!("unexpected error {e}"),
         }
     }
-    assert!(failed >= 5, "{failed} tickets failed");
+    assert_eq!(failed, 6 - done, "{done} completed, {failed} failed");
     assert!(matches!(
         h.submit(GenRequest::new(vec![1], 1, sampled(2, 0))),
         Err(EngineError::Shutdown)
@@ -334,25 +364,54 @@ fn concurrent_submitters_all_get_answers() {
 }
 
 #[test]
-#[ignore = "timing-dependent: races the engine thread; flaky on a loaded 2-core machine (run with --ignored)"]
 fn dropped_ticket_cancels_and_bad_requests_are_refused() {
     let snap = common::model(common::tiny_qwen2(), 48).snapshot().unwrap();
     let h = engine(&snap, 1, WeightSync::InFlight);
-    let long = h
-        .submit(GenRequest::new(prompt(3, 1), 2, sampled(120, 0)))
+
+    // A request dropped while it waits is never decoded.
+    h.pause().unwrap();
+    let waiting = h
+        .submit(GenRequest::new(prompt(3, 1), 2, sampled(30, 0)))
         .unwrap();
-    wait_for(&h, |s| s.tokens_generated >= 2);
-    drop(long);
+    drop(waiting);
+    h.resume();
     let short = h
         .submit(GenRequest::new(prompt(3, 2), 1, sampled(3, 0)))
         .unwrap();
     assert_eq!(short.wait().unwrap()[0].tokens.len(), 3);
     let s = h.stats();
     assert_eq!(s.requests_cancelled, 1);
-    assert!(
-        s.tokens_generated < 100,
-        "the cancelled request stopped early"
+    assert_eq!(s.tokens_generated, 3, "only the short request was decoded");
+
+    // A running request dropped mid-decode stops at the next iteration: paused (parked between
+    // iterations), the ticket dropped, then resumed, it generates no further token. Its 64
+    // samples of up to 120 tokens share the one slot, far more than the engine decodes before
+    // the pause lands.
+    let long = h
+        .submit(GenRequest::new(prompt(3, 3), 64, sampled(120, 0)))
+        .unwrap();
+    wait_for(&h, |s| s.tokens_generated >= 3 + 2);
+    h.pause().unwrap();
+    let parked = h.stats();
+    assert!(parked.paused);
+    assert_eq!(
+        parked.requests_completed, 1,
+        "the long request is still running"
     );
+    drop(long);
+    h.resume();
+    let after = h
+        .submit(GenRequest::new(prompt(3, 4), 1, sampled(3, 0)))
+        .unwrap();
+    assert_eq!(after.wait().unwrap()[0].tokens.len(), 3);
+    let s = h.stats();
+    assert_eq!(s.requests_cancelled, 2);
+    assert_eq!(
+        s.tokens_generated,
+        parked.tokens_generated + 3,
+        "the cancelled request generated nothing after its ticket was dropped"
+    );
+    assert!(!s.paused && s.pauses == 2);
 
     assert!(matches!(
         h.submit(GenRequest::new(vec![], 1, sampled(3, 0))),
@@ -477,7 +536,6 @@ fn block_on<F: std::future::Future>(fut: F) -> F::Output {
 }
 
 #[test]
-#[ignore = "timing-dependent: races the engine thread; flaky on a loaded 2-core machine (run with --ignored)"]
 fn tickets_resolve_async_and_priority_orders_admission() {
     fn send_sync<T: Send + Sync>() {}
     fn send<T: Send>() {}
@@ -486,21 +544,27 @@ fn tickets_resolve_async_and_priority_orders_admission() {
 
     let snap = common::model(common::tiny_llama(), 50).snapshot().unwrap();
     let h = engine(&snap, 1, WeightSync::InFlight);
+    // Paused, all three wait together; the one slot then serves them by priority, then by
+    // arrival.
+    h.pause().unwrap();
     let first = h
         .submit(GenRequest::new(prompt(3, 1), 1, sampled(40, 0)))
         .unwrap();
-    wait_for(&h, |s| s.active_slots == 1);
     let low = h
-        .submit(GenRequest::new(prompt(3, 2), 1, sampled(100, 0)))
+        .submit(GenRequest::new(prompt(3, 2), 32, sampled(100, 0)))
         .unwrap();
     let high = h
         .submit(GenRequest::new(prompt(3, 3), 1, sampled(5, 0)).with_priority(5))
         .unwrap();
+    h.resume();
     let async_out = block_on(high.recv_async()).unwrap();
     assert_eq!(async_out[0].tokens.len(), 5);
-    // The high-priority request overtook the earlier low-priority one.
+    // The high-priority request overtook both earlier ones (`low`, 32 samples of 100
+    // tokens, starts only after `first`).
     assert!(low.try_get().is_none());
     assert_eq!(first.wait().unwrap()[0].tokens.len(), 40);
-    assert_eq!(low.wait().unwrap()[0].tokens.len(), 100);
+    let low = low.wait().unwrap();
+    assert_eq!(low.len(), 32);
+    assert!(low.iter().all(|o| o.tokens.len() == 100));
     h.shutdown();
 }

@@ -130,6 +130,32 @@ impl EngineHandle {
         let _ = self.tx.send(Cmd::Publish(version, weights));
     }
 
+    /// Parks the engine between two decode iterations and returns once it is parked: no
+    /// sequence advances and none is admitted until [`EngineHandle::resume`]; submissions,
+    /// publications and cancellations are still taken. This is the colocated-training hook
+    /// (verl's sleep / wake-up): pause the rollouts while the learner needs the compute. It is
+    /// also what makes admission order observable in tests. Pausing a paused engine is a
+    /// no-op; if every handle is dropped while paused, the engine resumes to answer what is
+    /// outstanding.
+    ///
+    /// # Errors
+    /// [`EngineError::Shutdown`] if the engine has stopped.
+    pub fn pause(&self) -> Result<(), EngineError> {
+        if self.shared.closed.load(Ordering::SeqCst) {
+            return Err(EngineError::Shutdown);
+        }
+        let (parked, rx) = flume::bounded(1);
+        self.tx
+            .send(Cmd::Pause(parked))
+            .map_err(|_| EngineError::Shutdown)?;
+        rx.recv().map_err(|_| EngineError::Shutdown)
+    }
+
+    /// Leaves a pause ([`EngineHandle::pause`]); a no-op on a running engine.
+    pub fn resume(&self) {
+        let _ = self.tx.send(Cmd::Resume);
+    }
+
     /// The policy version decoding now.
     pub fn version(&self) -> PolicyVersion {
         self.shared.version.load(Ordering::SeqCst)

@@ -48,6 +48,15 @@ pub struct EngineStats {
     pub busy_secs: f64,
     /// Seconds blocked with no sequence active or waiting.
     pub idle_secs: f64,
+    /// Whether the engine is paused now ([`crate::engine::EngineHandle::pause`]).
+    #[serde(default)]
+    pub paused: bool,
+    /// Times the engine was paused.
+    #[serde(default)]
+    pub pauses: u64,
+    /// Seconds spent paused (neither busy nor idle).
+    #[serde(default)]
+    pub paused_secs: f64,
 }
 
 impl EngineStats {

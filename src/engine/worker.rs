@@ -29,6 +29,10 @@ pub(crate) enum Cmd {
     Submit(Submitted),
     /// New weights.
     Publish(PolicyVersion, Snapshot),
+    /// Park between iterations until [`Cmd::Resume`]; the sender is told once parked.
+    Pause(flume::Sender<()>),
+    /// Leave a pause.
+    Resume,
     /// Stop (the `closed` flag is the authority; this only wakes the thread).
     Shutdown,
 }
@@ -119,6 +123,8 @@ pub(crate) struct Worker {
     slots: Slots,
     stats: EngineStats,
     max_ctx: usize,
+    /// Parked by [`Cmd::Pause`]: no admission, no decoding, commands still taken.
+    paused: bool,
 }
 
 /// Marks the engine closed and fails queued requests however the thread ends (panics too).
@@ -157,6 +163,7 @@ impl Worker {
             waiting: Vec::new(),
             active: Vec::new(),
             stats,
+            paused: false,
         })
     }
 
@@ -165,6 +172,24 @@ impl Worker {
         let _guard = ExitGuard(Arc::clone(&self.shared));
         let mut orphaned = false;
         loop {
+            if self.paused {
+                let t = Instant::now();
+                let got = self.rx.recv();
+                self.stats.paused_secs += t.elapsed().as_secs_f64();
+                match got {
+                    Ok(cmd) => self.handle(cmd),
+                    // Nobody is left to resume: finish what is outstanding.
+                    Err(flume::RecvError::Disconnected) => {
+                        self.paused = false;
+                        orphaned = true;
+                    }
+                }
+                if self.shared.closed.load(Ordering::SeqCst) {
+                    break;
+                }
+                self.publish_stats();
+                continue;
+            }
             if self.active.is_empty() && self.waiting.is_empty() {
                 if orphaned {
                     break;
@@ -191,6 +216,11 @@ impl Worker {
             }
             if self.shared.closed.load(Ordering::SeqCst) {
                 break;
+            }
+            if self.paused {
+                self.stats.busy_secs += busy.elapsed().as_secs_f64();
+                self.publish_stats();
+                continue;
             }
             self.drop_cancelled();
             self.maybe_swap();
@@ -229,12 +259,22 @@ impl Worker {
                     self.pending = Some((version, snap));
                 }
             }
+            Cmd::Pause(parked) => {
+                self.paused = true;
+                self.stats.pauses += 1;
+                // Published before the pauser is told, so it reads the parked state.
+                self.publish_stats();
+                // The pauser may have given up waiting; nothing to do then.
+                let _ = parked.send(());
+            }
+            Cmd::Resume => self.paused = false,
             Cmd::Shutdown => self.shared.closed.store(true, Ordering::SeqCst),
         }
     }
 
     fn publish_stats(&mut self) {
         self.stats.active_slots = self.active.len();
+        self.stats.paused = self.paused;
         self.stats.kv_moves = self.slots.moves();
         self.stats.version = self.version;
         self.stats.waiting = self.shared.waiting.load(Ordering::SeqCst);
