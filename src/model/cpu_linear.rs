@@ -13,6 +13,7 @@ use super::cpu_par::{
     exp_neg, matmul, par_ranges, row_chunks, slice_f32, storage, tensor, threads, with_f32, zeros,
     CResult, MatMut, MatRef, SharedOut,
 };
+use super::cpu_rows;
 
 /// `(rows, in_features)` of an input whose last axis is the feature axis.
 fn rows_of(l: &Layout, k: usize) -> CResult<usize> {
@@ -46,6 +47,10 @@ fn linear_fwd(
         for row in y.chunks_exact_mut(m) {
             row.copy_from_slice(b);
         }
+    }
+    if n <= cpu_rows::MAX_ROWS {
+        cpu_rows::xwt(&mut y, x, w, (n, k, m), bias.is_some());
+        return y;
     }
     matmul(
         MatMut::new(&mut y, 0, n, m, m),

@@ -11,6 +11,7 @@ mod cpu_attention;
 mod cpu_linear;
 mod cpu_ops;
 mod cpu_par;
+mod cpu_rows;
 pub mod device;
 pub mod error;
 pub mod gguf;
