@@ -184,8 +184,9 @@ impl<T: Trainer> PipelineBuilder<T> {
         S: Service,
         F: FnOnce(&Wiring) -> S + Send + 'static,
     {
-        self.replacements
-            .push(Box::new(move |w: &Wiring| ActorFactory::of(Arc::new(build(w)))));
+        self.replacements.push(Box::new(move |w: &Wiring| {
+            ActorFactory::of(Arc::new(build(w)))
+        }));
         self
     }
 
@@ -283,13 +284,12 @@ impl<T: Trainer> PipelineBuilder<T> {
             None => pipeline::fresh_state(cfg.raw.run.seed),
         };
 
-        let mut templates = TemplateSet::resolve(&cfg.raw.tasks.templates)
-            .with_context(|| {
-                format!(
-                    "config key `tasks.templates`: `{}`",
-                    cfg.raw.tasks.templates
-                )
-            })?;
+        let mut templates = TemplateSet::resolve(&cfg.raw.tasks.templates).with_context(|| {
+            format!(
+                "config key `tasks.templates`: `{}`",
+                cfg.raw.tasks.templates
+            )
+        })?;
         for (set, text) in &sections {
             if *set == templates.name {
                 merge_sections(&mut templates, text).map_err(|message| {

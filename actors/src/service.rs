@@ -226,7 +226,9 @@ pub enum ReplaceError {
         registered: String,
     },
     /// The replacement handles another message type than the actor it replaces.
-    #[error("the replacement of actor `{name}` handles `{got}`, but the pipeline sends it `{expected}`")]
+    #[error(
+        "the replacement of actor `{name}` handles `{got}`, but the pipeline sends it `{expected}`"
+    )]
     MessageType {
         /// Actor name.
         name: &'static str,
@@ -378,4 +380,73 @@ where
         }
         while running.join_next().await.is_some() {}
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("never")]
+    struct Never;
+
+    /// A service named `name` handling `M`.
+    struct Named<M>(&'static str, PhantomData<fn() -> M>);
+
+    impl<M: Message> Service for Named<M> {
+        type Msg = M;
+        type State = ();
+        type Error = Never;
+
+        fn name(&self) -> &'static str {
+            self.0
+        }
+
+        async fn init(&self) -> Result<(), Never> {
+            Ok(())
+        }
+
+        async fn handle(&self, _msg: M, _state: &mut ()) -> Result<(), Never> {
+            Ok(())
+        }
+    }
+
+    fn named<M: Message>(name: &'static str) -> Arc<Named<M>> {
+        Arc::new(Named(name, PhantomData))
+    }
+
+    #[test]
+    fn replace_checks_the_name_and_the_message_type() {
+        let mut r = Registry::new();
+        r.add(named::<String>("reward")).add(named::<u64>("solver"));
+        assert_eq!(r.names(), ["reward", "solver"]);
+
+        let e = r
+            .replace(ActorFactory::of(named::<String>("rewards")))
+            .unwrap_err();
+        assert!(
+            matches!(&e, ReplaceError::UnknownActor { name, registered }
+                if name == "rewards" && registered == "reward, solver"),
+            "{e}"
+        );
+        let e = r
+            .replace(ActorFactory::of(named::<u64>("reward")))
+            .unwrap_err();
+        assert_eq!(
+            e,
+            ReplaceError::MessageType {
+                name: "reward",
+                expected: "alloc::string::String",
+                got: "u64",
+            }
+        );
+        // A fitting replacement takes the slot (and keeps the spawn order).
+        let fitting = ActorFactory::of(named::<String>("reward"));
+        let spawn = fitting.spawn.clone();
+        r.replace(fitting).unwrap();
+        assert_eq!(r.names(), ["reward", "solver"]);
+        assert!(r
+            .get("reward")
+            .is_some_and(|f| Arc::ptr_eq(&f.spawn, &spawn)));
+    }
 }

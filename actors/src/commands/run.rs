@@ -38,9 +38,7 @@ pub async fn run(args: RunArgs) -> Result<RunOutcome> {
     let mut raw = base.raw;
     apply_overrides(&mut raw, &args);
     let cfg = Config::validate(raw)?;
-    let mut builder = PipelineBuilder::new(cfg)
-        .stop(stop_signal())
-        .progress(true);
+    let mut builder = PipelineBuilder::new(cfg).stop(stop_signal()).progress(true);
     if let Some(dir) = &args.resume {
         builder = builder.resume(dir);
     }

@@ -66,7 +66,11 @@ impl Reverse {
     /// reference tasks per proposer prompt, settings from `[tasks.kind.reverse]`.
     pub fn new(templates: Arc<TemplateSet>, tasks: &TasksConfig) -> Result<Self, TemplateError> {
         let section: Section = templates.section(KIND.as_str())?;
-        require("reverse.reference", &section.reference, &["input", "output"])?;
+        require(
+            "reverse.reference",
+            &section.reference,
+            &["input", "output"],
+        )?;
         require("reverse.propose", &section.propose, &["references"])?;
         require("reverse.proposal", &section.proposal, &["input", "output"])?;
         require("reverse.solve", &section.solve, &["input"])?;
@@ -203,7 +207,10 @@ impl TaskType for Reverse {
 
     fn answer_text(&self, task: &Task) -> Result<String, TaskError> {
         Self::check_kind(task)?;
-        Ok(render(&self.section.answer, &[("output", &repr(&task.answer))]))
+        Ok(render(
+            &self.section.answer,
+            &[("output", &repr(&task.answer))],
+        ))
     }
 
     fn proposer(&self) -> Option<&dyn Proposer> {
@@ -240,7 +247,11 @@ impl Proposer for Reverse {
         })
     }
 
-    fn parse_proposal(&self, _prompt: &ProposerPrompt, text: &str) -> Result<Proposal, FormatError> {
+    fn parse_proposal(
+        &self,
+        _prompt: &ProposerPrompt,
+        text: &str,
+    ) -> Result<Proposal, FormatError> {
         Ok(Proposal {
             kind: KIND,
             program: String::new(),
@@ -279,7 +290,10 @@ impl Proposer for Reverse {
         Self::check_kind(task)?;
         Ok(render(
             &self.section.proposal,
-            &[("input", &repr(&task.problem)), ("output", &repr(&task.answer))],
+            &[
+                ("input", &repr(&task.problem)),
+                ("output", &repr(&task.answer)),
+            ],
         ))
     }
 

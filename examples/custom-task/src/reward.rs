@@ -82,8 +82,7 @@ impl Service for LengthPenaltyReward {
         // Grading may run programs: off the actor, so its mailbox stays responsive.
         tokio::spawn(async move {
             let slot = item.slot();
-            let sent = match tokio::task::spawn_blocking(move || reward::score(&ctx, item)).await
-            {
+            let sent = match tokio::task::spawn_blocking(move || reward::score(&ctx, item)).await {
                 Ok(mut scored) => {
                     apply(penalty, &mut scored);
                     tx.send_async(scored)

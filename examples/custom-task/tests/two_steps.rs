@@ -39,7 +39,10 @@ fn the_reverse_task_type_round_trips_and_gives_partial_credit() {
     let seeds = r.seed_tasks(exec()).unwrap();
     assert_eq!(seeds.len(), 3);
     let hello = &seeds[0];
-    assert_eq!((hello.problem.as_str(), hello.answer.as_str()), ("hello", "olleh"));
+    assert_eq!(
+        (hello.problem.as_str(), hello.answer.as_str()),
+        ("hello", "olleh")
+    );
 
     // Solving: the perfect reply is correct, a partly right one partial, a bare word wrong,
     // an unterminated one a format error.
@@ -67,7 +70,12 @@ fn the_reverse_task_type_round_trips_and_gives_partial_credit() {
         .validate_proposal(&proposal, exec(), Provenance::proposed(3, 2))
         .unwrap();
     assert_eq!((task.kind, task.answer.as_str()), (KIND, "pu level"));
-    for bad in ["42<out>", "'a\\'b'<out>", "'this one is far too long'<out>", "''<out>"] {
+    for bad in [
+        "42<out>",
+        "'a\\'b'<out>",
+        "'this one is far too long'<out>",
+        "''<out>",
+    ] {
         let p = r.parse_proposal(&pp, bad);
         let valid = p.map(|p| r.validate_proposal(&p, exec(), Provenance::seed()).is_ok());
         assert!(!valid.unwrap_or(false), "{bad} accepted");
@@ -82,10 +90,7 @@ async fn two_self_play_steps_train_the_custom_kind_with_the_custom_reward() {
         CONFIG_TOML,
         "config.toml",
         &[
-            format!(
-                "model.path=\"{}\"",
-                root.join("assets/tiny-base").display()
-            ),
+            format!("model.path=\"{}\"", root.join("assets/tiny-base").display()),
             format!("run.run_dir=\"{}\"", dir.path().display()),
             "run.max_steps=2".to_string(),
         ],
