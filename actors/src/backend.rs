@@ -14,6 +14,7 @@ use candle_core::{Tensor, Var};
 
 use crate::config::Config;
 use crate::engine::{Codec, CodecError, SharedCodec, TrainError, Trainer, UpdateStats};
+use crate::pipeline::Engines;
 
 /// File name of the optimizer state inside a checkpoint directory.
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
@@ -194,4 +195,36 @@ pub fn stop_token_ids(model: &Model, stop_strings: &[String]) -> Vec<u32> {
 /// The codec of a model.
 pub fn codec(model: &Model) -> SharedCodec {
     Arc::new(TokenizerCodec(model.tokenizer().clone()))
+}
+
+/// The built-in compute of a run: the model of `model.path` (or of `checkpoint/model` when
+/// resuming, with the optimizer state) as the trainer, its weights, its tokenizer, and as stop
+/// tokens its EOS plus the template set's single-token stop strings. With `learner.loss.kl_coef
+/// > 0` the KL reference is the base model of `model.path`, also when resuming.
+pub fn engines(
+    cfg: &Config,
+    checkpoint: Option<&Path>,
+    templates: &azr_core::tasks::TemplateSet,
+) -> Result<Engines<ModelTrainer>> {
+    let model = load_model(cfg, checkpoint)?;
+    tracing::info!(
+        params = model.num_params(),
+        layers = model.config().num_hidden_layers,
+        "model loaded"
+    );
+    let stop_token_ids = stop_token_ids(&model, &templates.format.stop);
+    let codec = codec(&model);
+    let weights = model.snapshot()?;
+    let reference = if cfg.raw.learner.loss.kl_coef > 0.0 {
+        Some(load_model(cfg, None)?.snapshot()?)
+    } else {
+        None
+    };
+    let trainer = ModelTrainer::new(model, cfg.raw.learner, checkpoint, reference)?;
+    Ok(Engines {
+        trainer,
+        weights,
+        stop_token_ids,
+        codec,
+    })
 }

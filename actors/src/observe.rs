@@ -22,6 +22,12 @@ pub fn init_logging() {
 /// `azr_core::metrics` (none renders as a summary), then describe and register every metric so
 /// dashboards show zeros from the first scrape.
 pub fn install_metrics(addr: SocketAddr) -> Result<()> {
+    // One recorder per process: a second run in the same process (a library user's) keeps it.
+    static INSTALLED: std::sync::OnceLock<SocketAddr> = std::sync::OnceLock::new();
+    if let Some(first) = INSTALLED.get() {
+        tracing::warn!(%first, requested = %addr, "metrics exporter already running; kept");
+        return Ok(());
+    }
     let mut builder = PrometheusBuilder::new().with_http_listener(addr);
     for (name, buckets) in azr_core::metrics::buckets() {
         builder = builder
@@ -31,6 +37,7 @@ pub fn install_metrics(addr: SocketAddr) -> Result<()> {
     builder
         .install()
         .with_context(|| format!("starting the metrics exporter on {addr}"))?;
+    let _ = INSTALLED.set(addr);
     azr_core::metrics::describe_all();
     azr_core::metrics::register_all();
     tracing::info!(%addr, "metrics on http://{addr}/metrics");

@@ -23,6 +23,7 @@
 //! * A [`Registry`] is the list of [`ActorFactory`]s a pipeline runs: data, so an embedding crate
 //!   can [`Registry::replace`] any actor by name with its own [`Service`].
 
+use std::any::TypeId;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -128,6 +129,11 @@ pub struct ActorFactory {
     pub stateful: bool,
     /// Spawns it linked to a supervisor.
     pub spawn: SpawnFn,
+    /// The actor's message type ([`Service::Msg`]): a replacement must speak the same one, since
+    /// the pipeline's handles send it by name.
+    msg_type: TypeId,
+    /// Its name, for errors.
+    msg_type_name: &'static str,
 }
 
 impl ActorFactory {
@@ -138,6 +144,8 @@ impl ActorFactory {
         Self {
             name,
             stateful,
+            msg_type: TypeId::of::<S::Msg>(),
+            msg_type_name: std::any::type_name::<S::Msg>(),
             spawn: Arc::new(move |sup: ActorCell| {
                 let s = service.clone();
                 Box::pin(async move {
@@ -169,17 +177,25 @@ impl Registry {
         self
     }
 
-    /// Replace the actor registered as `factory.name` (e.g. a user's own solver); `false` if no
-    /// actor has that name. (Library API for embedding crates; the binary does not swap.)
-    #[allow(dead_code)]
-    pub fn replace(&mut self, factory: ActorFactory) -> bool {
-        match self.factories.iter_mut().find(|f| f.name == factory.name) {
-            Some(slot) => {
-                *slot = factory;
-                true
-            }
-            None => false,
+    /// Replace the actor registered as `factory.name` (e.g. a user's own reward actor). The
+    /// replacement must handle the same message type as the actor it replaces (the pipeline's
+    /// handles and feeders send that type to the name).
+    pub fn replace(&mut self, factory: ActorFactory) -> Result<(), ReplaceError> {
+        let Some(slot) = self.factories.iter_mut().find(|f| f.name == factory.name) else {
+            return Err(ReplaceError::UnknownActor {
+                name: factory.name.to_string(),
+                registered: self.names().join(", "),
+            });
+        };
+        if slot.msg_type != factory.msg_type {
+            return Err(ReplaceError::MessageType {
+                name: factory.name,
+                expected: slot.msg_type_name,
+                got: factory.msg_type_name,
+            });
         }
+        *slot = factory;
+        Ok(())
     }
 
     /// The names, in spawn order.
@@ -196,6 +212,31 @@ impl Registry {
     pub fn factories(&self) -> &[ActorFactory] {
         &self.factories
     }
+}
+
+/// Why [`Registry::replace`] refused a factory.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplaceError {
+    /// No actor of the pipeline has this name.
+    #[error("no actor named `{name}` to replace (actors: {registered})")]
+    UnknownActor {
+        /// The name asked for.
+        name: String,
+        /// The registered names, comma separated.
+        registered: String,
+    },
+    /// The replacement handles another message type than the actor it replaces.
+    #[error(
+        "the replacement of actor `{name}` handles `{got}`, but the pipeline sends it `{expected}`"
+    )]
+    MessageType {
+        /// Actor name.
+        name: &'static str,
+        /// The message type of the built-in actor.
+        expected: &'static str,
+        /// The message type of the replacement.
+        got: &'static str,
+    },
 }
 
 /// Errors of a request through a [`ServiceHandle`].
@@ -339,4 +380,73 @@ where
         }
         while running.join_next().await.is_some() {}
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("never")]
+    struct Never;
+
+    /// A service named `name` handling `M`.
+    struct Named<M>(&'static str, PhantomData<fn() -> M>);
+
+    impl<M: Message> Service for Named<M> {
+        type Msg = M;
+        type State = ();
+        type Error = Never;
+
+        fn name(&self) -> &'static str {
+            self.0
+        }
+
+        async fn init(&self) -> Result<(), Never> {
+            Ok(())
+        }
+
+        async fn handle(&self, _msg: M, _state: &mut ()) -> Result<(), Never> {
+            Ok(())
+        }
+    }
+
+    fn named<M: Message>(name: &'static str) -> Arc<Named<M>> {
+        Arc::new(Named(name, PhantomData))
+    }
+
+    #[test]
+    fn replace_checks_the_name_and_the_message_type() {
+        let mut r = Registry::new();
+        r.add(named::<String>("reward")).add(named::<u64>("solver"));
+        assert_eq!(r.names(), ["reward", "solver"]);
+
+        let e = r
+            .replace(ActorFactory::of(named::<String>("rewards")))
+            .unwrap_err();
+        assert!(
+            matches!(&e, ReplaceError::UnknownActor { name, registered }
+                if name == "rewards" && registered == "reward, solver"),
+            "{e}"
+        );
+        let e = r
+            .replace(ActorFactory::of(named::<u64>("reward")))
+            .unwrap_err();
+        assert_eq!(
+            e,
+            ReplaceError::MessageType {
+                name: "reward",
+                expected: "alloc::string::String",
+                got: "u64",
+            }
+        );
+        // A fitting replacement takes the slot (and keeps the spawn order).
+        let fitting = ActorFactory::of(named::<String>("reward"));
+        let spawn = fitting.spawn.clone();
+        r.replace(fitting).unwrap();
+        assert_eq!(r.names(), ["reward", "solver"]);
+        assert!(r
+            .get("reward")
+            .is_some_and(|f| Arc::ptr_eq(&f.spawn, &spawn)));
+    }
 }

@@ -52,8 +52,12 @@ pub fn grade(ctx: &Ctx, task: &Task, text: &str) -> Result<Score, WorkError> {
         .score)
 }
 
-/// Score one item (blocking: grading may run programs).
-fn score(ctx: &Ctx, item: ToReward) -> Scored {
+/// Score one item: the built-in reward computation (blocking: grading may run programs in the
+/// sandbox, so call it from `spawn_blocking`). Solver answers get their task type's score
+/// mapped by `tasks.rewards` (partial credit included), proposals the reward of their outcome
+/// (learnability `1 - s` of a valid one); infrastructure failures are marked unrewarded. A
+/// replacement reward actor may call it and adjust the result.
+pub fn score(ctx: &Ctx, item: ToReward) -> Scored {
     let slot = item.slot();
     match item {
         ToReward::Answers {

@@ -1,23 +1,17 @@
-//! `azr run`: the training job.
+//! `azr run`: the training job, a [`PipelineBuilder`] with the built-in components.
 
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use azr_core::executor::Executor;
-use azr_core::tasks::{TaskBuffers, TaskRegistry, TemplateSet};
 use tokio::sync::watch;
 
 use crate::actors::evaluator::Benchmark;
-use crate::actors::store::Source;
-use crate::backend::{self, ModelTrainer};
 use crate::cli::RunArgs;
-use crate::config::{self, Config, RawConfig};
-use crate::pipeline::checkpoint;
-use crate::pipeline::{self, Engines, RunOutcome, Services};
+use crate::config::{Config, RawConfig};
+use crate::pipeline::RunOutcome;
+use crate::PipelineBuilder;
 use azr_core::oneshot::dataset::load_jsonl;
-use azr_core::oneshot::history::AccuracyHistory;
 use azr_core::tasks::{Provenance, Task};
 
 /// Apply command-line overrides to a raw config.
@@ -37,156 +31,35 @@ pub fn apply_overrides(raw: &mut RawConfig, args: &RunArgs) {
     }
 }
 
-/// `azr run`.
+/// `azr run`: the config with its overrides, through [`PipelineBuilder`] with the built-in
+/// components, stopping on Ctrl-C / SIGTERM.
 pub async fn run(args: RunArgs) -> Result<RunOutcome> {
     let base = Config::load_with_overrides(args.config.as_deref(), &args.set)?;
     let mut raw = base.raw;
     apply_overrides(&mut raw, &args);
     let cfg = Config::validate(raw)?;
-    if let Some(addr) = cfg.metrics_addr {
-        crate::observe::install_metrics(addr)?;
+    let mut builder = PipelineBuilder::new(cfg).stop(stop_signal()).progress(true);
+    if let Some(dir) = &args.resume {
+        builder = builder.resume(dir);
     }
-    let stop = stop_signal();
-    train(Arc::new(cfg), args.resume.as_deref(), stop, true).await
+    Ok(builder.run().await?)
 }
 
-/// Build everything from `cfg` and train. `resume` is an explicit checkpoint or run directory.
+/// Train `cfg` with the built-in components (see [`PipelineBuilder`]). `resume` is an explicit
+/// checkpoint or run directory.
 pub async fn train(
     cfg: Arc<Config>,
     resume: Option<&Path>,
     stop: watch::Receiver<bool>,
     show_progress: bool,
 ) -> Result<RunOutcome> {
-    let checkpoint: Option<PathBuf> = match resume {
-        Some(dir) => Some(checkpoint::resolve(dir)?),
-        None if cfg.raw.run.auto_resume => checkpoint::latest(cfg.run_dir())?,
-        None => None,
-    };
-    let state = match &checkpoint {
-        Some(c) => {
-            let s = checkpoint::load_state(c)?;
-            tracing::info!(checkpoint = %c.display(), step = s.step, version = s.version, "resuming");
-            s
-        }
-        None => pipeline::fresh_state(cfg.raw.run.seed),
-    };
-
-    let exec_cfg = cfg.raw.executor.clone();
-    let executor = Arc::new(
-        tokio::task::spawn_blocking(move || Executor::start(exec_cfg))
-            .await?
-            .context("starting the executor (config section `[executor]`)")?,
-    );
-    azr_core::metrics::record_isolation(executor.isolation());
-    crate::telemetry::queue("rollouts", 0, cfg.raw.run.learner_queue);
-    let templates = Arc::new(TemplateSet::resolve(&cfg.raw.tasks.templates).with_context(
-        || {
-            format!(
-                "config key `tasks.templates`: `{}`",
-                cfg.raw.tasks.templates
-            )
-        },
-    )?);
-    let registry = Arc::new(TaskRegistry::builtin(templates.clone(), &cfg.raw.tasks)?);
-    azr_core::metrics::use_registry(&registry);
-
-    let model = backend::load_model(&cfg, checkpoint.as_deref())?;
-    tracing::info!(
-        params = model.num_params(),
-        layers = model.config().num_hidden_layers,
-        "model loaded"
-    );
-    let stop_ids = backend::stop_token_ids(&model, &templates.format.stop);
-    let codec = backend::codec(&model);
-    let snapshot = model.snapshot()?;
-    // The KL reference is the base model of `model.path`, also when resuming.
-    let reference = if cfg.raw.learner.loss.kl_coef > 0.0 {
-        Some(backend::load_model(&cfg, None)?.snapshot()?)
-    } else {
-        None
-    };
-    let trainer = ModelTrainer::new(model, cfg.raw.learner, checkpoint.as_deref(), reference)?;
-
-    let source = match cfg.raw.selfplay.mode {
-        config::Mode::Azr => {
-            // Every self-play kind gets a buffer with its seed tasks; a resumed checkpoint made
-            // before a kind existed gets the missing buffers created and seeded.
-            let mut buffers: TaskBuffers = if state.mode_state.is_null() {
-                TaskBuffers::default()
-            } else {
-                serde_json::from_value(state.mode_state.clone())
-                    .context("restoring the task buffers")?
-            };
-            let (ex, r) = (executor.clone(), registry.clone());
-            let kinds = cfg.raw.selfplay.task_kinds.clone();
-            let bc = cfg.raw.tasks.buffer.clone();
-            let buffers = tokio::task::spawn_blocking(move || {
-                buffers.ensure(&r, &kinds, &bc, &ex).map(|_| buffers)
-            })
-            .await?
-            .context("creating and seeding the task buffers")?;
-            Source::SelfPlay {
-                buffers,
-                window: cfg.raw.tasks.buffer.newest_window,
-            }
-        }
-        config::Mode::Rlvr => {
-            let history = if state.mode_state.is_null() {
-                AccuracyHistory::new()
-            } else {
-                AccuracyHistory::from_json_str(&state.mode_state.to_string())
-                    .context("restoring the accuracy history")?
-            };
-            Source::Rlvr {
-                examples: rlvr_examples(&cfg)?,
-                per_batch: cfg.raw.rlvr.batch as u64,
-                n: cfg.raw.rlvr.samples_per_prompt,
-                history,
-                history_path: cfg.run_dir().join(&cfg.raw.rlvr.history_file),
-            }
-        }
-    };
-    let benchmarks = Arc::new(load_benchmarks(&cfg)?);
-
-    let progress = (show_progress && std::io::stderr().is_terminal()).then(|| {
-        let pb = indicatif::ProgressBar::new(cfg.raw.run.max_steps);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{spinner} step {pos}/{len} [{elapsed_precise}] {per_sec} {msg}",
-        ) {
-            pb.set_style(style);
-        }
-        pb.set_position(state.step);
-        pb
-    });
-
-    let outcome = pipeline::run(
-        cfg.clone(),
-        Engines {
-            trainer,
-            weights: snapshot,
-            stop_token_ids: stop_ids,
-            codec,
-        },
-        Services {
-            registry,
-            executor,
-            benchmarks,
-        },
-        state,
-        source,
-        stop,
-        progress.clone(),
-    )
-    .await?;
-    if let Some(pb) = progress {
-        pb.finish_and_clear();
+    let mut builder = PipelineBuilder::new(Config::clone(&cfg))
+        .stop(stop)
+        .progress(show_progress);
+    if let Some(dir) = resume {
+        builder = builder.resume(dir);
     }
-    tracing::info!(
-        steps = outcome.steps,
-        version = outcome.version,
-        "training stopped"
-    );
-    Ok(outcome)
+    Ok(builder.run().await?)
 }
 
 /// The 1-shot RLVR examples of a config (`rlvr.examples`, all rows when empty), as math tasks

@@ -64,6 +64,7 @@ use crate::actors::solver::{Solver, SolverMsg};
 use crate::actors::store::{Source, StoreMsg, StoreState, TaskStore};
 use crate::actors::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::actors::{self, Ctx};
+use crate::builder::{Replacement, Wiring};
 use crate::compute::learner::{LearnerCmd, StepReport};
 use crate::compute::{self, EngineHandle};
 use crate::config::{self, Config};
@@ -93,6 +94,8 @@ pub struct Services {
     pub executor: Arc<Executor>,
     /// Held-out sets the evaluator scores every `evaluator.every` steps.
     pub benchmarks: Arc<Vec<Benchmark>>,
+    /// User actors replacing built-in ones by name ([`crate::PipelineBuilder::replace_actor`]).
+    pub replacements: Vec<Replacement>,
 }
 
 /// How a run ended.
@@ -337,6 +340,28 @@ pub async fn run<T: Trainer>(
             proposals_tx.clone(),
             answers_tx.clone(),
         )));
+    // User replacements, wired to the same context and channels as the actors they replace.
+    let wiring = Wiring {
+        ctx: ctx.clone(),
+        propose_jobs: propose_tx.clone(),
+        solve_jobs: solve_tx.clone(),
+        proposals: proposals_tx.clone(),
+        estimates: estimates_tx.clone(),
+        answers: answers_tx.clone(),
+        rollouts: rollouts_tx.clone(),
+        request_timeout: timeout,
+    };
+    for build in services.replacements {
+        let factory = build(&wiring);
+        let name = factory.name;
+        if let Err(e) = registry.replace(factory) {
+            drop((registry, wiring, ctx));
+            shutdown_threads(&engine, engine_join, learner_join).await;
+            return Err(e.into());
+        }
+        tracing::info!(actor = name, "actor replaced");
+    }
+    drop(wiring);
     debug_assert!(
         registry
             .names()
