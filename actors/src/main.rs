@@ -4,6 +4,7 @@
 
 mod actors;
 mod backend;
+mod cluster;
 mod cli;
 mod commands;
 mod compute;

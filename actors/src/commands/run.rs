@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use azr_core::executor::Executor;
@@ -13,6 +14,7 @@ use crate::actors::evaluator::Benchmark;
 use crate::actors::store::Source;
 use crate::backend::{self, ModelTrainer};
 use crate::cli::RunArgs;
+use crate::cluster::head::{ClusterHead, HeadOptions};
 use crate::config::{self, Config, RawConfig};
 use crate::pipeline::checkpoint;
 use crate::pipeline::{self, Engines, RunOutcome, Services};
@@ -47,7 +49,10 @@ pub async fn run(args: RunArgs) -> Result<RunOutcome> {
         crate::observe::install_metrics(addr)?;
     }
     let stop = stop_signal();
-    train(Arc::new(cfg), args.resume.as_deref(), stop, true).await
+    let cluster = args
+        .cluster
+        .head_options(Duration::from_secs(cfg.raw.run.request_timeout_s))?;
+    train_with(Arc::new(cfg), args.resume.as_deref(), stop, true, cluster).await
 }
 
 /// Build everything from `cfg` and train. `resume` is an explicit checkpoint or run directory.
@@ -56,6 +61,18 @@ pub async fn train(
     resume: Option<&Path>,
     stop: watch::Receiver<bool>,
     show_progress: bool,
+) -> Result<RunOutcome> {
+    train_with(cfg, resume, stop, show_progress, None).await
+}
+
+/// [`train`], as the head of a cluster when `cluster` is given: its options and whether the
+/// head runs an executor worker itself (see [`crate::cluster`]).
+pub async fn train_with(
+    cfg: Arc<Config>,
+    resume: Option<&Path>,
+    stop: watch::Receiver<bool>,
+    show_progress: bool,
+    cluster: Option<(HeadOptions, bool)>,
 ) -> Result<RunOutcome> {
     let checkpoint: Option<PathBuf> = match resume {
         Some(dir) => Some(checkpoint::resolve(dir)?),
@@ -147,6 +164,18 @@ pub async fn train(
         }
     };
     let benchmarks = Arc::new(load_benchmarks(&cfg)?);
+    let cluster = match cluster {
+        Some((opts, local_executor)) => Some(
+            ClusterHead::start(
+                opts,
+                cfg.to_toml(),
+                local_executor.then(|| (registry.clone(), executor.clone())),
+            )
+            .await
+                .context("starting the cluster head (--cluster-listen)")?,
+        ),
+        None => None,
+    };
 
     let progress = (show_progress && std::io::stderr().is_terminal()).then(|| {
         let pb = indicatif::ProgressBar::new(cfg.raw.run.max_steps);
@@ -171,13 +200,21 @@ pub async fn train(
             registry,
             executor,
             benchmarks,
+            cluster: cluster.clone(),
         },
         state,
         source,
         stop,
         progress.clone(),
     )
-    .await?;
+    .await;
+    if let Some(head) = &cluster {
+        match head.finish(cfg.run_dir()) {
+            Ok(r) => tracing::info!(nodes = r.nodes.len(), "cluster report written"),
+            Err(e) => tracing::warn!(error = %e, "cluster report not written"),
+        }
+    }
+    let outcome = outcome?;
     if let Some(pb) = progress {
         pb.finish_and_clear();
     }
