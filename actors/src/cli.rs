@@ -162,7 +162,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub reference_python: Option<PathBuf>,
     /// (cluster) Simulated I/O per execution, in milliseconds.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 200)]
     pub sleep_ms: u64,
     /// (cluster) Executions each node runs at once.
     #[arg(long, default_value_t = 4)]

@@ -10,7 +10,6 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -111,23 +110,13 @@ async fn variant(
     // every node.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let t0 = Instant::now();
-    let mut running = tokio::task::JoinSet::new();
-    for id in 0..n as u64 {
-        let h = Arc::clone(&head);
-        running.spawn(async move {
-            h.execute(ExecJob {
-                id,
-                parsed: Err("simulated workload".into()),
-                batch: 0,
-                first_version: 0,
-            })
-            .await
-        });
-    }
-    while let Some(r) = running.join_next().await {
-        r.map_err(|e| ClusterError::Protocol(e.to_string()))?
-            .map_err(ClusterError::Protocol)?;
-    }
+    let jobs = (0..n as u64).map(|id| ExecJob {
+        id,
+        parsed: Err("simulated workload".into()),
+        batch: 0,
+        first_version: 0,
+    });
+    head.execute_all(jobs).await.map_err(ClusterError::Protocol)?;
     let seconds = t0.elapsed().as_secs_f64();
     let report = head.report();
     head.stop();

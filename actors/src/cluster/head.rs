@@ -15,7 +15,9 @@
 //! awaited is ever delivered (a late reply of a timed-out attempt has no receiver), and
 //! validation has no side effects, so a job is neither lost nor delivered twice. At the end
 //! `cluster.json` in the run directory holds the counts, which reconcile:
-//! `sum(issued) = sum(completed) + sum(lost)`, `sum(completed) = jobs`, `sum(lost) = reissued`.
+//! `sum(issued) = sum(completed) + sum(lost) + sum(in_flight)`, `sum(lost) = reissued`,
+//! `jobs = delivered + cancelled` (cancelled: still in flight when the run ended, i.e. work of
+//! slots admitted ahead that the run stopped before training).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -82,8 +84,11 @@ pub struct NodeReport {
     pub completed: u64,
     /// Jobs lost on it (its session ended, the send failed or the call timed out).
     pub lost: u64,
-    /// Jobs in flight on it now.
+    /// Jobs in flight on it now (at the end of a run: cancelled with the run).
     pub in_flight: u64,
+    /// Units of its capacity held by the dispatcher (in flight, or about to be).
+    #[serde(skip)]
+    reserved: u64,
     /// `ractor_cluster` session id of its live session.
     #[serde(skip)]
     session: Option<u64>,
@@ -98,6 +103,8 @@ pub struct ClusterReport {
     pub jobs: u64,
     /// Jobs whose result went downstream.
     pub delivered: u64,
+    /// Jobs still in flight when the run ended (work of slots it would not train).
+    pub cancelled: u64,
     /// Attempts issued again after a loss.
     pub reissued: u64,
     /// Connections closed before the cookie handshake succeeded.
@@ -259,18 +266,17 @@ impl Shared {
                 continue;
             };
             let admitted = n.up && (id.is_local() || n.session == Some(id.node()));
-            if !admitted || n.capacity == 0 || n.in_flight >= n.capacity as u64 {
+            if !admitted || n.capacity == 0 || n.reserved >= n.capacity as u64 {
                 continue;
             }
-            let load = n.in_flight as f64 / n.capacity as f64;
+            let load = n.reserved as f64 / n.capacity as f64;
             if best.as_ref().is_none_or(|(l, _, _)| load < *l) {
                 best = Some((load, cell, name));
             }
         }
         let (_, cell, node) = best?;
         if let Some(n) = st.report.nodes.get_mut(&node) {
-            n.in_flight += 1;
-            n.issued += 1;
+            n.reserved += 1;
         }
         Some(Lease { cell, node })
     }
@@ -279,11 +285,15 @@ impl Shared {
     async fn acquire(&self) -> Lease {
         let mut waited = Instant::now();
         loop {
+            // Registered before looking, so a release between the look and the wait wakes us.
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             if let Some(l) = self.try_acquire() {
                 return l;
             }
             // Process-group changes do not notify: poll as well.
-            let _ = tokio::time::timeout(Duration::from_millis(100), self.changed.notified()).await;
+            let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
             if waited.elapsed() > Duration::from_secs(10) {
                 tracing::warn!("no executor capacity in the cluster: waiting for nodes");
                 waited = Instant::now();
@@ -294,6 +304,7 @@ impl Shared {
     fn finish(&self, lease: &Lease, completed: bool) {
         let mut st = self.lock();
         if let Some(n) = st.report.nodes.get_mut(&lease.node) {
+            n.reserved = n.reserved.saturating_sub(1);
             n.in_flight = n.in_flight.saturating_sub(1);
             if completed {
                 n.completed += 1;
@@ -306,7 +317,7 @@ impl Shared {
         }
         drop(st);
         super::head::count_job(&lease.node, completed);
-        self.changed.notify_waiters();
+        self.changed.notify_one();
     }
 
     fn nodes_up(&self) -> usize {
@@ -572,10 +583,24 @@ impl ClusterHead {
         Ok(())
     }
 
-    /// Run `job` on some member with free capacity (waiting for one), re-issuing it when the
-    /// member is lost.
-    pub async fn execute(&self, job: ExecJob) -> Result<ExecReply, String> {
-        self.execute_with(None, job).await
+    /// Run every job of `jobs` on the members, as the dispatcher does (each job starts once
+    /// some member has free capacity; a job whose member is lost is re-issued); the replies
+    /// in completion order.
+    pub async fn execute_all(
+        self: &Arc<Self>,
+        jobs: impl IntoIterator<Item = ExecJob>,
+    ) -> Result<Vec<ExecReply>, String> {
+        let mut running = tokio::task::JoinSet::new();
+        for job in jobs {
+            let lease = self.shared.acquire().await;
+            let h = self.clone();
+            running.spawn(async move { h.execute_with(Some(lease), job).await });
+        }
+        let mut out = Vec::new();
+        while let Some(r) = running.join_next().await {
+            out.push(r.map_err(|e| e.to_string())??);
+        }
+        Ok(out)
     }
 
     async fn execute_with(&self, lease: Option<Lease>, job: ExecJob) -> Result<ExecReply, String> {
@@ -587,6 +612,7 @@ impl ClusterHead {
                 Some(l) => l,
                 None => self.shared.acquire().await,
             };
+            self.shared.issue(&l);
             let actor: ActorRef<ExecCall> = l.cell.clone().into();
             let r = actor
                 .call(
@@ -618,7 +644,8 @@ impl ClusterHead {
 
     /// Write the counts to `cluster.json` in `run_dir` and stop listening.
     pub fn finish(&self, run_dir: &Path) -> std::io::Result<ClusterReport> {
-        let report = self.report();
+        let mut report = self.report();
+        report.cancelled = report.jobs.saturating_sub(report.delivered);
         let text = serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?;
         std::fs::write(run_dir.join("cluster.json"), text)?;
         tracing::info!(
@@ -643,13 +670,23 @@ impl ClusterHead {
 }
 
 impl Shared {
+    /// Count a call about to be made under `lease`.
+    fn issue(&self, lease: &Lease) {
+        let mut st = self.lock();
+        if let Some(n) = st.report.nodes.get_mut(&lease.node) {
+            n.in_flight += 1;
+            n.issued += 1;
+        }
+    }
+
     /// Give back a lease that was never used (the channel closed).
     fn release_unused(&self, lease: &Lease) {
         let mut st = self.lock();
         if let Some(n) = st.report.nodes.get_mut(&lease.node) {
-            n.in_flight = n.in_flight.saturating_sub(1);
-            n.issued = n.issued.saturating_sub(1);
+            n.reserved = n.reserved.saturating_sub(1);
         }
+        drop(st);
+        self.changed.notify_one();
     }
 }
 
