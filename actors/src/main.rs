@@ -4,8 +4,8 @@
 
 mod actors;
 mod backend;
-mod cluster;
 mod cli;
+mod cluster;
 mod commands;
 mod compute;
 mod config;

@@ -116,7 +116,9 @@ async fn variant(
         batch: 0,
         first_version: 0,
     });
-    head.execute_all(jobs).await.map_err(ClusterError::Protocol)?;
+    head.execute_all(jobs)
+        .await
+        .map_err(ClusterError::Protocol)?;
     let seconds = t0.elapsed().as_secs_f64();
     let report = head.report();
     head.stop();

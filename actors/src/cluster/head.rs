@@ -20,7 +20,6 @@
 //! slots admitted ahead that the run stopped before training).
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -168,11 +167,12 @@ impl Shared {
             SessionEventKind::Disconnected => {
                 let s = st.sessions.remove(&ev.node_id);
                 let authenticated = s.as_ref().is_some_and(|s| s.authenticated);
+                let addr = s.as_ref().map_or(ev.addr.clone(), |s| s.addr.clone());
                 let peer = s.and_then(|s| s.peer).or(ev.peer);
                 if !authenticated {
                     st.report.auth_failures += 1;
                     tracing::error!(
-                        addr = %ev.addr,
+                        %addr,
                         peer = peer.as_deref().unwrap_or("?"),
                         "refused a node: the connection closed before the cookie handshake \
                          succeeded (wrong cookie, or not an azr node)"
@@ -185,7 +185,7 @@ impl Shared {
                             n.disconnects += 1;
                             tracing::warn!(
                                 node = %name,
-                                addr = %ev.addr,
+                                %addr,
                                 in_flight = n.in_flight,
                                 "node lost; its in-flight work is re-issued elsewhere"
                             );
@@ -202,7 +202,10 @@ impl Shared {
     fn hello(&self, h: Hello) -> Welcome {
         if let Err(reason) = check_hello(&h) {
             tracing::error!(node = %h.node, %reason, "refused a node");
-            self.lock().report.refused.push(format!("{}: {reason}", h.node));
+            self.lock()
+                .report
+                .refused
+                .push(format!("{}: {reason}", h.node));
             return Welcome::Refused { reason };
         }
         let mut st = self.lock();
@@ -231,10 +234,11 @@ impl Shared {
         n.up = true;
         n.joins += 1;
         n.session = session;
+        let roles: Vec<&str> = h.roles.iter().map(|r| r.as_str()).collect();
         tracing::info!(
             node = %h.node,
             capacity = h.capacity,
-            roles = ?h.roles,
+            roles = %roles.join(","),
             rejoined,
             "node joined"
         );
@@ -400,8 +404,6 @@ pub struct ClusterHead {
     local: Option<ActorRef<ExecCall>>,
     events: tokio::task::JoinHandle<()>,
     timeout: Duration,
-    /// Where it listens.
-    pub addr: SocketAddr,
 }
 
 impl ClusterHead {
@@ -479,7 +481,6 @@ impl ClusterHead {
             local,
             events,
             timeout: opts.timeout,
-            addr,
         });
         if opts.min_nodes > 0 {
             head.wait_for_nodes(opts.min_nodes, opts.min_nodes_timeout)
@@ -507,11 +508,6 @@ impl ClusterHead {
                 tokio::time::timeout(Duration::from_millis(200), self.shared.changed.notified())
                     .await;
         }
-    }
-
-    /// Nodes up now (the head's own worker not counted).
-    pub fn nodes_up(&self) -> usize {
-        self.shared.nodes_up()
     }
 
     /// The counts so far.
@@ -629,9 +625,7 @@ impl ClusterHead {
                     return Ok(rep);
                 }
                 Ok(CallResult::Timeout) => last = "timed out".into(),
-                Ok(CallResult::SenderError) => {
-                    last = "the member went away before replying".into()
-                }
+                Ok(CallResult::SenderError) => last = "the member went away before replying".into(),
                 Err(e) => last = format!("could not send: {e}"),
             }
             self.shared.finish(&l, false);
@@ -697,12 +691,19 @@ fn publish_nodes_up(report: &ClusterReport) {
         .iter()
         .filter(|(name, n)| n.up && name.as_str() != HEAD_NODE)
         .count();
-    tracing::debug!(up, "nodes up");
+    azr_core::metrics::CLUSTER_NODES_UP
+        .gauge(&[])
+        .set(up as f64);
 }
 
-/// Count one finished attempt on `node` (metrics).
+/// Count one finished attempt on `node` (metrics; the node itself is in the logs and
+/// `cluster.json`, metric labels stay bounded).
 fn count_job(node: &str, completed: bool) {
-    tracing::trace!(node, completed, "cluster job attempt finished");
+    let outcome = if completed { "completed" } else { "lost" };
+    azr_core::metrics::CLUSTER_JOBS_TOTAL
+        .counter(&[("outcome", outcome)])
+        .increment(1);
+    tracing::trace!(node, outcome, "cluster job attempt finished");
 }
 
 #[cfg(test)]
@@ -730,7 +731,10 @@ mod tests {
         let mut h = hello();
         h.azr_version = "0.0.1".into();
         let e = check_hello(&h).expect_err("refused");
-        assert!(e.contains("incompatible version") && e.contains("0.0.1"), "{e}");
+        assert!(
+            e.contains("incompatible version") && e.contains("0.0.1"),
+            "{e}"
+        );
         let mut h = hello();
         h.protocol = PROTOCOL + 1;
         let e = check_hello(&h).expect_err("refused");

@@ -69,7 +69,9 @@ pub enum ClusterError {
     #[error("the head refused this node: {0}")]
     Refused(String),
     /// The cookie handshake failed.
-    #[error("authentication with {0} failed: the cookies differ (check --cookie-file on both sides)")]
+    #[error(
+        "authentication with {0} failed: the cookies differ (check --cookie-file on both sides)"
+    )]
     Auth(String),
     /// Something else in the protocol went wrong.
     #[error("cluster protocol: {0}")]

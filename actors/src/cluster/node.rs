@@ -86,10 +86,11 @@ pub async fn run(
     let head_addr = super::resolve(&opts.join)?;
     let tls = match &opts.tls_ca {
         Some(ca) => {
-            let host = opts
-                .tls_server_name
-                .clone()
-                .unwrap_or_else(|| opts.join.rsplit_once(':').map_or(opts.join.clone(), |(h, _)| h.to_string()));
+            let host = opts.tls_server_name.clone().unwrap_or_else(|| {
+                opts.join
+                    .rsplit_once(':')
+                    .map_or(opts.join.clone(), |(h, _)| h.to_string())
+            });
             Some(super::tls::connector(ca, &host)?)
         }
         None => None,
@@ -117,8 +118,13 @@ pub async fn run(
         }
         let connected = match &tls {
             Some((connector, name)) => {
-                ractor_cluster::client_connect_enc(&server, head_addr, connector.clone(), name.clone())
-                    .await
+                ractor_cluster::client_connect_enc(
+                    &server,
+                    head_addr,
+                    connector.clone(),
+                    name.clone(),
+                )
+                .await
             }
             None => ractor_cluster::client_connect(&server, head_addr).await,
         };
@@ -158,7 +164,10 @@ async fn next_event(
     events: &mut mpsc::UnboundedReceiver<SessionEvent>,
     within: Duration,
 ) -> Option<SessionEvent> {
-    tokio::time::timeout(within, events.recv()).await.ok().flatten()
+    tokio::time::timeout(within, events.recv())
+        .await
+        .ok()
+        .flatten()
 }
 
 /// One session: authenticate, Hello, host the workers until the session ends.
@@ -229,7 +238,9 @@ async fn session(
         } => (config_toml, rejoined),
         Welcome::Refused { reason } => return Err(ClusterError::Refused(reason)),
     };
-    let same = workers.as_ref().is_some_and(|w| w.config_toml == config_toml);
+    let same = workers
+        .as_ref()
+        .is_some_and(|w| w.config_toml == config_toml);
     if !same {
         if let Some(w) = workers.take() {
             w.stop();

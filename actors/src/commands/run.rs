@@ -172,7 +172,7 @@ pub async fn train_with(
                 local_executor.then(|| (registry.clone(), executor.clone())),
             )
             .await
-                .context("starting the cluster head (--cluster-listen)")?,
+            .context("starting the cluster head (--cluster-listen)")?,
         ),
         None => None,
     };
