@@ -277,3 +277,51 @@ fn two_nodes_run_about_twice_the_executions_per_second_of_one() {
     let speedup = v["speedup"].as_f64().expect("speedup");
     assert!(speedup > 1.5, "2 nodes over 1: {speedup}");
 }
+
+#[test]
+fn nodes_speak_tls_to_a_tls_head_and_plain_nodes_are_refused() {
+    let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/cluster-tls");
+    let f = Fixture::new("");
+    let c = cookie(f.dir.path(), "cookie", "tls-secret");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut head_cmd = azr();
+    head_cmd
+        .args(["run", "--config"])
+        .arg(f.config())
+        .args(["--cluster-listen", &addr, "--cookie-file"])
+        .arg(&c)
+        .arg("--tls-cert")
+        .arg(tls.join("head.pem"))
+        .arg("--tls-key")
+        .arg(tls.join("head.key"))
+        .args(["--cluster-min-nodes", "1", "--cluster-no-local-executor"]);
+    let mut head = Proc::spawn(head_cmd);
+    // A node without TLS cannot join a TLS head.
+    let mut plain = Proc::spawn(node(&addr, &c, "plain", &[]));
+    assert!(!plain.wait(Duration::from_secs(60)).success());
+    assert!(
+        plain.text().contains("only one side uses TLS"),
+        "{}",
+        plain.text()
+    );
+    // One that trusts the head's CA does, and does all the executor work.
+    let ca = tls.join("ca.pem");
+    let secure = Proc::spawn(node(
+        &addr,
+        &c,
+        "secure",
+        &["--tls-ca", ca.to_str().expect("utf-8 path")],
+    ));
+    let status = head.wait(Duration::from_secs(300));
+    assert!(status.success(), "head failed; log:\n{}", head.text());
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(f.run_dir().join("cluster.json")).expect("cluster.json"),
+    )
+    .expect("json");
+    assert!(
+        report["nodes"]["secure"]["completed"].as_u64() > Some(0),
+        "{report}"
+    );
+    assert!(report["nodes"].get("plain").is_none(), "{report}");
+    drop(secure);
+}

@@ -70,7 +70,9 @@ pub enum ClusterError {
     Refused(String),
     /// The cookie handshake failed.
     #[error(
-        "authentication with {0} failed: the cookies differ (check --cookie-file on both sides)"
+        "authentication with {0} failed: the connection closed during the handshake: the cookies \
+         differ (check --cookie-file on both sides), or only one side uses TLS (--tls-cert on the \
+         head, --tls-ca on the node)"
     )]
     Auth(String),
     /// Something else in the protocol went wrong.
