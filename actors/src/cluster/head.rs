@@ -104,7 +104,8 @@ pub struct ClusterReport {
     pub delivered: u64,
     /// Jobs still in flight when the run ended (work of slots it would not train).
     pub cancelled: u64,
-    /// Attempts issued again after a loss.
+    /// Attempts issued again after a loss (equal to the losses unless a job failed for good,
+    /// which ends the run).
     pub reissued: u64,
     /// Connections closed before the cookie handshake succeeded.
     pub auth_failures: u64,
@@ -315,9 +316,6 @@ impl Shared {
             } else {
                 n.lost += 1;
             }
-        }
-        if !completed {
-            st.report.reissued += 1;
         }
         drop(st);
         super::head::count_job(&lease.node, completed);
@@ -629,7 +627,10 @@ impl ClusterHead {
                 Err(e) => last = format!("could not send: {e}"),
             }
             self.shared.finish(&l, false);
-            tracing::warn!(job = id, node = %l.node, attempt, reason = %last, "executor job lost; re-issuing");
+            if attempt < MAX_ATTEMPTS {
+                self.shared.lock().report.reissued += 1;
+                tracing::warn!(job = id, node = %l.node, attempt, reason = %last, "executor job lost; re-issuing");
+            }
         }
         Err(format!(
             "executor job {id} failed on {MAX_ATTEMPTS} attempts (last: {last})"
