@@ -11,7 +11,8 @@
 //! [`use_registry`]), `role` ([`Role`]), `actor`
 //! ([`ACTORS`]), plus `status` ([`ExecStatus`]) for executor outcomes, `benchmark`
 //! ([`BENCHMARKS`]) for evaluator scores, `layer` ([`ISOLATION_LAYERS`]) for the sandbox
-//! layers, `queue` ([`QUEUES`]) for channel depths and `phase` ([`PHASES`]) for step phases.
+//! layers, `queue` ([`QUEUES`]) for channel depths, `phase` ([`PHASES`]) for step phases and
+//! `outcome` ([`CLUSTER_OUTCOMES`]) for the cluster head's jobs.
 //!
 //! At start the binary calls [`describe_all`] and [`register_all`] after installing the
 //! exporter, and gives the exporter the buckets of [`buckets`]:
@@ -83,6 +84,8 @@ pub enum LabelKey {
     Queue,
     /// Step phase, one of [`PHASES`].
     Phase,
+    /// Outcome of a cluster job, one of [`CLUSTER_OUTCOMES`].
+    Outcome,
 }
 
 impl LabelKey {
@@ -97,6 +100,7 @@ impl LabelKey {
             LabelKey::Layer => "layer",
             LabelKey::Queue => "queue",
             LabelKey::Phase => "phase",
+            LabelKey::Outcome => "outcome",
         }
     }
 
@@ -111,9 +115,14 @@ impl LabelKey {
             LabelKey::Layer => ISOLATION_LAYERS.to_vec(),
             LabelKey::Queue => QUEUES.iter().map(|(q, _)| *q).collect(),
             LabelKey::Phase => PHASES.iter().map(|(p, _)| *p).collect(),
+            LabelKey::Outcome => CLUSTER_OUTCOMES.to_vec(),
         }
     }
 }
+
+/// Outcomes of one attempt of a job the cluster head dispatched, as `outcome` label values:
+/// answered by a member, or lost with it (then issued again).
+pub const CLUSTER_OUTCOMES: [&str; 2] = ["completed", "lost"];
 
 /// The actors of the pipeline, as `actor` label values: the one list of actor names (the
 /// binary's supervisor registers these names, `faults.panic_actor` takes them).
@@ -861,6 +870,24 @@ pub const WORK_RETRIES_TOTAL: MetricDef = MetricDef {
     labels: &[LabelKey::Actor],
     buckets: &[],
 };
+/// Worker nodes the cluster head admitted whose session is up.
+pub const CLUSTER_NODES_UP: MetricDef = MetricDef {
+    name: "azr_cluster_nodes_up",
+    kind: MetricKind::Gauge,
+    unit: None,
+    help: "Worker nodes (azr node) admitted by the head whose session is up.",
+    labels: &[],
+    buckets: &[],
+};
+/// Attempts of executor jobs the cluster head dispatched, by outcome.
+pub const CLUSTER_JOBS_TOTAL: MetricDef = MetricDef {
+    name: "azr_cluster_jobs_total",
+    kind: MetricKind::Counter,
+    unit: None,
+    help: "Executor job attempts the cluster head dispatched to members (its own worker included), by outcome: completed, or lost with the member (then re-issued).",
+    labels: &[LabelKey::Outcome],
+    buckets: &[],
+};
 /// Evaluator accuracy.
 pub const EVAL_ACCURACY_RATIO: MetricDef = MetricDef {
     name: "azr_eval_accuracy_ratio",
@@ -964,6 +991,8 @@ pub const ALL: &[&MetricDef] = &[
     &ACTOR_WORK_DURATION_SECONDS,
     &ACTOR_RESTARTS_TOTAL,
     &WORK_RETRIES_TOTAL,
+    &CLUSTER_NODES_UP,
+    &CLUSTER_JOBS_TOTAL,
     &EVAL_ACCURACY_RATIO,
     &EVAL_RUNS_TOTAL,
     &EVAL_POLICY_VERSION,

@@ -378,6 +378,12 @@ def system():
            [t(f"sum by (actor) ({m('azr_actor_restarts_total')})", "{{actor}}")], w=12)
     b.ts("Retried work items / s", "In-flight work re-sent after an actor restart.", "ops",
          [t(f"sum by (actor) ({rate('azr_work_retries_total')})", "{{actor}}")], w=12, h=4)
+    b.row("Cluster")
+    b.ts("Cluster nodes up", "Worker nodes (azr node) the head admitted whose session is up.",
+         "short", [t(f"max({m('azr_cluster_nodes_up')})", "nodes up")], w=12, h=6)
+    b.ts("Cluster job attempts / s", "Executor job attempts the head dispatched to members, by "
+         "outcome: completed, or lost with its node (then re-issued).", "ops",
+         [t(f"sum by (outcome) ({rate('azr_cluster_jobs_total')})", "{{outcome}}")], w=12, h=6)
     b.row("Queues")
     b.ts("Queue depth", "Items waiting in each bounded channel.", "short",
          [t(f"max by (queue) ({m('azr_queue_depth')})", "{{queue}}")], w=12)

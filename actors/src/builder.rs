@@ -30,6 +30,7 @@ use crate::backend::{self, ModelTrainer};
 use crate::commands::run::{load_benchmarks, rlvr_examples};
 use crate::config::{self, Config, ConfigError};
 use crate::engine::Trainer;
+use crate::cluster::head::{ClusterHead, HeadOptions};
 use crate::pipeline::{self, checkpoint, Engines, RunOutcome, Services};
 use crate::service::{ActorFactory, ReplaceError, Service};
 
@@ -132,6 +133,8 @@ pub struct PipelineBuilder<T: Trainer = ModelTrainer> {
     resume: Option<PathBuf>,
     stop: Option<watch::Receiver<bool>>,
     progress: bool,
+    /// Head of a cluster: its options and whether the head runs an executor worker itself.
+    cluster: Option<(HeadOptions, bool)>,
 }
 
 impl PipelineBuilder<ModelTrainer> {
@@ -148,6 +151,7 @@ impl PipelineBuilder<ModelTrainer> {
             resume: None,
             stop: None,
             progress: false,
+            cluster: None,
         }
     }
 }
@@ -206,6 +210,7 @@ impl<T: Trainer> PipelineBuilder<T> {
             resume: self.resume,
             stop: self.stop,
             progress: self.progress,
+            cluster: self.cluster,
         }
     }
 
@@ -220,6 +225,14 @@ impl<T: Trainer> PipelineBuilder<T> {
     /// [`crate::stop_signal`] (Ctrl-C / SIGTERM). Default: run until `run.max_steps`.
     pub fn stop(mut self, stop: watch::Receiver<bool>) -> Self {
         self.stop = Some(stop);
+        self
+    }
+
+    /// Run as the head of a cluster (`azr run --cluster-listen`): `Some((options, local))`,
+    /// where `local` says whether the head runs an executor worker itself (see
+    /// [`crate::cluster`]); `None` (the default) runs on this machine alone.
+    pub(crate) fn cluster(mut self, cluster: Option<(HeadOptions, bool)>) -> Self {
+        self.cluster = cluster;
         self
     }
 
@@ -261,6 +274,7 @@ impl<T: Trainer> PipelineBuilder<T> {
             resume,
             stop,
             progress,
+            cluster,
         } = self;
         if let Some(addr) = cfg.metrics_addr {
             crate::observe::install_metrics(addr)?;
@@ -362,6 +376,18 @@ impl<T: Trainer> PipelineBuilder<T> {
             }
         };
         let benchmarks = Arc::new(load_benchmarks(&cfg)?);
+        let cluster = match cluster {
+            Some((opts, local_executor)) => Some(
+                ClusterHead::start(
+                    opts,
+                    cfg.to_toml(),
+                    local_executor.then(|| (registry.clone(), executor.clone())),
+                )
+                .await
+                .context("starting the cluster head (--cluster-listen)")?,
+            ),
+            None => None,
+        };
 
         let progress = (progress && std::io::stderr().is_terminal()).then(|| {
             let pb = indicatif::ProgressBar::new(cfg.raw.run.max_steps);
@@ -382,14 +408,21 @@ impl<T: Trainer> PipelineBuilder<T> {
                 executor,
                 benchmarks,
                 replacements,
+                cluster: cluster.clone(),
             },
             state,
             source,
             stop,
             progress.clone(),
         )
-        .await
-        .map_err(|e| match e.downcast::<ReplaceError>() {
+        .await;
+        if let Some(head) = &cluster {
+            match head.finish(cfg.run_dir()) {
+                Ok(r) => tracing::info!(nodes = r.nodes.len(), "cluster report written"),
+                Err(e) => tracing::warn!(error = %e, "cluster report not written"),
+            }
+        }
+        let outcome = outcome.map_err(|e| match e.downcast::<ReplaceError>() {
             Ok(r) => BuildError::Replace(r),
             Err(e) => BuildError::Run(e),
         })?;

@@ -32,6 +32,8 @@ pub enum Command {
     Select(SelectArgs),
     /// 1-shot RLVR: GRPO on selected math examples (or score math benchmarks: --eval-only).
     Rlvr(crate::commands::rlvr::RlvrArgs),
+    /// Host executor work for a head on another machine (`azr run --cluster-listen`).
+    Node(crate::commands::node::NodeArgs),
 }
 
 /// `azr run`.
@@ -60,6 +62,9 @@ pub struct RunArgs {
     /// selfplay.solve_batch=32` (repeatable; applied before validation).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Several machines: make this run the head of a cluster.
+    #[command(flatten)]
+    pub cluster: crate::commands::node::ClusterArgs,
 }
 
 /// `azr eval`.
@@ -131,6 +136,8 @@ pub enum BenchTarget {
     Executor,
     /// Wall time per step with overlap (staleness 1) vs on-policy (staleness 0).
     Pipeline,
+    /// Executions per second of a simulated I/O-bound executor on 1 node, then 2 (loopback).
+    Cluster,
 }
 
 /// `azr bench`.
@@ -144,7 +151,7 @@ pub struct BenchArgs {
     /// Steps per variant (pipeline).
     #[arg(long, default_value_t = 4)]
     pub steps: u64,
-    /// Executions per program (executor).
+    /// Executions per program (executor); jobs per variant (cluster).
     #[arg(long, default_value_t = 500)]
     pub n: usize,
     /// Where to write the JSON result (default: print only).
@@ -154,6 +161,12 @@ pub struct BenchArgs {
     /// same shapes and thread count in the same run, and report the ratios.
     #[arg(long)]
     pub reference_python: Option<PathBuf>,
+    /// (cluster) Simulated I/O per execution, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    pub sleep_ms: u64,
+    /// (cluster) Executions each node runs at once.
+    #[arg(long, default_value_t = 4)]
+    pub capacity: usize,
 }
 
 /// `azr pretrain`.

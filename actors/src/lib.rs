@@ -33,6 +33,7 @@ pub mod actors;
 pub mod backend;
 mod builder;
 pub mod cli;
+mod cluster;
 mod commands;
 mod compute;
 pub mod config;

@@ -246,7 +246,7 @@ pub struct EstimateJob {
 }
 
 /// What became of a proposal.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ProposalResult {
     /// Valid; the Monte Carlo solve rate of its task.
     Valid {

@@ -92,6 +92,18 @@ pub async fn bench(args: BenchArgs) -> Result<()> {
             }
             Ok(())
         }
+        BenchTarget::Cluster => {
+            let cfg = super::load_config(args.config.as_deref())?;
+            let r =
+                crate::cluster::bench::bench(&cfg.to_toml(), args.n, args.sleep_ms, args.capacity)
+                    .await?;
+            let json = serde_json::to_string_pretty(&r)?;
+            println!("{json}");
+            if let Some(out) = &args.out {
+                std::fs::write(out, &json)?;
+            }
+            Ok(())
+        }
     }
 }
 

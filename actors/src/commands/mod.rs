@@ -4,6 +4,7 @@ pub mod bench;
 pub mod eval;
 pub mod exec;
 pub mod generate;
+pub mod node;
 pub mod pretrain;
 pub mod rlvr;
 pub mod run;
@@ -27,6 +28,7 @@ pub async fn dispatch(command: Command) -> Result<()> {
         Command::Pretrain(args) => pretrain::pretrain(args).await,
         Command::Select(args) => select::select(args).await,
         Command::Rlvr(args) => rlvr::rlvr(args).await,
+        Command::Node(args) => node::node(args).await,
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::sync::watch;
@@ -38,11 +39,15 @@ pub async fn run(args: RunArgs) -> Result<RunOutcome> {
     let mut raw = base.raw;
     apply_overrides(&mut raw, &args);
     let cfg = Config::validate(raw)?;
+    let request_timeout_s = cfg.raw.run.request_timeout_s;
     let mut builder = PipelineBuilder::new(cfg).stop(stop_signal()).progress(true);
     if let Some(dir) = &args.resume {
         builder = builder.resume(dir);
     }
-    Ok(builder.run().await?)
+    let cluster = args
+        .cluster
+        .head_options(Duration::from_secs(request_timeout_s))?;
+    Ok(builder.cluster(cluster).run().await?)
 }
 
 /// Train `cfg` with the built-in components (see [`PipelineBuilder`]). `resume` is an explicit

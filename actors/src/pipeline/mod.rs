@@ -96,6 +96,9 @@ pub struct Services {
     pub benchmarks: Arc<Vec<Benchmark>>,
     /// User actors replacing built-in ones by name ([`crate::PipelineBuilder::replace_actor`]).
     pub replacements: Vec<Replacement>,
+    /// Several machines: the head whose executor members validate the proposals (instead of
+    /// the local executor actor alone).
+    pub cluster: Option<Arc<crate::cluster::head::ClusterHead>>,
 }
 
 /// How a run ended.
@@ -369,6 +372,11 @@ pub async fn run<T: Trainer>(
             .all(|n| azr_core::metrics::ACTORS.contains(n)),
         "every actor name is in the metric catalogue's actor list"
     );
+    // Several machines: the cluster's dispatcher validates proposals (see `crate::cluster`).
+    let cluster_exec = services
+        .cluster
+        .clone()
+        .map(|head| (head, estimates_tx.clone(), answers_tx.clone()));
     // The channels live in the actors from here on (closing when they stop).
     drop((
         propose_tx,
@@ -413,13 +421,18 @@ pub async fn run<T: Trainer>(
             |job, reply| SolverMsg::Solve { job, reply },
             fatal_tx.clone(),
         ),
-        feed(
-            proposals_rx,
-            workers,
-            ServiceHandle::<ExecutorMsg>::new(actors::executor::NAME, timeout),
-            |item, reply| ExecutorMsg::Validate { item, reply },
-            fatal_tx.clone(),
-        ),
+        match cluster_exec {
+            Some((head, etx, rtx)) => {
+                head.dispatch_executor(proposals_rx, etx, rtx, fatal_tx.clone())
+            }
+            None => feed(
+                proposals_rx,
+                workers,
+                ServiceHandle::<ExecutorMsg>::new(actors::executor::NAME, timeout),
+                |item, reply| ExecutorMsg::Validate { item, reply },
+                fatal_tx.clone(),
+            ),
+        },
         feed(
             estimates_rx,
             wide,

@@ -1,0 +1,121 @@
+//! The executor worker: a ractor actor speaking [`Call<ExecJob, ExecReply>`], member of
+//! [`EXECUTOR_GROUP`]. Every node with the executor role runs one, and so does the head (unless
+//! told not to), so the dispatcher treats local and remote capacity alike.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use azr_core::executor::{ExecStatus, Executor};
+use azr_core::tasks::TaskRegistry;
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
+
+use super::wire::{Call, ExecJob, ExecReply, EXECUTOR_GROUP};
+use crate::actors::executor::{validate_parsed, Validated};
+use crate::actors::ProposalResult;
+use crate::telemetry;
+
+/// The executor worker's message.
+pub type ExecCall = Call<ExecJob, ExecReply>;
+
+/// An executor worker.
+pub struct ExecWorker {
+    /// The node it runs on (echoed in replies).
+    pub node: String,
+    /// Task types (validation rules).
+    pub registry: Arc<TaskRegistry>,
+    /// The sandboxed executor.
+    pub executor: Arc<Executor>,
+    /// Simulated I/O per execution (a sleep after validating; 0 = none). For scaling
+    /// measurements: a fixed wait that holds one unit of the node's capacity, as a call to a
+    /// remote sandbox service would.
+    pub simulate: Duration,
+}
+
+impl ExecWorker {
+    /// Validate `job` here (blocking executor on the blocking pool) and build the reply.
+    pub async fn run(
+        node: String,
+        registry: Arc<TaskRegistry>,
+        executor: Arc<Executor>,
+        simulate: Duration,
+        job: ExecJob,
+    ) -> ExecReply {
+        let t0 = Instant::now();
+        let id = job.id;
+        let (validated, status) = tokio::task::spawn_blocking(move || {
+            validate_parsed(
+                &registry,
+                &executor,
+                &job.parsed,
+                job.batch,
+                job.first_version,
+            )
+        })
+        .await
+        .unwrap_or_else(|e| {
+            (
+                Validated::Rejected(ProposalResult::NoReward(format!(
+                    "validation task failed: {e}"
+                ))),
+                ExecStatus::SandboxFailure,
+            )
+        });
+        if !simulate.is_zero() {
+            tokio::time::sleep(simulate).await;
+        }
+        telemetry::busy(crate::actors::executor::NAME, t0.elapsed());
+        tracing::debug!(job = id, status = status.as_str(), "executed job");
+        ExecReply {
+            id,
+            node,
+            status,
+            seconds: t0.elapsed().as_secs_f64(),
+            validated,
+        }
+    }
+
+    /// Spawn a worker and make it a member of [`EXECUTOR_GROUP`] (visible to the head).
+    pub async fn spawn(self) -> Result<ActorRef<ExecCall>, super::ClusterError> {
+        let (actor, _join) = Actor::spawn(None, self, ())
+            .await
+            .map_err(|e| super::ClusterError::Spawn(e.to_string()))?;
+        ractor::pg::join(EXECUTOR_GROUP.to_string(), vec![actor.get_cell()]);
+        Ok(actor)
+    }
+}
+
+impl Actor for ExecWorker {
+    type Msg = ExecCall;
+    type State = ();
+    type Arguments = ();
+
+    async fn pre_start(&self, _me: ActorRef<ExecCall>, _: ()) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _me: ActorRef<ExecCall>,
+        msg: ExecCall,
+        _state: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
+        let (node, registry, executor, simulate) = (
+            self.node.clone(),
+            self.registry.clone(),
+            self.executor.clone(),
+            self.simulate,
+        );
+        // Spawned, so the worker takes the next job while this one runs; the head bounds how
+        // many are in flight here.
+        tokio::spawn(async move {
+            let reply = Self::run(node, registry, executor, simulate, msg.req).await;
+            let _ = msg.reply.send(reply);
+        });
+        Ok(())
+    }
+}
+
+/// The members of [`EXECUTOR_GROUP`] as seen from this process (local and remote).
+pub fn members() -> Vec<ActorCell> {
+    ractor::pg::get_members(&EXECUTOR_GROUP.to_string())
+}

@@ -1,0 +1,327 @@
+//! Several machines on loopback: a head (`azr run --cluster-listen`) and worker nodes
+//! (`azr node --join`) as separate processes.
+//!
+//! * Two nodes do the executor work of a run; one is SIGKILLed mid-run; the run completes with
+//!   every proposal trained once and the cluster's counts reconciled.
+//! * A node with the wrong cookie is refused, with a clear error on both sides.
+//! * Scaling: with a simulated I/O-bound executor (a fixed sleep per execution), two nodes run
+//!   about twice the executions per second of one (`azr bench cluster`).
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::{azr, Fixture};
+
+/// A free loopback port.
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// A child process whose stderr is collected line by line.
+struct Proc {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn azr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let err = child.stderr.take().expect("stderr");
+        let l = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                l.lock().expect("log").push(line);
+            }
+        });
+        Self { child, log }
+    }
+
+    fn text(&self) -> String {
+        self.log.lock().expect("log").join("\n")
+    }
+
+    fn count(&self, needle: &str) -> usize {
+        self.log
+            .lock()
+            .expect("log")
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    /// Wait until `needle` was logged `n` times (panics after `within`).
+    fn wait_for(&self, needle: &str, n: usize, within: Duration) {
+        let t0 = Instant::now();
+        while self.count(needle) < n {
+            assert!(
+                t0.elapsed() < within,
+                "`{needle}` x{n} not seen in {within:?}; log:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Wait for exit (panics after `within`, killing it).
+    fn wait(&mut self, within: Duration) -> std::process::ExitStatus {
+        let t0 = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                // Let the reader thread drain the pipe.
+                std::thread::sleep(Duration::from_millis(100));
+                return s;
+            }
+            if t0.elapsed() > within {
+                let _ = self.child.kill();
+                panic!("did not exit within {within:?}; log:\n{}", self.text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn cookie(dir: &Path, name: &str, value: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, value).expect("cookie");
+    p
+}
+
+fn node(addr: &str, cookie: &Path, name: &str, extra: &[&str]) -> Command {
+    let mut c = azr();
+    c.args(["node", "--join", addr, "--cookie-file"])
+        .arg(cookie)
+        .args(["--name", name, "--capacity", "2", "--retry-for", "20"])
+        .args(extra)
+        .env("RUST_LOG", "info,azr::cluster::worker=debug");
+    c
+}
+
+const STEPS: u64 = 6;
+
+#[test]
+fn two_nodes_share_the_executor_work_and_survive_a_sigkill() {
+    let f = Fixture::new("");
+    let text = std::fs::read_to_string(f.config())
+        .expect("config")
+        .replace("max_steps = 3", &format!("max_steps = {STEPS}"));
+    std::fs::write(f.config(), text).expect("config");
+    let c = cookie(f.dir.path(), "cookie", "loopback-secret\n");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut head_cmd = azr();
+    head_cmd
+        .args(["run", "--config"])
+        .arg(f.config())
+        .args(["--cluster-listen", &addr, "--cookie-file"])
+        .arg(&c)
+        .args(["--cluster-min-nodes", "2", "--cluster-no-local-executor"]);
+    let mut head = Proc::spawn(head_cmd);
+    // Each execution holds a node for 150 ms, so jobs are in flight when one node dies.
+    let a = Proc::spawn(node(&addr, &c, "a", &["--simulate-exec-ms", "150"]));
+    let mut b = Proc::spawn(node(&addr, &c, "b", &["--simulate-exec-ms", "150"]));
+    head.wait_for("node joined", 2, Duration::from_secs(60));
+    // SIGKILL node b once it has executed some jobs.
+    b.wait_for("executed job", 3, Duration::from_secs(120));
+    b.child.kill().expect("SIGKILL node b");
+    head.wait_for("node lost", 1, Duration::from_secs(30));
+    // Node b comes back under its name and rejoins.
+    let b2 = Proc::spawn(node(&addr, &c, "b", &["--simulate-exec-ms", "150"]));
+    let status = head.wait(Duration::from_secs(300));
+    assert!(status.success(), "head failed; log:\n{}", head.text());
+
+    // Every step trained its full quota of proposals (3 kinds x propose_batch 2): none lost,
+    // none twice.
+    let state = f.latest_state();
+    assert_eq!(state["step"].as_u64(), Some(STEPS));
+    assert_eq!(state["counters"]["proposals"].as_u64(), Some(STEPS * 3 * 2));
+
+    // The cluster's counts reconcile.
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(f.run_dir().join("cluster.json")).expect("cluster.json"),
+    )
+    .expect("json");
+    eprintln!("cluster.json: {report}");
+    let nodes = report["nodes"].as_object().expect("nodes");
+    assert!(!nodes.contains_key("head"), "the head ran no executor");
+    let n = |node: &str, key: &str| nodes[node][key].as_u64().expect(key);
+    assert!(
+        n("a", "completed") > 0 && n("b", "completed") > 0,
+        "{report}"
+    );
+    assert_eq!(n("b", "disconnects"), 1, "{report}");
+    assert_eq!(n("a", "disconnects"), 0, "{report}");
+    // Killed once, back once (unless the run ended before the new process joined).
+    let rejoined = head.text().contains("rejoined=true");
+    assert_eq!(n("b", "joins"), if rejoined { 2 } else { 1 }, "{report}");
+    assert_eq!(nodes["b"]["up"], rejoined, "{report}");
+    assert_eq!(nodes["a"]["up"], true);
+    let sum = |key: &str| {
+        nodes
+            .values()
+            .map(|v| v[key].as_u64().expect(key))
+            .sum::<u64>()
+    };
+    // Every attempt ended one way: answered, lost (and re-issued), or still in flight when the
+    // run ended (cancelled with it: slots admitted ahead that the run never trains).
+    let g = |key: &str| report[key].as_u64().expect(key);
+    assert_eq!(
+        sum("issued"),
+        sum("completed") + sum("lost") + sum("in_flight"),
+        "{report}"
+    );
+    assert_eq!(g("reissued"), sum("lost"), "{report}");
+    assert_eq!(g("jobs"), g("delivered") + g("cancelled"), "{report}");
+    assert_eq!(g("cancelled"), sum("in_flight"), "{report}");
+    // Nothing dangles on the dead node: each of its attempts was answered or lost.
+    assert_eq!(n("b", "in_flight"), 0, "{report}");
+    assert_eq!(
+        n("b", "issued"),
+        n("b", "completed") + n("b", "lost"),
+        "{report}"
+    );
+    assert!(
+        report["delivered"].as_u64().expect("delivered") >= STEPS * 3 * 2,
+        "{report}"
+    );
+    // Node b's lost jobs are exactly the ones re-issued.
+    assert_eq!(n("a", "lost"), 0, "{report}");
+    drop((a, b2));
+}
+
+#[test]
+fn a_wrong_cookie_is_refused_on_both_sides() {
+    let f = Fixture::new("");
+    let good = cookie(f.dir.path(), "good", "right-cookie");
+    let bad = cookie(f.dir.path(), "bad", "wrong-cookie");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut head_cmd = azr();
+    head_cmd
+        .args(["run", "--config"])
+        .arg(f.config())
+        .args(["--cluster-listen", &addr, "--cookie-file"])
+        .arg(&good)
+        .args(["--cluster-min-nodes", "1"]);
+    let head = Proc::spawn(head_cmd);
+    let mut intruder = Proc::spawn(node(&addr, &bad, "intruder", &[]));
+    let status = intruder.wait(Duration::from_secs(60));
+    assert!(!status.success(), "a node with the wrong cookie must fail");
+    assert!(
+        intruder.text().contains("cookies differ"),
+        "node side: {}",
+        intruder.text()
+    );
+    head.wait_for("refused a node", 1, Duration::from_secs(30));
+    assert!(
+        head.text().contains("wrong cookie"),
+        "head side: {}",
+        head.text()
+    );
+    assert_eq!(head.count("node joined"), 0);
+}
+
+#[test]
+fn two_nodes_run_about_twice_the_executions_per_second_of_one() {
+    // Every execution is a fixed 200 ms sleep holding one of a node's 4 units of capacity:
+    // 20 executions/s per node at best.
+    let out = azr()
+        .args([
+            "bench",
+            "cluster",
+            "--n",
+            "80",
+            "--sleep-ms",
+            "200",
+            "--capacity",
+            "4",
+        ])
+        .output()
+        .expect("azr bench cluster");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let variants = v["variants"].as_array().expect("variants");
+    assert_eq!(variants.len(), 2);
+    for (var, nodes) in variants.iter().zip([1u64, 2]) {
+        assert_eq!(var["nodes"].as_u64(), Some(nodes));
+        let per_node = var["per_node"].as_array().expect("per_node");
+        assert_eq!(per_node.len() as u64, nodes, "{var}");
+        // Work spread over every node, all of it answered.
+        let total: u64 = per_node.iter().map(|p| p[1].as_u64().expect("count")).sum();
+        assert_eq!(total, 80, "{var}");
+        assert!(per_node.iter().all(|p| p[1].as_u64() > Some(0)), "{var}");
+        // Never faster than the sleep allows.
+        let rate = var["executions_per_second"].as_f64().expect("rate");
+        assert!(rate <= 20.0 * nodes as f64 * 1.05, "{var}");
+    }
+    let speedup = v["speedup"].as_f64().expect("speedup");
+    assert!(speedup > 1.5, "2 nodes over 1: {speedup}");
+}
+
+#[test]
+fn nodes_speak_tls_to_a_tls_head_and_plain_nodes_are_refused() {
+    let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/cluster-tls");
+    let f = Fixture::new("");
+    let c = cookie(f.dir.path(), "cookie", "tls-secret");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut head_cmd = azr();
+    head_cmd
+        .args(["run", "--config"])
+        .arg(f.config())
+        .args(["--cluster-listen", &addr, "--cookie-file"])
+        .arg(&c)
+        .arg("--tls-cert")
+        .arg(tls.join("head.pem"))
+        .arg("--tls-key")
+        .arg(tls.join("head.key"))
+        .args(["--cluster-min-nodes", "1", "--cluster-no-local-executor"]);
+    let mut head = Proc::spawn(head_cmd);
+    // A node without TLS cannot join a TLS head.
+    let mut plain = Proc::spawn(node(&addr, &c, "plain", &[]));
+    assert!(!plain.wait(Duration::from_secs(60)).success());
+    assert!(
+        plain.text().contains("only one side uses TLS"),
+        "{}",
+        plain.text()
+    );
+    // One that trusts the head's CA does, and does all the executor work.
+    let ca = tls.join("ca.pem");
+    let secure = Proc::spawn(node(
+        &addr,
+        &c,
+        "secure",
+        &["--tls-ca", ca.to_str().expect("utf-8 path")],
+    ));
+    let status = head.wait(Duration::from_secs(300));
+    assert!(status.success(), "head failed; log:\n{}", head.text());
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(f.run_dir().join("cluster.json")).expect("cluster.json"),
+    )
+    .expect("json");
+    assert!(
+        report["nodes"]["secure"]["completed"].as_u64() > Some(0),
+        "{report}"
+    );
+    assert!(report["nodes"].get("plain").is_none(), "{report}");
+    drop(secure);
+}
