@@ -11,7 +11,6 @@ mod config;
 mod engine;
 mod observe;
 mod pipeline;
-mod rlvr;
 mod service;
 mod telemetry;
 

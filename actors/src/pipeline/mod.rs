@@ -52,7 +52,7 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::{mpsc, watch};
 
 use crate::actors::estimator::{Estimator, EstimatorMsg};
-use crate::actors::evaluator::{Benchmark, EvalSettings, Evaluator, EvaluatorMsg};
+use crate::actors::evaluator::{Benchmark, EvalSettings, Evaluator, EvaluatorMsg, Published};
 use crate::actors::executor::{ExecutorActor, ExecutorMsg};
 use crate::actors::faults::FaultPlan;
 use crate::actors::learner::{
@@ -208,6 +208,20 @@ pub async fn run<T: Trainer>(
     let timeout = Duration::from_secs(run_cfg.request_timeout_s);
     let cap = run_cfg.channel_capacity;
 
+    // Evaluations score pinned snapshots: the starting weights (`evaluator.at_start`) and
+    // those of every version an evaluation is due at, kept as the learner thread publishes them.
+    let eval_every = if services.benchmarks.is_empty() {
+        0
+    } else {
+        cfg.raw.evaluator.every
+    };
+    let eval_at_start =
+        !services.benchmarks.is_empty() && cfg.raw.evaluator.at_start && state.step == 0;
+    let published = Published::default();
+    if eval_at_start {
+        published.keep(state.version, engines.weights.clone());
+    }
+
     // The rollout engine and the learner thread.
     let (engine, engine_join) =
         compute::spawn_engine(engines.weights, state.version, cfg.raw.engine.clone())
@@ -229,7 +243,15 @@ pub async fn run<T: Trainer>(
         engines.trainer,
         batches_rx,
         engine.clone(),
-        Box::new(move |_| a.notify()),
+        Box::new({
+            let published = published.clone();
+            move |version, weights| {
+                a.notify();
+                if let Some(w) = weights.filter(|_| eval_every > 0 && version % eval_every == 0) {
+                    published.keep(version, w.clone());
+                }
+            }
+        }),
         report_tx,
         state.version,
     )?;
@@ -290,11 +312,7 @@ pub async fn run<T: Trainer>(
                 checkpoint_every: run_cfg.checkpoint_every,
                 max_steps: run_cfg.max_steps,
                 dump_rollouts: run_cfg.dump_rollouts,
-                eval_every: if services.benchmarks.is_empty() {
-                    0
-                } else {
-                    cfg.raw.evaluator.every
-                },
+                eval_every,
                 max_new_tokens: cfg.raw.sampling.max_new_tokens,
             },
             LearnerState::new(quotas.clone(), &state),
@@ -313,6 +331,8 @@ pub async fn run<T: Trainer>(
             ctx.clone(),
             services.benchmarks.clone(),
             eval_settings(&cfg, engines.stop_token_ids),
+            published,
+            cfg.raw.engine.clone(),
             run_dir.join("eval.jsonl"),
             evals_pending.clone(),
         )))
@@ -344,6 +364,16 @@ pub async fn run<T: Trainer>(
             .all(|n| azr_core::metrics::ACTORS.contains(n)),
         "every actor name is in the metric catalogue's actor list"
     );
+    if eval_at_start {
+        evals_pending.fetch_add(1, Ordering::SeqCst);
+        let start = EvalRequest {
+            step: None,
+            version: state.version,
+        };
+        if eval_tx.try_send(start).is_err() {
+            evals_pending.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
     // The channels live in the actors from here on (closing when they stop).
     drop((
         propose_tx,
