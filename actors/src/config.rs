@@ -293,6 +293,9 @@ pub struct EvaluatorSection {
     pub samples: usize,
     /// Longest answer in tokens (default 96).
     pub max_new_tokens: usize,
+    /// Folder of the math benchmark files (`math500.jsonl`, ...), read for the math sets
+    /// (default `../shared/data/math`).
+    pub math_dir: PathBuf,
     /// Folder of `ARC-Easy-test.jsonl` and `ARC-Challenge-test.jsonl`, read for the `arc-easy`
     /// and `arc-challenge` benchmarks (default `../shared/data/arc`).
     pub arc_dir: PathBuf,
@@ -318,6 +321,7 @@ impl Default for EvaluatorSection {
             temperature: 0.0,
             samples: 1,
             max_new_tokens: 96,
+            math_dir: PathBuf::from(azr_core::data::math::DEFAULT_DIR),
             arc_dir: PathBuf::from(azr_core::data::arc::DEFAULT_DIR),
             arc: ArcPrompt::default(),
         }

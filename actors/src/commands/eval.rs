@@ -26,18 +26,22 @@ use crate::compute;
 use crate::config::Config;
 use crate::pipeline::{self, checkpoint};
 
-/// Folder of the math benchmarks, relative to the project root.
-pub const MATH_DIR: &str = "../shared/data/math";
 /// File the tiny model's pretraining writes its held-out set to, inside the model directory.
 pub const HELDOUT_FILE: &str = "heldout.jsonl";
 
 /// Load the items of a benchmark by name (at most `limit`; 0 = all):
 /// `cruxeval-o` / `cruxeval-i` (CRUXEval output / input prediction), a math set
-/// (`math500`, `aime24`, `aime25`, `amc23`, `minerva`, `olympiadbench`, `gsm8k`), or
+/// (`math500`, `aime24`, `aime25`, `amc23`, `minerva`, `olympiadbench`, `gsm8k`, read from
+/// `math_dir`), or
 /// `heldout-{deduction,abduction,induction}` (the tiny model's held-out set, `heldout.jsonl`
 /// next to the weights in `model_dir`), or `humaneval` (synthesis tasks; their gold outputs are
-/// computed in the sandbox by [`eval`] with `humaneval::attach_gold`).
-pub fn load_benchmark(name: &str, limit: usize, model_dir: &Path) -> Result<Vec<Task>> {
+/// computed in the sandbox by [`score`] with `humaneval::attach_gold`).
+pub fn load_benchmark(
+    name: &str,
+    limit: usize,
+    model_dir: &Path,
+    math_dir: &Path,
+) -> Result<Vec<Task>> {
     let norm = name.replace('_', "-");
     let mut tasks: Vec<Task> = match norm.as_str() {
         "cruxeval-o" | "cruxeval-i" => {
@@ -79,8 +83,8 @@ pub fn load_benchmark(name: &str, limit: usize, model_dir: &Path) -> Result<Vec<
             return Ok(spread_subset(all, limit));
         }
         n => match n.parse::<MathSet>() {
-            Ok(set) => load_math(set, MATH_DIR)
-                .with_context(|| format!("loading {name} from {MATH_DIR}"))?
+            Ok(set) => load_math(set, math_dir)
+                .with_context(|| format!("loading {name} from {}", math_dir.display()))?
                 .iter()
                 .map(|p| p.task())
                 .collect(),
@@ -165,15 +169,17 @@ pub fn benchmark(cfg: &Config, name: &str, limit: usize) -> Result<Benchmark> {
         }
         return Ok(Benchmark::new(stem, tasks));
     }
+    // The paper's protocol (`EvalSettings::paper`) changes only the sampled sets.
     let sampled = match name.parse::<MathSet>() {
-        Ok(MathSet::Aime24 | MathSet::Aime25 | MathSet::Amc23) if ev.paper_protocol => {
-            Some((8, 0.6))
+        Ok(set) if ev.paper_protocol => {
+            let paper = EvalSettings::paper(set);
+            (!paper.is_greedy()).then_some((paper.samples, paper.temperature))
         }
         _ => None,
     };
     Ok(Benchmark {
         sampled,
-        ..Benchmark::new(name, load_benchmark(name, limit, &cfg.raw.model.path)?)
+        ..Benchmark::new(name, load_benchmark(name, limit, &cfg.raw.model.path, &ev.math_dir)?)
     })
 }
 
@@ -228,7 +234,7 @@ impl Scored {
 pub async fn score(
     cfg: &Config,
     checkpoint: Option<&Path>,
-    benchmarks: Vec<Benchmark>,
+    mut benchmarks: Vec<Benchmark>,
 ) -> Result<Scored> {
     let ckpt = match checkpoint {
         Some(dir) => Some(checkpoint::resolve(dir)?),
@@ -245,7 +251,6 @@ pub async fn score(
             .context("starting the executor")?,
     );
     // HumanEval's gold outputs come from its reference solutions, run in the sandbox.
-    let mut benchmarks = benchmarks;
     for b in &mut benchmarks {
         if b.name.replace('_', "-") == "humaneval" {
             let (ex, tasks) = (executor.clone(), std::mem::take(&mut b.tasks));
@@ -336,7 +341,7 @@ mod tests {
 
     #[test]
     fn heldout_induction_tasks_carry_their_message() {
-        let tasks = load_benchmark("heldout-induction", 0, Path::new(MODEL)).unwrap();
+        let tasks = load_benchmark("heldout-induction", 0, Path::new(MODEL), Path::new("")).unwrap();
         assert!(!tasks.is_empty());
         for t in &tasks {
             assert!(!t.message.is_empty(), "no message: {t:?}");
@@ -346,8 +351,8 @@ mod tests {
 
     #[test]
     fn heldout_limit_spreads_over_families() {
-        let all = load_benchmark("heldout-deduction", 0, Path::new(MODEL)).unwrap();
-        let some = load_benchmark("heldout-deduction", 30, Path::new(MODEL)).unwrap();
+        let all = load_benchmark("heldout-deduction", 0, Path::new(MODEL), Path::new("")).unwrap();
+        let some = load_benchmark("heldout-deduction", 30, Path::new(MODEL), Path::new("")).unwrap();
         assert_eq!(some.len(), 30);
         assert_eq!(some[0].program, all[0].program);
         // The set holds 9 families of 25; a spread subset of 30 reaches every family.
@@ -413,7 +418,10 @@ mod tests {
             eval_only: true,
             checkpoint: None,
             limit: None,
-            set: vec![format!("evaluator.arc_dir=\"{}\"", arc_dir().display())],
+            set: vec![
+                format!("evaluator.arc_dir=\"{}\"", arc_dir().display()),
+                format!("evaluator.math_dir=\"{}\"", arc_dir().join("../math").display()),
+            ],
         };
         let cfg = crate::commands::rlvr::resolve_config(&args).unwrap();
         let ev = &cfg.raw.evaluator;

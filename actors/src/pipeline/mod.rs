@@ -25,6 +25,12 @@
 //! channel suspends its producer, and a busy learner thread (queue `batches`, capacity 1)
 //! suspends the learner actor, then the reward actor, and so on up to the admission sources.
 //!
+//! ## Evaluation
+//! When an evaluation is due after a version (`evaluator.every`; version 0 with
+//! `evaluator.at_start`), the learner thread's publish hook keeps that version's snapshot
+//! ([`crate::actors::evaluator::Published`]); the evaluator scores exactly that snapshot on a
+//! rollout engine of its own, so training neither waits for it nor changes the weights under it.
+//!
 //! ## Checkpoints
 //! The learner thread writes weights + optimizer right after the update of a due step (before
 //! it can train the next batch); the learner actor then adds `state.json`: step, version, the
