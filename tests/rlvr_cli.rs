@@ -174,7 +174,11 @@ fn tiny_rlvr_run_writes_a_history_that_select_reads() {
         .map(|e| (e["step"].as_u64(), e["policy_version"].as_u64().unwrap()))
         .collect();
     seen.sort();
-    assert_eq!(seen, vec![(None, 0), (Some(0), 1), (Some(1), 2)], "{evals:?}");
+    assert_eq!(
+        seen,
+        vec![(None, 0), (Some(0), 1), (Some(1), 2)],
+        "{evals:?}"
+    );
     assert!(evals
         .iter()
         .all(|e| e["benchmark"] == "heldout" && e["items"] == 4 && e["samples"] == 1));

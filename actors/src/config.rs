@@ -426,7 +426,8 @@ fn raw_from_str(
     if defaults.is_empty() && overrides.is_empty() {
         return Ok(raw);
     }
-    let mut table: toml::Table = toml::from_str(text).map_err(|e| parse_err(origin.to_string(), e))?;
+    let mut table: toml::Table =
+        toml::from_str(text).map_err(|e| parse_err(origin.to_string(), e))?;
     for (key, value) in defaults {
         if !has_key(&table, key) {
             apply_override(&mut table, &format!("{key}={value}"))?;
@@ -816,6 +817,14 @@ mod tests {
             assert_eq!(c.raw.learner.loss.kl_coef, 0.001, "{f}");
             assert_eq!(c.raw.learner.loss.entropy_coeff, 0.001, "{f}");
             assert!(c.raw.evaluator.at_start, "{f}");
+        }
+        // Their template sets build the math task type (paths are relative to the project root).
+        for f in ["one-shot-rlvr.toml", "one-shot-tiny.toml"] {
+            let c = Config::load(&Path::new("../config").join(f)).unwrap();
+            let t = &c.raw.tasks.templates;
+            let t = if t.ends_with(".toml") { format!("../{t}") } else { t.clone() };
+            let set = std::sync::Arc::new(azr_core::tasks::TemplateSet::resolve(&t).unwrap());
+            azr_core::tasks::math::Math::new(set).unwrap_or_else(|e| panic!("{f}: {e}"));
         }
         let rlvr = Config::load(Path::new("../config/one-shot-rlvr.toml")).unwrap();
         assert_eq!(

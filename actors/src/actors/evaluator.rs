@@ -367,8 +367,7 @@ mod tests {
             serde_json::from_str(lines(std::slice::from_ref(&s), None).trim()).unwrap();
         assert!(at_start.get("step").is_none());
         assert_eq!(at_start["policy_version"], 7);
-        let later: serde_json::Value =
-            serde_json::from_str(lines(&[s], Some(3)).trim()).unwrap();
+        let later: serde_json::Value = serde_json::from_str(lines(&[s], Some(3)).trim()).unwrap();
         assert_eq!(later["step"], 3);
     }
 }

@@ -179,7 +179,10 @@ pub fn benchmark(cfg: &Config, name: &str, limit: usize) -> Result<Benchmark> {
     };
     Ok(Benchmark {
         sampled,
-        ..Benchmark::new(name, load_benchmark(name, limit, &cfg.raw.model.path, &ev.math_dir)?)
+        ..Benchmark::new(
+            name,
+            load_benchmark(name, limit, &cfg.raw.model.path, &ev.math_dir)?,
+        )
     })
 }
 
@@ -341,7 +344,8 @@ mod tests {
 
     #[test]
     fn heldout_induction_tasks_carry_their_message() {
-        let tasks = load_benchmark("heldout-induction", 0, Path::new(MODEL), Path::new("")).unwrap();
+        let tasks =
+            load_benchmark("heldout-induction", 0, Path::new(MODEL), Path::new("")).unwrap();
         assert!(!tasks.is_empty());
         for t in &tasks {
             assert!(!t.message.is_empty(), "no message: {t:?}");
@@ -352,7 +356,8 @@ mod tests {
     #[test]
     fn heldout_limit_spreads_over_families() {
         let all = load_benchmark("heldout-deduction", 0, Path::new(MODEL), Path::new("")).unwrap();
-        let some = load_benchmark("heldout-deduction", 30, Path::new(MODEL), Path::new("")).unwrap();
+        let some =
+            load_benchmark("heldout-deduction", 30, Path::new(MODEL), Path::new("")).unwrap();
         assert_eq!(some.len(), 30);
         assert_eq!(some[0].program, all[0].program);
         // The set holds 9 families of 25; a spread subset of 30 reaches every family.
@@ -401,8 +406,16 @@ mod tests {
         // The whole `[evaluator.arc]` prompt is the task's problem; graded by label.
         for b in &benches {
             assert_eq!(b.arc.as_ref(), Some(&cfg.raw.evaluator.arc));
-            assert!(b.tasks[0].problem.starts_with("Question: "), "{:?}", b.tasks[0]);
-            assert!(b.tasks[0].problem.ends_with("\nAnswer:"), "{:?}", b.tasks[0]);
+            assert!(
+                b.tasks[0].problem.starts_with("Question: "),
+                "{:?}",
+                b.tasks[0]
+            );
+            assert!(
+                b.tasks[0].problem.ends_with("\nAnswer:"),
+                "{:?}",
+                b.tasks[0]
+            );
         }
     }
 
@@ -420,7 +433,10 @@ mod tests {
             limit: None,
             set: vec![
                 format!("evaluator.arc_dir=\"{}\"", arc_dir().display()),
-                format!("evaluator.math_dir=\"{}\"", arc_dir().join("../math").display()),
+                format!(
+                    "evaluator.math_dir=\"{}\"",
+                    arc_dir().join("../math").display()
+                ),
             ],
         };
         let cfg = crate::commands::rlvr::resolve_config(&args).unwrap();
