@@ -58,9 +58,9 @@ fn avg_at_k_by_hand() {
 #[test]
 fn avg_at_8_of_written_responses() {
     // Two AMC-style items, eight responses each, graded by the math task type.
-    let references = vec!["27".to_string(), "\\frac{3}{4}".to_string()];
+    let references = ["27", "\\frac{3}{4}"];
     let r = |s: &str| s.to_string();
-    let item1 = vec![
+    let item1 = [
         r("\\boxed{27}"),
         r("so \\boxed{27.0}"),
         r("\\boxed{26}"),
@@ -71,7 +71,7 @@ fn avg_at_8_of_written_responses() {
         r("\\boxed{27} or \\boxed{72}"),
     ];
     // correct: 0, 1, 4, 6 -> 4/8 (an unboxed 27 is no answer; the last box counts).
-    let item2 = vec![
+    let item2 = [
         r("\\boxed{0.75}"),
         r("\\boxed{3/4}"),
         r("\\boxed{\\frac34}"),
@@ -82,13 +82,13 @@ fn avg_at_8_of_written_responses() {
         r("\\boxed{\\frac{6}{8}}"),
     ];
     let m = paper_math();
-    let graded1: Vec<bool> = item1.iter().map(|t| grade(&m, t, &references[0])).collect();
+    let graded1: Vec<bool> = item1.iter().map(|t| grade(&m, t, references[0])).collect();
     assert_eq!(
         graded1,
         [true, true, false, false, true, false, true, false],
         "{item1:?}"
     );
-    let graded2: Vec<bool> = item2.iter().map(|t| grade(&m, t, &references[1])).collect();
+    let graded2: Vec<bool> = item2.iter().map(|t| grade(&m, t, references[1])).collect();
     let n2 = graded2.iter().filter(|&&c| c).count();
     // 0.75, 3/4, \frac34, \dfrac{3}{4} are equal to 3/4; 4/3, no answer, empty box are not.
     assert!(graded2[..4].iter().all(|&c| c), "{graded2:?}");

@@ -822,7 +822,11 @@ mod tests {
         for f in ["one-shot-rlvr.toml", "one-shot-tiny.toml"] {
             let c = Config::load(&Path::new("../config").join(f)).unwrap();
             let t = &c.raw.tasks.templates;
-            let t = if t.ends_with(".toml") { format!("../{t}") } else { t.clone() };
+            let t = if t.ends_with(".toml") {
+                format!("../{t}")
+            } else {
+                t.clone()
+            };
             let set = std::sync::Arc::new(azr_core::tasks::TemplateSet::resolve(&t).unwrap());
             azr_core::tasks::math::Math::new(set).unwrap_or_else(|e| panic!("{f}: {e}"));
         }

@@ -443,13 +443,14 @@ mod tests {
         let ev = &cfg.raw.evaluator;
         assert!(ev.paper_protocol && ev.at_start);
         assert!(ev.arc.template.contains("\\boxed{}"));
-        let got: Vec<(String, usize, Option<(usize, f32)>, bool)> = ev
+        type Row = (String, usize, Option<(usize, f32)>, bool);
+        let got: Vec<Row> = ev
             .benchmarks
             .iter()
             .map(|n| benchmark(&cfg, n, 0).unwrap())
             .map(|b| (b.name, b.tasks.len(), b.sampled, b.arc.is_some()))
             .collect();
-        let expected: Vec<(String, usize, Option<(usize, f32)>, bool)> = vec![
+        let expected: Vec<Row> = vec![
             ("math500".into(), 500, None, false),
             ("aime24".into(), 30, Some((8, 0.6)), false),
             ("aime25".into(), 30, Some((8, 0.6)), false),

@@ -53,6 +53,10 @@ pub struct StepReport {
     pub saved: Option<Result<PathBuf, TrainError>>,
 }
 
+/// Called by the learner thread after each publish with the new version and its snapshot (none
+/// when taking the snapshot failed).
+pub type OnPublish = Box<dyn Fn(PolicyVersion, Option<&Snapshot>) + Send>;
+
 /// Start the learner thread at `start_version`. Each update publishes `version + 1` to
 /// `engine`, calls `on_publish` with it and its snapshot (none when the snapshot failed), and
 /// reports on `reports`. A batch without any rewarded
@@ -61,7 +65,7 @@ pub fn spawn<T: Trainer>(
     mut trainer: T,
     rx: flume::Receiver<LearnerCmd>,
     engine: EngineHandle,
-    on_publish: Box<dyn Fn(PolicyVersion, Option<&Snapshot>) + Send>,
+    on_publish: OnPublish,
     reports: mpsc::UnboundedSender<StepReport>,
     start_version: PolicyVersion,
 ) -> std::io::Result<JoinHandle<()>> {
