@@ -3,24 +3,32 @@
 //!
 //! `cargo run --release -p azr-core --example arith_base -- OUT_DIR [STEPS] [SEED]`
 //!
-//! The task family is two-digit addition `a+b` (a, b in 0..=99), in the compact format
-//! `Q: 23+45\nA: 68<end>` with the tiny character tokenizer. The 10,000 problems are shuffled
+//! The task family is two-digit addition `a+b` (a, b in 0..=99), written as the math task type
+//! formats it with the `compact` template set (solver prompt + perfect answer:
+//! `23+45\n<out>68<end>`, the format `config/one-shot-tiny.toml` trains and evaluates in) with
+//! the tiny character tokenizer. The 10,000 problems are shuffled
 //! by the seed and split: the first 6,000 form the pretraining set, the next 128 the RLVR
 //! training pool (`OUT_DIR/train.jsonl`), the next 400 the held-out set (`OUT_DIR/heldout.jsonl`),
 //! so RLVR and evaluation only see problems the pretraining never did. Both files use the
 //! DeepScaleR row layout of `dsr_sub.jsonl` (`prompt`, `reward_model.ground_truth`,
 //! `extra_info.index`). The model (3 layers, width 96, ~0.3 M parameters) is written to
-//! `OUT_DIR/model` as an HF directory, and its greedy held-out accuracy is printed.
+//! `OUT_DIR/model` as an HF directory, and its greedy held-out accuracy (generated through the
+//! rollout engine, graded by the math task type) is printed.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use azr_core::eval::{evaluate_problems, AnswerFormat, EvalSettings, MathPrompt, Problem};
+use std::sync::Arc;
+
+use azr_core::engine::{self, EngineConfig, GenRequest};
+use azr_core::model::SamplingParams;
 use azr_core::pretrain::config::{PretrainConfig, TinyModelConfig, TrainConfig};
 use azr_core::pretrain::corpus::pack;
 use azr_core::pretrain::tokenizer::TinyTokenizer;
 use azr_core::pretrain::train::{init_model, Trainer};
+use azr_core::tasks::math::Math;
+use azr_core::tasks::{math_grader, Provenance, Task, TaskType, TemplateSet};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -68,6 +76,14 @@ fn main() -> AnyResult<()> {
         }
     }
 
+    let math = Math::new(Arc::new(TemplateSet::resolve("compact")?))?;
+    let task = |a: u32, b: u32| {
+        Task::math(
+            format!("{a}+{b}"),
+            (a + b).to_string(),
+            Provenance::benchmark("arith", format!("{a}+{b}")),
+        )
+    };
     let tok = TinyTokenizer::build()?;
     let cfg = PretrainConfig {
         seed,
@@ -97,9 +113,11 @@ fn main() -> AnyResult<()> {
         let samples: Vec<Vec<u32>> = (0..per_step)
             .map(|_| {
                 let (a, b) = pretrain[rng.random_range(0..pretrain.len())];
-                tok.encode(&format!("Q: {a}+{b}\nA: {}<end>", a + b))
+                let t = task(a, b);
+                let text = format!("{}{}", math.solver_prompt(&t)?, math.answer_text(&t)?);
+                Ok(tok.encode(&text)?)
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<AnyResult<_>>()?;
         let rows: Vec<Vec<u32>> = pack(&samples, ROW, tok.pad_id)?
             .into_iter()
             .take(ROWS)
@@ -117,33 +135,51 @@ fn main() -> AnyResult<()> {
     let model = trainer.model();
     model.save_hf_dir(&out.join("model"))?;
 
-    let prompt = MathPrompt {
-        template: "Q: {problem}\nA: ".to_string(),
-        answer: AnswerFormat::Plain,
-        stop: vec!["<end>".to_string()],
-    };
-    let problems: Vec<Problem> = heldout
-        .iter()
-        .enumerate()
-        .map(|(i, &(a, b))| Problem {
-            id: (10_000 + i).to_string(),
-            problem: format!("{a}+{b}"),
-            answer: (a + b).to_string(),
-        })
-        .collect();
+    // Greedy held-out accuracy through the rollout engine, graded by the math task type.
     let snap = model.snapshot()?;
-    let score = evaluate_problems(
-        &snap,
-        &prompt,
-        "heldout",
-        &problems,
-        &EvalSettings::greedy(8),
-    )?;
+    let stop: Vec<u32> = ["<end>"]
+        .iter()
+        .filter_map(|s| snap.tokenizer().token_to_id(s))
+        .chain(snap.config().eos_token_id.iter().flat_map(|t| t.to_vec()))
+        .collect();
+    let (engine, join) = engine::spawn(snap.clone(), 0, EngineConfig::default())?;
+    let params = SamplingParams {
+        temperature: 0.0,
+        max_new_tokens: 8,
+        stop_token_ids: stop,
+        ..SamplingParams::default()
+    };
+    let tasks: Vec<Task> = heldout.iter().map(|&(a, b)| task(a, b)).collect();
+    let tickets = tasks
+        .iter()
+        .map(|t| {
+            let prompt = snap.tokenizer().encode(&math.solver_prompt(t)?, true)?;
+            Ok(engine.submit(GenRequest {
+                prompt,
+                n: 1,
+                params: params.clone(),
+                priority: 0,
+            })?)
+        })
+        .collect::<AnyResult<Vec<_>>>()?;
+    let mut correct = 0usize;
+    for (ticket, t) in tickets.into_iter().zip(&tasks) {
+        for s in ticket.wait()? {
+            let text = snap.tokenizer().decode(&s.tokens, false)?;
+            let ok = math
+                .parse_answer(&text)
+                .is_ok_and(|a| math_grader::is_equiv(&a.text, &t.answer));
+            correct += usize::from(ok);
+        }
+    }
+    engine.shutdown();
+    let _ = join.join();
+    let accuracy = correct as f64 / tasks.len().max(1) as f64;
     println!(
         "pretrained {steps} steps in {:.0}s; held-out greedy accuracy {:.3} ({} items)",
         t0.elapsed().as_secs_f64(),
-        score.accuracy,
-        score.items
+        accuracy,
+        tasks.len()
     );
     Ok(())
 }

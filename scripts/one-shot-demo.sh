@@ -4,7 +4,8 @@
 #  2. RLVR on the whole pool, recording each problem's training accuracy per epoch;
 #  3. rank the pool by the variance of that history (`azr select`) and take the top problem;
 #  4. RLVR on that single problem from the same base model, same steps, batch and samples;
-#  5. held-out greedy accuracy of both (eval.jsonl in each run directory).
+#  5. held-out greedy accuracy of both, at the start and every 20 steps (eval.jsonl in each run
+#     directory: the in-run evaluator, one pinned weight version per evaluation).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-1} RUST_LOG=${RUST_LOG:-warn}
@@ -19,7 +20,7 @@ $AZR rlvr --config config/one-shot-tiny.toml --examples all --max-steps "$STEPS"
 $AZR select --history "$OUT/full/accuracy_history.json" --top 5 --dataset "$OUT/base/train.jsonl"
 PI1=$($AZR select --history "$OUT/full/accuracy_history.json" --top 1 | tail -n 1 | cut -f2)
 $AZR rlvr --config config/one-shot-tiny.toml --examples "$PI1" --max-steps "$STEPS" --run-dir "$OUT/one"
-echo "held-out greedy accuracy (step, accuracy):"
+echo "held-out greedy accuracy (weights version = steps trained, accuracy):"
 for r in full one; do
-  echo "$r: $(python3 -c "import json,sys; print(' '.join('%d:%.3f' % (j['step'], j['accuracy']) for j in map(json.loads, open('$OUT/$r/eval.jsonl'))))")"
+  echo "$r: $(python3 -c "import json,sys; print(' '.join('%d:%.3f' % (j['policy_version'], j['accuracy']) for j in sorted(map(json.loads, open('$OUT/$r/eval.jsonl')), key=lambda j: j['policy_version'])))")"
 done

@@ -56,6 +56,8 @@ def parse_evals(path):
     if os.path.exists(path):
         for line in open(path):
             e = json.loads(line)
+            if "step" not in e:  # the starting weights (`evaluator.at_start`), before any step
+                continue
             kind = e["benchmark"].replace("heldout-", "")
             evals.setdefault(e["step"], {})[kind] = e["accuracy"]
     return evals

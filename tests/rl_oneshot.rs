@@ -5,7 +5,7 @@
 
 use azr_core::oneshot::dataset::{load_jsonl, parse_row};
 use azr_core::oneshot::history::{AccuracyHistory, EpochTally};
-use azr_core::oneshot::select::{fill_batch, rank, render_table, score, SelectionMethod};
+use azr_core::oneshot::select::{rank, render_table, score, SelectionMethod};
 
 const DIR: &str = "../shared/data/one-shot-rlvr";
 
@@ -130,7 +130,4 @@ fn table_and_batch_filling() {
         render_table(&ranked, 1, None, 10),
         "rank\tindex\tscore\n1\tb\t0.250000\n"
     );
-    assert_eq!(fill_batch(&["x", "y"], 5), ["x", "y", "x", "y", "x"]);
-    assert_eq!(fill_batch(&[7], 3), [7, 7, 7]);
-    assert!(fill_batch::<u8>(&[], 4).is_empty());
 }

@@ -1,48 +1,38 @@
-//! Math benchmark scoring on hand-written responses: answer extraction, greedy accuracy,
-//! avg@k and the six-benchmark average, checked against hand-computed values.
+//! Math benchmark scoring on hand-written responses, with the one math grader (the math task
+//! type: the last `\boxed{}` of a response, compared by `math_grader::is_equiv`, as the training
+//! reward and the evaluator grade): greedy accuracy, avg@k and the six-benchmark average,
+//! checked against hand-computed values.
 //!
 //! Run: `cargo test --release -p azr-core --test rlvr_eval`
 
+use std::sync::Arc;
+
 use azr_core::data::{load_math, MathSet};
 use azr_core::eval::{
-    avg_at_k, benchmark_name, AnswerFormat, BenchmarkScore, EvalSettings, MathPrompt, SuiteScore,
-    SIX_BENCHMARKS,
+    avg_at_k, benchmark_name, six_average, BenchmarkScore, EvalSettings, SIX_BENCHMARKS,
 };
+use azr_core::tasks::math::Math;
+use azr_core::tasks::{math_grader, TaskType, TemplateSet};
 
-fn boxed() -> MathPrompt {
-    MathPrompt::default()
+/// Whether `response` answers `reference` correctly under the `paper` template set's math type.
+fn grade(math: &Math, response: &str, reference: &str) -> bool {
+    math.parse_answer(response)
+        .is_ok_and(|a| math_grader::is_equiv(&a.text, reference))
 }
 
-fn plain() -> MathPrompt {
-    MathPrompt {
-        template: "Q: {problem}\nA: ".to_string(),
-        answer: AnswerFormat::Plain,
-        stop: vec!["<end>".to_string()],
-    }
+fn paper_math() -> Math {
+    Math::new(Arc::new(TemplateSet::resolve("paper").unwrap())).unwrap()
 }
 
 #[test]
-fn extraction_and_grading() {
-    let p = boxed();
-    assert_eq!(
-        p.extract(
-            "so x = 3, and then \\boxed{4}, no wait \\boxed{\\frac{1}{2}}<|im_end|>junk \\boxed{9}"
-        )
-        .as_deref(),
-        Some("\\frac{1}{2}")
-    );
-    assert_eq!(p.extract("the answer is 12"), None);
-    assert!(p.grade("The wind speed is \\boxed{12.8}.", "12.8"));
-    assert!(p.grade("\\boxed{0.5}", "\\frac{1}{2}"));
-    assert!(!p.grade("\\boxed{12.7}", "12.8"));
-    assert!(!p.grade("12.8", "12.8"));
-
-    let q = plain();
-    assert_eq!(q.render("  3+4 "), "Q: 3+4\nA: ");
-    assert_eq!(q.extract(" 7<end>8").as_deref(), Some("7"));
-    assert!(q.grade("7<end>", "7"));
-    assert!(!q.grade("<end>7", "7"));
-    assert!(q.grade("\\boxed{7}", "7"));
+fn boxed_answers_are_graded_by_value() {
+    let m = paper_math();
+    assert!(grade(&m, "so the answer is \\boxed{12.8}.", "12.8"));
+    assert!(grade(&m, "\\boxed{1} then \\boxed{12.80}", "12.8"));
+    assert!(!grade(&m, "\\boxed{12.9}", "12.8"));
+    // No box, or an empty one, is no answer.
+    assert!(!grade(&m, "12.8", "12.8"));
+    assert!(!grade(&m, "\\boxed{}", "12.8"));
 }
 
 #[test]
@@ -67,10 +57,10 @@ fn avg_at_k_by_hand() {
 
 #[test]
 fn avg_at_8_of_written_responses() {
-    // Two AMC-style items, eight responses each, graded with the boxed prompt.
-    let references = vec!["27".to_string(), "\\frac{3}{4}".to_string()];
+    // Two AMC-style items, eight responses each, graded by the math task type.
+    let references = ["27", "\\frac{3}{4}"];
     let r = |s: &str| s.to_string();
-    let item1 = vec![
+    let item1 = [
         r("\\boxed{27}"),
         r("so \\boxed{27.0}"),
         r("\\boxed{26}"),
@@ -78,10 +68,10 @@ fn avg_at_8_of_written_responses() {
         r("\\boxed{ 27 }"),
         r("\\boxed{28}"),
         r("\\boxed{27}<|im_end|>"),
-        r("<|im_end|>\\boxed{27}"),
+        r("\\boxed{27} or \\boxed{72}"),
     ];
-    // correct: 0, 1, 4, 6 -> 4/8.
-    let item2 = vec![
+    // correct: 0, 1, 4, 6 -> 4/8 (an unboxed 27 is no answer; the last box counts).
+    let item2 = [
         r("\\boxed{0.75}"),
         r("\\boxed{3/4}"),
         r("\\boxed{\\frac34}"),
@@ -91,20 +81,21 @@ fn avg_at_8_of_written_responses() {
         r("\\boxed{}"),
         r("\\boxed{\\frac{6}{8}}"),
     ];
-    let prompt = boxed();
-    let graded2: Vec<bool> = item2
-        .iter()
-        .map(|t| prompt.grade(t, &references[1]))
-        .collect();
+    let m = paper_math();
+    let graded1: Vec<bool> = item1.iter().map(|t| grade(&m, t, references[0])).collect();
+    assert_eq!(
+        graded1,
+        [true, true, false, false, true, false, true, false],
+        "{item1:?}"
+    );
+    let graded2: Vec<bool> = item2.iter().map(|t| grade(&m, t, references[1])).collect();
     let n2 = graded2.iter().filter(|&&c| c).count();
     // 0.75, 3/4, \frac34, \dfrac{3}{4} are equal to 3/4; 4/3, no answer, empty box are not.
     assert!(graded2[..4].iter().all(|&c| c), "{graded2:?}");
     assert!(!graded2[4] && !graded2[5] && !graded2[6], "{graded2:?}");
-    let s = BenchmarkScore::from_responses(
+    let s = BenchmarkScore::from_graded(
         "amc23",
-        &prompt,
-        &references,
-        &[item1, item2],
+        &[graded1, graded2],
         &EvalSettings::paper(MathSet::Amc23),
     )
     .unwrap();
@@ -117,22 +108,15 @@ fn avg_at_8_of_written_responses() {
 #[test]
 fn six_benchmark_average_and_paper_settings() {
     let accs = [0.736, 0.167, 0.108, 0.538, 0.235, 0.357];
-    let mut suite = SuiteScore::default();
-    for (set, acc) in SIX_BENCHMARKS.iter().zip(accs) {
-        suite.scores.push(BenchmarkScore {
-            benchmark: benchmark_name(*set).to_string(),
-            items: 10,
-            samples: 1,
-            correct: 0,
-            accuracy: acc,
-            temperature: 0.0,
-        });
-    }
+    let names: Vec<&str> = SIX_BENCHMARKS.iter().map(|s| benchmark_name(*s)).collect();
     // Paper Table 8, pi_13 row: mean of the six = 2.141 / 6 = 0.35683.
-    assert!((suite.six_average().unwrap() - 2.141 / 6.0).abs() < 1e-12);
-    assert!(suite.render().contains("six_avg"));
-    suite.scores.remove(0);
-    assert_eq!(suite.six_average(), None);
+    let avg = six_average(names.iter().copied().zip(accs)).unwrap();
+    assert!((avg - 2.141 / 6.0).abs() < 1e-12);
+    // Config names (`minerva`) count as well as file stems (`minerva_math`); other sets do not.
+    let mut by_name: Vec<(&str, f64)> = SIX_BENCHMARKS.iter().map(|s| s.name()).zip(accs).collect();
+    by_name.push(("gsm8k", 1.0));
+    assert!((six_average(by_name.iter().copied()).unwrap() - 2.141 / 6.0).abs() < 1e-12);
+    assert_eq!(six_average(names[1..].iter().copied().zip(accs)), None);
     assert_eq!(benchmark_name(MathSet::Minerva), "minerva_math");
     for set in MathSet::ALL {
         assert!(azr_core::metrics::BENCHMARKS.contains(&benchmark_name(set)));
@@ -160,10 +144,10 @@ fn shipped_benchmarks_load_with_references() {
         let items = load_math(set, dir).unwrap();
         assert_eq!(items.len(), n, "{set:?}");
         // A response boxing the reference answer is graded correct on every item.
-        let prompt = boxed();
+        let m = paper_math();
         let wrong: Vec<_> = items
             .iter()
-            .filter(|p| !prompt.grade(&format!("\\boxed{{{}}}", p.answer), &p.answer))
+            .filter(|p| !grade(&m, &format!("\\boxed{{{}}}", p.answer), &p.answer))
             .map(|p| p.id.clone())
             .collect();
         assert!(wrong.is_empty(), "{set:?}: {wrong:?}");

@@ -270,21 +270,32 @@ impl Default for RlvrSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvaluatorSection {
-    /// Benchmarks to score: `cruxeval-o`, `cruxeval-i`, `heldout-deduction`, `heldout-abduction`,
-    /// `heldout-induction`, `math500`, `aime24`, `aime25`, `amc23`, `minerva`, `olympiadbench`,
-    /// `gsm8k`, `arc-easy`, `arc-challenge` (default `["heldout-deduction", "heldout-abduction",
-    /// "heldout-induction"]`).
+    /// Benchmarks to score: `cruxeval-o`, `cruxeval-i`, `humaneval`, `heldout-deduction`,
+    /// `heldout-abduction`, `heldout-induction`, `math500`, `aime24`, `aime25`, `amc23`,
+    /// `minerva`, `olympiadbench`, `gsm8k`, `arc-easy`, `arc-challenge`, or the path of a
+    /// `.jsonl` file of math problems in the 1-shot RLVR row layout (`prompt`,
+    /// `reward_model.ground_truth`, `extra_info.index`), named by its file stem (default
+    /// `["heldout-deduction", "heldout-abduction", "heldout-induction"]`).
     pub benchmarks: Vec<String>,
     /// Items per benchmark; 0 = all (default 32).
     pub limit: usize,
     /// Evaluate every N learner steps; 0 = never during training (default 10).
     pub every: u64,
+    /// Also score the starting weights (version 0) when a run starts from step 0 (default
+    /// false).
+    pub at_start: bool,
+    /// The 1-shot RLVR paper's decoding: `aime24`, `aime25` and `amc23` avg@8 at temperature
+    /// 0.6 whatever `temperature` and `samples` say; the other sets use them (default false).
+    pub paper_protocol: bool,
     /// Decoding temperature; 0 = greedy (default 0).
     pub temperature: f64,
     /// Samples per item (avg@k; default 1).
     pub samples: usize,
     /// Longest answer in tokens (default 96).
     pub max_new_tokens: usize,
+    /// Folder of the math benchmark files (`math500.jsonl`, ...), read for the math sets
+    /// (default `../shared/data/math`).
+    pub math_dir: PathBuf,
     /// Folder of `ARC-Easy-test.jsonl` and `ARC-Challenge-test.jsonl`, read for the `arc-easy`
     /// and `arc-challenge` benchmarks (default `../shared/data/arc`).
     pub arc_dir: PathBuf,
@@ -305,9 +316,12 @@ impl Default for EvaluatorSection {
             ],
             limit: 32,
             every: 10,
+            at_start: false,
+            paper_protocol: false,
             temperature: 0.0,
             samples: 1,
             max_new_tokens: 96,
+            math_dir: PathBuf::from(azr_core::data::math::DEFAULT_DIR),
             arc_dir: PathBuf::from(azr_core::data::arc::DEFAULT_DIR),
             arc: ArcPrompt::default(),
         }
@@ -360,7 +374,7 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
 }
 
-/// Set one dotted key of `table` from `key=value` (see [`Config::from_toml_str_with_overrides`]).
+/// Set one dotted key of `table` from `key=value` (see [`Config::load_with_overrides`]).
 fn apply_override(table: &mut toml::Table, spec: &str) -> Result<(), ConfigError> {
     let bad = |message: &str| ConfigError::invalid(&format!("--set {spec}"), message);
     let (key, value) = spec
@@ -395,6 +409,58 @@ fn apply_override(table: &mut toml::Table, spec: &str) -> Result<(), ConfigError
     Ok(())
 }
 
+/// The raw config of TOML `text` with `defaults` filled in where absent and `overrides` applied
+/// (see [`Config::load_raw`]).
+fn raw_from_str(
+    text: &str,
+    origin: &str,
+    defaults: &[(&str, &str)],
+    overrides: &[String],
+) -> Result<RawConfig, ConfigError> {
+    let parse_err = |origin: String, e: toml::de::Error| ConfigError::Parse {
+        origin,
+        message: e.to_string(),
+    };
+    // Straight to the typed schema first: its errors show the line of a bad key in the file.
+    let raw: RawConfig = toml::from_str(text).map_err(|e| parse_err(origin.to_string(), e))?;
+    if defaults.is_empty() && overrides.is_empty() {
+        return Ok(raw);
+    }
+    let mut table: toml::Table =
+        toml::from_str(text).map_err(|e| parse_err(origin.to_string(), e))?;
+    for (key, value) in defaults {
+        if !has_key(&table, key) {
+            apply_override(&mut table, &format!("{key}={value}"))?;
+        }
+    }
+    for o in overrides {
+        apply_override(&mut table, o)?;
+    }
+    let with = if overrides.is_empty() {
+        origin.to_string()
+    } else {
+        format!("{origin} with --set {}", overrides.join(" --set "))
+    };
+    toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| parse_err(with, e))
+}
+
+/// Whether the dotted `key` is set in `table`.
+fn has_key(table: &toml::Table, key: &str) -> bool {
+    let mut cur = table;
+    let path: Vec<&str> = key.split('.').collect();
+    for (i, seg) in path.iter().enumerate() {
+        match cur.get(*seg) {
+            None => return false,
+            Some(_) if i + 1 == path.len() => return true,
+            Some(toml::Value::Table(t)) => cur = t,
+            Some(_) => return false,
+        }
+    }
+    false
+}
+
 /// Names of the actors fault injection may target: the one actor list of the metric catalogue.
 pub const WORKER_NAMES: [&str; 8] = azr_core::metrics::ACTORS;
 
@@ -410,51 +476,34 @@ impl Config {
     }
 
     /// Read a TOML file (`None`: the embedded default), apply `--set` overrides, validate.
+    /// An override value is read as TOML (`5e-5`, `true`, `[1, 2]`, `"text"`); a bare word
+    /// that is not valid TOML is taken as a string (`--set model.device=cuda:0`).
     pub fn load_with_overrides(
         path: Option<&Path>,
         overrides: &[String],
     ) -> Result<Self, ConfigError> {
+        Self::validate(Self::load_raw(path, &[], overrides)?)
+    }
+
+    /// Read a TOML file (`None`: the embedded default) into the raw schema: `defaults`
+    /// (`("run.staleness", "0")`, a preset such as `azr rlvr`'s) fill the keys the file does not
+    /// set, then the `--set` overrides apply. Not validated yet (the caller may still change
+    /// it; then [`Config::validate`]).
+    pub fn load_raw(
+        path: Option<&Path>,
+        defaults: &[(&str, &str)],
+        overrides: &[String],
+    ) -> Result<RawConfig, ConfigError> {
         match path {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.to_path_buf(),
                     source,
                 })?;
-                Self::from_toml_str_with_overrides(&text, &path.display().to_string(), overrides)
+                raw_from_str(&text, &path.display().to_string(), defaults, overrides)
             }
-            None => {
-                Self::from_toml_str_with_overrides(DEFAULT_TOML, "<embedded default>", overrides)
-            }
+            None => raw_from_str(DEFAULT_TOML, "<embedded default>", defaults, overrides),
         }
-    }
-
-    /// Parse TOML text, apply `section.key=value` overrides (`azr run --set`), then validate.
-    /// A value is read as TOML (`5e-5`, `true`, `[1, 2]`, `"text"`); a bare word that is not
-    /// valid TOML is taken as a string (`--set model.device=cuda:0`).
-    pub fn from_toml_str_with_overrides(
-        text: &str,
-        origin: &str,
-        overrides: &[String],
-    ) -> Result<Self, ConfigError> {
-        if overrides.is_empty() {
-            // Straight to the typed schema: its errors show the line of the bad key.
-            return Self::from_toml_str(text, origin);
-        }
-        let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            origin: origin.to_string(),
-            message: e.to_string(),
-        })?;
-        for o in overrides {
-            apply_override(&mut table, o)?;
-        }
-        let raw: RawConfig =
-            toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| ConfigError::Parse {
-                    origin: format!("{origin} with --set {}", overrides.join(" --set ")),
-                    message: e.to_string(),
-                })?;
-        Self::validate(raw)
     }
 
     /// Parse and validate TOML text; `origin` names it in errors.
@@ -727,18 +776,33 @@ mod tests {
     }
 
     #[test]
+    fn preset_defaults_fill_only_absent_keys() {
+        let preset = [("run.staleness", "0"), ("selfplay.mode", "\"rlvr\"")];
+        let raw = raw_from_str("[run]\nseed = 3\n", "t", &preset, &[]).unwrap();
+        assert_eq!((raw.run.seed, raw.run.staleness), (3, 0));
+        assert_eq!(raw.selfplay.mode, Mode::Rlvr);
+        // The file and --set win over the preset.
+        let raw = raw_from_str("[run]\nstaleness = 2\n", "t", &preset, &[]).unwrap();
+        assert_eq!(raw.run.staleness, 2);
+        let sets = ["run.staleness=1".to_string()];
+        let raw = raw_from_str("", "t", &preset, &sets).unwrap();
+        assert_eq!(raw.run.staleness, 1);
+        // Unknown keys are named, in the file and in --set.
+        let e = raw_from_str("[rlvr]\nexampels = [1]\n", "t", &preset, &[]).unwrap_err();
+        assert!(e.to_string().contains("exampels"), "{e}");
+        let sets = ["rlvr.exampels=[1]".to_string()];
+        let e = raw_from_str("", "t", &preset, &sets).unwrap_err();
+        assert!(e.to_string().contains("exampels"), "{e}");
+    }
+
+    #[test]
     fn every_shipped_experiment_config_is_valid() {
         let mut n = 0;
         for entry in std::fs::read_dir("../config").unwrap() {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().to_string();
-            // The pretraining config (`azr pretrain`) and the `azr rlvr` configs have their own
-            // schemas, checked by their own tests.
-            let own_schema = [
-                "tiny-pretrain.toml",
-                "one-shot-rlvr.toml",
-                "one-shot-tiny.toml",
-            ];
+            // The pretraining config (`azr pretrain`) has its own schema, checked by its tests.
+            let own_schema = ["tiny-pretrain.toml"];
             if path.extension().is_some_and(|e| e == "toml") && !own_schema.contains(&name.as_str())
             {
                 Config::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -746,12 +810,34 @@ mod tests {
             }
         }
         assert!(n >= 5, "found {n} configs");
-        let rlvr = Config::load(Path::new("../config/one-shot-rlvr-pipeline.toml")).unwrap();
-        assert_eq!(rlvr.raw.selfplay.mode, Mode::Rlvr);
+        for f in ["one-shot-rlvr.toml", "one-shot-tiny.toml"] {
+            let c = Config::load(&Path::new("../config").join(f)).unwrap();
+            assert_eq!(c.raw.selfplay.mode, Mode::Rlvr, "{f}");
+            assert_eq!(c.raw.run.staleness, 0, "{f}");
+            assert_eq!(c.raw.learner.loss.kl_coef, 0.001, "{f}");
+            assert_eq!(c.raw.learner.loss.entropy_coeff, 0.001, "{f}");
+            assert!(c.raw.evaluator.at_start, "{f}");
+        }
+        // Their template sets build the math task type (paths are relative to the project root).
+        for f in ["one-shot-rlvr.toml", "one-shot-tiny.toml"] {
+            let c = Config::load(&Path::new("../config").join(f)).unwrap();
+            let t = &c.raw.tasks.templates;
+            let t = if t.ends_with(".toml") {
+                format!("../{t}")
+            } else {
+                t.clone()
+            };
+            let set = std::sync::Arc::new(azr_core::tasks::TemplateSet::resolve(&t).unwrap());
+            azr_core::tasks::math::Math::new(set).unwrap_or_else(|e| panic!("{f}: {e}"));
+        }
+        let rlvr = Config::load(Path::new("../config/one-shot-rlvr.toml")).unwrap();
         assert_eq!(
             (rlvr.raw.rlvr.batch, rlvr.raw.rlvr.samples_per_prompt),
             (128, 8)
         );
+        assert_eq!(rlvr.raw.rlvr.examples, vec![124]);
+        assert_eq!(rlvr.raw.learner.optimizer.lr, 1e-6);
+        assert_eq!(rlvr.raw.sampling.temperature, 0.6);
         let q = Config::load(Path::new("../config/qwen2.5-7b.toml")).unwrap();
         assert_eq!(
             (q.raw.selfplay.propose_batch, q.raw.tasks.rewards.mc_samples),

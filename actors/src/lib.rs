@@ -40,7 +40,6 @@ pub mod config;
 pub mod engine;
 mod observe;
 mod pipeline;
-mod rlvr;
 pub mod service;
 mod telemetry;
 

@@ -156,6 +156,12 @@ impl EngineHandle {
         let _ = self.tx.send(Cmd::Resume);
     }
 
+    /// The longest sequence (prompt + generated tokens) a slot holds: longer prompts are
+    /// refused by [`EngineHandle::submit`].
+    pub fn max_seq_len(&self) -> usize {
+        self.shared.max_ctx
+    }
+
     /// The policy version decoding now.
     pub fn version(&self) -> PolicyVersion {
         self.shared.version.load(Ordering::SeqCst)

@@ -3,8 +3,7 @@
 //! [`crate::data::arc`]).
 //!
 //! # Prompt
-//! [`ArcPrompt`] (`[evaluator.arc]` of `azr run` / `azr eval` configs, `[eval.arc]` of
-//! `azr rlvr` configs) renders `template` with `{question}` (the question, trimmed) and
+//! [`ArcPrompt`] (`[evaluator.arc]` of the `azr run` / `azr eval` / `azr rlvr` config) renders `template` with `{question}` (the question, trimmed) and
 //! `{choices}` (one `choice` line per option, in file order, with the file's labels: `A`-`E` or
 //! `1`-`4`). The default is the plain completion format
 //!
@@ -17,8 +16,8 @@
 //! ```
 //!
 //! and a chat template with a `\boxed{}` instruction suits math-style models (see
-//! `config/one-shot-rlvr.toml`). A prompt longer than the model's context minus
-//! `max_new_tokens` keeps its last tokens (left truncation, as lm-evaluation-harness does).
+//! `config/one-shot-rlvr.toml`). The binary's evaluator cuts a prompt longer than the engine's
+//! sequence budget minus `max_new_tokens` on the left, as lm-evaluation-harness does.
 //!
 //! # Answer extraction
 //! The response is first cut at the first of `stop` (default `"\nQuestion:"`, `<|im_end|>`,
@@ -51,18 +50,17 @@
 //! over [`EvalSettings::effective_samples`] samples (greedy accuracy by default), as
 //! [`BenchmarkScore`] with the benchmark name `arc-easy` / `arc-challenge`.
 //!
-//! In `azr run`'s pipeline, where held-out items travel as tasks, an ARC item is a math task
-//! whose problem is [`ArcPrompt::body`] (wrapped by the task template's `math.solve`) and whose
-//! answer is the label; [`task_verdict`] grades it with the same rules, reading labels of the
-//! answer's family (`A`-`E` or `1`-`5`).
-
-use std::path::Path;
+//! In the `azr` binary's evaluator (`azr eval`, the in-run evaluator), where held-out items
+//! travel as tasks, an ARC item is a math task whose answer is the label ([`task`]; the binary
+//! sets its problem to the whole [`ArcPrompt::render`]ed prompt and generates through the
+//! rollout engine); [`task_verdict`] grades a response, cut at the stop strings
+//! ([`ArcPrompt::cut`]), with the same rules, reading labels of the answer's family (`A`-`E` or
+//! `1`-`5`).
 
 use serde::{Deserialize, Serialize};
 
 use super::{BenchmarkScore, EvalError, EvalSettings};
-use crate::data::arc::{load_arc, ArcItem, ArcSet};
-use crate::model::{generate, SamplingParams, Snapshot};
+use crate::data::arc::ArcItem;
 use crate::tasks::parse::last_boxed;
 use crate::tasks::{Provenance, Task, Verdict};
 
@@ -366,7 +364,7 @@ pub fn label_family(answer: &str) -> Vec<&'static str> {
 
 /// Whether `name` is an ARC benchmark (`arc-easy`, `arc-challenge`, `_` accepted).
 pub fn is_arc_benchmark(name: &str) -> bool {
-    ArcSet::from_name(name).is_some()
+    crate::data::arc::ArcSet::from_name(name).is_some()
 }
 
 /// `item` as a math task for the task pipeline: problem [`ArcPrompt::body`], answer the label,
@@ -409,80 +407,6 @@ pub fn decoding_summary(settings: &EvalSettings) -> String {
     s
 }
 
-/// Token ids that end a response on `snap`: its EOS ids plus the stop strings that are single
-/// tokens of its vocabulary.
-fn stop_token_ids(snap: &Snapshot, prompt: &ArcPrompt) -> Vec<u32> {
-    let mut ids: Vec<u32> = snap
-        .config()
-        .eos_token_id
-        .as_ref()
-        .map(|t| t.to_vec())
-        .unwrap_or_default();
-    ids.extend(
-        prompt
-            .stop
-            .iter()
-            .filter_map(|s| snap.tokenizer().token_to_id(s)),
-    );
-    ids.sort_unstable();
-    ids.dedup();
-    ids
-}
-
-/// Decoded responses `out[item][sample]` of `snap` to `items` under `settings` (no limit
-/// applied here). Sequence `j` overall (item-major) is sampled with seed `settings.seed + j`,
-/// so the result does not depend on `settings.batch_size`.
-///
-/// # Errors
-/// Tokenising, generation or decoding failures; a zero batch size.
-pub fn generate_responses(
-    snap: &Snapshot,
-    prompt: &ArcPrompt,
-    items: &[ArcItem],
-    settings: &EvalSettings,
-) -> Result<Vec<Vec<String>>, EvalError> {
-    if settings.batch_size == 0 {
-        return Err(EvalError::Invalid("batch_size must be >= 1".to_string()));
-    }
-    let k = settings.effective_samples();
-    let tok = snap.tokenizer();
-    let max_ctx = snap.config().max_position_embeddings;
-    let keep = max_ctx
-        .saturating_sub(settings.max_new_tokens)
-        .max(max_ctx / 2)
-        .max(1);
-    let mut seqs: Vec<Vec<u32>> = Vec::with_capacity(items.len() * k);
-    for item in items {
-        let mut ids = tok.encode(&prompt.render(item), true)?;
-        if ids.len() > keep {
-            tracing::debug!(item = %item.id, tokens = ids.len(), keep, "prompt truncated on the left");
-            ids.drain(..ids.len() - keep);
-        }
-        seqs.extend(std::iter::repeat_n(ids, k));
-    }
-    let stop_token_ids = stop_token_ids(snap, prompt);
-    let mut texts: Vec<String> = Vec::with_capacity(seqs.len());
-    for (c, chunk) in seqs.chunks(settings.batch_size).enumerate() {
-        let params = SamplingParams {
-            temperature: settings.temperature.max(0.0),
-            top_p: settings.top_p,
-            top_k: 0,
-            max_new_tokens: settings.max_new_tokens,
-            stop_token_ids: stop_token_ids.clone(),
-            seed: settings.seed + (c * settings.batch_size) as u64,
-            use_cache: true,
-        };
-        for g in generate(snap, chunk, &params)? {
-            texts.push(tok.decode(&g.tokens, false)?);
-        }
-    }
-    let mut it = texts.into_iter();
-    Ok(items
-        .iter()
-        .map(|_| it.by_ref().take(k).collect())
-        .collect())
-}
-
 /// Grades `responses[item][sample]` against `items` and scores them as benchmark `name`.
 ///
 /// # Errors
@@ -507,50 +431,4 @@ pub fn score_responses(
         .map(|(item, rs)| rs.iter().map(|r| prompt.grade(r, item)).collect())
         .collect();
     BenchmarkScore::from_graded(name, &graded, settings)
-}
-
-/// Scores `items` (at most `settings.limit` of them; 0 = all) as benchmark `name`.
-///
-/// # Errors
-/// An invalid prompt, or as [`generate_responses`].
-pub fn evaluate_items(
-    snap: &Snapshot,
-    prompt: &ArcPrompt,
-    name: &str,
-    items: &[ArcItem],
-    settings: &EvalSettings,
-) -> Result<BenchmarkScore, EvalError> {
-    prompt.validate()?;
-    let n = if settings.limit == 0 {
-        items.len()
-    } else {
-        settings.limit.min(items.len())
-    };
-    let items = &items[..n];
-    let responses = generate_responses(snap, prompt, items, settings)?;
-    let score = score_responses(prompt, name, items, &responses, settings)?;
-    tracing::info!(
-        benchmark = name,
-        accuracy = score.accuracy,
-        items = score.items,
-        samples = score.samples,
-        decoding = %decoding_summary(settings),
-        "evaluated"
-    );
-    Ok(score)
-}
-
-/// Loads `set` from `dir` (e.g. [`crate::data::arc::DEFAULT_DIR`]) and scores it.
-///
-/// # Errors
-/// Reading the file, or as [`evaluate_items`].
-pub fn evaluate_set(
-    snap: &Snapshot,
-    prompt: &ArcPrompt,
-    set: ArcSet,
-    dir: &Path,
-    settings: &EvalSettings,
-) -> Result<BenchmarkScore, EvalError> {
-    let items = load_arc(set, dir)?;
-    evaluate_items(snap, prompt, set.name(), &items, settings)
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{EvalError, EvalSettings, MathPrompt};
+use super::{EvalError, EvalSettings};
 use crate::data::MathSet;
 
 /// The six benchmarks whose mean is the 1-shot RLVR paper's headline average.
@@ -85,72 +85,19 @@ impl BenchmarkScore {
             },
         })
     }
-
-    /// Grades `responses[item][sample]` against `references[item]` with `prompt` and scores them.
-    ///
-    /// # Errors
-    /// [`EvalError::Invalid`] when the counts do not match.
-    pub fn from_responses(
-        benchmark: impl Into<String>,
-        prompt: &MathPrompt,
-        references: &[String],
-        responses: &[Vec<String>],
-        settings: &EvalSettings,
-    ) -> Result<Self, EvalError> {
-        if references.len() != responses.len() {
-            return Err(EvalError::Invalid(format!(
-                "{} references but {} response lists",
-                references.len(),
-                responses.len()
-            )));
-        }
-        let graded: Vec<Vec<bool>> = references
-            .iter()
-            .zip(responses)
-            .map(|(r, rs)| rs.iter().map(|t| prompt.grade(t, r)).collect())
-            .collect();
-        Self::from_graded(benchmark, &graded, settings)
-    }
 }
 
-/// Scores of several benchmarks.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct SuiteScore {
-    /// One score per benchmark, in evaluation order.
-    pub scores: Vec<BenchmarkScore>,
-}
-
-impl SuiteScore {
-    /// The score of a benchmark by name.
-    pub fn get(&self, benchmark: &str) -> Option<&BenchmarkScore> {
-        self.scores.iter().find(|s| s.benchmark == benchmark)
-    }
-
-    /// The unweighted mean over [`SIX_BENCHMARKS`], when all six were scored.
-    pub fn six_average(&self) -> Option<f64> {
-        let accs: Option<Vec<f64>> = SIX_BENCHMARKS
-            .iter()
-            .map(|s| self.get(benchmark_name(*s)).map(|b| b.accuracy))
-            .collect();
-        accs.map(|a| a.iter().sum::<f64>() / a.len() as f64)
-    }
-
-    /// One line per benchmark (`name  accuracy  items x samples  T`), then the six average.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        for s in &self.scores {
-            out.push_str(&format!(
-                "{:<14} {:>6.2}%  ({} items x {} samples, T={})\n",
-                s.benchmark,
-                100.0 * s.accuracy,
-                s.items,
-                s.samples,
-                s.temperature
-            ));
-        }
-        if let Some(avg) = self.six_average() {
-            out.push_str(&format!("{:<14} {:>6.2}%\n", "six_avg", 100.0 * avg));
-        }
-        out
-    }
+/// The 1-shot RLVR paper's headline number: the unweighted mean accuracy over
+/// [`SIX_BENCHMARKS`], from `(benchmark name, accuracy)` pairs (a set's name, `minerva`, or its
+/// file stem, `minerva_math`); `None` unless all six are present.
+pub fn six_average<'a>(scores: impl IntoIterator<Item = (&'a str, f64)>) -> Option<f64> {
+    let scores: Vec<(MathSet, f64)> = scores
+        .into_iter()
+        .filter_map(|(name, acc)| name.parse::<MathSet>().ok().map(|s| (s, acc)))
+        .collect();
+    let accs: Option<Vec<f64>> = SIX_BENCHMARKS
+        .iter()
+        .map(|set| scores.iter().find(|(s, _)| s == set).map(|(_, a)| *a))
+        .collect();
+    accs.map(|a| a.iter().sum::<f64>() / a.len() as f64)
 }

@@ -121,13 +121,3 @@ pub fn render_table(
     }
     out
 }
-
-/// The selected examples repeated cyclically to fill a batch of `batch_size` (1-shot RLVR
-/// duplicates its example 128 times; with `k` examples the batch holds each about
-/// `batch_size / k` times). Empty when `selected` is empty.
-pub fn fill_batch<T: Clone>(selected: &[T], batch_size: usize) -> Vec<T> {
-    if selected.is_empty() {
-        return Vec::new();
-    }
-    selected.iter().cycle().take(batch_size).cloned().collect()
-}

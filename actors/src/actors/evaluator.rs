@@ -1,20 +1,26 @@
-//! The evaluator: scores held-out benchmarks on the weights the learner publishes. Its
-//! generations go through the same rollout engine as training, at low priority, and it runs on
-//! its own, so training never waits for an evaluation. `azr eval` uses [`evaluate`] too.
+//! The evaluator: scores held-out benchmarks on a weight snapshot the learner published. Every
+//! evaluation pins one version: it runs a rollout engine of its own (`azr_core::engine`) on that
+//! snapshot, so what it scores is exactly the weights of that version (recorded in `eval.jsonl`,
+//! the log line and `azr_eval_policy_version`), and training never waits for it.
+//! `azr eval` and `azr rlvr --eval-only` use [`evaluate`] too, on the weights they load.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use azr_core::model::SamplingParams;
+use azr_core::eval::ArcPrompt;
+use azr_core::model::{SamplingParams, Snapshot};
 use azr_core::tasks::{Task, Verdict};
+use azr_core::types::PolicyVersion;
 use ractor::RpcReplyPort;
 use serde::{Deserialize, Serialize};
 
 use super::learner::EvalRequest;
-use super::{Ctx, WorkError};
+use super::{Ctx, Generated, WorkError};
+use crate::compute::{self, EngineConfig, EngineHandle, GenRequest};
 use crate::service::Service;
 use crate::telemetry;
 
@@ -28,6 +34,26 @@ pub struct Benchmark {
     pub name: String,
     /// Items.
     pub tasks: Vec<Task>,
+    /// ARC sets: each task's `problem` is the whole prompt, rendered by this `[evaluator.arc]`
+    /// prompt, and a response is graded by label after its stop cut
+    /// (`azr_core::eval::arc::task_verdict`). Other sets are prompted and graded by their task
+    /// type.
+    pub arc: Option<ArcPrompt>,
+    /// `(samples, temperature)` replacing the evaluator's decoding for this set (the 1-shot
+    /// RLVR paper's avg@8 at 0.6 on AIME and AMC: `evaluator.paper_protocol`).
+    pub sampled: Option<(usize, f32)>,
+}
+
+impl Benchmark {
+    /// A set prompted and graded by its task type, with the evaluator's decoding.
+    pub fn new(name: impl Into<String>, tasks: Vec<Task>) -> Self {
+        Self {
+            name: name.into(),
+            tasks,
+            arc: None,
+            sampled: None,
+        }
+    }
 }
 
 /// The score of one benchmark.
@@ -39,26 +65,52 @@ pub struct Score {
     pub accuracy: f64,
     /// Items scored.
     pub items: usize,
-    /// Samples per item.
+    /// Samples per item (1 when greedy).
     pub samples: usize,
-    /// Oldest policy version that produced an evaluated token.
+    /// Decoding temperature (0 = greedy).
+    pub temperature: f32,
+    /// The policy version of the weights scored (oldest version that produced a token).
     pub policy_version: u64,
 }
 
 /// How the evaluator decodes.
 #[derive(Debug, Clone)]
 pub struct EvalSettings {
-    /// Samples per item (avg@k).
+    /// Samples per item (avg@k; 1 when greedy).
     pub samples: usize,
-    /// Decoding (temperature, budget, stop ids; the seed is set per run).
+    /// Decoding (temperature, budget, stop ids; the seed is set per item).
     pub params: SamplingParams,
     /// Seed of the evaluation stream.
     pub seed: u64,
 }
 
+/// The weight snapshots published for a due evaluation, by version, until the evaluator takes
+/// them (one copy of the weights per pending evaluation; snapshots share nothing with the
+/// learner's live weights).
+#[derive(Debug, Clone, Default)]
+pub struct Published {
+    inner: Arc<Mutex<BTreeMap<PolicyVersion, Snapshot>>>,
+}
+
+impl Published {
+    /// Keep `weights` of `version` for an evaluation.
+    pub fn keep(&self, version: PolicyVersion, weights: Snapshot) {
+        // A poisoned lock only means a panic elsewhere mid-insert; the map is still usable.
+        let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        m.insert(version, weights);
+    }
+
+    /// Take the snapshot of `version`, if it was kept.
+    pub fn take(&self, version: PolicyVersion) -> Option<Snapshot> {
+        let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        m.remove(&version)
+    }
+}
+
 /// Messages of the evaluator.
 pub enum EvaluatorMsg {
-    /// Score every benchmark on the current weights; replies when written.
+    /// Score every benchmark on the published weights of `req.version`; replies at once (the
+    /// evaluation runs on its own).
     Evaluate {
         /// What to evaluate.
         req: EvalRequest,
@@ -72,17 +124,22 @@ pub struct Evaluator {
     ctx: Arc<Ctx>,
     benchmarks: Arc<Vec<Benchmark>>,
     settings: EvalSettings,
+    published: Published,
+    engine: EngineConfig,
     out: PathBuf,
     pending: Arc<AtomicUsize>,
 }
 
 impl Evaluator {
-    /// An evaluator of `benchmarks` appending to `out` (`eval.jsonl`); `pending` counts the
-    /// requested evaluations not finished yet (decremented here).
+    /// An evaluator of `benchmarks` appending to `out` (`eval.jsonl`), scoring the snapshots
+    /// kept in `published` with engines configured by `engine`; `pending` counts the requested
+    /// evaluations not finished yet (decremented here).
     pub fn new(
         ctx: Arc<Ctx>,
         benchmarks: Arc<Vec<Benchmark>>,
         settings: EvalSettings,
+        published: Published,
+        engine: EngineConfig,
         out: PathBuf,
         pending: Arc<AtomicUsize>,
     ) -> Self {
@@ -90,74 +147,127 @@ impl Evaluator {
             ctx,
             benchmarks,
             settings,
+            published,
+            engine,
             out,
             pending,
         }
     }
 }
 
-/// Score every benchmark: `samples` answers per item through the engine, graded by the task
-/// types. All items are submitted at once so the engine batches them.
+/// The last `keep` tokens of `ids` (a prompt longer than the engine's sequence budget minus the
+/// answer budget is cut on the left, as lm-evaluation-harness does).
+fn left_truncate(mut ids: Vec<u32>, keep: usize) -> Vec<u32> {
+    if ids.len() > keep {
+        ids.drain(..ids.len() - keep);
+    }
+    ids
+}
+
+/// Score every benchmark: `samples` answers per item generated by `engine`, graded by the task
+/// types (ARC: by label). All items of a benchmark are submitted at once, so the engine batches
+/// them.
 pub async fn evaluate(
     ctx: &Arc<Ctx>,
+    engine: &EngineHandle,
     benchmarks: &[Benchmark],
     settings: &EvalSettings,
 ) -> Result<Vec<Score>, WorkError> {
     let mut scores = Vec::with_capacity(benchmarks.len());
     for (b_i, b) in benchmarks.iter().enumerate() {
-        let mut jobs = Vec::with_capacity(b.tasks.len());
+        let (samples, temperature) = b
+            .sampled
+            .unwrap_or((settings.samples, settings.params.temperature));
+        let samples = if temperature <= 0.0 {
+            1
+        } else {
+            samples.max(1)
+        };
+        let keep = engine
+            .max_seq_len()
+            .saturating_sub(settings.params.max_new_tokens)
+            .max(engine.max_seq_len() / 2)
+            .max(1);
+        let mut tickets = Vec::with_capacity(b.tasks.len());
         for (i, task) in b.tasks.iter().enumerate() {
-            let (_, ids) = super::solver::prompt(ctx, task)?;
+            let ids = match &b.arc {
+                Some(_) => ctx.codec.encode(&task.problem)?,
+                None => super::solver::prompt(ctx, task)?.1,
+            };
             let params = SamplingParams {
+                temperature,
                 seed: settings
                     .seed
                     .wrapping_add((b_i as u64) << 32)
-                    .wrapping_add(i as u64 * settings.samples as u64),
+                    .wrapping_add(i as u64 * samples as u64),
                 ..settings.params.clone()
             };
-            let c = ctx.clone();
-            let n = settings.samples;
-            jobs.push(tokio::spawn(async move {
-                c.generate_with(ids, n, params, -1).await
-            }));
+            tickets.push(engine.submit(GenRequest {
+                prompt: left_truncate(ids, keep),
+                n: samples,
+                params,
+                priority: -1,
+            })?);
         }
-        let mut items: Vec<(Task, String)> = Vec::new();
+        let mut items: Vec<(Task, String)> = Vec::with_capacity(b.tasks.len() * samples);
         let mut version = u64::MAX;
-        for (job, task) in jobs.into_iter().zip(&b.tasks) {
-            let gens = job.await.map_err(|e| WorkError::Join(e.to_string()))??;
-            for g in gens {
+        for (ticket, task) in tickets.into_iter().zip(&b.tasks) {
+            for s in ticket.recv_async().await? {
+                let g = Generated::decode(s, &ctx.codec)?;
                 version = version.min(g.first_version);
                 items.push((task.clone(), g.text));
             }
         }
-        // branch `arc` (issue #17): ARC answers are labels, graded by `azr_core::eval::arc`.
-        let verdicts: Vec<Verdict> = if azr_core::eval::arc::is_arc_benchmark(&b.name) {
-            let grade = |(t, r): &(Task, String)| azr_core::eval::arc::task_verdict(t, r);
-            items.iter().map(grade).collect()
-        } else {
-            let c = ctx.clone();
-            tokio::task::spawn_blocking(move || {
-                items
-                    .iter()
-                    .map(|(t, text)| super::reward::grade(&c, t, text).map(|s| s.verdict))
-                    .collect::<Result<Vec<Verdict>, WorkError>>()
-            })
-            .await
-            .map_err(|e| WorkError::Join(e.to_string()))??
+        let verdicts: Vec<Verdict> = match &b.arc {
+            Some(p) => items
+                .iter()
+                .map(|(t, r)| azr_core::eval::arc::task_verdict(t, p.cut(r)))
+                .collect(),
+            None => {
+                let c = ctx.clone();
+                tokio::task::spawn_blocking(move || {
+                    items
+                        .iter()
+                        .map(|(t, text)| super::reward::grade(&c, t, text).map(|s| s.verdict))
+                        .collect::<Result<Vec<Verdict>, WorkError>>()
+                })
+                .await
+                .map_err(|e| WorkError::Join(e.to_string()))??
+            }
         };
         let correct = verdicts.iter().filter(|v| **v == Verdict::Correct).count();
         let accuracy = correct as f64 / verdicts.len().max(1) as f64;
-        let version = if version == u64::MAX { 0 } else { version };
+        let version = if version == u64::MAX {
+            engine.version()
+        } else {
+            version
+        };
         telemetry::eval(&b.name, accuracy, version);
         scores.push(Score {
             benchmark: b.name.clone(),
             accuracy,
             items: b.tasks.len(),
-            samples: settings.samples,
+            samples,
+            temperature: temperature.max(0.0),
             policy_version: version,
         });
     }
     Ok(scores)
+}
+
+/// The score lines of one evaluation for `eval.jsonl` (`step` absent for the evaluation of
+/// the starting weights).
+fn lines(scores: &[Score], step: Option<u64>) -> String {
+    let mut out = String::new();
+    for s in scores {
+        let mut v = serde_json::to_value(s).unwrap_or_default();
+        if let Some(step) = step {
+            v["step"] = serde_json::json!(step);
+        }
+        out.push_str(&v.to_string());
+        out.push('\n');
+    }
+    out
 }
 
 impl Service for Evaluator {
@@ -175,51 +285,89 @@ impl Service for Evaluator {
 
     async fn handle(&self, msg: EvaluatorMsg, _state: &mut ()) -> Result<(), WorkError> {
         let EvaluatorMsg::Evaluate { req, reply } = msg;
-        self.ctx.faults.maybe_panic(NAME, req.step);
+        if let Some(step) = req.step {
+            self.ctx.faults.maybe_panic(NAME, step);
+        }
         let (ctx, benchmarks, out) = (self.ctx.clone(), self.benchmarks.clone(), self.out.clone());
         let pending = self.pending.clone();
         let settings = EvalSettings {
             seed: self
                 .settings
                 .seed
-                .wrapping_add(req.step.wrapping_mul(0x9E37)),
+                .wrapping_add(req.version.wrapping_mul(0x9E37)),
             ..self.settings.clone()
         };
+        let weights = self.published.take(req.version);
+        let engine_cfg = self.engine.clone();
         tokio::spawn(async move {
             let t0 = Instant::now();
             let r = async {
-                let scores = evaluate(&ctx, &benchmarks, &settings).await?;
-                let mut lines = String::new();
+                let weights = weights.ok_or_else(|| {
+                    WorkError::Join(format!("no published weights of version {}", req.version))
+                })?;
+                let (engine, join) = compute::spawn_engine(weights, req.version, engine_cfg)
+                    .map_err(|e| WorkError::Join(format!("evaluation engine: {e}")))?;
+                let scores = evaluate(&ctx, &engine, &benchmarks, &settings).await;
+                engine.shutdown();
+                let _ = tokio::task::spawn_blocking(move || join.join()).await;
+                let scores = scores?;
                 for s in &scores {
                     tracing::info!(
                         step = req.step,
-                        published = req.version,
+                        version = s.policy_version,
                         benchmark = %s.benchmark,
                         accuracy = s.accuracy,
-                        version = s.policy_version,
+                        items = s.items,
+                        samples = s.samples,
                         "eval"
                     );
-                    let mut v = serde_json::to_value(s).unwrap_or_default();
-                    v["step"] = serde_json::json!(req.step);
-                    lines.push_str(&v.to_string());
-                    lines.push('\n');
                 }
+                let text = lines(&scores, req.step);
                 std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
                     .open(&out)
-                    .and_then(|mut f| f.write_all(lines.as_bytes()))
+                    .and_then(|mut f| f.write_all(text.as_bytes()))
                     .map_err(|e| WorkError::Join(format!("writing {}: {e}", out.display())))
             }
             .await;
             telemetry::busy(NAME, t0.elapsed());
             if let Err(e) = &r {
-                tracing::warn!(error = %e, "evaluation failed");
+                tracing::warn!(error = %e, version = req.version, "evaluation failed");
             }
             pending.fetch_sub(1, Ordering::SeqCst);
             // An evaluation failure is logged, not fatal to training.
             let _ = reply.send(Ok(()));
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_prompts_keep_their_end() {
+        assert_eq!(left_truncate(vec![1, 2, 3, 4], 2), vec![3, 4]);
+        assert_eq!(left_truncate(vec![1, 2], 4), vec![1, 2]);
+    }
+
+    #[test]
+    fn start_lines_have_no_step() {
+        let s = Score {
+            benchmark: "math500".into(),
+            accuracy: 0.5,
+            items: 2,
+            samples: 1,
+            temperature: 0.0,
+            policy_version: 7,
+        };
+        let at_start: serde_json::Value =
+            serde_json::from_str(lines(std::slice::from_ref(&s), None).trim()).unwrap();
+        assert!(at_start.get("step").is_none());
+        assert_eq!(at_start["policy_version"], 7);
+        let later: serde_json::Value = serde_json::from_str(lines(&[s], Some(3)).trim()).unwrap();
+        assert_eq!(later["step"], 3);
     }
 }

@@ -45,12 +45,12 @@ pub enum LearnerError {
     Io(String),
 }
 
-/// A request to evaluate the weights after `step`.
+/// A request to evaluate the published weights of `version`.
 #[derive(Debug, Clone, Copy)]
 pub struct EvalRequest {
-    /// The step just trained.
-    pub step: u64,
-    /// The version it published.
+    /// The step just trained (`None`: the starting weights, before any step).
+    pub step: Option<u64>,
+    /// The version to score (the one that step published).
     pub version: PolicyVersion,
 }
 
@@ -448,7 +448,7 @@ impl LearnerActor {
         if every > 0 && (r.step + 1) % every == 0 {
             let tx = self.eval_tx.clone();
             let req = EvalRequest {
-                step: r.step,
+                step: Some(r.step),
                 version: r.version,
             };
             self.evals_pending.fetch_add(1, Ordering::SeqCst);

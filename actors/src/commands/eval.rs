@@ -1,5 +1,6 @@
-//! `azr eval`: score a model or checkpoint on a benchmark, offline, with the same solver and
-//! grading code as the evaluator actor.
+//! `azr eval`: score a model or checkpoint on a benchmark, offline, with the evaluator actor's
+//! code ([`evaluator::evaluate`]: prompts and grading by the task types, generation through the
+//! rollout engine). `azr rlvr --eval-only` scores every configured benchmark the same way.
 
 use std::sync::Arc;
 
@@ -10,12 +11,13 @@ use std::path::Path;
 use azr_core::data::arc::{load_arc, ArcSet};
 use azr_core::data::cruxeval::{self, load_cruxeval};
 use azr_core::data::math::{load_math, MathSet};
-use azr_core::eval::{arc, EvalSettings};
+use azr_core::eval::{arc, EvalSettings, SIX_BENCHMARKS};
+use azr_core::oneshot::dataset::load_jsonl;
 use azr_core::pretrain::{HeldoutSet, HeldoutTask};
 use azr_core::tasks::{IoPair, Provenance, Task, TaskRegistry, TemplateSet};
 use azr_core::types::TaskKind;
 
-use crate::actors::evaluator::{self, Benchmark};
+use crate::actors::evaluator::{self, Benchmark, Score};
 use crate::actors::faults::FaultPlan;
 use crate::actors::Ctx;
 use crate::backend;
@@ -24,18 +26,22 @@ use crate::compute;
 use crate::config::Config;
 use crate::pipeline::{self, checkpoint};
 
-/// Folder of the math benchmarks, relative to the project root.
-pub const MATH_DIR: &str = "../shared/data/math";
 /// File the tiny model's pretraining writes its held-out set to, inside the model directory.
 pub const HELDOUT_FILE: &str = "heldout.jsonl";
 
 /// Load the items of a benchmark by name (at most `limit`; 0 = all):
 /// `cruxeval-o` / `cruxeval-i` (CRUXEval output / input prediction), a math set
-/// (`math500`, `aime24`, `aime25`, `amc23`, `minerva`, `olympiadbench`, `gsm8k`), or
+/// (`math500`, `aime24`, `aime25`, `amc23`, `minerva`, `olympiadbench`, `gsm8k`, read from
+/// `math_dir`), or
 /// `heldout-{deduction,abduction,induction}` (the tiny model's held-out set, `heldout.jsonl`
 /// next to the weights in `model_dir`), or `humaneval` (synthesis tasks; their gold outputs are
-/// computed in the sandbox by [`eval`] with `humaneval::attach_gold`).
-pub fn load_benchmark(name: &str, limit: usize, model_dir: &Path) -> Result<Vec<Task>> {
+/// computed in the sandbox by [`score`] with `humaneval::attach_gold`).
+pub fn load_benchmark(
+    name: &str,
+    limit: usize,
+    model_dir: &Path,
+    math_dir: &Path,
+) -> Result<Vec<Task>> {
     let norm = name.replace('_', "-");
     let mut tasks: Vec<Task> = match norm.as_str() {
         "cruxeval-o" | "cruxeval-i" => {
@@ -77,8 +83,8 @@ pub fn load_benchmark(name: &str, limit: usize, model_dir: &Path) -> Result<Vec<
             return Ok(spread_subset(all, limit));
         }
         n => match n.parse::<MathSet>() {
-            Ok(set) => load_math(set, MATH_DIR)
-                .with_context(|| format!("loading {name} from {MATH_DIR}"))?
+            Ok(set) => load_math(set, math_dir)
+                .with_context(|| format!("loading {name} from {}", math_dir.display()))?
                 .iter()
                 .map(|p| p.task())
                 .collect(),
@@ -132,18 +138,114 @@ fn heldout_task(t: &HeldoutTask, i: usize) -> Task {
     }
 }
 
-/// `azr eval --benchmark NAME`.
-pub async fn eval(args: EvalArgs) -> Result<()> {
-    let cfg = super::load_config(args.config.as_deref())?;
-    // branch `arc` (issue #17): ARC is scored by `azr_core::eval::arc` on a weight snapshot.
-    if let Some(set) = ArcSet::from_name(&args.benchmark) {
-        return eval_arc(set, &args, &cfg).await;
+/// The benchmark `name` as the evaluator scores it, at most `limit` items (0 = all): the ARC
+/// sets with the `[evaluator.arc]` prompt, a `.jsonl` path as math problems in the 1-shot RLVR
+/// row layout (named by its file stem), any other name by [`load_benchmark`]; with
+/// `evaluator.paper_protocol`, AIME24, AIME25 and AMC23 are decoded avg@8 at temperature 0.6.
+pub fn benchmark(cfg: &Config, name: &str, limit: usize) -> Result<Benchmark> {
+    let ev = &cfg.raw.evaluator;
+    if let Some(set) = ArcSet::from_name(name) {
+        ev.arc
+            .validate()
+            .map_err(|e| anyhow::anyhow!("config key `evaluator.arc`: {e}"))?;
+        return Ok(Benchmark {
+            arc: Some(ev.arc.clone()),
+            ..Benchmark::new(set.name(), arc_tasks(set, cfg, limit)?)
+        });
     }
-    let limit = args.limit.unwrap_or(cfg.raw.evaluator.limit);
-    let tasks = load_benchmark(&args.benchmark, limit, &cfg.raw.model.path)?;
-    let ckpt = match &args.checkpoint {
+    if name.ends_with(".jsonl") {
+        let path = Path::new(name);
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| name.to_string());
+        let mut tasks: Vec<Task> = load_jsonl(path)
+            .with_context(|| format!("loading benchmark file {name}"))?
+            .into_iter()
+            .map(|r| Task::math(r.prompt, r.answer, Provenance::benchmark(&stem, &r.index)))
+            .collect();
+        if limit > 0 {
+            tasks.truncate(limit);
+        }
+        return Ok(Benchmark::new(stem, tasks));
+    }
+    // The paper's protocol (`EvalSettings::paper`) changes only the sampled sets.
+    let sampled = match name.parse::<MathSet>() {
+        Ok(set) if ev.paper_protocol => {
+            let paper = EvalSettings::paper(set);
+            (!paper.is_greedy()).then_some((paper.samples, paper.temperature))
+        }
+        _ => None,
+    };
+    Ok(Benchmark {
+        sampled,
+        ..Benchmark::new(
+            name,
+            load_benchmark(name, limit, &cfg.raw.model.path, &ev.math_dir)?,
+        )
+    })
+}
+
+/// What an offline evaluation scored: the scores, the weights (a checkpoint or `model.path`)
+/// and the evaluator's decoding.
+#[derive(Debug, Clone)]
+pub struct Scored {
+    /// One score per benchmark, in order.
+    pub scores: Vec<Score>,
+    /// The weights scored.
+    pub weights: String,
+    /// Decoding (temperature, samples, budget, seed).
+    pub settings: evaluator::EvalSettings,
+}
+
+impl Scored {
+    /// The score line of `s`: `NAME: accuracy A (N items x K samples; temperature 0 (greedy),
+    /// top_p 1, max_new_tokens M, seed S; weights W)`.
+    pub fn line(&self, s: &Score) -> String {
+        let p = &self.settings.params;
+        let decoding = arc::decoding_summary(&EvalSettings {
+            temperature: s.temperature,
+            top_p: p.top_p,
+            samples: s.samples,
+            max_new_tokens: p.max_new_tokens,
+            limit: 0,
+            seed: self.settings.seed,
+            batch_size: 1,
+        });
+        format!(
+            "{}: accuracy {:.4} ({} items x {} samples; {decoding}; weights {})",
+            s.benchmark, s.accuracy, s.items, s.samples, self.weights
+        )
+    }
+
+    /// The 1-shot RLVR paper's six-benchmark average, when all six were scored.
+    pub fn six_average(&self) -> Option<f64> {
+        let acc = |set: MathSet| {
+            self.scores
+                .iter()
+                .find(|s| s.benchmark.parse::<MathSet>().ok() == Some(set))
+                .map(|s| s.accuracy)
+        };
+        let six: Option<Vec<f64>> = SIX_BENCHMARKS.iter().map(|&set| acc(set)).collect();
+        six.map(|v| v.iter().sum::<f64>() / v.len() as f64)
+    }
+}
+
+/// Score `benchmarks` offline on the weights of `checkpoint` (a checkpoint or run directory;
+/// `None`: `model.path`) with the `[evaluator]` decoding, through the same evaluator code and
+/// rollout engine as the in-run evaluator.
+pub async fn score(
+    cfg: &Config,
+    checkpoint: Option<&Path>,
+    mut benchmarks: Vec<Benchmark>,
+) -> Result<Scored> {
+    let ckpt = match checkpoint {
         Some(dir) => Some(checkpoint::resolve(dir)?),
         None => None,
+    };
+    let version = match &ckpt {
+        Some(c) => checkpoint::load_state(c)?.version,
+        None => 0,
     };
     let exec_cfg = cfg.raw.executor.clone();
     let executor = Arc::new(
@@ -152,90 +254,72 @@ pub async fn eval(args: EvalArgs) -> Result<()> {
             .context("starting the executor")?,
     );
     // HumanEval's gold outputs come from its reference solutions, run in the sandbox.
-    let humaneval = args.benchmark.replace('_', "-") == "humaneval";
-    let tasks = if humaneval {
-        let ex = executor.clone();
-        tokio::task::spawn_blocking(move || azr_core::data::humaneval::attach_gold(tasks, &ex))
-            .await?
-    } else {
-        tasks
-    };
+    for b in &mut benchmarks {
+        if b.name.replace('_', "-") == "humaneval" {
+            let (ex, tasks) = (executor.clone(), std::mem::take(&mut b.tasks));
+            b.tasks = tokio::task::spawn_blocking(move || {
+                azr_core::data::humaneval::attach_gold(tasks, &ex)
+            })
+            .await?;
+        }
+    }
     let templates = Arc::new(TemplateSet::resolve(&cfg.raw.tasks.templates)?);
     let registry = Arc::new(TaskRegistry::builtin(templates.clone(), &cfg.raw.tasks)?);
-    let model = backend::load_model(&cfg, ckpt.as_deref())?;
+    let model = backend::load_model(cfg, ckpt.as_deref())?;
     let stop_ids = backend::stop_token_ids(&model, &templates.format.stop);
     let codec = backend::codec(&model);
-    let (engine, join) = compute::spawn_engine(model.snapshot()?, 0, cfg.raw.engine.clone())?;
+    let (engine, join) = compute::spawn_engine(model.snapshot()?, version, cfg.raw.engine.clone())?;
     drop(model);
     let ctx = Arc::new(Ctx {
         registry,
         executor,
         codec,
         engine: engine.clone(),
-        sampling: pipeline::train_sampling(&cfg, stop_ids.clone()),
+        sampling: pipeline::train_sampling(cfg, stop_ids.clone()),
         rewards: cfg.raw.tasks.rewards.clone(),
         faults: FaultPlan::default(),
         seed: cfg.raw.run.seed,
     });
     let settings = evaluator::EvalSettings {
         seed: cfg.raw.run.seed,
-        ..pipeline::eval_settings(&cfg, stop_ids)
+        ..pipeline::eval_settings(cfg, stop_ids)
     };
-    let bench = Benchmark {
-        name: args.benchmark.clone(),
-        tasks,
-    };
-    let scores = evaluator::evaluate(&ctx, &[bench], &settings)
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let scores = evaluator::evaluate(&ctx, &engine, &benchmarks, &settings).await;
     drop(ctx);
     engine.shutdown();
     let _ = tokio::task::spawn_blocking(move || join.join()).await;
-    let ev = &cfg.raw.evaluator;
-    for s in scores {
+    Ok(Scored {
+        scores: scores.map_err(|e| anyhow::anyhow!(e))?,
+        weights: ckpt
+            .as_ref()
+            .map(|c| c.display().to_string())
+            .unwrap_or_else(|| cfg.raw.model.path.display().to_string()),
+        settings,
+    })
+}
+
+/// `azr eval --benchmark NAME`.
+pub async fn eval(args: EvalArgs) -> Result<()> {
+    let cfg = super::load_config(args.config.as_deref())?;
+    let limit = args.limit.unwrap_or(cfg.raw.evaluator.limit);
+    let bench = benchmark(&cfg, &args.benchmark, limit)?;
+    let humaneval = bench.name.replace('_', "-") == "humaneval";
+    let scored = score(&cfg, args.checkpoint.as_deref(), vec![bench]).await?;
+    for s in &scored.scores {
         if humaneval {
-            // One sample per item at the evaluator's temperature: avg@k of "all tests pass".
+            // avg@k of "all hidden tests pass".
             println!(
                 "{}: pass@1 {:.4} ({} items x {} samples, all hidden tests passed)",
                 s.benchmark, s.accuracy, s.items, s.samples
             );
         }
-        println!(
-            "{}: accuracy {:.4} ({} items x {} samples; temperature {}, max_new_tokens {}, weights {})",
-            s.benchmark,
-            s.accuracy,
-            s.items,
-            s.samples,
-            ev.temperature,
-            ev.max_new_tokens,
-            ckpt.as_ref()
-                .map(|c| c.display().to_string())
-                .unwrap_or_else(|| cfg.raw.model.path.display().to_string()),
-        );
+        println!("{}", scored.line(s));
     }
     Ok(())
 }
 
-// ---- branch `arc` (issue #17): ARC-Easy / ARC-Challenge --------------------------------------
-
-/// The decoding of ARC under `[evaluator]`: its temperature, samples (avg@k), longest answer
-/// and item limit (`limit`; 0 = all), top-p 1, the run seed, 16 sequences per call.
-pub fn arc_settings(cfg: &Config, limit: usize) -> EvalSettings {
-    let ev = &cfg.raw.evaluator;
-    EvalSettings {
-        temperature: ev.temperature as f32,
-        top_p: 1.0,
-        samples: ev.samples,
-        max_new_tokens: ev.max_new_tokens,
-        limit,
-        seed: cfg.raw.run.seed,
-        batch_size: 16,
-    }
-}
-
-/// The first `limit` items (0 = all) of an ARC set as tasks for the in-run evaluator:
-/// `[evaluator.arc]`'s question-and-options body, graded by label
-/// (`azr_core::eval::arc::task_verdict`).
+/// The first `limit` items (0 = all) of an ARC set as tasks whose problem is the whole
+/// `[evaluator.arc]` prompt, graded by label (`azr_core::eval::arc::task_verdict`).
 pub fn arc_tasks(set: ArcSet, cfg: &Config, limit: usize) -> Result<Vec<Task>> {
     let ev = &cfg.raw.evaluator;
     let mut items = load_arc(set, &ev.arc_dir)
@@ -243,38 +327,13 @@ pub fn arc_tasks(set: ArcSet, cfg: &Config, limit: usize) -> Result<Vec<Task>> {
     if limit > 0 {
         items.truncate(limit);
     }
-    Ok(items.iter().map(|i| arc::task(i, &ev.arc)).collect())
-}
-
-/// `azr eval --benchmark arc-easy|arc-challenge`: prompt `[evaluator.arc]`, decoding
-/// [`arc_settings`], one line with the accuracy and the decoding settings.
-async fn eval_arc(set: ArcSet, args: &EvalArgs, cfg: &Config) -> Result<()> {
-    let ev = &cfg.raw.evaluator;
-    let settings = arc_settings(cfg, args.limit.unwrap_or(ev.limit));
-    let items = load_arc(set, &ev.arc_dir)
-        .with_context(|| format!("loading {} from {}", set.name(), ev.arc_dir.display()))?;
-    let ckpt = match &args.checkpoint {
-        Some(dir) => Some(checkpoint::resolve(dir)?),
-        None => None,
-    };
-    let snap = backend::load_model(cfg, ckpt.as_deref())?.snapshot()?;
-    let prompt = ev.arc.clone();
-    let score = tokio::task::spawn_blocking(move || {
-        arc::evaluate_items(&snap, &prompt, set.name(), &items, &settings)
-    })
-    .await??;
-    println!(
-        "{}: accuracy {:.4} ({} items x {} samples; {}; weights {})",
-        score.benchmark,
-        score.accuracy,
-        score.items,
-        score.samples,
-        arc::decoding_summary(&settings),
-        ckpt.as_ref()
-            .map(|c| c.display().to_string())
-            .unwrap_or_else(|| cfg.raw.model.path.display().to_string()),
-    );
-    Ok(())
+    Ok(items
+        .iter()
+        .map(|i| Task {
+            problem: ev.arc.render(i),
+            ..arc::task(i, &ev.arc)
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -285,7 +344,8 @@ mod tests {
 
     #[test]
     fn heldout_induction_tasks_carry_their_message() {
-        let tasks = load_benchmark("heldout-induction", 0, Path::new(MODEL)).unwrap();
+        let tasks =
+            load_benchmark("heldout-induction", 0, Path::new(MODEL), Path::new("")).unwrap();
         assert!(!tasks.is_empty());
         for t in &tasks {
             assert!(!t.message.is_empty(), "no message: {t:?}");
@@ -295,8 +355,9 @@ mod tests {
 
     #[test]
     fn heldout_limit_spreads_over_families() {
-        let all = load_benchmark("heldout-deduction", 0, Path::new(MODEL)).unwrap();
-        let some = load_benchmark("heldout-deduction", 30, Path::new(MODEL)).unwrap();
+        let all = load_benchmark("heldout-deduction", 0, Path::new(MODEL), Path::new("")).unwrap();
+        let some =
+            load_benchmark("heldout-deduction", 30, Path::new(MODEL), Path::new("")).unwrap();
         assert_eq!(some.len(), 30);
         assert_eq!(some[0].program, all[0].program);
         // The set holds 9 families of 25; a spread subset of 30 reaches every family.
@@ -329,7 +390,7 @@ mod tests {
         let cfg = Config::from_toml_str(&text, "t").unwrap();
         let benches = crate::commands::run::load_benchmarks(&cfg).unwrap();
         let names: Vec<&str> = benches.iter().map(|b| b.name.as_str()).collect();
-        assert_eq!(names, ["arc-easy", "arc_challenge"]);
+        assert_eq!(names, ["arc-easy", "arc-challenge"]);
         for b in &benches {
             assert_eq!(b.tasks.len(), 3);
             for t in &b.tasks {
@@ -342,52 +403,63 @@ mod tests {
         // (it is written next to checkpoints).
         let back = Config::from_toml_str(&cfg.to_toml(), "round trip").unwrap();
         assert_eq!(back.raw, cfg.raw);
-        let s = arc_settings(&cfg, 5);
-        assert_eq!(
-            (s.limit, s.samples, s.max_new_tokens, s.seed),
-            (5, 1, 96, 42)
-        );
-        assert!(s.is_greedy());
+        // The whole `[evaluator.arc]` prompt is the task's problem; graded by label.
+        for b in &benches {
+            assert_eq!(b.arc.as_ref(), Some(&cfg.raw.evaluator.arc));
+            assert!(
+                b.tasks[0].problem.starts_with("Question: "),
+                "{:?}",
+                b.tasks[0]
+            );
+            assert!(
+                b.tasks[0].problem.ends_with("\nAnswer:"),
+                "{:?}",
+                b.tasks[0]
+            );
+        }
     }
 
     #[test]
-    fn one_shot_rlvr_configs_evaluate_both_arc_sets() {
-        let config_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
-        let pipeline = Config::load(&config_dir.join("one-shot-rlvr-pipeline.toml")).unwrap();
-        let mut rlvr =
-            crate::rlvr::config::RlvrConfig::load(&config_dir.join("one-shot-rlvr.toml")).unwrap();
-        for list in [&pipeline.raw.evaluator.benchmarks, &rlvr.eval.benchmarks] {
-            assert!(list.iter().any(|b| b == "arc-easy"), "{list:?}");
-            assert!(list.iter().any(|b| b == "arc-challenge"), "{list:?}");
-        }
-        assert!(pipeline.raw.evaluator.arc.template.contains("\\boxed{}"));
-        let text = toml::to_string(&rlvr).unwrap();
-        let back = crate::rlvr::config::RlvrConfig::from_toml_str(&text, "round trip").unwrap();
-        assert_eq!(back, rlvr);
-        rlvr.eval.arc_dir = arc_dir();
-        rlvr.eval.data_dir = arc_dir().join("../math");
-        let sets = crate::rlvr::evaluator::load_sets(&rlvr).unwrap();
-        let got: Vec<(&str, usize)> = sets
+    fn one_shot_rlvr_config_evaluates_math_and_both_arc_sets() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/one-shot-rlvr.toml");
+        let args = crate::commands::rlvr::RlvrArgs {
+            config: path,
+            examples: None,
+            dataset: None,
+            max_steps: None,
+            run_dir: None,
+            eval_only: true,
+            checkpoint: None,
+            limit: None,
+            set: vec![
+                format!("evaluator.arc_dir=\"{}\"", arc_dir().display()),
+                format!(
+                    "evaluator.math_dir=\"{}\"",
+                    arc_dir().join("../math").display()
+                ),
+            ],
+        };
+        let cfg = crate::commands::rlvr::resolve_config(&args).unwrap();
+        let ev = &cfg.raw.evaluator;
+        assert!(ev.paper_protocol && ev.at_start);
+        assert!(ev.arc.template.contains("\\boxed{}"));
+        type Row = (String, usize, Option<(usize, f32)>, bool);
+        let got: Vec<Row> = ev
+            .benchmarks
             .iter()
-            .map(|s| {
-                let n = s
-                    .arc
-                    .as_ref()
-                    .map_or(s.problems.len(), |(_, items)| items.len());
-                (s.name.as_str(), n)
-            })
+            .map(|n| benchmark(&cfg, n, 0).unwrap())
+            .map(|b| (b.name, b.tasks.len(), b.sampled, b.arc.is_some()))
             .collect();
-        assert_eq!(
-            got,
-            [
-                ("math500", 500),
-                ("arc-easy", 2376),
-                ("arc-challenge", 1172)
-            ]
-        );
-        // ARC is greedy under the paper protocol, with the `[eval]` token budget.
-        let arc_settings = &sets[1].settings;
-        assert!(arc_settings.is_greedy());
-        assert_eq!(arc_settings.max_new_tokens, 3072);
+        let expected: Vec<Row> = vec![
+            ("math500".into(), 500, None, false),
+            ("aime24".into(), 30, Some((8, 0.6)), false),
+            ("aime25".into(), 30, Some((8, 0.6)), false),
+            ("amc23".into(), 40, Some((8, 0.6)), false),
+            ("minerva".into(), 272, None, false),
+            ("olympiadbench".into(), 675, None, false),
+            ("arc-easy".into(), 2376, None, true),
+            ("arc-challenge".into(), 1172, None, true),
+        ];
+        assert_eq!(got, expected);
     }
 }

@@ -97,24 +97,17 @@ pub fn rlvr_examples(cfg: &Config) -> Result<Vec<(String, Task)>> {
         .collect())
 }
 
-/// The evaluator's held-out sets.
+/// The evaluator's held-out sets (none when it never runs: `evaluator.every = 0` and no
+/// `evaluator.at_start`). A set that cannot be loaded is skipped with a warning.
 pub fn load_benchmarks(cfg: &Config) -> Result<Vec<Benchmark>> {
     let ev = &cfg.raw.evaluator;
     let mut out = Vec::new();
-    if ev.every == 0 {
+    if ev.every == 0 && !ev.at_start {
         return Ok(out);
     }
     for name in &ev.benchmarks {
-        // branch `arc` (issue #17): ARC sets read `[evaluator]`'s `arc_dir` and `[evaluator.arc]`.
-        let loaded = match azr_core::data::ArcSet::from_name(name) {
-            Some(set) => crate::commands::eval::arc_tasks(set, cfg, ev.limit),
-            None => crate::commands::eval::load_benchmark(name, ev.limit, &cfg.raw.model.path),
-        };
-        match loaded {
-            Ok(tasks) => out.push(Benchmark {
-                name: name.clone(),
-                tasks,
-            }),
+        match crate::commands::eval::benchmark(cfg, name, ev.limit) {
+            Ok(b) => out.push(b),
             Err(e) => {
                 tracing::warn!(benchmark = %name, error = %e, "benchmark unavailable; skipped")
             }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use azr_core::model::Snapshot;
 use azr_core::types::{PolicyVersion, ScoredRollout};
 use tokio::sync::{mpsc, oneshot};
 
@@ -31,11 +32,6 @@ pub enum LearnerCmd {
         /// Done (or the error).
         reply: oneshot::Sender<Result<(), TrainError>>,
     },
-    /// A copy of the current weights (after every queued batch).
-    Snapshot {
-        /// The weights (or the error).
-        reply: oneshot::Sender<Result<azr_core::model::Snapshot, TrainError>>,
-    },
 }
 
 /// What the learner thread reports after each update.
@@ -57,14 +53,19 @@ pub struct StepReport {
     pub saved: Option<Result<PathBuf, TrainError>>,
 }
 
+/// Called by the learner thread after each publish with the new version and its snapshot (none
+/// when taking the snapshot failed).
+pub type OnPublish = Box<dyn Fn(PolicyVersion, Option<&Snapshot>) + Send>;
+
 /// Start the learner thread at `start_version`. Each update publishes `version + 1` to
-/// `engine`, calls `on_publish` with it, and reports on `reports`. A batch without any rewarded
+/// `engine`, calls `on_publish` with it and its snapshot (none when the snapshot failed), and
+/// reports on `reports`. A batch without any rewarded
 /// rollout is not trained but still bumps the version (versions count consumed batches).
 pub fn spawn<T: Trainer>(
     mut trainer: T,
     rx: flume::Receiver<LearnerCmd>,
     engine: EngineHandle,
-    on_publish: Box<dyn Fn(PolicyVersion) + Send>,
+    on_publish: OnPublish,
     reports: mpsc::UnboundedSender<StepReport>,
     start_version: PolicyVersion,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -104,10 +105,15 @@ pub fn spawn<T: Trainer>(
                             version = batch + 1;
                             let t_pub = Instant::now();
                             match trainer.snapshot() {
-                                Ok(w) => engine.publish(version, w),
-                                Err(e) => tracing::error!(error = %e, "cannot snapshot weights"),
+                                Ok(w) => {
+                                    engine.publish(version, w.clone());
+                                    on_publish(version, Some(&w));
+                                }
+                                Err(e) => {
+                                    tracing::error!(error = %e, "cannot snapshot weights");
+                                    on_publish(version, None);
+                                }
                             }
-                            on_publish(version);
                             telemetry::phase("publish", t_pub.elapsed());
                             if let Some(dir) = save {
                                 let t_save = Instant::now();
@@ -135,9 +141,6 @@ pub fn spawn<T: Trainer>(
                         let r = trainer.save(&dir);
                         telemetry::busy("learner", t0.elapsed());
                         let _ = reply.send(r);
-                    }
-                    LearnerCmd::Snapshot { reply } => {
-                        let _ = reply.send(trainer.snapshot());
                     }
                 }
             }

@@ -25,6 +25,12 @@
 //! channel suspends its producer, and a busy learner thread (queue `batches`, capacity 1)
 //! suspends the learner actor, then the reward actor, and so on up to the admission sources.
 //!
+//! ## Evaluation
+//! When an evaluation is due after a version (`evaluator.every`; version 0 with
+//! `evaluator.at_start`), the learner thread's publish hook keeps that version's snapshot
+//! ([`crate::actors::evaluator::Published`]); the evaluator scores exactly that snapshot on a
+//! rollout engine of its own, so training neither waits for it nor changes the weights under it.
+//!
 //! ## Checkpoints
 //! The learner thread writes weights + optimizer right after the update of a due step (before
 //! it can train the next batch); the learner actor then adds `state.json`: step, version, the
@@ -52,7 +58,7 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::{mpsc, watch};
 
 use crate::actors::estimator::{Estimator, EstimatorMsg};
-use crate::actors::evaluator::{Benchmark, EvalSettings, Evaluator, EvaluatorMsg};
+use crate::actors::evaluator::{Benchmark, EvalSettings, Evaluator, EvaluatorMsg, Published};
 use crate::actors::executor::{ExecutorActor, ExecutorMsg};
 use crate::actors::faults::FaultPlan;
 use crate::actors::learner::{
@@ -214,6 +220,20 @@ pub async fn run<T: Trainer>(
     let timeout = Duration::from_secs(run_cfg.request_timeout_s);
     let cap = run_cfg.channel_capacity;
 
+    // Evaluations score pinned snapshots: the starting weights (`evaluator.at_start`) and
+    // those of every version an evaluation is due at, kept as the learner thread publishes them.
+    let eval_every = if services.benchmarks.is_empty() {
+        0
+    } else {
+        cfg.raw.evaluator.every
+    };
+    let eval_at_start =
+        !services.benchmarks.is_empty() && cfg.raw.evaluator.at_start && state.step == 0;
+    let published = Published::default();
+    if eval_at_start {
+        published.keep(state.version, engines.weights.clone());
+    }
+
     // The rollout engine and the learner thread.
     let (engine, engine_join) =
         compute::spawn_engine(engines.weights, state.version, cfg.raw.engine.clone())
@@ -235,7 +255,15 @@ pub async fn run<T: Trainer>(
         engines.trainer,
         batches_rx,
         engine.clone(),
-        Box::new(move |_| a.notify()),
+        Box::new({
+            let published = published.clone();
+            move |version, weights| {
+                a.notify();
+                if let Some(w) = weights.filter(|_| eval_every > 0 && version % eval_every == 0) {
+                    published.keep(version, w.clone());
+                }
+            }
+        }),
         report_tx,
         state.version,
     )?;
@@ -296,11 +324,7 @@ pub async fn run<T: Trainer>(
                 checkpoint_every: run_cfg.checkpoint_every,
                 max_steps: run_cfg.max_steps,
                 dump_rollouts: run_cfg.dump_rollouts,
-                eval_every: if services.benchmarks.is_empty() {
-                    0
-                } else {
-                    cfg.raw.evaluator.every
-                },
+                eval_every,
                 max_new_tokens: cfg.raw.sampling.max_new_tokens,
             },
             LearnerState::new(quotas.clone(), &state),
@@ -319,6 +343,8 @@ pub async fn run<T: Trainer>(
             ctx.clone(),
             services.benchmarks.clone(),
             eval_settings(&cfg, engines.stop_token_ids),
+            published,
+            cfg.raw.engine.clone(),
             run_dir.join("eval.jsonl"),
             evals_pending.clone(),
         )))
@@ -377,6 +403,16 @@ pub async fn run<T: Trainer>(
         .cluster
         .clone()
         .map(|head| (head, estimates_tx.clone(), answers_tx.clone()));
+    if eval_at_start {
+        evals_pending.fetch_add(1, Ordering::SeqCst);
+        let start = EvalRequest {
+            step: None,
+            version: state.version,
+        };
+        if eval_tx.try_send(start).is_err() {
+            evals_pending.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
     // The channels live in the actors from here on (closing when they stop).
     drop((
         propose_tx,
