@@ -660,7 +660,11 @@ fn class6_forged_reports_are_at_most_a_returnable_value() {
     // In one process the forgery works: the reported value is the drawn one, not f's 1.
     let one = ex.run(&per_process, "0");
     assert_eq!(one.status, ExecStatus::Ok, "{one:?}");
-    assert_ne!(one.repr.as_deref(), Some("1"), "the forgery did not take: {one:?}");
+    assert_ne!(
+        one.repr.as_deref(),
+        Some("1"),
+        "the forgery did not take: {one:?}"
+    );
     let o = ex.validate(&per_process, "0");
     assert_eq!(
         o.status,

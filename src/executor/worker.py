@@ -197,6 +197,9 @@ os.dup2(_null, 0)
 os.dup2(_null, 1)
 os.close(_null)
 IS_ROOT = os.getuid() == 0
+# User code runs with an empty environment. The interpreter read PYTHONHASHSEED at start, so the
+# server empties its own environment (os.environ and the C environ) once and every job inherits it.
+os.environ.clear()
 SERVER_PID = os.getpid()
 # st_dev of the server's own /tmp: a job's fresh tmpfs must differ (checked by the probe).
 try:
@@ -605,13 +608,32 @@ def _read_all(fd, limit):
     chunks = []
     total = 0
     while True:
-        chunk = os.read(fd, 1 << 20)
+        # 64 KiB reads: a 1 MiB buffer would be a fresh mapping (and a shrinking mremap) per job.
+        chunk = os.read(fd, 65536)
         if not chunk:
             return b"".join(chunks)
         total += _len(chunk)
         if total > limit:
             raise OSError("job larger than %d bytes" % limit)
         chunks.append(chunk)
+
+
+# The C scanner behind json.loads, called directly: the job is compact JSON written by Rust, so
+# json.loads' Python-level wrapper (two regex matches, a decoder object) is pure per-job cost.
+_SCAN = json.decoder.JSONDecoder().scan_once
+
+
+def _decode_job(data):
+    text = data.decode("utf-8")
+    try:
+        req, end = _SCAN(text, 0)
+    except StopIteration:
+        raise ValueError("job is not JSON") from None
+    if end != _len(text):
+        raise ValueError("trailing data after the job")
+    if _type(req) is not dict:
+        raise ValueError("job is not an object")
+    return req
 
 
 def _frame(tag, data):
@@ -629,16 +651,19 @@ _A_NO_NEW_PRIVS = (_UL(PR_SET_NO_NEW_PRIVS), _UL(1), _UL(0), _UL(0), _UL(0))
 _A_CLOSE_RANGE = (ctypes.c_long(SYS_CLOSE_RANGE), _UL(4), _UL(0xFFFFFFFF), _UL(0))
 _A_CAPSET = (ctypes.c_long(SYS_CAPSET), _UL(ctypes.addressof(_CAP_HEAD)), _UL(ctypes.addressof(_CAP_ZERO)))
 _A_SECCOMP = [(_UL(PR_SET_SECCOMP), _UL(SECCOMP_MODE_FILTER), _UL(ctypes.addressof(fprog)), _UL(0), _UL(0)) for _prog, fprog in _FILTERS]
-_LIMITS = [
-    (resource.RLIMIT_AS, (MEMORY, MEMORY)),
-    (resource.RLIMIT_CPU, (CPU_S, CPU_S + 1)),
-    (resource.RLIMIT_FSIZE, (FSIZE, FSIZE)),
-    (resource.RLIMIT_NOFILE, (32, 32)),
-    (resource.RLIMIT_CORE, (0, 0)),
-]
-if not IS_ROOT:
-    _LIMITS.append((resource.RLIMIT_NPROC, (0, 0)))
-_setrlimit = resource.setrlimit
+# prlimit64(0, resource, new, NULL) with the new limits as prebuilt structs: the same warm ctypes
+# path as the calls above, where resource.setrlimit would touch pages of its own in every job.
+SYS_PRLIMIT64 = 302
+_LIMIT_STRUCTS = []
+for _res, _soft, _hard in [
+    (resource.RLIMIT_AS, MEMORY, MEMORY),
+    (resource.RLIMIT_CPU, CPU_S, CPU_S + 1),
+    (resource.RLIMIT_FSIZE, FSIZE, FSIZE),
+    (resource.RLIMIT_NOFILE, 32, 32),
+    (resource.RLIMIT_CORE, 0, 0),
+] + ([] if IS_ROOT else [(resource.RLIMIT_NPROC, 0, 0)]):
+    _lim = ctypes.create_string_buffer(_soft.to_bytes(8, "little") + _hard.to_bytes(8, "little"))
+    _LIMIT_STRUCTS.append((_lim, (ctypes.c_long(SYS_PRLIMIT64), _UL(0), _UL(_res), _UL(ctypes.addressof(_lim)), _UL(0))))
 
 
 def _failed(what):
@@ -653,7 +678,7 @@ def job_main(job_fd, res_fd):
             _prctl(*_A_PDEATHSIG)
             if JOB_NS and PRIVATE_TMP and _mount(*_A_MOUNT_TMP) != 0:
                 _failed("mount /tmp")
-            req = json.loads(_read_all(job_fd, 64 << 20))
+            req = _decode_job(_read_all(job_fd, 64 << 20))
             os.close(job_fd)
             null = os.open("/dev/null", os.O_RDWR)
             os.dup2(null, 0)
@@ -667,9 +692,9 @@ def job_main(job_fd, res_fd):
                 out = 3
             if _sys(*_A_CLOSE_RANGE) != 0:
                 os.closerange(4, 65536)
-            os.environ.clear()
-            for which, lim in _LIMITS:
-                _setrlimit(which, lim)
+            for _lim, args in _LIMIT_STRUCTS:
+                if _sys(*args) != 0:
+                    _failed("setrlimit")
             if _sys(*_A_CAPSET) != 0:
                 _failed("capset")
             for args in _A_SECCOMP:
@@ -793,7 +818,7 @@ def main():
         for fd, _ev in events:
             if fd == CTRL:
                 try:
-                    msg, fds, _flags, _addr = socket.recv_fds(SOCK, 4096, 2)
+                    msg, fds = _recv_request()
                 except OSError:
                     os._exit(0)
                 if not msg:
@@ -832,6 +857,21 @@ def main():
                 SOCK.send(b'{"id":%d,"ev":"started","pid":%d}' % (rid, pid))
             elif fd in live:
                 _finish(live[fd], poller, live)
+
+
+_CMSG_SPACE = socket.CMSG_SPACE(2 * 4)
+
+
+def _recv_request():
+    """One request packet and the descriptors it carries (plain recvmsg: socket.recv_fds does
+    Python-level work, and every page the server writes while a job lives is copied)."""
+    msg, anc, _flags, _addr = SOCK.recvmsg(4096, _CMSG_SPACE)
+    fds = []
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            for i in range(0, _len(data) - _len(data) % 4, 4):
+                fds.append(int.from_bytes(data[i : i + 4], sys.byteorder, signed=True))
+    return msg, fds
 
 
 def _finish(job, poller, live):
