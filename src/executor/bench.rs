@@ -41,6 +41,7 @@ pub struct ExecBenchReport {
     pub trivial_cpu_ms: f64,
     /// CPU time per sandboxed loop execution, in ms (see `trivial_cpu_ms`); the difference is
     /// the loop's own CPU time, a yardstick for how much the machine's load inflates CPU times.
+    /// Both are NaN when a worker was replaced during the phase (its CPU time is gone).
     pub loop_cpu_ms: f64,
     /// Executions that did not return `ok` (should be 0).
     pub failures: usize,
@@ -205,15 +206,23 @@ pub fn run(cfg: &ExecutorConfig, n: usize) -> Result<ExecBenchReport, ExecutorEr
     ex.run_many(&trivial[..n.min(2 * cfg.workers)]);
     let bad =
         |outs: Vec<super::Outcome>| outs.iter().filter(|o| o.status != ExecStatus::Ok).count();
-    let (t0, c0) = (Instant::now(), tree_cpu_s(&ex));
+    // A replaced worker takes its CPU time with it: such a phase has no CPU figure (NaN).
+    let cpu_ms = |c0: f64, c1: f64, r0: u64, r1: u64| {
+        if r0 == r1 {
+            (c1 - c0) * 1000.0 / n as f64
+        } else {
+            f64::NAN
+        }
+    };
+    let (t0, c0, r0) = (Instant::now(), tree_cpu_s(&ex), ex.worker_restarts());
     let mut failures = bad(ex.run_many(&trivial));
     let trivial_per_s = rate(n, t0);
-    let (t0, c1) = (Instant::now(), tree_cpu_s(&ex));
+    let (t0, c1, r1) = (Instant::now(), tree_cpu_s(&ex), ex.worker_restarts());
     failures += bad(ex.run_many(&looping));
     let loop_per_s = rate(n, t0);
-    let c2 = tree_cpu_s(&ex);
-    let trivial_cpu_ms = (c1 - c0) * 1000.0 / n as f64;
-    let loop_cpu_ms = (c2 - c1) * 1000.0 / n as f64;
+    let (c2, r2) = (tree_cpu_s(&ex), ex.worker_restarts());
+    let trivial_cpu_ms = cpu_ms(c0, c1, r0, r1);
+    let loop_cpu_ms = cpu_ms(c1, c2, r1, r2);
     let t0 = Instant::now();
     failures += bad(ex.validate_many(&trivial));
     let validate_per_s = rate(n, t0);

@@ -772,6 +772,10 @@ def _clean_tmp():
         pass
 
 
+# Most jobs a server keeps unreaped (see main).
+MAX_EXITING = 16
+
+
 class Live:
     __slots__ = ("rid", "pid", "pidfd", "deadline", "timed_out", "killed")
 
@@ -839,6 +843,11 @@ def main():
                     _clean_tmp()
                 elif not JOB_NS and PRIVATE_TMP:
                     _clean_tmp()
+                # Killed jobs that have not finished exiting yet (their teardown waits on the
+                # kernel, e.g. an RCU grace period) each hold a pidfd here; a job inherits this
+                # process's descriptor table, so bound them: reap the oldest first.
+                while _len(live) >= MAX_EXITING:
+                    _finish(next(iter(live.values())), poller, live)
                 job_fd, res_fd = fds
                 pid = _clone()
                 if pid == 0:
