@@ -864,6 +864,9 @@ def main():
                 live[pidfd] = job
                 poller.register(pidfd, select.POLLIN)
                 SOCK.send(b'{"id":%d,"ev":"started","pid":%d}' % (rid, pid))
+                # Poll again: the rest of `events` may name a pidfd reaped above whose number the
+                # new job's pidfd now reuses (poll is level-triggered, so nothing is lost).
+                break
             elif fd in live:
                 _finish(live[fd], poller, live)
 
