@@ -418,6 +418,7 @@ fn lower_rlimit_from_outside(pid: i32, resource: &str, bytes: u64) -> Result<(),
 
 #[test]
 fn class3_a_fork_server_with_a_lowered_rlimit_is_replaced_and_the_job_gets_an_outcome() {
+    // Needs a starting address-space limit above the subtle one below (normally unlimited).
     let cfg = ExecutorConfig {
         workers: 1,
         ..ExecutorConfig::default()
@@ -431,23 +432,28 @@ fn class3_a_fork_server_with_a_lowered_rlimit_is_replaced_and_the_job_gets_an_ou
         assert_eq!(ex.run(&code, "1").repr.as_deref(), Some("5"));
         let pid = ex.worker_pids()[0];
         let limits_at_start = looks(pid).limits;
-        // The classic attack on a fork server: a lowered address-space limit, which every
-        // later job would inherit (each would then fail to set its own 512 MiB limit).
-        lower_rlimit_from_outside(pid, "as", 64 << 20)
+        // A subtle change first: an address-space limit above the jobs' own 512 MiB, so every
+        // job could still set itself up and only the health check can notice it.
+        const SUBTLE: u64 = 768 << 20;
+        lower_rlimit_from_outside(pid, "as", SUBTLE)
             .expect("lowering the worker's RLIMIT_AS from outside");
         let lowered = looks(pid).limits;
         assert_ne!(lowered, limits_at_start, "the limit did not change");
         assert!(
             lowered
                 .lines()
-                .any(|l| l.starts_with("Max address space") && l.contains("67108864")),
+                .any(|l| l.starts_with("Max address space") && l.contains(&SUBTLE.to_string())),
             "{lowered}"
         );
         // The next job: the health check sees the change, the worker is replaced, and the job
         // runs on the replacement.
         let o = ex.run(&code, "2");
         assert_eq!(o.repr.as_deref(), Some("10"), "{o:?}");
-        assert_eq!(ex.worker_restarts(), 1);
+        assert_eq!(
+            ex.worker_restarts(),
+            1,
+            "the health check missed the lowered limit"
+        );
         let pid2 = ex.worker_pids()[0];
         assert_ne!(pid2, pid, "the worker was not replaced");
         assert!(
@@ -459,13 +465,19 @@ fn class3_a_fork_server_with_a_lowered_rlimit_is_replaced_and_the_job_gets_an_ou
             limits_at_start,
             "the replacement does not have the original limits"
         );
+        // The classic attack: a limit so low that every later job would fail to set itself up.
+        lower_rlimit_from_outside(pid2, "as", 64 << 20)
+            .expect("lowering the worker's RLIMIT_AS from outside");
+        let o = ex.run(&code, "3");
+        assert_eq!(o.repr.as_deref(), Some("15"), "{o:?}");
+        assert_eq!(ex.worker_restarts(), 2);
         // The replacement is healthy: no further replacement.
-        assert_eq!(ex.run(&code, "3").repr.as_deref(), Some("15"));
-        assert_eq!(ex.worker_restarts(), 1);
+        assert_eq!(ex.run(&code, "4").repr.as_deref(), Some("20"));
+        assert_eq!(ex.worker_restarts(), 2);
     });
     let text = handle.render();
     assert!(
-        text.contains("azr_executor_worker_replacements_total 1"),
+        text.contains("azr_executor_worker_replacements_total 2"),
         "{text}"
     );
 }
