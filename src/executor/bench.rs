@@ -33,6 +33,16 @@ pub struct ExecBenchReport {
     pub spawn_loop_per_s: f64,
     /// Sandboxed validations (two children each) per second, trivial program.
     pub validate_per_s: f64,
+    /// CPU time per sandboxed trivial execution, in ms, of the whole process tree: this process
+    /// (the client threads and the pool) plus every worker and its reaped jobs. Unlike the rates
+    /// it does not depend on how much of the machine other processes take, so it bounds the
+    /// rate on a quiet machine (`cores / cpu`); kernel work done in kernel threads (deferred
+    /// namespace teardown) is not in it.
+    pub trivial_cpu_ms: f64,
+    /// CPU time per sandboxed loop execution, in ms (see `trivial_cpu_ms`); the difference is
+    /// the loop's own CPU time, a yardstick for how much the machine's load inflates CPU times.
+    /// Both are NaN when a worker was replaced during the phase (its CPU time is gone).
+    pub loop_cpu_ms: f64,
     /// Executions that did not return `ok` (should be 0).
     pub failures: usize,
     /// The isolation the sandboxed numbers ran under.
@@ -74,6 +84,11 @@ impl fmt::Display for ExecBenchReport {
         )?;
         writeln!(
             f,
+            "  CPU per run (process tree): trivial {:.3} ms, loop100k {:.3} ms",
+            self.trivial_cpu_ms, self.loop_cpu_ms
+        )?;
+        writeln!(
+            f,
             "  python3 -c trivial  : {:>9.1} exec/s  (n = {}, unsandboxed spawn)",
             self.spawn_trivial_per_s, self.n_spawn
         )?;
@@ -104,6 +119,37 @@ impl fmt::Display for ExecBenchReport {
         )?;
         write!(f, "  failures: {}", self.failures)
     }
+}
+
+/// CPU seconds used so far by this process and by the executor's live workers, including the
+/// jobs they reaped (`/proc/<pid>/stat` utime, stime, cutime, cstime).
+fn tree_cpu_s(ex: &Executor) -> f64 {
+    // SAFETY: getrusage fills the zeroed struct we own; sysconf has no preconditions.
+    let (own, tick) = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+        (
+            tv(ru.ru_utime) + tv(ru.ru_stime),
+            libc::sysconf(libc::_SC_CLK_TCK).max(1) as f64,
+        )
+    };
+    let workers: f64 = ex
+        .worker_pids()
+        .iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .map(|stat| {
+            // Fields after the command name: state is index 0, utime..cstime are 11..=14.
+            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+            rest.split_whitespace()
+                .skip(11)
+                .take(4)
+                .filter_map(|v| v.parse::<f64>().ok())
+                .sum::<f64>()
+                / tick
+        })
+        .sum();
+    own + workers
 }
 
 fn rate(n: usize, t0: Instant) -> f64 {
@@ -160,12 +206,23 @@ pub fn run(cfg: &ExecutorConfig, n: usize) -> Result<ExecBenchReport, ExecutorEr
     ex.run_many(&trivial[..n.min(2 * cfg.workers)]);
     let bad =
         |outs: Vec<super::Outcome>| outs.iter().filter(|o| o.status != ExecStatus::Ok).count();
-    let t0 = Instant::now();
+    // A replaced worker takes its CPU time with it: such a phase has no CPU figure (NaN).
+    let cpu_ms = |c0: f64, c1: f64, r0: u64, r1: u64| {
+        if r0 == r1 {
+            (c1 - c0) * 1000.0 / n as f64
+        } else {
+            f64::NAN
+        }
+    };
+    let (t0, c0, r0) = (Instant::now(), tree_cpu_s(&ex), ex.worker_restarts());
     let mut failures = bad(ex.run_many(&trivial));
     let trivial_per_s = rate(n, t0);
-    let t0 = Instant::now();
+    let (t0, c1, r1) = (Instant::now(), tree_cpu_s(&ex), ex.worker_restarts());
     failures += bad(ex.run_many(&looping));
     let loop_per_s = rate(n, t0);
+    let (c2, r2) = (tree_cpu_s(&ex), ex.worker_restarts());
+    let trivial_cpu_ms = cpu_ms(c0, c1, r0, r1);
+    let loop_cpu_ms = cpu_ms(c1, c2, r1, r2);
     let t0 = Instant::now();
     failures += bad(ex.validate_many(&trivial));
     let validate_per_s = rate(n, t0);
@@ -181,6 +238,8 @@ pub fn run(cfg: &ExecutorConfig, n: usize) -> Result<ExecBenchReport, ExecutorEr
         spawn_trivial_per_s,
         spawn_loop_per_s,
         validate_per_s,
+        trivial_cpu_ms,
+        loop_cpu_ms,
         failures: failures + f1 + f2,
         isolation: ex.isolation().clone(),
         load_before,

@@ -55,6 +55,10 @@ impl Spawner {
 /// Fixed pool of fork-server workers.
 pub(crate) struct Pool {
     slots: Mutex<Vec<Option<WorkerProc>>>,
+    /// Pids of the workers checked out of `slots` (running a job right now). Changed only while
+    /// `slots` is locked too (lock order: `slots`, then `busy`), so the two together always list
+    /// every live worker once.
+    busy: Mutex<Vec<i32>>,
     available: Condvar,
     spawner: Spawner,
     restarts: AtomicU64,
@@ -65,6 +69,7 @@ impl Pool {
     pub(crate) fn new(workers: Vec<WorkerProc>, spawner: Spawner) -> Self {
         Pool {
             slots: Mutex::new(workers.into_iter().map(Some).collect()),
+            busy: Mutex::new(Vec::new()),
             available: Condvar::new(),
             spawner,
             restarts: AtomicU64::new(0),
@@ -87,9 +92,28 @@ impl Pool {
         self.restarts.load(Ordering::Relaxed)
     }
 
-    /// Pids of the live workers (for diagnostics and tests).
+    /// Pids of the live workers, idle or running a job (for diagnostics and tests).
     pub(crate) fn worker_pids(&self) -> Vec<i32> {
-        self.lock().iter().flatten().map(WorkerProc::pid).collect()
+        let slots = self.lock();
+        let mut pids: Vec<i32> = slots.iter().flatten().map(WorkerProc::pid).collect();
+        pids.extend(self.busy().iter().copied());
+        pids.sort_unstable();
+        pids
+    }
+
+    fn busy(&self) -> MutexGuard<'_, Vec<i32>> {
+        // Poisoning only means a caller panicked while holding the list; the pids stay valid.
+        self.busy.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A checked-out worker `old` was replaced by `new` (either may be absent).
+    fn swap_busy(&self, old: Option<i32>, new: Option<i32>) {
+        let _slots = self.lock();
+        let mut busy = self.busy();
+        if let Some(i) = old.and_then(|o| busy.iter().position(|p| *p == o)) {
+            busy.swap_remove(i);
+        }
+        busy.extend(new);
     }
 
     /// Run one job on some worker. `Err` carries why the sandbox failed; program failures are
@@ -113,6 +137,9 @@ impl Pool {
                 let mut slots = self.lock();
                 loop {
                     if let Some(slot) = slots.pop() {
+                        if let Some(w) = &slot {
+                            self.busy().push(w.pid());
+                        }
                         break slot;
                     }
                     slots = self
@@ -126,11 +153,16 @@ impl Pool {
                     Ok(()) => w,
                     Err(why) => {
                         tracing::warn!(pid = w.pid(), %why, "executor worker failed its health check; replacing it");
+                        let old = w.pid();
                         w.kill();
                         drop(w);
+                        self.swap_busy(Some(old), None);
                         self.count_replacement();
                         match self.spawn() {
-                            Ok(w) => w,
+                            Ok(w) => {
+                                self.swap_busy(None, Some(w.pid()));
+                                w
+                            }
                             Err(e) => {
                                 self.give_back(None);
                                 return Err(format!("cannot restart worker: {e}"));
@@ -139,7 +171,10 @@ impl Pool {
                     }
                 },
                 None => match self.spawn() {
-                    Ok(w) => w,
+                    Ok(w) => {
+                        self.swap_busy(None, Some(w.pid()));
+                        w
+                    }
                     Err(e) => {
                         self.give_back(None);
                         return Err(format!("cannot restart worker: {e}"));
@@ -154,13 +189,15 @@ impl Pool {
                         format!("job setup failed: {why}")
                     }
                     _ => {
-                        self.give_back(Some(worker));
+                        let pid = worker.pid();
+                        self.give_back_busy(pid, Some(worker));
                         return Ok(done);
                     }
                 },
                 Err(fault) => fault.to_string(),
             };
             tracing::warn!(pid = worker.pid(), %fault, "executor worker misbehaved; killing and replacing it");
+            let pid = worker.pid();
             worker.kill();
             drop(worker);
             self.count_replacement();
@@ -171,7 +208,7 @@ impl Pool {
                     None
                 }
             };
-            self.give_back(replacement);
+            self.give_back_busy(pid, replacement);
             last_err = fault;
         }
         Err(last_err)
@@ -191,6 +228,19 @@ impl Pool {
 
     fn give_back(&self, slot: Option<WorkerProc>) {
         self.lock().push(slot);
+        self.available.notify_one();
+    }
+
+    /// Give back the slot of checked-out worker `pid` (`slot`: it, its replacement or none).
+    fn give_back_busy(&self, pid: i32, slot: Option<WorkerProc>) {
+        {
+            let mut slots = self.lock();
+            slots.push(slot);
+            let mut busy = self.busy();
+            if let Some(i) = busy.iter().position(|p| *p == pid) {
+                busy.swap_remove(i);
+            }
+        }
         self.available.notify_one();
     }
 }

@@ -93,8 +93,9 @@ def _syscall(nr, *args):
 
 
 # ---------------------------------------------------------------------------------------------
-# Landlock: the rule targets are opened once here; every job builds its own ruleset (its /tmp is
-# a fresh tmpfs, so its rule must name the new mount) and restricts itself.
+# Landlock: the rule targets are opened and their rule structs built once here; every job builds
+# its own ruleset from them plus a rule on its own /tmp (a fresh tmpfs: Landlock ignores rules on
+# the hidden mount point under it, so the rule must name the new mount) and restricts itself.
 # ---------------------------------------------------------------------------------------------
 READ = 1 | 4 | 8  # EXECUTE | READ_FILE | READ_DIR
 RW_FILE = 2 | 4 | (1 << 14)
@@ -120,7 +121,15 @@ elif LL_ABI >= 4:
 else:
     _LL_ATTR = ctypes.create_string_buffer(LL_FS_ALL.to_bytes(8, "little"))
     _LL_SIZE = 8
-LL_TARGETS = []
+
+
+def _ll_rule_struct(fd, allowed):
+    """A `landlock_path_beneath_attr` (allowed access, parent fd), kept alive by the caller."""
+    return ctypes.create_string_buffer(allowed.to_bytes(8, "little") + fd.to_bytes(4, "little", signed=True))
+
+
+# (rule struct, its address as a syscall argument); the O_PATH fds stay open (close-on-exec).
+LL_RULES = []
 if LL_ABI >= 1:
     _rules = [("/usr", READ, True), ("/dev/null", RW_FILE, False), ("/dev/urandom", 4, False), ("/dev/zero", 4, False)]
     if PRIVATE_TMP:
@@ -131,32 +140,38 @@ if LL_ABI >= 1:
             _fd = os.open(_path, os.O_PATH | os.O_CLOEXEC)
         except OSError:
             continue
-        LL_TARGETS.append((_fd, _access & LL_FS_ALL if _is_dir else _access & LL_FILE))
+        _rule = _ll_rule_struct(_fd, _access & LL_FS_ALL if _is_dir else _access & LL_FILE)
+        LL_RULES.append((_rule, _UL(ctypes.addressof(_rule))))
+# The job's /tmp rule: its fd is patched in per job.
+_LL_TMP_RULE = _ll_rule_struct(0, ((1 << 16) - 1) & LL_FS_ALL)
+_LL_TMP_RULE_ADDR = _UL(ctypes.addressof(_LL_TMP_RULE))
+_LL_CREATE = (ctypes.c_long(444), _UL(ctypes.addressof(_LL_ATTR)), _UL(_LL_SIZE), _UL(0))
+_LL_ADD = ctypes.c_long(445)
+_LL_RESTRICT = ctypes.c_long(446)
+_LL_ONE = _UL(1)
+_LL_ZERO = _UL(0)
 LANDLOCK = {"abi": LL_ABI, "enforced": LL_ABI >= 1, "net": LL_NET != 0, "scope": LL_SCOPE != 0}
 
 
-def _ll_rule(rfd, fd, allowed):
-    rule = ctypes.create_string_buffer(allowed.to_bytes(8, "little") + fd.to_bytes(4, "little", signed=True))
-    if _syscall(445, rfd, 1, ctypes.addressof(rule), 0) != 0:
-        raise OSError("landlock add_rule errno %d" % ctypes.get_errno())
-
-
 def landlock_self():
-    """Restrict this job to the rules above plus read/write on its own /tmp."""
+    """Restrict this job to the rules above plus everything beneath its own /tmp."""
     if LL_ABI < 1:
         return
-    rfd = _syscall(444, ctypes.addressof(_LL_ATTR), _LL_SIZE, 0)
+    sys_ = LIBC.syscall
+    rfd = sys_(*_LL_CREATE)
     if rfd < 0:
         raise OSError("landlock create_ruleset errno %d" % ctypes.get_errno())
-    for fd, allowed in LL_TARGETS:
-        _ll_rule(rfd, fd, allowed)
+    r = _UL(rfd)
+    for _rule, addr in LL_RULES:
+        if sys_(_LL_ADD, r, _LL_ONE, addr, _LL_ZERO) != 0:
+            raise OSError("landlock add_rule errno %d" % ctypes.get_errno())
     if PRIVATE_TMP:
         tfd = os.open("/tmp", os.O_PATH | os.O_CLOEXEC)
-        _ll_rule(rfd, tfd, ((1 << 16) - 1) & LL_FS_ALL)
+        _LL_TMP_RULE[8:12] = tfd.to_bytes(4, "little")
+        if sys_(_LL_ADD, r, _LL_ONE, _LL_TMP_RULE_ADDR, _LL_ZERO) != 0:
+            raise OSError("landlock add_rule errno %d" % ctypes.get_errno())
         os.close(tfd)
-    if LIBC.prctl(PR_SET_NO_NEW_PRIVS, _UL(1), _UL(0), _UL(0), _UL(0)) != 0:
-        raise OSError("no_new_privs failed")
-    if _syscall(446, rfd, 0) != 0:
+    if sys_(_LL_RESTRICT, r, _LL_ZERO) != 0:
         raise OSError("landlock restrict_self errno %d" % ctypes.get_errno())
     os.close(rfd)
 
@@ -182,6 +197,9 @@ os.dup2(_null, 0)
 os.dup2(_null, 1)
 os.close(_null)
 IS_ROOT = os.getuid() == 0
+# User code runs with an empty environment. The interpreter read PYTHONHASHSEED at start, so the
+# server empties its own environment (os.environ and the C environ) once and every job inherits it.
+os.environ.clear()
 SERVER_PID = os.getpid()
 # st_dev of the server's own /tmp: a job's fresh tmpfs must differ (checked by the probe).
 try:
@@ -590,7 +608,8 @@ def _read_all(fd, limit):
     chunks = []
     total = 0
     while True:
-        chunk = os.read(fd, 1 << 20)
+        # 64 KiB reads: a 1 MiB buffer would be a fresh mapping (and a shrinking mremap) per job.
+        chunk = os.read(fd, 65536)
         if not chunk:
             return b"".join(chunks)
         total += _len(chunk)
@@ -599,8 +618,56 @@ def _read_all(fd, limit):
         chunks.append(chunk)
 
 
+# The C scanner behind json.loads, called directly: the job is compact JSON written by Rust, so
+# json.loads' Python-level wrapper (two regex matches, a decoder object) is pure per-job cost.
+_SCAN = json.decoder.JSONDecoder().scan_once
+
+
+def _decode_job(data):
+    text = data.decode("utf-8")
+    try:
+        req, end = _SCAN(text, 0)
+    except StopIteration:
+        raise ValueError("job is not JSON") from None
+    if end != _len(text):
+        raise ValueError("trailing data after the job")
+    if _type(req) is not dict:
+        raise ValueError("job is not an object")
+    return req
+
+
 def _frame(tag, data):
     return tag + _len(data).to_bytes(4, "big") + data
+
+
+# Everything a job's setup calls, resolved and built once here: a job then touches as few of the
+# server's pages as possible (each page it writes is a copy-on-write fault, the main per-job cost).
+_prctl = LIBC.prctl
+_mount = LIBC.mount
+_sys = LIBC.syscall
+_A_PDEATHSIG = (_UL(PR_SET_PDEATHSIG), _UL(signal.SIGKILL), _UL(0), _UL(0), _UL(0))
+_A_MOUNT_TMP = (b"tmpfs", b"/tmp", b"tmpfs", _UL(MS_NOSUID | MS_NODEV | MS_NOEXEC), TMP_OPTS)
+_A_NO_NEW_PRIVS = (_UL(PR_SET_NO_NEW_PRIVS), _UL(1), _UL(0), _UL(0), _UL(0))
+_A_CLOSE_RANGE = (ctypes.c_long(SYS_CLOSE_RANGE), _UL(4), _UL(0xFFFFFFFF), _UL(0))
+_A_CAPSET = (ctypes.c_long(SYS_CAPSET), _UL(ctypes.addressof(_CAP_HEAD)), _UL(ctypes.addressof(_CAP_ZERO)))
+_A_SECCOMP = [(_UL(PR_SET_SECCOMP), _UL(SECCOMP_MODE_FILTER), _UL(ctypes.addressof(fprog)), _UL(0), _UL(0)) for _prog, fprog in _FILTERS]
+# prlimit64(0, resource, new, NULL) with the new limits as prebuilt structs: the same warm ctypes
+# path as the calls above, where resource.setrlimit would touch pages of its own in every job.
+SYS_PRLIMIT64 = 302
+_LIMIT_STRUCTS = []
+for _res, _soft, _hard in [
+    (resource.RLIMIT_AS, MEMORY, MEMORY),
+    (resource.RLIMIT_CPU, CPU_S, CPU_S + 1),
+    (resource.RLIMIT_FSIZE, FSIZE, FSIZE),
+    (resource.RLIMIT_NOFILE, 32, 32),
+    (resource.RLIMIT_CORE, 0, 0),
+] + ([] if IS_ROOT else [(resource.RLIMIT_NPROC, 0, 0)]):
+    _lim = ctypes.create_string_buffer(_soft.to_bytes(8, "little") + _hard.to_bytes(8, "little"))
+    _LIMIT_STRUCTS.append((_lim, (ctypes.c_long(SYS_PRLIMIT64), _UL(0), _UL(_res), _UL(ctypes.addressof(_lim)), _UL(0))))
+
+
+def _failed(what):
+    raise OSError("%s: errno %d" % (what, ctypes.get_errno()))
 
 
 def job_main(job_fd, res_fd):
@@ -608,46 +675,42 @@ def job_main(job_fd, res_fd):
     out = res_fd
     try:
         try:
-            LIBC.prctl(PR_SET_PDEATHSIG, _UL(signal.SIGKILL), _UL(0), _UL(0), _UL(0))
-            if JOB_NS and PRIVATE_TMP:
-                if LIBC.mount(b"tmpfs", b"/tmp", b"tmpfs", _UL(MS_NOSUID | MS_NODEV | MS_NOEXEC), TMP_OPTS) != 0:
-                    raise OSError("mount /tmp: errno %d" % ctypes.get_errno())
-            req = json.loads(_read_all(job_fd, 64 << 20))
+            _prctl(*_A_PDEATHSIG)
+            if JOB_NS and PRIVATE_TMP and _mount(*_A_MOUNT_TMP) != 0:
+                _failed("mount /tmp")
+            req = _decode_job(_read_all(job_fd, 64 << 20))
             os.close(job_fd)
             null = os.open("/dev/null", os.O_RDWR)
             os.dup2(null, 0)
             os.dup2(null, 1)
             os.dup2(null, 2)
+            if _prctl(*_A_NO_NEW_PRIVS) != 0:
+                _failed("PR_SET_NO_NEW_PRIVS")
             landlock_self()
             if res_fd != 3:
                 os.dup2(res_fd, 3)
                 out = 3
-            if _syscall(SYS_CLOSE_RANGE, 4, 0xFFFFFFFF, 0) != 0:
+            if _sys(*_A_CLOSE_RANGE) != 0:
                 os.closerange(4, 65536)
-            os.environ.clear()
-            resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
-            resource.setrlimit(resource.RLIMIT_CPU, (CPU_S, CPU_S + 1))
-            resource.setrlimit(resource.RLIMIT_FSIZE, (FSIZE, FSIZE))
-            resource.setrlimit(resource.RLIMIT_NOFILE, (32, 32))
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-            if not IS_ROOT:
-                resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
-            if _syscall(SYS_CAPSET, ctypes.addressof(_CAP_HEAD), ctypes.addressof(_CAP_ZERO)) != 0:
-                raise OSError("capset errno %d" % ctypes.get_errno())
-            if LIBC.prctl(PR_SET_NO_NEW_PRIVS, _UL(1), _UL(0), _UL(0), _UL(0)) != 0:
-                raise OSError("PR_SET_NO_NEW_PRIVS failed")
-            for _prog, fprog in _FILTERS:
-                if LIBC.prctl(PR_SET_SECCOMP, _UL(SECCOMP_MODE_FILTER), _UL(ctypes.addressof(fprog)), _UL(0), _UL(0)) != 0:
-                    raise OSError("seccomp filter rejected (errno %d)" % ctypes.get_errno())
+            for _lim, args in _LIMIT_STRUCTS:
+                if _sys(*args) != 0:
+                    _failed("setrlimit")
+            if _sys(*_A_CAPSET) != 0:
+                _failed("capset")
+            for args in _A_SECCOMP:
+                if _prctl(*args) != 0:
+                    _failed("seccomp filter rejected")
         except _BaseException as e:  # noqa: BLE001 - never run user text in a half-built sandbox
             _write_all(out, _frame(b"F", ("job setup failed: " + exc_text(e)).encode()))
             os._exit(0)
         os.write(3, b"R")
-        # Shift the allocator state by a random amount so that object addresses (id(), default
-        # reprs) differ between jobs: validation then sees address-dependent programs as
-        # nondeterministic instead of silently accepting them.
-        _jitter = [(object(), [], {}, "j" * k) for k in range(os.urandom(1)[0] % 61)]
-        _KEEP.append(_jitter)
+        if req["op"] == "validate":
+            # Shift the allocator state by a random amount so that object addresses (id(),
+            # default reprs) differ between the two validating jobs: address-dependent programs
+            # are then nondeterministic instead of silently accepted. (Other ops compare nothing
+            # across jobs.)
+            _jitter = [(object(), [], {}, "j" * k) for k in range(os.urandom(1)[0] % 61)]
+            _KEEP.append(_jitter)
         rnd = sys.modules.get("random")
         if rnd is not None:
             try:
@@ -709,6 +772,10 @@ def _clean_tmp():
         pass
 
 
+# Most jobs a server keeps unreaped (see main).
+MAX_EXITING = 16
+
+
 class Live:
     __slots__ = ("rid", "pid", "pidfd", "deadline", "timed_out", "killed")
 
@@ -755,7 +822,7 @@ def main():
         for fd, _ev in events:
             if fd == CTRL:
                 try:
-                    msg, fds, _flags, _addr = socket.recv_fds(SOCK, 4096, 2)
+                    msg, fds = _recv_request()
                 except OSError:
                     os._exit(0)
                 if not msg:
@@ -764,7 +831,7 @@ def main():
                     for x in fds:
                         os.close(x)
                     os._exit(3)
-                rid = json.loads(msg)["id"]
+                rid = int(msg[6:-1]) if msg[:6] == b'{"id":' and msg[-1:] == b"}" else json.loads(msg)["id"]
                 # Whatever ran before is over: its process must not overlap the next job.
                 for job in live.values():
                     if not job.killed:
@@ -776,6 +843,11 @@ def main():
                     _clean_tmp()
                 elif not JOB_NS and PRIVATE_TMP:
                     _clean_tmp()
+                # Killed jobs that have not finished exiting yet (their teardown waits on the
+                # kernel, e.g. an RCU grace period) each hold a pidfd here; a job inherits this
+                # process's descriptor table, so bound them: reap the oldest first.
+                while _len(live) >= MAX_EXITING:
+                    _finish(next(iter(live.values())), poller, live)
                 job_fd, res_fd = fds
                 pid = _clone()
                 if pid == 0:
@@ -791,9 +863,27 @@ def main():
                 job = Live(rid, pid, pidfd, time.monotonic() + TIMEOUT_S)
                 live[pidfd] = job
                 poller.register(pidfd, select.POLLIN)
-                _send({"id": rid, "ev": "started", "pid": pid})
+                SOCK.send(b'{"id":%d,"ev":"started","pid":%d}' % (rid, pid))
+                # Poll again: the rest of `events` may name a pidfd reaped above whose number the
+                # new job's pidfd now reuses (poll is level-triggered, so nothing is lost).
+                break
             elif fd in live:
                 _finish(live[fd], poller, live)
+
+
+_CMSG_SPACE = socket.CMSG_SPACE(2 * 4)
+
+
+def _recv_request():
+    """One request packet and the descriptors it carries (plain recvmsg: socket.recv_fds does
+    Python-level work, and every page the server writes while a job lives is copied)."""
+    msg, anc, _flags, _addr = SOCK.recvmsg(4096, _CMSG_SPACE)
+    fds = []
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            for i in range(0, _len(data) - _len(data) % 4, 4):
+                fds.append(int.from_bytes(data[i : i + 4], sys.byteorder, signed=True))
+    return msg, fds
 
 
 def _finish(job, poller, live):
@@ -807,7 +897,7 @@ def _finish(job, poller, live):
     del live[job.pidfd]
     sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
-    _send({"id": job.rid, "ev": "done", "signal": sig, "exit": code, "timeout": job.timed_out})
+    SOCK.send(b'{"id":%d,"ev":"done","signal":%d,"exit":%d,"timeout":%s}' % (job.rid, sig, code, b"true" if job.timed_out else b"false"))
 
 
 main()
