@@ -73,7 +73,7 @@ fn help_lists_every_subcommand() {
     let out = azr().arg("--help").output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     for cmd in [
-        "run", "eval", "exec", "generate", "bench", "pretrain", "select",
+        "run", "eval", "exec", "generate", "bench", "pretrain", "select", "rlvr", "node",
     ] {
         assert!(text.contains(cmd), "{cmd} missing from --help");
     }

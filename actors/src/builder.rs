@@ -27,10 +27,10 @@ use tokio::sync::watch;
 use crate::actors::store::Source;
 use crate::actors::{Ctx, EstimateJob, ProposalItem, ProposeJob, Scored, SolveJob, ToReward};
 use crate::backend::{self, ModelTrainer};
+use crate::cluster::head::{ClusterHead, HeadOptions};
 use crate::commands::run::{load_benchmarks, rlvr_examples};
 use crate::config::{self, Config, ConfigError};
 use crate::engine::Trainer;
-use crate::cluster::head::{ClusterHead, HeadOptions};
 use crate::pipeline::{self, checkpoint, Engines, RunOutcome, Services};
 use crate::service::{ActorFactory, ReplaceError, Service};
 

@@ -506,6 +506,17 @@ impl Config {
         }
     }
 
+    /// Parse TOML text, apply `section.key=value` overrides (`azr run --set`), then validate
+    /// (what [`Config::load_with_overrides`] does with a file; for configs embedded in a
+    /// program, such as `examples/custom-task/`).
+    pub fn from_toml_str_with_overrides(
+        text: &str,
+        origin: &str,
+        overrides: &[String],
+    ) -> Result<Self, ConfigError> {
+        Self::validate(raw_from_str(text, origin, &[], overrides)?)
+    }
+
     /// Parse and validate TOML text; `origin` names it in errors.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
