@@ -115,6 +115,17 @@ fn node(addr: &str, cookie: &Path, name: &str, extra: &[&str]) -> Command {
     c
 }
 
+/// `azr run --config CONFIG --cluster-listen ADDR --cookie-file COOKIE`, to which the caller
+/// adds its own flags.
+fn head_command(config: &Path, addr: &str, cookie: &Path) -> Command {
+    let mut c = azr();
+    c.args(["run", "--config"])
+        .arg(config)
+        .args(["--cluster-listen", addr, "--cookie-file"])
+        .arg(cookie);
+    c
+}
+
 const STEPS: u64 = 6;
 
 #[test]
@@ -126,13 +137,8 @@ fn two_nodes_share_the_executor_work_and_survive_a_sigkill() {
     std::fs::write(f.config(), text).expect("config");
     let c = cookie(f.dir.path(), "cookie", "loopback-secret\n");
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut head_cmd = azr();
-    head_cmd
-        .args(["run", "--config"])
-        .arg(f.config())
-        .args(["--cluster-listen", &addr, "--cookie-file"])
-        .arg(&c)
-        .args(["--cluster-min-nodes", "2", "--cluster-no-local-executor"]);
+    let mut head_cmd = head_command(&f.config(), &addr, &c);
+    head_cmd.args(["--cluster-min-nodes", "2", "--cluster-no-local-executor"]);
     let mut head = Proc::spawn(head_cmd);
     // Each execution holds a node for 150 ms, so jobs are in flight when one node dies.
     let a = Proc::spawn(node(&addr, &c, "a", &["--simulate-exec-ms", "150"]));
@@ -212,13 +218,8 @@ fn a_wrong_cookie_is_refused_on_both_sides() {
     let good = cookie(f.dir.path(), "good", "right-cookie");
     let bad = cookie(f.dir.path(), "bad", "wrong-cookie");
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut head_cmd = azr();
-    head_cmd
-        .args(["run", "--config"])
-        .arg(f.config())
-        .args(["--cluster-listen", &addr, "--cookie-file"])
-        .arg(&good)
-        .args(["--cluster-min-nodes", "1"]);
+    let mut head_cmd = head_command(&f.config(), &addr, &good);
+    head_cmd.args(["--cluster-min-nodes", "1"]);
     let head = Proc::spawn(head_cmd);
     let mut intruder = Proc::spawn(node(&addr, &bad, "intruder", &[]));
     let status = intruder.wait(Duration::from_secs(60));
@@ -284,12 +285,8 @@ fn nodes_speak_tls_to_a_tls_head_and_plain_nodes_are_refused() {
     let f = Fixture::new("");
     let c = cookie(f.dir.path(), "cookie", "tls-secret");
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut head_cmd = azr();
+    let mut head_cmd = head_command(&f.config(), &addr, &c);
     head_cmd
-        .args(["run", "--config"])
-        .arg(f.config())
-        .args(["--cluster-listen", &addr, "--cookie-file"])
-        .arg(&c)
         .arg("--tls-cert")
         .arg(tls.join("head.pem"))
         .arg("--tls-key")
