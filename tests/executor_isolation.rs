@@ -336,8 +336,9 @@ fn class3_the_fork_server_is_unreachable_from_its_jobs() {
     assert_eq!(o.repr.as_deref(), Some("2"));
 }
 
-#[test]
-fn class3_a_changed_or_dead_fork_server_is_replaced_and_every_job_gets_an_outcome() {
+/// Runs `body` on a one-worker executor with a local metrics recorder, then checks that the
+/// recorder counted exactly two worker replacements.
+fn one_worker_replaced_twice(body: impl FnOnce(&Executor)) {
     let cfg = ExecutorConfig {
         workers: 1,
         ..ExecutorConfig::default()
@@ -345,9 +346,21 @@ fn class3_a_changed_or_dead_fork_server_is_replaced_and_every_job_gets_an_outcom
     let ex = Executor::start(cfg).expect("executor starts");
     let rec = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     let handle = rec.handle();
-    let code = wrap("return x * 3");
     metrics::with_local_recorder(&rec, || {
         azr_core::metrics::register_all();
+        body(&ex);
+    });
+    let text = handle.render();
+    assert!(
+        text.contains("azr_executor_worker_replacements_total 2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn class3_a_changed_or_dead_fork_server_is_replaced_and_every_job_gets_an_outcome() {
+    let code = wrap("return x * 3");
+    one_worker_replaced_twice(|ex| {
         assert_eq!(ex.run(&code, "1").repr.as_deref(), Some("3"));
         // Changed from outside (as a job would have liked to): lower priority.
         let pid = ex.worker_pids()[0];
@@ -371,11 +384,6 @@ fn class3_a_changed_or_dead_fork_server_is_replaced_and_every_job_gets_an_outcom
         assert_eq!(o.repr.as_deref(), Some("9"), "{o:?}");
         assert_eq!(ex.worker_restarts(), 2);
     });
-    let text = handle.render();
-    assert!(
-        text.contains("azr_executor_worker_replacements_total 2"),
-        "{text}"
-    );
 }
 
 /// Lower `resource` of process `pid` to `bytes` from outside it: directly when this process may
@@ -419,16 +427,8 @@ fn lower_rlimit_from_outside(pid: i32, resource: &str, bytes: u64) -> Result<(),
 #[test]
 fn class3_a_fork_server_with_a_lowered_rlimit_is_replaced_and_the_job_gets_an_outcome() {
     // Needs a starting address-space limit above the subtle one below (normally unlimited).
-    let cfg = ExecutorConfig {
-        workers: 1,
-        ..ExecutorConfig::default()
-    };
-    let ex = Executor::start(cfg).expect("executor starts");
-    let rec = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-    let handle = rec.handle();
     let code = wrap("return x * 5");
-    metrics::with_local_recorder(&rec, || {
-        azr_core::metrics::register_all();
+    one_worker_replaced_twice(|ex| {
         assert_eq!(ex.run(&code, "1").repr.as_deref(), Some("5"));
         let pid = ex.worker_pids()[0];
         let limits_at_start = looks(pid).limits;
@@ -475,11 +475,6 @@ fn class3_a_fork_server_with_a_lowered_rlimit_is_replaced_and_the_job_gets_an_ou
         assert_eq!(ex.run(&code, "4").repr.as_deref(), Some("20"));
         assert_eq!(ex.worker_restarts(), 2);
     });
-    let text = handle.render();
-    assert!(
-        text.contains("azr_executor_worker_replacements_total 2"),
-        "{text}"
-    );
 }
 
 #[test]
