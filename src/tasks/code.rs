@@ -9,7 +9,7 @@ use super::{
     Answer, FormatError, Invalid, IoPair, Proposal, Proposer, ProposerPrompt, Provenance, Score,
     Task, TaskError, TaskType,
 };
-use crate::executor::{ExecStatus, Executor, Outcome, PyValue};
+use crate::executor::{ExecJob, ExecStatus, Executor, Outcome, PyValue};
 use crate::types::TaskKind;
 use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;
@@ -33,6 +33,36 @@ pub fn validated_pair(
     index: usize,
 ) -> Result<IoPair, Invalid> {
     pair_from_outcome(index, input, &exec.validate(program, input))
+}
+
+/// Validate `f(input)` for every input in one sandbox batch and return the gold pairs in input
+/// order, or why the first failing one is invalid.
+pub fn validated_pairs(
+    exec: &Executor,
+    program: &str,
+    inputs: &[String],
+) -> Result<Vec<IoPair>, Invalid> {
+    let jobs: Vec<ExecJob> = inputs
+        .iter()
+        .map(|input| ExecJob {
+            code: program.to_string(),
+            input: input.clone(),
+        })
+        .collect();
+    let outcomes = exec.validate_many(&jobs);
+    if outcomes.len() != inputs.len() {
+        return Err(Invalid::Exec {
+            index: outcomes.len(),
+            status: ExecStatus::SandboxFailure,
+            detail: "missing validation outcomes".to_string(),
+        });
+    }
+    inputs
+        .iter()
+        .zip(&outcomes)
+        .enumerate()
+        .map(|(i, (input, o))| pair_from_outcome(i, input, o))
+        .collect()
 }
 
 /// The gold pair of a validation outcome, or why it is invalid.

@@ -3,7 +3,7 @@
 //! input/output pairs plus the message and writes a program, which must reproduce every hidden
 //! pair (run in the sandbox, values compared).
 
-use super::code::{gold_value, invalid_from, pair_from_outcome, SeedTemplates};
+use super::code::{gold_value, invalid_from, validated_pairs, SeedTemplates};
 use super::config::InductionConfig;
 use super::parse::{answer_region, blocks, first_block, normalize_program, required_block};
 use super::template::{render, require, Field, TemplateError, TemplateSet};
@@ -98,27 +98,7 @@ impl Induction {
         visible: usize,
         provenance: Provenance,
     ) -> Result<Task, Invalid> {
-        let jobs: Vec<ExecJob> = inputs
-            .iter()
-            .map(|input| ExecJob {
-                code: program.to_string(),
-                input: input.clone(),
-            })
-            .collect();
-        let outcomes = exec.validate_many(&jobs);
-        if outcomes.len() != inputs.len() {
-            return Err(Invalid::Exec {
-                index: outcomes.len(),
-                status: ExecStatus::SandboxFailure,
-                detail: "missing validation outcomes".to_string(),
-            });
-        }
-        let pairs = inputs
-            .iter()
-            .zip(&outcomes)
-            .enumerate()
-            .map(|(i, (input, o))| pair_from_outcome(i, input, o))
-            .collect::<Result<Vec<_>, _>>()?;
+        let pairs = validated_pairs(exec, program, inputs)?;
         Ok(Task {
             kind: TaskKind::Induction,
             program: program.to_string(),

@@ -14,7 +14,7 @@
 //! Templates: the `[synthesis]` section (see [`SynthesisTemplates`]); settings:
 //! `[tasks.kind.synthesis]` (see [`SynthesisConfig`]).
 
-use super::code::{gold_value, pair_from_outcome};
+use super::code::{gold_value, validated_pairs};
 use super::parse::{answer_region, blocks, defined_functions, first_block, normalize_program};
 use super::template::{render, require, Field, TemplateError, TemplateSet};
 use super::{
@@ -157,27 +157,7 @@ impl Synthesis {
         visible: usize,
         provenance: Provenance,
     ) -> Result<Task, Invalid> {
-        let jobs: Vec<ExecJob> = inputs
-            .iter()
-            .map(|input| ExecJob {
-                code: program.to_string(),
-                input: input.clone(),
-            })
-            .collect();
-        let outcomes = exec.validate_many(&jobs);
-        if outcomes.len() != inputs.len() {
-            return Err(Invalid::Exec {
-                index: outcomes.len(),
-                status: ExecStatus::SandboxFailure,
-                detail: "missing validation outcomes".to_string(),
-            });
-        }
-        let pairs = inputs
-            .iter()
-            .zip(&outcomes)
-            .enumerate()
-            .map(|(i, (input, o))| pair_from_outcome(i, input, o))
-            .collect::<Result<Vec<_>, _>>()?;
+        let pairs = validated_pairs(exec, program, inputs)?;
         Ok(Task {
             kind: KIND,
             program: program.to_string(),
