@@ -9,7 +9,8 @@
 //! the tiny character tokenizer. The 10,000 problems are shuffled
 //! by the seed and split: the first 6,000 form the pretraining set, the next 128 the RLVR
 //! training pool (`OUT_DIR/train.jsonl`), the next 400 the held-out set (`OUT_DIR/heldout.jsonl`),
-//! so RLVR and evaluation only see problems the pretraining never did. Both files use the
+//! and the next 400 a validation set to tune on (`OUT_DIR/validation.jsonl`), so RLVR and
+//! evaluation only see problems the pretraining never did. The files use the
 //! DeepScaleR row layout of `dsr_sub.jsonl` (`prompt`, `reward_model.ground_truth`,
 //! `extra_info.index`). The model (3 layers, width 96, ~0.3 M parameters) is written to
 //! `OUT_DIR/model` as an HF directory, and its greedy held-out accuracy (generated through the
@@ -68,8 +69,13 @@ fn main() -> AnyResult<()> {
     pairs.shuffle(&mut rng);
     let (pretrain, rest) = pairs.split_at(PRETRAIN);
     let (pool, rest) = rest.split_at(POOL);
-    let heldout = &rest[..HELDOUT];
-    for (name, set, offset) in [("train.jsonl", pool, 0), ("heldout.jsonl", heldout, 10_000)] {
+    let (heldout, rest) = rest.split_at(HELDOUT);
+    let validation = &rest[..HELDOUT];
+    for (name, set, offset) in [
+        ("train.jsonl", pool, 0),
+        ("heldout.jsonl", heldout, 10_000),
+        ("validation.jsonl", validation, 20_000),
+    ] {
         let mut f = std::fs::File::create(out.join(name))?;
         for (i, &(a, b)) in set.iter().enumerate() {
             writeln!(f, "{}", row(offset + i, a, b))?;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Self-play vs a shuffled-reward control on the shipped tiny model, several seeds, same step budget.
 #   bash scripts/selfplay-demo.sh [STEPS] [SEEDS...]      (default: 120 steps, seeds 1 2)
-#   env: KEEP=1 continues existing runs from their checkpoints instead of starting over
+#   env: KEEP=1 continues existing runs from their checkpoints instead of starting over;
+#        OUT (default runs/selfplay-demo); EXTRA: more `--set KEY=VALUE` overrides for both arms
+#        (e.g. EXTRA="--set selfplay.train_estimator_samples=true")
 # Each run is `azr run` on the embedded default (config/default.toml) with its own seed and no
 # rollout dumps; the control differs only by `learner.shuffle_rewards = true` (rewards permuted
 # within each task x role before advantages), so a gain over it is due to the reward signal.
@@ -12,7 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS="${1:-120}"; shift || true
 SEEDS=("${@:-1 2}"); [ $# -eq 0 ] && SEEDS=(1 2)
-OUT=runs/selfplay-demo
+OUT=${OUT:-runs/selfplay-demo}
+read -r -a EXTRA_ARGS <<< "${EXTRA:-}"
 AZR=target/release/azr
 [ -x "$AZR" ] || cargo build --release -p azr
 mkdir -p "$OUT"
@@ -26,7 +29,7 @@ for seed in "${SEEDS[@]}"; do
     RAYON_NUM_THREADS=1 "$AZR" run --max-steps "$STEPS" --run-dir "$OUT/$arm-seed$seed" \
       --metrics-addr "127.0.0.1:$port" \
       --set run.seed="$seed" --set learner.shuffle_rewards="$shuffle" \
-      --set run.dump_rollouts=false \
+      --set run.dump_rollouts=false "${EXTRA_ARGS[@]}" \
       > "$OUT/$arm-seed$seed.log" 2>&1 &
     pids+=($!)
   done

@@ -175,6 +175,17 @@ pub struct PretrainArgs {
     /// Pretraining config.
     #[arg(long, default_value = "config/tiny-pretrain.toml")]
     pub config: PathBuf,
+    /// Train nothing: draw an evaluation set like the held-out one (the config's `[eval]`
+    /// settings, held-out side of the split) with this seed instead, e.g. a validation split
+    /// to tune on (`azr eval --benchmark valid-KIND` reads `validation.jsonl` of the model).
+    #[arg(long, requires = "out")]
+    pub eval_set_seed: Option<u64>,
+    /// Where `--eval-set-seed` writes the set (JSONL).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Tasks also in this set (e.g. the shipped `heldout.jsonl`) are left out of the new one.
+    #[arg(long)]
+    pub exclude: Option<PathBuf>,
 }
 
 /// Ranking method of `azr select`.

@@ -222,6 +222,10 @@ pub struct SelfPlaySection {
     pub solve_batch: usize,
     /// Train the proposer role too; false = the paper's "solver only" ablation (default true).
     pub train_propose: bool,
+    /// Also train the solver on the Monte Carlo estimator's samples of each valid proposal (they
+    /// are generated anyway for the learnability reward): `mc_samples` more solve rollouts per
+    /// valid proposal, graded like the solver's (default false).
+    pub train_estimator_samples: bool,
 }
 
 impl Default for SelfPlaySection {
@@ -232,6 +236,7 @@ impl Default for SelfPlaySection {
             propose_batch: 4,
             solve_batch: 4,
             train_propose: true,
+            train_estimator_samples: false,
         }
     }
 }
@@ -596,6 +601,10 @@ impl Config {
             return Err(err("sampling.max_new_tokens", "must be >= 1"));
         }
 
+        let cp = raw.tasks.rewards.control_p;
+        if !(0.0..=1.0).contains(&cp) {
+            return Err(err("tasks.rewards.control_p", "must be in [0, 1]"));
+        }
         let sp = &raw.selfplay;
         if sp.mode == Mode::Azr {
             if sp.task_kinds.is_empty() {

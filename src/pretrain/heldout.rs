@@ -190,6 +190,19 @@ impl HeldoutTask {
 }
 
 impl HeldoutSet {
+    /// This set without the tasks of `other` (same kind, program and pairs), e.g. a validation
+    /// split kept disjoint from the held-out set it is tuned beside.
+    pub fn without(mut self, other: &HeldoutSet) -> HeldoutSet {
+        let drop: HashSet<(TaskKind, &str, &[IoPair])> = other
+            .tasks
+            .iter()
+            .map(|t| (t.kind, t.code.as_str(), t.pairs.as_slice()))
+            .collect();
+        self.tasks
+            .retain(|t| !drop.contains(&(t.kind, t.code.as_str(), t.pairs.as_slice())));
+        self
+    }
+
     /// Tasks of one kind.
     pub fn of_kind(&self, kind: TaskKind) -> impl Iterator<Item = &HeldoutTask> {
         self.tasks.iter().filter(move |t| t.kind == kind)

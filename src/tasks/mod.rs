@@ -58,7 +58,7 @@ pub mod template;
 pub use buffer::{BufferConfig, BufferError, TaskBuffer, TaskBuffers};
 pub use config::{InductionConfig, TasksConfig};
 pub use registry::{RegistryError, TaskRegistry};
-pub use rewards::{ProposalOutcome, RewardConfig, SolveReward};
+pub use rewards::{ProposalOutcome, RewardConfig, RewardControl, SolveReward};
 pub use template::{TemplateError, TemplateSet};
 
 use crate::executor::{ExecStatus, Executor, PyValue};

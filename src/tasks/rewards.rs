@@ -38,6 +38,28 @@ pub struct RewardConfig {
     pub extreme: f32,
     /// Monte Carlo solver samples per valid proposal (default 8).
     pub mc_samples: usize,
+    /// **Control runs only.** Replaces every solver reward by an uninformative or format-only
+    /// one ([`RewardControl`]); default `none` (the true reward).
+    pub control: RewardControl,
+    /// Probability of the `correct` reward under `control = "random"` (default 0.5).
+    pub control_p: f32,
+}
+
+/// A reward control for the solver, the baselines the "Spurious Rewards" critique of RLVR asks
+/// for: a gain with the true reward counts only beyond what these give in the same budget.
+/// Proposer rewards and the Monte Carlo solve rates are not affected (the shuffled-reward
+/// control, `learner.shuffle_rewards`, covers both roles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RewardControl {
+    /// The true reward.
+    #[default]
+    None,
+    /// `correct` with probability `control_p`, else `wrong`, drawn per sample independently
+    /// of the answer (seeded, so a rerun draws the same rewards).
+    Random,
+    /// `correct` for any well-formed answer (right or wrong), `format_error` otherwise.
+    Format,
 }
 
 impl Default for RewardConfig {
@@ -50,6 +72,8 @@ impl Default for RewardConfig {
             invalid: -1.0,
             extreme: -0.5,
             mc_samples: 8,
+            control: RewardControl::None,
+            control_p: 0.5,
         }
     }
 }
@@ -81,6 +105,18 @@ impl RewardConfig {
                 self.wrong + s * (self.correct - self.wrong)
             }
             Verdict::Partial => self.wrong,
+        }
+    }
+
+    /// Solver reward of a score under the configured [`RewardControl`]; `draw` is a uniform
+    /// number in [0, 1) for this sample (used by `random` only).
+    pub fn controlled_solver(&self, score: Score, draw: f32) -> f32 {
+        match self.control {
+            RewardControl::None => self.solver(score),
+            RewardControl::Random if draw < self.control_p => self.correct,
+            RewardControl::Random => self.wrong,
+            RewardControl::Format if score.verdict == Verdict::FormatError => self.format_error,
+            RewardControl::Format => self.correct,
         }
     }
 
@@ -147,6 +183,31 @@ mod tests {
         assert_eq!(r.solver(Score::correct()), 1.0);
         assert_eq!(r.solver(Score::wrong()), -0.5);
         assert_eq!(r.solver(Score::format_error()), -1.0);
+    }
+
+    #[test]
+    fn controls_replace_the_solver_reward() {
+        let mut r = RewardConfig {
+            correct: 1.0,
+            wrong: 0.0,
+            format_error: 0.0,
+            ..RewardConfig::default()
+        };
+        // None: the true reward whatever the draw.
+        assert_eq!(r.controlled_solver(Score::wrong(), 0.0), 0.0);
+        assert_eq!(r.controlled_solver(Score::correct(), 0.99), 1.0);
+        // Random: Bernoulli(p) on the draw, whatever the answer.
+        r.control = RewardControl::Random;
+        assert_eq!(r.controlled_solver(Score::wrong(), 0.49), 1.0);
+        assert_eq!(r.controlled_solver(Score::correct(), 0.5), 0.0);
+        assert_eq!(r.controlled_solver(Score::format_error(), 0.1), 1.0);
+        r.control_p = 0.2;
+        assert_eq!(r.controlled_solver(Score::correct(), 0.3), 0.0);
+        // Format: any well-formed answer earns `correct`.
+        r.control = RewardControl::Format;
+        assert_eq!(r.controlled_solver(Score::wrong(), 0.0), 1.0);
+        assert_eq!(r.controlled_solver(Score::fraction(1, 3), 0.0), 1.0);
+        assert_eq!(r.controlled_solver(Score::format_error(), 0.0), 0.0);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use azr_core::types::Role;
 use ractor::RpcReplyPort;
 
 use super::store::StoreMsg;
-use super::{Ctx, EstimateJob, ProposalResult, ToReward, WorkError};
+use super::{Ctx, EstimateJob, Estimates, ProposalResult, ToReward, WorkError};
 use crate::service::{Service, ServiceHandle};
 use crate::telemetry;
 
@@ -51,18 +51,21 @@ impl Estimator {
     }
 }
 
-/// Sample and grade; the solve rate.
-async fn estimate(ctx: &Arc<Ctx>, job: &EstimateJob) -> Result<f64, WorkError> {
+/// Sample and grade: the solve rate, and the graded samples when they are trained.
+async fn estimate(
+    ctx: &Arc<Ctx>,
+    job: &EstimateJob,
+) -> Result<(f64, Option<Estimates>), WorkError> {
     let kind = job.task.kind;
     let text = ctx.task_type(kind)?.solver_prompt(&job.task)?;
     let ids = ctx.codec.encode(&text)?;
     let n = ctx.rewards.mc_samples;
     let samples = ctx
-        .generate(ids, n, job.proposal.slot.seed(ctx.seed, 2), 0)
+        .generate(ids.clone(), n, job.proposal.slot.seed(ctx.seed, 2), 0)
         .await?;
     let lengths: Vec<usize> = samples.iter().map(|s| s.tokens.len()).collect();
     let (c, task) = (ctx.clone(), job.task.clone());
-    let texts: Vec<String> = samples.into_iter().map(|s| s.text).collect();
+    let texts: Vec<String> = samples.iter().map(|s| s.text.clone()).collect();
     let verdicts = tokio::task::spawn_blocking(move || {
         texts
             .iter()
@@ -81,7 +84,13 @@ async fn estimate(ctx: &Arc<Ctx>, job: &EstimateJob) -> Result<f64, WorkError> {
         lengths.iter().filter(|&&l| l >= max).count(),
     );
     // The mean score: partial credit counts its value.
-    Ok(f64::from(azr_core::tasks::rewards::solve_rate(&verdicts)))
+    let rate = f64::from(azr_core::tasks::rewards::solve_rate(&verdicts));
+    let estimates = ctx.train_estimates.then(|| Estimates {
+        prompt: text,
+        prompt_ids: ids,
+        samples: samples.into_iter().zip(verdicts).collect(),
+    });
+    Ok((rate, estimates))
 }
 
 impl Service for Estimator {
@@ -104,8 +113,8 @@ impl Service for Estimator {
         tokio::spawn(async move {
             let t0 = Instant::now();
             let slot = job.proposal.slot;
-            let result = match estimate(&ctx, &job).await {
-                Ok(solve_rate) => {
+            let (result, estimates) = match estimate(&ctx, &job).await {
+                Ok((solve_rate, estimates)) => {
                     // Valid tasks join the buffers whatever their reward (as AZR).
                     let task = job.task.clone();
                     let added: Result<(), _> = store
@@ -117,11 +126,11 @@ impl Service for Estimator {
                     if let Err(e) = added {
                         tracing::warn!(error = %e, "could not return a task to the store");
                     }
-                    ProposalResult::Valid { solve_rate }
+                    (ProposalResult::Valid { solve_rate }, estimates)
                 }
                 Err(e) => {
                     tracing::warn!(?slot, error = %e, "estimate failed: no reward");
-                    ProposalResult::NoReward(e.to_string())
+                    (ProposalResult::NoReward(e.to_string()), None)
                 }
             };
             telemetry::busy(NAME, t0.elapsed());
@@ -131,6 +140,7 @@ impl Service for Estimator {
                     item: Some(job.proposal),
                     slot,
                     result,
+                    estimates,
                 })
                 .await
                 .map_err(|_| WorkError::Closed("answers"));

@@ -143,6 +143,7 @@ pub async fn deliver(
                 item: Some(item),
                 slot,
                 result,
+                estimates: None,
             })
             .await
             .map_err(|_| WorkError::Closed("answers")),

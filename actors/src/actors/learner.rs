@@ -225,13 +225,16 @@ impl LearnerActor {
             for s in slots {
                 for x in s.samples {
                     samples += 1;
-                    let e = summary.entry(s.slot.kind, s.slot.role);
+                    // Keyed by the sample's own role: a proposal slot may carry the
+                    // estimator's solver samples (`selfplay.train_estimator_samples`).
+                    let key = (x.rollout.task, x.rollout.role);
+                    let e = summary.entry(key.0, key.1);
                     e.count += 1;
                     e.tokens += x.rollout.response_ids.len();
                     e.hits += usize::from(x.hit);
                     if x.rewarded {
                         e.reward_sum += f64::from(x.rollout.reward);
-                        if s.slot.role == Role::Propose && x.hit {
+                        if key.1 == Role::Propose && x.hit {
                             e.learnability_sum += f64::from(x.rollout.reward);
                         }
                     } else {
@@ -240,15 +243,12 @@ impl LearnerActor {
                     if let Some(ex) = &s.example {
                         tally.get_or_insert_with(EpochTally::new).add(ex, x.hit);
                     }
-                    per_key
-                        .entry((s.slot.kind, s.slot.role))
-                        .or_default()
-                        .push((
-                            x.rollout.reward,
-                            x.rewarded,
-                            x.hit,
-                            x.rollout.response_ids.len(),
-                        ));
+                    per_key.entry(key).or_default().push((
+                        x.rollout.reward,
+                        x.rewarded,
+                        x.hit,
+                        x.rollout.response_ids.len(),
+                    ));
                     records.push(x.record);
                     if x.rewarded {
                         rollouts.push(x.rollout);

@@ -89,6 +89,9 @@ pub struct Ctx {
     pub faults: FaultPlan,
     /// Seed of the run (every slot's sampling seed derives from it).
     pub seed: u64,
+    /// Train the solver on the estimator's Monte Carlo samples too
+    /// (`selfplay.train_estimator_samples`).
+    pub train_estimates: bool,
 }
 
 impl Ctx {
@@ -283,7 +286,21 @@ pub enum ToReward {
         slot: Slot,
         /// The outcome.
         result: ProposalResult,
+        /// The estimator's graded samples, when they are trained as solver rollouts.
+        estimates: Option<Estimates>,
     },
+}
+
+/// The Monte Carlo estimator's samples of one valid proposal's task, graded: with
+/// `selfplay.train_estimator_samples` they become one more solver group.
+#[derive(Debug, Clone)]
+pub struct Estimates {
+    /// The solver prompt of the task.
+    pub prompt: String,
+    /// Its ids.
+    pub prompt_ids: Vec<u32>,
+    /// Each sample with its score.
+    pub samples: Vec<(Generated, azr_core::tasks::Score)>,
 }
 
 impl ToReward {

@@ -110,6 +110,7 @@ impl Service for Proposer {
                         item: None,
                         slot: job.slot,
                         result: ProposalResult::NoReward(e.to_string()),
+                        estimates: None,
                     })
                     .await
                     .map_err(|_| WorkError::Closed("answers"))

@@ -80,45 +80,16 @@ pub fn score(ctx: &Ctx, item: ToReward) -> Scored {
             };
             let out = samples
                 .into_iter()
-                .map(|g| {
-                    let (reward, rewarded, outcome, hit) = match grade(ctx, &job.task, &g.text) {
-                        Ok(v) => (
-                            ctx.rewards.solver(v),
-                            true,
-                            v.as_str().to_string(),
-                            v == Verdict::Correct,
-                        ),
-                        Err(e) => {
-                            telemetry::unrewarded(slot.kind, slot.role, 1);
-                            (0.0, false, format!("no_reward: {e}"), false)
-                        }
+                .enumerate()
+                .map(|(i, g)| {
+                    let graded = grade(ctx, &job.task, &g.text);
+                    let answer = Answer {
+                        prompt: &prompt,
+                        prompt_ids: &prompt_ids,
+                        group: slot.group(),
+                        draw: control_draw(ctx, slot, i as u64),
                     };
-                    ScoredSample {
-                        record: DumpRecord {
-                            step: slot.batch,
-                            task: slot.kind,
-                            role: Role::Solve,
-                            prompt: prompt.clone(),
-                            response: g.text.clone(),
-                            reward,
-                            outcome,
-                            solve_rate: None,
-                            policy_version: g.first_version,
-                            response_tokens: g.tokens.len(),
-                        },
-                        rollout: ScoredRollout {
-                            prompt_ids: prompt_ids.clone(),
-                            response_ids: g.tokens,
-                            sample_logprobs: g.logprobs,
-                            reward,
-                            task: slot.kind,
-                            role: Role::Solve,
-                            group: slot.group(),
-                            policy_version: g.first_version,
-                        },
-                        rewarded,
-                        hit,
-                    }
+                    answer.sample(ctx, slot, g, graded)
                 })
                 .collect();
             Scored {
@@ -127,7 +98,12 @@ pub fn score(ctx: &Ctx, item: ToReward) -> Scored {
                 example: job.example,
             }
         }
-        ToReward::Proposal { item, slot, result } => {
+        ToReward::Proposal {
+            item,
+            slot,
+            result,
+            estimates,
+        } => {
             let Some(p) = item else {
                 telemetry::unrewarded(slot.kind, slot.role, 1);
                 return Scored {
@@ -163,36 +139,120 @@ pub fn score(ctx: &Ctx, item: ToReward) -> Scored {
                 }
             };
             let g = p.generated;
+            let mut samples = vec![ScoredSample {
+                record: DumpRecord {
+                    step: slot.batch,
+                    task: slot.kind,
+                    role: Role::Propose,
+                    prompt: p.prompt.text,
+                    response: g.text,
+                    reward,
+                    outcome,
+                    solve_rate: rate,
+                    policy_version: g.first_version,
+                    response_tokens: g.tokens.len(),
+                },
+                rollout: ScoredRollout {
+                    prompt_ids: p.prompt_ids,
+                    response_ids: g.tokens,
+                    sample_logprobs: g.logprobs,
+                    reward,
+                    task: slot.kind,
+                    role: Role::Propose,
+                    group: slot.group(),
+                    policy_version: g.first_version,
+                },
+                rewarded,
+                hit: rate.is_some(),
+            }];
+            if let Some(e) = estimates {
+                // One more solver group: its own group id, past every solver slot's index.
+                let group = azr_core::types::group_id(
+                    slot.batch,
+                    slot.kind,
+                    Role::Solve,
+                    (1usize << 32) + slot.index as usize,
+                );
+                for (i, (g, score)) in e.samples.into_iter().enumerate() {
+                    let answer = Answer {
+                        prompt: &e.prompt,
+                        prompt_ids: &e.prompt_ids,
+                        group,
+                        draw: control_draw(ctx, slot, 1_000 + i as u64),
+                    };
+                    samples.push(answer.sample(ctx, slot, g, Ok(score)));
+                }
+            }
             Scored {
                 slot,
-                samples: vec![ScoredSample {
-                    record: DumpRecord {
-                        step: slot.batch,
-                        task: slot.kind,
-                        role: Role::Propose,
-                        prompt: p.prompt.text,
-                        response: g.text,
-                        reward,
-                        outcome,
-                        solve_rate: rate,
-                        policy_version: g.first_version,
-                        response_tokens: g.tokens.len(),
-                    },
-                    rollout: ScoredRollout {
-                        prompt_ids: p.prompt_ids,
-                        response_ids: g.tokens,
-                        sample_logprobs: g.logprobs,
-                        reward,
-                        task: slot.kind,
-                        role: Role::Propose,
-                        group: slot.group(),
-                        policy_version: g.first_version,
-                    },
-                    rewarded,
-                    hit: rate.is_some(),
-                }],
+                samples,
                 example: None,
             }
+        }
+    }
+}
+
+/// The uniform draw in [0, 1) of a `random` reward control for sample `i` of `slot` (seeded by
+/// the run seed: a rerun draws the same rewards).
+fn control_draw(ctx: &Ctx, slot: super::Slot, i: u64) -> f32 {
+    let x = slot.seed(ctx.seed, 0xC0_47_0000 + i);
+    (x >> 40) as f32 / (1u64 << 24) as f32
+}
+
+/// Where a solver answer was asked: the prompt, its group and its control draw.
+struct Answer<'a> {
+    prompt: &'a str,
+    prompt_ids: &'a [u32],
+    group: u64,
+    draw: f32,
+}
+
+impl Answer<'_> {
+    /// The scored solve sample of one answer (`graded` failing = no reward).
+    fn sample(
+        &self,
+        ctx: &Ctx,
+        slot: super::Slot,
+        g: super::Generated,
+        graded: Result<Score, WorkError>,
+    ) -> ScoredSample {
+        let (reward, rewarded, outcome, hit) = match graded {
+            Ok(v) => (
+                ctx.rewards.controlled_solver(v, self.draw),
+                true,
+                v.as_str().to_string(),
+                v == Verdict::Correct,
+            ),
+            Err(e) => {
+                telemetry::unrewarded(slot.kind, Role::Solve, 1);
+                (0.0, false, format!("no_reward: {e}"), false)
+            }
+        };
+        ScoredSample {
+            record: DumpRecord {
+                step: slot.batch,
+                task: slot.kind,
+                role: Role::Solve,
+                prompt: self.prompt.to_string(),
+                response: g.text,
+                reward,
+                outcome,
+                solve_rate: None,
+                policy_version: g.first_version,
+                response_tokens: g.tokens.len(),
+            },
+            rollout: ScoredRollout {
+                prompt_ids: self.prompt_ids.to_vec(),
+                response_ids: g.tokens,
+                sample_logprobs: g.logprobs,
+                reward,
+                task: slot.kind,
+                role: Role::Solve,
+                group: self.group,
+                policy_version: g.first_version,
+            },
+            rewarded,
+            hit,
         }
     }
 }

@@ -28,6 +28,9 @@ use crate::pipeline::{self, checkpoint};
 
 /// File the tiny model's pretraining writes its held-out set to, inside the model directory.
 pub const HELDOUT_FILE: &str = "heldout.jsonl";
+/// The validation split next to it (`valid-KIND`; `azr pretrain --eval-set-seed`): tune on
+/// this, report on the held-out set.
+pub const VALIDATION_FILE: &str = "validation.jsonl";
 
 /// Load the items of a benchmark by name (at most `limit`; 0 = all):
 /// `cruxeval-o` / `cruxeval-i` (CRUXEval output / input prediction), a math set
@@ -66,11 +69,16 @@ pub fn load_benchmark(
                 .map(|i| i.task())
                 .collect()
         }
-        n if n.starts_with("heldout-") => {
-            let kind: TaskKind = n["heldout-".len()..]
+        n if n.starts_with("heldout-") || n.starts_with("valid-") => {
+            let (prefix, file) = if n.starts_with("valid-") {
+                ("valid-", VALIDATION_FILE)
+            } else {
+                ("heldout-", HELDOUT_FILE)
+            };
+            let kind: TaskKind = n[prefix.len()..]
                 .parse()
                 .map_err(|e: azr_core::types::KindNameError| anyhow::anyhow!(e))?;
-            let path = model_dir.join(HELDOUT_FILE);
+            let path = model_dir.join(file);
             let set = HeldoutSet::load(&path)
                 .with_context(|| format!("loading the held-out set {}", path.display()))?;
             let all: Vec<Task> = set
@@ -90,7 +98,7 @@ pub fn load_benchmark(
                 .collect(),
             Err(_) => bail!(
                 "unknown benchmark `{name}` (expected cruxeval-o, cruxeval-i, humaneval, \
-                 heldout-deduction, heldout-abduction, heldout-induction, arc-easy, arc-challenge \
+                 heldout-deduction, heldout-abduction, heldout-induction, valid-KIND, arc-easy, arc-challenge \
                  or a math set: math500, aime24, aime25, amc23, minerva, olympiadbench, gsm8k)"
             ),
         },
@@ -279,6 +287,7 @@ pub async fn score(
         rewards: cfg.raw.tasks.rewards.clone(),
         faults: FaultPlan::default(),
         seed: cfg.raw.run.seed,
+        train_estimates: false,
     });
     let settings = evaluator::EvalSettings {
         seed: cfg.raw.run.seed,

@@ -1,16 +1,21 @@
 //! `azr pretrain`: next-token pretraining of the tiny base model (`azr_core::pretrain`).
 
 use std::io::IsTerminal;
+use std::path::Path;
 
-use anyhow::{Context, Result};
-use azr_core::pretrain::{pretrain as run_pretrain, PretrainConfig};
+use anyhow::{bail, Context, Result};
+use azr_core::executor::Executor;
+use azr_core::pretrain::{heldout_set, pretrain as run_pretrain, HeldoutSet, PretrainConfig};
 
 use crate::cli::PretrainArgs;
 
-/// `azr pretrain --config F`.
+/// `azr pretrain --config F` (or, with `--eval-set-seed`, only an evaluation set).
 pub async fn pretrain(args: PretrainArgs) -> Result<()> {
     let cfg = PretrainConfig::load(&args.config)
         .with_context(|| format!("loading {}", args.config.display()))?;
+    if let (Some(seed), Some(out)) = (args.eval_set_seed, args.out.clone()) {
+        return eval_set(&cfg, seed, &out, args.exclude.as_deref()).await;
+    }
     let outcome = tokio::task::spawn_blocking(move || {
         let bar = std::io::stderr().is_terminal().then(|| {
             let pb = indicatif::ProgressBar::new(1000);
@@ -46,5 +51,44 @@ pub async fn pretrain(args: PretrainArgs) -> Result<()> {
     })
     .await??;
     println!("{}", serde_json::to_string_pretty(&outcome)?);
+    Ok(())
+}
+
+/// `azr pretrain --eval-set-seed S --out F [--exclude G]`: an evaluation set drawn like the
+/// held-out one with seed `S`, without the tasks of `G`.
+async fn eval_set(
+    cfg: &PretrainConfig,
+    seed: u64,
+    out: &Path,
+    exclude: Option<&Path>,
+) -> Result<()> {
+    if seed == cfg.eval.seed {
+        bail!("--eval-set-seed {seed} is the held-out set's own seed (`eval.seed`); pick another");
+    }
+    let excluded = match exclude {
+        Some(p) => Some(HeldoutSet::load(p).with_context(|| format!("loading {}", p.display()))?),
+        None => None,
+    };
+    let mut settings = cfg.eval.heldout(&cfg.corpus);
+    settings.seed = seed;
+    let executor = cfg.executor.clone();
+    let set = tokio::task::spawn_blocking(move || -> Result<HeldoutSet> {
+        let executor = Executor::start(executor).context("starting the sandboxed executor")?;
+        Ok(heldout_set(&executor, &settings)?)
+    })
+    .await??;
+    let drawn = set.tasks.len();
+    let set = match &excluded {
+        Some(x) => set.without(x),
+        None => set,
+    };
+    set.save(out)
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "{}: {} tasks (seed {seed}; {} dropped as already in the excluded set)",
+        out.display(),
+        set.tasks.len(),
+        drawn - set.tasks.len()
+    );
     Ok(())
 }

@@ -302,6 +302,7 @@ pub async fn run<T: Trainer>(
             cfg.raw.faults.panic_at_step,
         ),
         seed: run_cfg.seed,
+        train_estimates: cfg.raw.selfplay.train_estimator_samples,
     });
     let (fatal_tx, mut fatal) = watch::channel::<Option<String>>(None);
     let (done_tx, mut done) = watch::channel(None);
