@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES="${1:-125}"
 DIR="${2:-runs/long}"
-AZR=target/release/azr
+AZR=${AZR:-target/release/azr}
 [ -x "$AZR" ] || cargo build --release -p azr
 rm -rf "$DIR"; mkdir -p "$DIR"
 git rev-parse HEAD > "$DIR/commit.txt" 2>/dev/null || true

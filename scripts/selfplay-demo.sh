@@ -16,7 +16,7 @@ STEPS="${1:-120}"; shift || true
 SEEDS=("${@:-1 2}"); [ $# -eq 0 ] && SEEDS=(1 2)
 OUT=${OUT:-runs/selfplay-demo}
 read -r -a EXTRA_ARGS <<< "${EXTRA:-}"
-AZR=target/release/azr
+AZR=${AZR:-target/release/azr}
 [ -x "$AZR" ] || cargo build --release -p azr
 mkdir -p "$OUT"
 port=19500
