@@ -23,8 +23,8 @@ SEEDS=("${@:-1 2 3}"); [ $# -eq 0 ] && SEEDS=(1 2 3)
 OUT=${OUT:-runs/controls}
 BASE=runs/demo/base
 cargo build --release -p azr-core --example arith_base
-cargo build --release -p azr
-AZR=target/release/azr
+[ -n "${AZR:-}" ] || cargo build --release -p azr
+AZR=${AZR:-target/release/azr}
 [ -f "$BASE/validation.jsonl" ] || target/release/examples/arith_base "$BASE" 1200 0
 mkdir -p "$OUT"
 rlvr() { # run-dir extra-args...: one RLVR run (its log next to it)
