@@ -49,6 +49,7 @@ pub mod deduction;
 pub mod induction;
 pub mod math;
 pub mod math_grader;
+pub mod novelty;
 pub mod parse;
 pub mod registry;
 pub mod rewards;
