@@ -56,7 +56,7 @@ pub mod rewards;
 pub mod synthesis;
 pub mod template;
 
-pub use buffer::{BufferConfig, BufferError, TaskBuffer, TaskBuffers};
+pub use buffer::{Admitted, BufferConfig, BufferError, TaskBuffer, TaskBuffers};
 pub use config::{InductionConfig, TasksConfig};
 pub use registry::{RegistryError, TaskRegistry};
 pub use rewards::{ProposalOutcome, RewardConfig, SolveReward};
