@@ -146,6 +146,36 @@ pub fn proposals(kind: TaskKind, total: usize, learnability: &[f32]) {
     }
 }
 
+/// Record a step's novel proposals from its dump records: per kind, how many valid proposals
+/// (those with a solve rate) had a novel program shape, and their share of the valid ones.
+pub fn novel_proposals(records: &[crate::pipeline::dump::DumpRecord]) {
+    let mut per: std::collections::BTreeMap<TaskKind, (usize, usize)> = Default::default();
+    for r in records
+        .iter()
+        .filter(|r| r.role == Role::Propose && r.solve_rate.is_some())
+    {
+        let e = per.entry(r.task).or_default();
+        e.0 += 1;
+        e.1 += usize::from(r.novel == Some(true));
+    }
+    for (kind, (valid, novel)) in per {
+        let labels = [("task", kind.as_str())];
+        m::PROPOSALS_NOVEL_TOTAL
+            .counter(&labels)
+            .increment(novel as u64);
+        m::NOVEL_PROPOSAL_RATIO
+            .gauge(&labels)
+            .set(novel as f64 / valid as f64);
+    }
+}
+
+/// Record the distinct program shapes the task store's memory holds for a kind.
+pub fn distinct_shapes(kind: TaskKind, n: usize) {
+    m::PROGRAM_SHAPES
+        .gauge(&[("task", kind.as_str())])
+        .set(n as f64);
+}
+
 /// Record generated sequences of a (kind, role): their lengths and how many hit the budget.
 pub fn responses(kind: TaskKind, role: Role, lengths: &[usize], truncated: usize) {
     let labels = tr(kind, role);
