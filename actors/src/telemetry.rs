@@ -295,4 +295,46 @@ mod tests {
         );
         assert!(text.contains("azr_steps_total 7"), "{text}");
     }
+
+    #[test]
+    fn novel_proposals_count_the_novel_share_of_valid_ones() {
+        use crate::pipeline::dump::DumpRecord;
+        let rec = |role, solve_rate: Option<f64>, novel: Option<bool>| DumpRecord {
+            step: 0,
+            task: TaskKind::Deduction,
+            role,
+            prompt: String::new(),
+            response: String::new(),
+            reward: 0.0,
+            outcome: String::new(),
+            solve_rate,
+            shape: novel.map(|_| "s".to_string()),
+            novel,
+            policy_version: 0,
+            response_tokens: 0,
+        };
+        let records = [
+            rec(Role::Propose, Some(0.5), Some(true)),
+            rec(Role::Propose, Some(0.0), Some(false)),
+            rec(Role::Propose, Some(1.0), Some(false)),
+            rec(Role::Propose, Some(0.25), Some(false)),
+            // Invalid proposals and answers are not valid proposals.
+            rec(Role::Propose, None, None),
+            rec(Role::Solve, None, None),
+        ];
+        let r = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = r.handle();
+        metrics::with_local_recorder(&r, || {
+            novel_proposals(&records);
+            distinct_shapes(TaskKind::Deduction, 9);
+        });
+        let text = handle.render();
+        for needle in [
+            "azr_proposals_novel_total{task=\"deduction\"} 1",
+            "azr_novel_proposal_ratio{task=\"deduction\"} 0.25",
+            "azr_program_shapes{task=\"deduction\"} 9",
+        ] {
+            assert!(text.contains(needle), "{needle}: {text}");
+        }
+    }
 }
