@@ -257,3 +257,56 @@ fn resuming_an_older_checkpoint_creates_and_seeds_the_missing_buffers() {
         .check_covers(&[TaskKind::Deduction, TaskKind::Induction])
         .is_ok());
 }
+
+#[test]
+fn the_shape_memory_marks_novel_tasks_outlives_evictions_and_is_checkpointed() {
+    let reg = TaskRegistry::from_config(&TasksConfig::default()).unwrap();
+    let cfg = BufferConfig {
+        capacity: 2,
+        ..BufferConfig::default()
+    };
+    let mut b = TaskBuffers::seeded(&reg, &[TaskKind::Deduction], &cfg, exec()).unwrap();
+    // The seed (the identity program) is remembered: a renamed identity is not novel.
+    let identity = Task {
+        program: "def f(x):\n    return x".into(),
+        ..task(TaskKind::Deduction, 0, 1)
+    };
+    let seen = b.admit(identity).unwrap();
+    assert!(seen.added);
+    assert_eq!(
+        seen.shape.as_ref().map(|s| (s.shape.as_str(), s.novel)),
+        Some(("def v0 ( v1 ) :\n return v1", false))
+    );
+    // `return a + n` is the corpus template `add_k`: valid, added, never novel.
+    let corpus = b.admit(task(TaskKind::Deduction, 4, 1)).unwrap();
+    assert!(corpus.added && !corpus.shape.unwrap().novel);
+    // A shape of its own is novel once; a renamed copy with other constants is not.
+    let new = |p: &str| Task {
+        program: p.into(),
+        ..task(TaskKind::Deduction, 0, 2)
+    };
+    let first = b
+        .admit(new("def f(a):\n    b = a * a\n    return b - 1"))
+        .unwrap();
+    assert!(first.shape.unwrap().novel);
+    let again = b
+        .admit(new("def f(z):\n    w = z * z\n    return w - 9"))
+        .unwrap();
+    assert!(again.added && !again.shape.unwrap().novel);
+    // Capacity 2: the novel task was evicted, its shape is still remembered.
+    assert_eq!(b.get(TaskKind::Deduction).unwrap().len(), 2);
+    let evicted = b
+        .admit(new("def f(a):\n    b = a * a\n    return b - 3"))
+        .unwrap();
+    assert!(!evicted.shape.unwrap().novel);
+    assert_eq!(b.shapes().distinct(TaskKind::Deduction), 3);
+    // The memory travels with the buffers through a checkpoint...
+    let json = serde_json::to_string(&b).unwrap();
+    let back: TaskBuffers = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.shapes(), b.shapes());
+    // ... and a checkpoint written before it existed gets it rebuilt from the buffered tasks.
+    let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
+    old.as_object_mut().unwrap().remove("shapes");
+    let rebuilt: TaskBuffers = serde_json::from_value(old).unwrap();
+    assert_eq!(rebuilt.shapes().distinct(TaskKind::Deduction), 1);
+}

@@ -208,7 +208,7 @@ def self_play():
     tr = 'task=~"$task",role=~"$role"'
     tk = 'task=~"$task"'
     b = Board("azr-self-play", "azr / Self-play",
-              "AZR self-play per task kind x role: rewards, accuracy, proposals, learnability, "
+              "AZR self-play per task kind x role: rewards, accuracy, proposals, learnability, novelty, "
               "response lengths and clipping.", ["self-play"],
               # The task kinds come from the exported series (the registry's kinds), never a list.
               [query_var("task", "label_values(azr_rollouts_total, task)"),
@@ -246,6 +246,17 @@ def self_play():
          [t(m("azr_buffer_tasks", tk), "{{task}}")])
     b.ts("Rollouts to learner / s", "Scored rollouts consumed by the learner per second.", "ops",
          [t(f"sum by (task, role) ({rate('azr_rollouts_total', tr)})", TR_LEGEND)])
+    b.ts("Novel share of valid proposals", "Valid proposals whose normalised program shape is "
+         "in neither the pretraining corpus nor the shapes already admitted to the buffers, over "
+         "the valid proposals in the rate window.", "percentunit",
+         [t(ratio("azr_proposals_novel_total", "azr_proposals_valid_total", "task", tk),
+            "{{task}}")], minmax=RATIO)
+    b.ts("Novel share, last step", "Share of the last step's valid proposals with a novel "
+         "program shape.", "percentunit", [t(m("azr_novel_proposal_ratio", tk), "{{task}}")],
+         minmax=RATIO)
+    b.ts("Distinct program shapes", "Distinct normalised program shapes admitted to each task "
+         "buffer over the run (the task store's shape memory).", "short",
+         [t(m("azr_program_shapes", tk), "{{task}}")])
     b.row("Responses")
     b.ts("Response length p50 / p90", "Quantiles of generated sequence lengths in tokens.",
          "short", [t(quantile(0.5, "azr_response_length_tokens", "task, role", tr),

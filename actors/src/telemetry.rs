@@ -146,6 +146,36 @@ pub fn proposals(kind: TaskKind, total: usize, learnability: &[f32]) {
     }
 }
 
+/// Record a step's novel proposals from its dump records: per kind, how many valid proposals
+/// (those with a solve rate) had a novel program shape, and their share of the valid ones.
+pub fn novel_proposals(records: &[crate::pipeline::dump::DumpRecord]) {
+    let mut per: std::collections::BTreeMap<TaskKind, (usize, usize)> = Default::default();
+    for r in records
+        .iter()
+        .filter(|r| r.role == Role::Propose && r.solve_rate.is_some())
+    {
+        let e = per.entry(r.task).or_default();
+        e.0 += 1;
+        e.1 += usize::from(r.novel == Some(true));
+    }
+    for (kind, (valid, novel)) in per {
+        let labels = [("task", kind.as_str())];
+        m::PROPOSALS_NOVEL_TOTAL
+            .counter(&labels)
+            .increment(novel as u64);
+        m::NOVEL_PROPOSAL_RATIO
+            .gauge(&labels)
+            .set(novel as f64 / valid as f64);
+    }
+}
+
+/// Record the distinct program shapes the task store's memory holds for a kind.
+pub fn distinct_shapes(kind: TaskKind, n: usize) {
+    m::PROGRAM_SHAPES
+        .gauge(&[("task", kind.as_str())])
+        .set(n as f64);
+}
+
 /// Record generated sequences of a (kind, role): their lengths and how many hit the budget.
 pub fn responses(kind: TaskKind, role: Role, lengths: &[usize], truncated: usize) {
     let labels = tr(kind, role);
@@ -264,5 +294,47 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("azr_steps_total 7"), "{text}");
+    }
+
+    #[test]
+    fn novel_proposals_count_the_novel_share_of_valid_ones() {
+        use crate::pipeline::dump::DumpRecord;
+        let rec = |role, solve_rate: Option<f64>, novel: Option<bool>| DumpRecord {
+            step: 0,
+            task: TaskKind::Deduction,
+            role,
+            prompt: String::new(),
+            response: String::new(),
+            reward: 0.0,
+            outcome: String::new(),
+            solve_rate,
+            shape: novel.map(|_| "s".to_string()),
+            novel,
+            policy_version: 0,
+            response_tokens: 0,
+        };
+        let records = [
+            rec(Role::Propose, Some(0.5), Some(true)),
+            rec(Role::Propose, Some(0.0), Some(false)),
+            rec(Role::Propose, Some(1.0), Some(false)),
+            rec(Role::Propose, Some(0.25), Some(false)),
+            // Invalid proposals and answers are not valid proposals.
+            rec(Role::Propose, None, None),
+            rec(Role::Solve, None, None),
+        ];
+        let r = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = r.handle();
+        metrics::with_local_recorder(&r, || {
+            novel_proposals(&records);
+            distinct_shapes(TaskKind::Deduction, 9);
+        });
+        let text = handle.render();
+        for needle in [
+            "azr_proposals_novel_total{task=\"deduction\"} 1",
+            "azr_novel_proposal_ratio{task=\"deduction\"} 0.25",
+            "azr_program_shapes{task=\"deduction\"} 9",
+        ] {
+            assert!(text.contains(needle), "{needle}: {text}");
+        }
     }
 }

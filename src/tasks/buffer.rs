@@ -5,6 +5,7 @@
 //! stops learning from new proposals; here the oldest are evicted. Every method that draws takes a
 //! caller-owned RNG, so a run is reproducible from its seed and the RNG state can be checkpointed.
 
+use super::novelty::{ShapeMemory, ShapeSeen};
 use super::registry::{RegistryError, TaskRegistry};
 use super::{Invalid, Task, TaskType};
 use crate::executor::Executor;
@@ -202,10 +203,47 @@ pub enum BufferError {
     NoSeed(TaskKind),
 }
 
-/// The buffers of the proposable task types.
+/// The buffers of the proposable task types, with the memory of the program shapes they were
+/// given ([`ShapeMemory`]: it outlives evictions and is checkpointed with the buffers).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(from = "TaskBuffersRepr")]
 pub struct TaskBuffers {
     buffers: BTreeMap<TaskKind, TaskBuffer>,
+    shapes: ShapeMemory,
+}
+
+/// Serialised form of [`TaskBuffers`]: a checkpoint written before the shape memory existed has
+/// none, and gets one rebuilt from the tasks its buffers hold.
+#[derive(Deserialize)]
+struct TaskBuffersRepr {
+    buffers: BTreeMap<TaskKind, TaskBuffer>,
+    #[serde(default)]
+    shapes: Option<ShapeMemory>,
+}
+
+impl From<TaskBuffersRepr> for TaskBuffers {
+    fn from(r: TaskBuffersRepr) -> Self {
+        let mut b = Self {
+            buffers: r.buffers,
+            shapes: r.shapes.unwrap_or_default(),
+        };
+        if b.shapes == ShapeMemory::default() {
+            let kinds = b.kinds();
+            for k in kinds {
+                b.remember_contents(k);
+            }
+        }
+        b
+    }
+}
+
+/// What [`TaskBuffers::admit`] did with a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    /// Added to its buffer (false: a duplicate).
+    pub added: bool,
+    /// Its program's shape and whether it was novel (`None` for a task without a program).
+    pub shape: Option<ShapeSeen>,
 }
 
 impl TaskBuffers {
@@ -216,7 +254,22 @@ impl TaskBuffers {
                 .iter()
                 .map(|k| (*k, TaskBuffer::new(*k, cfg.capacity)))
                 .collect(),
+            shapes: ShapeMemory::default(),
         }
+    }
+
+    /// Remember the program shapes of the tasks `kind`'s buffer holds.
+    fn remember_contents(&mut self, kind: TaskKind) {
+        if let Some(b) = self.buffers.get(&kind) {
+            for t in b.iter().filter(|t| !t.program.is_empty()) {
+                self.shapes.observe(kind, &t.program);
+            }
+        }
+    }
+
+    /// The memory of the program shapes given to the buffers.
+    pub fn shapes(&self) -> &ShapeMemory {
+        &self.shapes
     }
 
     /// One buffer per kind in `kinds` (which must be registered and proposable), each holding
@@ -279,6 +332,7 @@ impl TaskBuffers {
             }
             tracing::info!(%kind, tasks = buffer.len(), "task buffer created and seeded");
             self.buffers.insert(kind, buffer);
+            self.remember_contents(kind);
             created.push(kind);
         }
         Ok(created)
@@ -310,10 +364,23 @@ impl TaskBuffers {
     /// Add a task to its kind's buffer: `Ok(false)` for a duplicate, an error for a kind without
     /// a buffer.
     pub fn push(&mut self, task: Task) -> Result<bool, BufferError> {
-        match self.buffers.get_mut(&task.kind) {
-            Some(b) => Ok(b.push(task)),
-            None => Err(BufferError::NoBuffer(task.kind)),
-        }
+        self.admit(task).map(|a| a.added)
+    }
+
+    /// Add a task to its kind's buffer, as [`TaskBuffers::push`], and remember its program's
+    /// shape, saying whether it was novel (in neither the pretraining corpus nor the memory).
+    /// A duplicate is remembered too: its shape is not novel.
+    pub fn admit(&mut self, task: Task) -> Result<Admitted, BufferError> {
+        let kind = task.kind;
+        let b = self
+            .buffers
+            .get_mut(&kind)
+            .ok_or(BufferError::NoBuffer(kind))?;
+        let shape = (!task.program.is_empty()).then(|| self.shapes.observe(kind, &task.program));
+        Ok(Admitted {
+            added: b.push(task),
+            shape,
+        })
     }
 
     /// Sizes per kind.
@@ -341,7 +408,7 @@ impl TaskBuffers {
             .collect()
     }
 
-    /// Drop tasks created after `step` in every buffer.
+    /// Drop tasks created after `step` in every buffer (the shape memory keeps their shapes).
     pub fn truncate_after(&mut self, step: u64) {
         for b in self.buffers.values_mut() {
             b.truncate_after(step);

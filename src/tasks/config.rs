@@ -117,6 +117,9 @@ impl TasksConfig {
         if self.rewards.mc_samples == 0 {
             return bad("rewards.mc_samples", "must be at least 1");
         }
+        if !(self.rewards.diversity >= 0.0 && self.rewards.diversity.is_finite()) {
+            return bad("rewards.diversity", "must be a finite number at least 0");
+        }
         if self.buffer.capacity == 0 {
             return bad("buffer.capacity", "must be at least 1");
         }

@@ -49,13 +49,14 @@ pub mod deduction;
 pub mod induction;
 pub mod math;
 pub mod math_grader;
+pub mod novelty;
 pub mod parse;
 pub mod registry;
 pub mod rewards;
 pub mod synthesis;
 pub mod template;
 
-pub use buffer::{BufferConfig, BufferError, TaskBuffer, TaskBuffers};
+pub use buffer::{Admitted, BufferConfig, BufferError, TaskBuffer, TaskBuffers};
 pub use config::{InductionConfig, TasksConfig};
 pub use registry::{RegistryError, TaskRegistry};
 pub use rewards::{ProposalOutcome, RewardConfig, RewardControl, SolveReward};

@@ -12,6 +12,17 @@
 //!
 //! [`solver_reward`] is the whole solve-side computation (parse, check, map) that the reward
 //! actor runs per generation.
+//!
+//! **Diversity term** (`diversity`, λ, default 0: off, today's reward exactly). A valid proposal
+//! whose program shape ([`super::novelty`]) is *not novel*, i.e. already in the pretraining
+//! corpus or in the task store's memory of the shapes admitted to the buffers, gets
+//! `learnability - λ`; a novel one keeps its learnability ([`RewardConfig::proposer_with_novelty`]).
+//! This is the persistent-memory variant of R-Zero's `min(p, 1 - p) - cluster_share` rather than
+//! the batch share: it penalises exactly what the novelty metric counts (imitating the corpus or
+//! repeating an earlier proposal, not only a duplicate within one batch), it is computed per
+//! proposal as it streams through the reward actor (no batch has to be gathered, so it works at
+//! any staleness), and it survives a resume with the checkpointed memory. With λ at most
+//! `extreme - invalid` (0.5 by default) a valid proposal never scores below an invalid one.
 
 use super::{Graded, Score, Task, TaskType, Verdict};
 use crate::executor::Executor;
@@ -43,6 +54,9 @@ pub struct RewardConfig {
     pub control: RewardControl,
     /// Probability of the `correct` reward under `control = "random"` (default 0.5).
     pub control_p: f32,
+    /// Diversity penalty λ subtracted from the reward of a valid proposal whose program shape is
+    /// not novel (default 0: off; see the module docs).
+    pub diversity: f32,
 }
 
 /// A reward control for the solver, the baselines the "Spurious Rewards" critique of RLVR asks
@@ -74,6 +88,7 @@ impl Default for RewardConfig {
             mc_samples: 8,
             control: RewardControl::None,
             control_p: 0.5,
+            diversity: 0.0,
         }
     }
 }
@@ -134,6 +149,17 @@ impl RewardConfig {
         match outcome {
             ProposalOutcome::FormatError | ProposalOutcome::Invalid => self.invalid,
             ProposalOutcome::Valid { solve_rate } => self.learnability(solve_rate),
+        }
+    }
+
+    /// Proposer reward of an outcome with the diversity term: a valid proposal whose program
+    /// shape is known not to be novel (`novel == Some(false)`) gets `learnability - diversity`;
+    /// everything else gets [`RewardConfig::proposer`].
+    pub fn proposer_with_novelty(&self, outcome: ProposalOutcome, novel: Option<bool>) -> f32 {
+        let r = self.proposer(outcome);
+        match (outcome, novel) {
+            (ProposalOutcome::Valid { .. }, Some(false)) => r - self.diversity,
+            _ => r,
         }
     }
 }
@@ -276,5 +302,37 @@ mod tests {
         ];
         assert_eq!(solve_rate(&p), 0.375);
         assert_eq!(r.learnability(solve_rate(&p)), 0.625);
+    }
+
+    #[test]
+    fn the_diversity_term_penalises_valid_proposals_that_are_not_novel() {
+        let valid = |s| ProposalOutcome::Valid { solve_rate: s };
+        // Off by default: every outcome keeps its reward, novel or not.
+        let off = RewardConfig::default();
+        for o in [valid(0.25), valid(1.0), ProposalOutcome::Invalid] {
+            for n in [None, Some(true), Some(false)] {
+                assert_eq!(off.proposer_with_novelty(o, n), off.proposer(o));
+            }
+        }
+        let r = RewardConfig {
+            diversity: 0.5,
+            ..RewardConfig::default()
+        };
+        // Not novel: learnability - 0.5. Solve rate 1/4: 0.75 - 0.5 = 0.25.
+        assert_eq!(r.proposer_with_novelty(valid(0.25), Some(false)), 0.25);
+        // Always solved (extreme, -0.5), not novel: -1.0, as low as an invalid proposal.
+        assert_eq!(r.proposer_with_novelty(valid(1.0), Some(false)), -1.0);
+        // Novel, or of unknown shape: the learnability.
+        assert_eq!(r.proposer_with_novelty(valid(0.25), Some(true)), 0.75);
+        assert_eq!(r.proposer_with_novelty(valid(0.75), None), 0.25);
+        // Invalid and unparsable proposals have no shape to judge.
+        assert_eq!(
+            r.proposer_with_novelty(ProposalOutcome::Invalid, Some(false)),
+            -1.0
+        );
+        assert_eq!(
+            r.proposer_with_novelty(ProposalOutcome::FormatError, Some(false)),
+            -1.0
+        );
     }
 }

@@ -117,16 +117,20 @@ impl Service for Estimator {
                 Ok((solve_rate, estimates)) => {
                     // Valid tasks join the buffers whatever their reward (as AZR).
                     let task = job.task.clone();
-                    let added: Result<(), _> = store
+                    let added = store
                         .request(|reply| StoreMsg::Add {
                             tasks: vec![task.clone()],
                             reply,
                         })
                         .await;
-                    if let Err(e) = added {
-                        tracing::warn!(error = %e, "could not return a task to the store");
-                    }
-                    (ProposalResult::Valid { solve_rate }, estimates)
+                    let shape = match added {
+                        Ok(mut shapes) => shapes.pop().flatten(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not return a task to the store");
+                            None
+                        }
+                    };
+                    (ProposalResult::Valid { solve_rate, shape }, estimates)
                 }
                 Err(e) => {
                     tracing::warn!(?slot, error = %e, "estimate failed: no reward");

@@ -279,6 +279,7 @@ impl LearnerActor {
                 }
                 telemetry::rollouts_consumed(*kind, *role, xs.len());
             }
+            telemetry::novel_proposals(&records);
             if self.settings.dump_rollouts {
                 dump::write(&self.settings.run_dir, j, &records)
                     .map_err(|e| LearnerError::Io(format!("{e:#}")))?;

@@ -255,6 +255,10 @@ pub enum ProposalResult {
     Valid {
         /// Correct share of the samples.
         solve_rate: f64,
+        /// Its program's shape and whether it was novel, as the task store found it on admitting
+        /// the task (`None`: the task has no program, or the store did not answer).
+        #[serde(default)]
+        shape: Option<azr_core::tasks::novelty::ShapeSeen>,
     },
     /// Rejected by the executor (the reason).
     Invalid(String),

@@ -1,7 +1,7 @@
 //! The reward actor: scores every generation that reaches it. Solver answers are graded by
 //! their task type's check (executor-backed where needed, on `spawn_blocking`) and rewarded by
 //! `tasks.rewards`; a proposal's reward comes from its outcome (the learnability `1 - s` of a
-//! valid one). A generation whose infrastructure failed gets no reward: it is marked, counted
+//! valid one, less `tasks.rewards.diversity` when its program shape is not novel). A generation whose infrastructure failed gets no reward: it is marked, counted
 //! and left out of training, never scored 0 or -1. The scored slot goes to the learner.
 
 use std::sync::Arc;
@@ -112,30 +112,38 @@ pub fn score(ctx: &Ctx, item: ToReward) -> Scored {
                     example: None,
                 };
             };
-            let (reward, rewarded, outcome, rate) = match &result {
-                ProposalResult::Valid { solve_rate } => (
-                    ctx.rewards.proposer(ProposalOutcome::Valid {
-                        solve_rate: *solve_rate as f32,
-                    }),
+            let (reward, rewarded, outcome, rate, shape) = match result {
+                // The diversity term: `learnability - tasks.rewards.diversity` when the shape
+                // is not novel.
+                ProposalResult::Valid { solve_rate, shape } => (
+                    ctx.rewards.proposer_with_novelty(
+                        ProposalOutcome::Valid {
+                            solve_rate: solve_rate as f32,
+                        },
+                        shape.as_ref().map(|s| s.novel),
+                    ),
                     true,
                     "valid".to_string(),
-                    Some(*solve_rate),
+                    Some(solve_rate),
+                    shape,
                 ),
                 ProposalResult::Invalid(why) => (
                     ctx.rewards.proposer(ProposalOutcome::Invalid),
                     true,
-                    why.clone(),
+                    why,
+                    None,
                     None,
                 ),
                 ProposalResult::FormatError(why) => (
                     ctx.rewards.proposer(ProposalOutcome::FormatError),
                     true,
-                    why.clone(),
+                    why,
+                    None,
                     None,
                 ),
                 ProposalResult::NoReward(why) => {
                     telemetry::unrewarded(slot.kind, slot.role, 1);
-                    (0.0, false, format!("no_reward: {why}"), None)
+                    (0.0, false, format!("no_reward: {why}"), None, None)
                 }
             };
             let g = p.generated;
@@ -149,6 +157,8 @@ pub fn score(ctx: &Ctx, item: ToReward) -> Scored {
                     reward,
                     outcome,
                     solve_rate: rate,
+                    novel: shape.as_ref().map(|s| s.novel),
+                    shape: shape.map(|s| s.shape),
                     policy_version: g.first_version,
                     response_tokens: g.tokens.len(),
                 },
@@ -238,6 +248,8 @@ impl Answer<'_> {
                 reward,
                 outcome,
                 solve_rate: None,
+                shape: None,
+                novel: None,
                 policy_version: g.first_version,
                 response_tokens: g.tokens.len(),
             },

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use azr_core::oneshot::history::{AccuracyHistory, EpochTally};
+use azr_core::tasks::novelty::ShapeSeen;
 use azr_core::tasks::{Task, TaskBuffers};
 use azr_core::types::Role;
 use ractor::RpcReplyPort;
@@ -105,12 +106,13 @@ pub enum StoreMsg {
         /// Reply.
         reply: RpcReplyPort<Result<(), StoreError>>,
     },
-    /// Add validated tasks to the buffers.
+    /// Add validated tasks to the buffers; replies with each task's program shape and whether
+    /// it was novel (`None` for a task without a program, and for every task in 1-shot RLVR).
     Add {
         /// The tasks.
         tasks: Vec<Task>,
         /// Reply.
-        reply: RpcReplyPort<Result<(), StoreError>>,
+        reply: RpcReplyPort<Result<Vec<Option<ShapeSeen>>, StoreError>>,
     },
     /// 1-shot RLVR: record one trained batch's accuracy per example (one epoch).
     Record {
@@ -265,6 +267,7 @@ impl Service for TaskStore {
         if let Source::SelfPlay { buffers, .. } = &state.source {
             for (kind, size) in buffers.sizes() {
                 telemetry::buffer_size(kind, size);
+                telemetry::distinct_shapes(kind, buffers.shapes().distinct(kind));
             }
         }
         Ok(state)
@@ -274,16 +277,18 @@ impl Service for TaskStore {
         match msg {
             StoreMsg::Produce { slot, reply } => self.produce(slot, state, reply),
             StoreMsg::Add { tasks, reply } => {
+                let mut shapes = Vec::with_capacity(tasks.len());
                 if let Source::SelfPlay { buffers, .. } = &mut state.source {
                     for t in tasks {
                         // A task without a buffer is an error, never a silent drop.
-                        buffers.push(t)?;
+                        shapes.push(buffers.admit(t)?.shape);
                     }
                     for (kind, size) in buffers.sizes() {
                         telemetry::buffer_size(kind, size);
+                        telemetry::distinct_shapes(kind, buffers.shapes().distinct(kind));
                     }
                 }
-                let _ = reply.send(Ok(()));
+                let _ = reply.send(Ok(shapes));
             }
             StoreMsg::Record { tally, reply } => {
                 let r = match &mut state.source {

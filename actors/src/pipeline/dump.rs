@@ -29,6 +29,14 @@ pub struct DumpRecord {
     /// Solve rate of a valid proposal (proposer role only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub solve_rate: Option<f64>,
+    /// Normalised program shape of a valid proposal (proposer role only; see
+    /// `azr_core::tasks::novelty`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shape: Option<String>,
+    /// Whether that shape was novel: in neither the pretraining corpus nor the shapes already
+    /// admitted to the task buffers (proposer role only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub novel: Option<bool>,
     /// Policy version that generated the response.
     pub policy_version: PolicyVersion,
     /// Response length in tokens.
@@ -76,6 +84,8 @@ mod tests {
             reward: -0.5,
             outcome: "wrong".into(),
             solve_rate: None,
+            shape: None,
+            novel: None,
             policy_version: 2,
             response_tokens: 1,
         };
