@@ -58,7 +58,13 @@ async fn estimate(ctx: &Arc<Ctx>, job: &EstimateJob) -> Result<f64, WorkError> {
     let ids = ctx.codec.encode(&text)?;
     let n = ctx.rewards.mc_samples;
     let samples = ctx
-        .generate(ids, n, job.proposal.slot.seed(ctx.seed, 2), 0)
+        .generate_for(
+            &job.proposal.slot,
+            ids,
+            n,
+            job.proposal.slot.seed(ctx.seed, 2),
+            0,
+        )
         .await?;
     let lengths: Vec<usize> = samples.iter().map(|s| s.tokens.len()).collect();
     let (c, task) = (ctx.clone(), job.task.clone());

@@ -279,6 +279,8 @@ pub async fn score(
         rewards: cfg.raw.tasks.rewards.clone(),
         faults: FaultPlan::default(),
         seed: cfg.raw.run.seed,
+        staleness: cfg.raw.run.staleness,
+        rollout: None,
     });
     let settings = evaluator::EvalSettings {
         seed: cfg.raw.run.seed,
