@@ -1427,6 +1427,28 @@ mod tests {
     }
 
     #[test]
+    fn node_series_are_created_per_node_and_the_head_is_registered() {
+        let rec = recorder();
+        let handle = rec.handle();
+        metrics::with_local_recorder(&rec, || {
+            register_all();
+            CLUSTER_JOBS_TOTAL
+                .counter_for_node("gpu-7", &[("work", "rollout"), ("outcome", "refused")])
+                .increment(2);
+            CLUSTER_WEIGHTS_VERSION.gauge_for_node("gpu-7", &[]).set(5.0);
+        });
+        let text = handle.render();
+        assert!(text.contains(
+            "azr_cluster_jobs_total{node=\"gpu-7\",work=\"rollout\",outcome=\"refused\"} 2\n"
+        ));
+        assert!(text.contains(
+            "azr_cluster_jobs_total{node=\"head\",work=\"executor\",outcome=\"completed\"} 0\n"
+        ));
+        assert!(text.contains("azr_cluster_weights_version{node=\"gpu-7\"} 5\n"));
+        assert!(text.contains("azr_cluster_weights_version{node=\"head\"} 0\n"));
+    }
+
+    #[test]
     fn register_all_keeps_existing_values() {
         let rec = recorder();
         let handle = rec.handle();

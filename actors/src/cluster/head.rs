@@ -145,8 +145,11 @@ pub struct ClusterReport {
     pub generations: u64,
     /// Rollout: requests whose samples went back to their requester.
     pub gen_delivered: u64,
+    /// Rollout: requests the head's own engine failed (the error went to the requester; at
+    /// the end of a run: requests cut off by the engine's shutdown).
+    pub gen_failed: u64,
     /// Rollout: attempts issued again after a loss or refusal (equal to the sum of the nodes'
-    /// `gen_lost + gen_refused`).
+    /// `gen_lost + gen_refused`, less the head's own failures).
     pub gen_reissued: u64,
 }
 
@@ -218,13 +221,6 @@ impl Shared {
             }
             SessionEventKind::Disconnected => {
                 let s = st.sessions.remove(&ev.node_id);
-                if let Some(name) = s.as_ref().and_then(|s| s.peer.as_ref()) {
-                    if let Some(n) = st.report.nodes.get_mut(name) {
-                        if n.session == Some(ev.node_id) {
-                            n.syncing = false;
-                        }
-                    }
-                }
                 let authenticated = s.as_ref().is_some_and(|s| s.authenticated);
                 let addr = s.as_ref().map_or(ev.addr.clone(), |s| s.addr.clone());
                 let peer = s.and_then(|s| s.peer).or(ev.peer);
@@ -377,12 +373,27 @@ impl Shared {
         self.changed.notify_one();
     }
 
-    fn nodes_up(&self) -> usize {
-        self.lock()
-            .report
+    /// Nodes up and ready: each of their roles' workers visible here (executor: a member of
+    /// its group; rollout: its weights receiver, and with `weights` a first snapshot
+    /// installed).
+    fn nodes_ready(&self, weights: bool) -> usize {
+        let executors = worker::members();
+        let receivers = ractor::pg::get_members(&super::wire::WEIGHTS_GROUP.to_string());
+        let st = self.lock();
+        let has = |cells: &[ActorCell], name: &str| {
+            cells
+                .iter()
+                .any(|c| !c.get_id().is_local() && st.node_of(c).as_deref() == Some(name))
+        };
+        st.report
             .nodes
             .iter()
-            .filter(|(name, n)| n.up && name.as_str() != HEAD_NODE)
+            .filter(|(name, n)| {
+                n.up && name.as_str() != HEAD_NODE
+                    && (!n.roles.contains(&NodeRole::Executor) || has(&executors, name))
+                    && (!n.roles.contains(&NodeRole::Rollout)
+                        || (has(&receivers, name) && (!weights || n.weights_version.is_some())))
+            })
             .count()
     }
 }
@@ -459,6 +470,8 @@ pub struct ClusterHead {
     pub(super) timeout: Duration,
     /// Background tasks to end with the head (the rollout router's weight broadcaster).
     pub(super) tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    min_nodes: usize,
+    min_nodes_timeout: Duration,
 }
 
 impl ClusterHead {
@@ -537,6 +550,8 @@ impl ClusterHead {
             events,
             timeout: opts.timeout,
             tasks: Mutex::new(Vec::new()),
+            min_nodes: opts.min_nodes,
+            min_nodes_timeout: opts.min_nodes_timeout,
         });
         if opts.min_nodes > 0 {
             head.wait_for_nodes(opts.min_nodes, opts.min_nodes_timeout)
@@ -545,23 +560,37 @@ impl ClusterHead {
         Ok(head)
     }
 
-    /// Wait until `n` nodes are up (or fail after `timeout`).
+    /// Wait until `n` nodes are up with their workers (or fail after `timeout`).
     pub async fn wait_for_nodes(&self, n: usize, timeout: Duration) -> Result<(), ClusterError> {
+        self.wait_ready(n, timeout, false).await
+    }
+
+    /// With `--cluster-min-nodes N`: wait until `N` nodes are ready, rollout nodes with their
+    /// first snapshot installed (called once the rollout router runs).
+    pub async fn wait_for_rollout_weights(&self) -> Result<(), ClusterError> {
+        match self.min_nodes {
+            0 => Ok(()),
+            n => self.wait_ready(n, self.min_nodes_timeout, true).await,
+        }
+    }
+
+    async fn wait_ready(&self, n: usize, timeout: Duration, weights: bool) -> Result<(), ClusterError> {
         let t0 = Instant::now();
-        tracing::info!(nodes = n, "waiting for nodes to join");
+        tracing::info!(nodes = n, weights, "waiting for nodes to be ready");
         loop {
-            let up = self.shared.nodes_up();
+            let up = self.shared.nodes_ready(weights);
             if up >= n {
                 return Ok(());
             }
             if t0.elapsed() > timeout {
                 return Err(ClusterError::Protocol(format!(
-                    "only {up} of {n} nodes joined within {} s",
+                    "only {up} of {n} nodes joined and were ready within {} s",
                     timeout.as_secs()
                 )));
             }
+            // Process-group changes do not notify: poll as well.
             let _ =
-                tokio::time::timeout(Duration::from_millis(200), self.shared.changed.notified())
+                tokio::time::timeout(Duration::from_millis(100), self.shared.changed.notified())
                     .await;
         }
     }

@@ -64,6 +64,9 @@ pub const STALE_WAIT: Duration = Duration::from_secs(5);
 /// After a failed weight sync, wait this long before the next try to that node.
 const SYNC_RETRY: Duration = Duration::from_secs(2);
 
+/// Why a sync did not start: the node's weights receiver is not visible yet.
+const NO_RECEIVER: &str = "the node shows no weights receiver (yet)";
+
 /// The rollout worker's message.
 pub type GenCall = Call<GenJob, GenReply>;
 
@@ -222,8 +225,11 @@ impl RolloutRouter {
                         Err(e) => Err(e),
                     };
                     hold.finish(if r.is_ok() { "completed" } else { "lost" });
+                    let mut st = self.shared.lock();
                     if r.is_ok() {
-                        self.shared.lock().report.gen_delivered += 1;
+                        st.report.gen_delivered += 1;
+                    } else {
+                        st.report.gen_failed += 1;
                     }
                     return r;
                 }
@@ -345,10 +351,10 @@ impl RolloutRouter {
         loop {
             let latest = rx.borrow_and_update().clone();
             if let Some(latest) = latest {
-                for (node, full) in self.due(latest.version) {
+                for (node, session, full) in self.due(latest.version) {
                     let r = self.clone();
                     let l = latest.clone();
-                    tokio::spawn(async move { r.sync(node, l, full).await });
+                    tokio::spawn(async move { r.sync(node, session, l, full).await });
                 }
             }
             // Woken by a publish, a node joining, or the poll (process-group changes).
@@ -356,14 +362,14 @@ impl RolloutRouter {
             tokio::select! {
                 r = rx.changed() => if r.is_err() { return },
                 _ = changed => {}
-                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
             }
         }
     }
 
-    /// The rollout nodes to send `version` to now (marked as syncing), and whether each needs
-    /// the model spec (its first snapshot of this join).
-    fn due(&self, version: PolicyVersion) -> Vec<(String, bool)> {
+    /// The rollout nodes to send `version` to now (marked as syncing), with their session and
+    /// whether each needs the model spec (its first snapshot of this join).
+    fn due(&self, version: PolicyVersion) -> Vec<(String, Option<u64>, bool)> {
         let mut st = self.shared.lock();
         let now = Instant::now();
         let mut out = Vec::new();
@@ -378,7 +384,7 @@ impl RolloutRouter {
                 continue;
             }
             n.syncing = true;
-            out.push((name.clone(), n.weights_version.is_none()));
+            out.push((name.clone(), n.session, n.weights_version.is_none()));
         }
         out
     }
@@ -406,15 +412,18 @@ impl RolloutRouter {
         Ok(bytes)
     }
 
-    /// Send `latest` to `node`; on success record the version it installed.
-    async fn sync(self: Arc<Self>, node: String, latest: Latest, full: bool) {
+    /// Send `latest` to `node` (in its session `session`); on success record the version it
+    /// installed. A node that joined again meanwhile is left to the sync of its new session.
+    async fn sync(self: Arc<Self>, node: String, session: Option<u64>, latest: Latest, full: bool) {
         let t0 = Instant::now();
         let result = self.send(&node, &latest, full).await;
         let mut st = self.shared.lock();
-        let session = st.report.nodes.get(&node).and_then(|n| n.session);
         let Some(n) = st.report.nodes.get_mut(&node) else {
             return;
         };
+        if n.session != session {
+            return;
+        }
         n.syncing = false;
         match result {
             Ok((sent_session, bytes)) if Some(sent_session) == session => {
@@ -439,6 +448,10 @@ impl RolloutRouter {
                 );
             }
             Ok(_) => {}
+            Err(e) if e == NO_RECEIVER => {
+                // Its workers start right after it joined: look again at the next poll.
+                n.sync_after = Some(Instant::now() + Duration::from_millis(100));
+            }
             Err(e) => {
                 n.sync_after = Some(Instant::now() + SYNC_RETRY);
                 drop(st);
@@ -460,7 +473,7 @@ impl RolloutRouter {
                     let s = c.get_id().node();
                     (c, s)
                 })
-                .ok_or_else(|| "the node shows no weights receiver (yet)".to_string())?
+                .ok_or_else(|| NO_RECEIVER.to_string())?
         };
         let bytes = self.encoded(latest).await?;
         let actor: ActorRef<WeightsCall> = cell.into();

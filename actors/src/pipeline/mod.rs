@@ -249,6 +249,14 @@ pub async fn run<T: Trainer>(
         _ => None,
     };
     drop(first_weights);
+    if let Some(head) = &services.cluster {
+        // `--cluster-min-nodes`: rollout nodes get their first snapshot before training starts.
+        if let Err(e) = head.wait_for_rollout_weights().await {
+            engine.shutdown();
+            let _ = tokio::task::spawn_blocking(move || engine_join.join()).await;
+            return Err(anyhow::Error::from(e).context("waiting for the cluster's rollout nodes"));
+        }
+    }
     let quotas = quotas(&cfg);
     let max_batches = (run_cfg.max_steps > 0).then_some(run_cfg.max_steps);
     let e = engine.clone();
