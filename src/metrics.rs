@@ -1435,7 +1435,9 @@ mod tests {
             CLUSTER_JOBS_TOTAL
                 .counter_for_node("gpu-7", &[("work", "rollout"), ("outcome", "refused")])
                 .increment(2);
-            CLUSTER_WEIGHTS_VERSION.gauge_for_node("gpu-7", &[]).set(5.0);
+            CLUSTER_WEIGHTS_VERSION
+                .gauge_for_node("gpu-7", &[])
+                .set(5.0);
         });
         let text = handle.render();
         assert!(text.contains(

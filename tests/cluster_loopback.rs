@@ -176,7 +176,10 @@ fn two_nodes_share_the_executor_and_rollout_work_and_survive_a_sigkill() {
         .collect();
     assert_eq!(rows.len() as u64, STEPS);
     for r in &rows {
-        assert!(r["staleness_max"].as_u64().expect("staleness_max") <= 1, "{r}");
+        assert!(
+            r["staleness_max"].as_u64().expect("staleness_max") <= 1,
+            "{r}"
+        );
     }
 
     // The cluster's counts reconcile.
@@ -195,7 +198,9 @@ fn two_nodes_share_the_executor_and_rollout_work_and_survive_a_sigkill() {
     // Rollout work on both nodes (and on the head's own engine), with weights sent after
     // updates: more than the first snapshot reached node a.
     assert!(
-        n("a", "gen_completed") > 0 && n("b", "gen_completed") > 0 && n("head", "gen_completed") > 0,
+        n("a", "gen_completed") > 0
+            && n("b", "gen_completed") > 0
+            && n("head", "gen_completed") > 0,
         "{report}"
     );
     assert!(n("a", "weight_syncs") >= 2, "{report}");

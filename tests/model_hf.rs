@@ -188,10 +188,23 @@ fn a_snapshot_round_trips_through_its_wire_form() {
             serde_json::from_str(&serde_json::to_string(snap.config()).unwrap()).unwrap();
         let tok = Tokenizer::from_json(&snap.tokenizer().to_json().unwrap()).unwrap();
         assert_eq!(tok.vocab_size(), snap.tokenizer().vocab_size());
-        let back = Snapshot::from_safetensors(config, &bytes, tok, &Device::Cpu, DType::F32).unwrap();
+        let back =
+            Snapshot::from_safetensors(config, &bytes, tok, &Device::Cpu, DType::F32).unwrap();
         let ids = Tensor::new(&[[1u32, 7, 9, 33, 2, 60]], &Device::Cpu).unwrap();
-        let a = snap.forward(&ids, None, None).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let b = back.forward(&ids, None, None).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let a = snap
+            .forward(&ids, None, None)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let b = back
+            .forward(&ids, None, None)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert_eq!(a, b, "{:?}", cfg.architecture);
         // A truncated buffer is an error, not a model.
         assert!(Snapshot::from_safetensors(

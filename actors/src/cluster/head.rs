@@ -369,7 +369,11 @@ impl Shared {
             }
         }
         drop(st);
-        count_job(&lease.node, "executor", if completed { "completed" } else { "lost" });
+        count_job(
+            &lease.node,
+            "executor",
+            if completed { "completed" } else { "lost" },
+        );
         self.changed.notify_one();
     }
 
@@ -574,7 +578,12 @@ impl ClusterHead {
         }
     }
 
-    async fn wait_ready(&self, n: usize, timeout: Duration, weights: bool) -> Result<(), ClusterError> {
+    async fn wait_ready(
+        &self,
+        n: usize,
+        timeout: Duration,
+        weights: bool,
+    ) -> Result<(), ClusterError> {
         let t0 = Instant::now();
         tracing::info!(nodes = n, weights, "waiting for nodes to be ready");
         loop {
@@ -753,7 +762,12 @@ impl ClusterHead {
         self.head_actor.stop(None);
         self.server.stop(None);
         self.events.abort();
-        for t in self.tasks.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+        for t in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
             t.abort();
         }
     }

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::events::{self, SessionEvent, SessionEventKind};
 use super::rollout::{GenCall, RolloutHost};
-use super::wire::{announced_protocol, Call, Hello, NodeRole, Welcome, WeightsCall, HEAD_GROUP};
+use super::wire::{announced_protocol, Call, Hello, NodeRole, WeightsCall, Welcome, HEAD_GROUP};
 use super::worker::{ExecCall, ExecWorker};
 use super::ClusterError;
 use crate::config::Config;

@@ -260,10 +260,9 @@ impl RolloutRouter {
                         ),
                         Ok(CallResult::Success(GenReply::Failed(e))) => ("refused", e),
                         Ok(CallResult::Timeout) => ("lost", "timed out".to_string()),
-                        Ok(CallResult::SenderError) => (
-                            "lost",
-                            "the node went away before replying".to_string(),
-                        ),
+                        Ok(CallResult::SenderError) => {
+                            ("lost", "the node went away before replying".to_string())
+                        }
                         Err(e) => ("lost", format!("could not send: {e}")),
                     };
                     hold.finish(outcome);
@@ -611,7 +610,11 @@ impl Actor for WeightsReceiver {
     type State = Assembly;
     type Arguments = ();
 
-    async fn pre_start(&self, _me: ActorRef<WeightsCall>, _: ()) -> Result<Assembly, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _me: ActorRef<WeightsCall>,
+        _: (),
+    ) -> Result<Assembly, ActorProcessingErr> {
         Ok(Assembly::default())
     }
 

@@ -457,7 +457,10 @@ mod tests {
             assert!(args.len() < data.len() + 200, "{}", args.len());
         }
         let back: WeightsCall = ractor::Message::deserialize(bytes).expect("decodes");
-        assert_eq!((back.req.version, back.req.index, back.req.count), (7, 1, 3));
+        assert_eq!(
+            (back.req.version, back.req.index, back.req.count),
+            (7, 1, 3)
+        );
         assert_eq!(back.req.data, data);
         back.reply
             .send(WeightsAck::Installed { version: 7 })

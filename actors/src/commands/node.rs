@@ -108,9 +108,8 @@ pub async fn node(args: NodeArgs) -> Result<()> {
         .roles
         .iter()
         .map(|r| {
-            NodeRole::parse(r).with_context(|| {
-                format!("--roles: unknown role `{r}` (executor, rollout)")
-            })
+            NodeRole::parse(r)
+                .with_context(|| format!("--roles: unknown role `{r}` (executor, rollout)"))
         })
         .collect::<Result<Vec<_>>>()?;
     if let Some(addr) = &args.metrics_addr {
