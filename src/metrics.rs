@@ -12,7 +12,9 @@
 //! ([`ACTORS`]), plus `status` ([`ExecStatus`]) for executor outcomes, `benchmark`
 //! ([`BENCHMARKS`]) for evaluator scores, `layer` ([`ISOLATION_LAYERS`]) for the sandbox
 //! layers, `queue` ([`QUEUES`]) for channel depths, `phase` ([`PHASES`]) for step phases and
-//! `outcome` ([`CLUSTER_OUTCOMES`]) for the cluster head's jobs.
+//! `outcome` ([`CLUSTER_OUTCOMES`]) and `work` ([`CLUSTER_WORK`]) for the cluster head's
+//! jobs, and `node` for the cluster's nodes: the one open label, `head` plus the name of every
+//! node (`azr node --name`) that did work, so as bounded as the cluster.
 //!
 //! At start the binary calls [`describe_all`] and [`register_all`] after installing the
 //! exporter, and gives the exporter the buckets of [`buckets`]:
@@ -86,6 +88,11 @@ pub enum LabelKey {
     Phase,
     /// Outcome of a cluster job, one of [`CLUSTER_OUTCOMES`].
     Outcome,
+    /// Kind of cluster job, one of [`CLUSTER_WORK`].
+    Work,
+    /// Cluster node: [`HEAD_NODE`] (registered at start) or a node's name (created when the
+    /// node first does work; see [`MetricDef::counter_for_node`]).
+    Node,
 }
 
 impl LabelKey {
@@ -101,6 +108,8 @@ impl LabelKey {
             LabelKey::Queue => "queue",
             LabelKey::Phase => "phase",
             LabelKey::Outcome => "outcome",
+            LabelKey::Work => "work",
+            LabelKey::Node => "node",
         }
     }
 
@@ -116,13 +125,22 @@ impl LabelKey {
             LabelKey::Queue => QUEUES.iter().map(|(q, _)| *q).collect(),
             LabelKey::Phase => PHASES.iter().map(|(p, _)| *p).collect(),
             LabelKey::Outcome => CLUSTER_OUTCOMES.to_vec(),
+            LabelKey::Work => CLUSTER_WORK.to_vec(),
+            LabelKey::Node => vec![HEAD_NODE],
         }
     }
 }
 
 /// Outcomes of one attempt of a job the cluster head dispatched, as `outcome` label values:
-/// answered by a member, or lost with it (then issued again).
-pub const CLUSTER_OUTCOMES: [&str; 2] = ["completed", "lost"];
+/// answered by a member, lost with it, or refused by it (a rollout engine whose weights are
+/// older than the staleness bound allows); lost and refused attempts are issued again.
+pub const CLUSTER_OUTCOMES: [&str; 3] = ["completed", "lost", "refused"];
+
+/// Kinds of cluster job, as `work` label values: validating a proposal, generating samples.
+pub const CLUSTER_WORK: [&str; 2] = ["executor", "rollout"];
+
+/// The `node` label value of the cluster head's own executor worker and rollout engine.
+pub const HEAD_NODE: &str = "head";
 
 /// The actors of the pipeline, as `actor` label values: the one list of actor names (the
 /// binary's supervisor registers these names, `faults.panic_actor` takes them).
@@ -363,6 +381,20 @@ impl MetricDef {
         metrics::histogram!(self.name, to_labels(labels))
     }
 
+    /// The counter of cluster node `node` (the open `node` label) with these other labels.
+    pub fn counter_for_node(&self, node: &str, labels: &[(&'static str, &'static str)]) -> Counter {
+        let (all, labels) = with_node(node, labels);
+        self.debug_check(MetricKind::Counter, &all);
+        metrics::counter!(self.name, labels)
+    }
+
+    /// The gauge of cluster node `node` (the open `node` label) with these other labels.
+    pub fn gauge_for_node(&self, node: &str, labels: &[(&'static str, &'static str)]) -> Gauge {
+        let (all, labels) = with_node(node, labels);
+        self.debug_check(MetricKind::Gauge, &all);
+        metrics::gauge!(self.name, labels)
+    }
+
     /// In debug builds, catch a metric used as the wrong kind or with undeclared labels.
     fn debug_check(&self, kind: MetricKind, labels: &[(&'static str, &'static str)]) {
         debug_assert_eq!(self.kind, kind, "{} is a {}", self.name, self.kind.as_str());
@@ -409,6 +441,19 @@ impl MetricDef {
 
 fn to_labels(labels: &[(&'static str, &'static str)]) -> Vec<Label> {
     labels.iter().map(|&(k, v)| Label::new(k, v)).collect()
+}
+
+/// `labels` with `node` first: the keys for the debug check (the node's value replaced by a
+/// placeholder) and the exported labels.
+fn with_node(
+    node: &str,
+    labels: &[(&'static str, &'static str)],
+) -> (Vec<(&'static str, &'static str)>, Vec<Label>) {
+    let mut keys = vec![("node", HEAD_NODE)];
+    keys.extend_from_slice(labels);
+    let mut out = vec![Label::new("node", node.to_string())];
+    out.extend(to_labels(labels));
+    (keys, out)
 }
 
 const TR: &[LabelKey] = &[LabelKey::Task, LabelKey::Role];
@@ -906,13 +951,31 @@ pub const CLUSTER_NODES_UP: MetricDef = MetricDef {
     labels: &[],
     buckets: &[],
 };
-/// Attempts of executor jobs the cluster head dispatched, by outcome.
+/// Attempts of jobs the cluster head dispatched, by node, kind of work and outcome.
 pub const CLUSTER_JOBS_TOTAL: MetricDef = MetricDef {
     name: "azr_cluster_jobs_total",
     kind: MetricKind::Counter,
     unit: None,
-    help: "Executor job attempts the cluster head dispatched to members (its own worker included), by outcome: completed, or lost with the member (then re-issued).",
-    labels: &[LabelKey::Outcome],
+    help: "Job attempts the cluster head dispatched, by node (head: its own executor worker and rollout engine), work (executor: validating a proposal; rollout: one generation request) and outcome: completed, lost with the node, or refused by it (rollout weights too old for the staleness bound); lost and refused attempts are re-issued.",
+    labels: &[LabelKey::Node, LabelKey::Work, LabelKey::Outcome],
+    buckets: &[],
+};
+/// Policy version each rollout engine of the cluster decodes with.
+pub const CLUSTER_WEIGHTS_VERSION: MetricDef = MetricDef {
+    name: "azr_cluster_weights_version",
+    kind: MetricKind::Gauge,
+    unit: None,
+    help: "Policy version of the last weight snapshot each rollout engine installed, by node (head: the version the learner published last).",
+    labels: &[LabelKey::Node],
+    buckets: &[],
+};
+/// Bytes of weight snapshots the head sent to each rollout node.
+pub const CLUSTER_WEIGHTS_SENT_BYTES_TOTAL: MetricDef = MetricDef {
+    name: "azr_cluster_weights_sent_bytes_total",
+    kind: MetricKind::Counter,
+    unit: Some(Unit::Bytes),
+    help: "Bytes of weight snapshots (safetensors, in chunks) the head sent to rollout nodes, by node.",
+    labels: &[LabelKey::Node],
     buckets: &[],
 };
 /// Evaluator accuracy.
@@ -1023,6 +1086,8 @@ pub const ALL: &[&MetricDef] = &[
     &WORK_RETRIES_TOTAL,
     &CLUSTER_NODES_UP,
     &CLUSTER_JOBS_TOTAL,
+    &CLUSTER_WEIGHTS_VERSION,
+    &CLUSTER_WEIGHTS_SENT_BYTES_TOTAL,
     &EVAL_ACCURACY_RATIO,
     &EVAL_RUNS_TOTAL,
     &EVAL_POLICY_VERSION,
@@ -1389,6 +1454,30 @@ mod tests {
         assert!(text.contains("azr_executor_isolation_layer{layer=\"seccomp\"} 1\n"));
         assert!(!text.contains("layer=\"landlock\""));
         assert!(text.contains("azr_executor_isolation_layer{layer=\"rlimits\"} 0\n"));
+    }
+
+    #[test]
+    fn node_series_are_created_per_node_and_the_head_is_registered() {
+        let rec = recorder();
+        let handle = rec.handle();
+        metrics::with_local_recorder(&rec, || {
+            register_all();
+            CLUSTER_JOBS_TOTAL
+                .counter_for_node("gpu-7", &[("work", "rollout"), ("outcome", "refused")])
+                .increment(2);
+            CLUSTER_WEIGHTS_VERSION
+                .gauge_for_node("gpu-7", &[])
+                .set(5.0);
+        });
+        let text = handle.render();
+        assert!(text.contains(
+            "azr_cluster_jobs_total{node=\"gpu-7\",work=\"rollout\",outcome=\"refused\"} 2\n"
+        ));
+        assert!(text.contains(
+            "azr_cluster_jobs_total{node=\"head\",work=\"executor\",outcome=\"completed\"} 0\n"
+        ));
+        assert!(text.contains("azr_cluster_weights_version{node=\"gpu-7\"} 5\n"));
+        assert!(text.contains("azr_cluster_weights_version{node=\"head\"} 0\n"));
     }
 
     #[test]

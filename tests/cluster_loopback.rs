@@ -1,9 +1,12 @@
 //! Several machines on loopback: a head (`azr run --cluster-listen`) and worker nodes
 //! (`azr node --join`) as separate processes.
 //!
-//! * Two nodes do the executor work of a run; one is SIGKILLed mid-run; the run completes with
-//!   every proposal trained once and the cluster's counts reconciled.
-//! * A node with the wrong cookie is refused, with a clear error on both sides.
+//! * Two nodes do the executor work and, with the head's own engine, the rollout work of a run
+//!   (weights sent to them after every update); one is SIGKILLed mid-run; the run completes
+//!   with every proposal trained once, no rollout staler than `run.staleness`, and the
+//!   cluster's counts reconciled.
+//! * A node with the wrong cookie is refused, with a clear error on both sides; so is a node
+//!   that speaks another cluster protocol version.
 //! * Scaling: with a simulated I/O-bound executor (a fixed sleep per execution), two nodes run
 //!   about twice the executions per second of one (`azr bench cluster`).
 
@@ -111,7 +114,10 @@ fn node(addr: &str, cookie: &Path, name: &str, extra: &[&str]) -> Command {
         .arg(cookie)
         .args(["--name", name, "--capacity", "2", "--retry-for", "20"])
         .args(extra)
-        .env("RUST_LOG", "info,azr::cluster::worker=debug");
+        .env(
+            "RUST_LOG",
+            "info,azr::cluster::worker=debug,azr::cluster::rollout=debug",
+        );
     c
 }
 
@@ -129,7 +135,7 @@ fn head_command(config: &Path, addr: &str, cookie: &Path) -> Command {
 const STEPS: u64 = 6;
 
 #[test]
-fn two_nodes_share_the_executor_work_and_survive_a_sigkill() {
+fn two_nodes_share_the_executor_and_rollout_work_and_survive_a_sigkill() {
     let f = Fixture::new("");
     let text = std::fs::read_to_string(f.config())
         .expect("config")
@@ -140,16 +146,20 @@ fn two_nodes_share_the_executor_work_and_survive_a_sigkill() {
     let mut head_cmd = head_command(&f.config(), &addr, &c);
     head_cmd.args(["--cluster-min-nodes", "2", "--cluster-no-local-executor"]);
     let mut head = Proc::spawn(head_cmd);
-    // Each execution holds a node for 150 ms, so jobs are in flight when one node dies.
-    let a = Proc::spawn(node(&addr, &c, "a", &["--simulate-exec-ms", "150"]));
-    let mut b = Proc::spawn(node(&addr, &c, "b", &["--simulate-exec-ms", "150"]));
+    // Each execution holds a node for 250 ms, so jobs are in flight when one node dies.
+    // Training starts once both nodes are ready (rollout weights installed).
+    let roles = ["--roles", "executor,rollout", "--simulate-exec-ms", "250"];
+    let a = Proc::spawn(node(&addr, &c, "a", &roles));
+    let mut b = Proc::spawn(node(&addr, &c, "b", &roles));
     head.wait_for("node joined", 2, Duration::from_secs(60));
-    // SIGKILL node b once it has executed some jobs.
+    // SIGKILL node b once it has installed weights, generated and executed some jobs.
+    b.wait_for("weights installed", 1, Duration::from_secs(120));
+    b.wait_for("generated", 2, Duration::from_secs(120));
     b.wait_for("executed job", 3, Duration::from_secs(120));
     b.child.kill().expect("SIGKILL node b");
     head.wait_for("node lost", 1, Duration::from_secs(30));
     // Node b comes back under its name and rejoins.
-    let b2 = Proc::spawn(node(&addr, &c, "b", &["--simulate-exec-ms", "150"]));
+    let b2 = Proc::spawn(node(&addr, &c, "b", &roles));
     let status = head.wait(Duration::from_secs(300));
     assert!(status.success(), "head failed; log:\n{}", head.text());
 
@@ -158,6 +168,19 @@ fn two_nodes_share_the_executor_work_and_survive_a_sigkill() {
     let state = f.latest_state();
     assert_eq!(state["step"].as_u64(), Some(STEPS));
     assert_eq!(state["counters"]["proposals"].as_u64(), Some(STEPS * 3 * 2));
+    // Whichever engine generated them, no trained rollout was staler than run.staleness = 1.
+    let train = std::fs::read_to_string(f.run_dir().join("train.jsonl")).expect("train.jsonl");
+    let rows: Vec<serde_json::Value> = train
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json row"))
+        .collect();
+    assert_eq!(rows.len() as u64, STEPS);
+    for r in &rows {
+        assert!(
+            r["staleness_max"].as_u64().expect("staleness_max") <= 1,
+            "{r}"
+        );
+    }
 
     // The cluster's counts reconcile.
     let report: serde_json::Value = serde_json::from_str(
@@ -166,12 +189,23 @@ fn two_nodes_share_the_executor_work_and_survive_a_sigkill() {
     .expect("json");
     eprintln!("cluster.json: {report}");
     let nodes = report["nodes"].as_object().expect("nodes");
-    assert!(!nodes.contains_key("head"), "the head ran no executor");
     let n = |node: &str, key: &str| nodes[node][key].as_u64().expect(key);
+    assert_eq!(n("head", "issued"), 0, "the head ran no executor: {report}");
     assert!(
         n("a", "completed") > 0 && n("b", "completed") > 0,
         "{report}"
     );
+    // Rollout work on both nodes (and on the head's own engine), with weights sent after
+    // updates: more than the first snapshot reached node a.
+    assert!(
+        n("a", "gen_completed") > 0
+            && n("b", "gen_completed") > 0
+            && n("head", "gen_completed") > 0,
+        "{report}"
+    );
+    assert!(n("a", "weight_syncs") >= 2, "{report}");
+    assert!(n("a", "weights_version") >= 1, "{report}");
+    assert!(n("a", "weights_bytes") > 0, "{report}");
     assert_eq!(n("b", "disconnects"), 1, "{report}");
     assert_eq!(n("a", "disconnects"), 0, "{report}");
     // Killed once, back once (unless the run ended before the new process joined).
@@ -196,6 +230,24 @@ fn two_nodes_share_the_executor_work_and_survive_a_sigkill() {
     assert_eq!(g("reissued"), sum("lost"), "{report}");
     assert_eq!(g("jobs"), g("delivered") + g("cancelled"), "{report}");
     assert_eq!(g("cancelled"), sum("in_flight"), "{report}");
+    // The same for generation requests: each attempt completed, lost, refused or in flight;
+    // each request delivered once, failed by the head's engine (cut off at shutdown) or still
+    // in flight; every lost or refused attempt on a node was issued again.
+    assert_eq!(
+        sum("gen_issued"),
+        sum("gen_completed") + sum("gen_lost") + sum("gen_refused") + sum("gen_in_flight"),
+        "{report}"
+    );
+    assert_eq!(
+        g("generations"),
+        g("gen_delivered") + g("gen_failed") + sum("gen_in_flight"),
+        "{report}"
+    );
+    assert_eq!(
+        g("gen_reissued") + g("gen_failed"),
+        sum("gen_lost") + sum("gen_refused"),
+        "{report}"
+    );
     // Nothing dangles on the dead node: each of its attempts was answered or lost.
     assert_eq!(n("b", "in_flight"), 0, "{report}");
     assert_eq!(
@@ -232,6 +284,36 @@ fn a_wrong_cookie_is_refused_on_both_sides() {
     head.wait_for("refused a node", 1, Duration::from_secs(30));
     assert!(
         head.text().contains("wrong cookie"),
+        "head side: {}",
+        head.text()
+    );
+    assert_eq!(head.count("node joined"), 0);
+}
+
+#[test]
+fn a_node_of_another_protocol_version_is_refused_on_both_sides() {
+    let f = Fixture::new("");
+    let c = cookie(f.dir.path(), "cookie", "same-cookie");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut head_cmd = head_command(&f.config(), &addr, &c);
+    head_cmd.args(["--cluster-min-nodes", "1"]);
+    let head = Proc::spawn(head_cmd);
+    // The hidden override makes the node announce protocol 1 (what azr before the rollout
+    // role spoke).
+    let mut cmd = node(&addr, &c, "old", &["--roles", "rollout"]);
+    cmd.env("AZR_CLUSTER_PROTOCOL_OVERRIDE", "1");
+    let mut old = Proc::spawn(cmd);
+    let status = old.wait(Duration::from_secs(60));
+    assert!(!status.success(), "a node of another protocol must fail");
+    let node_side = old.text();
+    assert!(
+        node_side.contains("the head refused this node")
+            && node_side.contains("incompatible cluster protocol: node speaks 1"),
+        "node side: {node_side}"
+    );
+    head.wait_for("refused a node", 1, Duration::from_secs(30));
+    assert!(
+        head.text().contains("incompatible cluster protocol"),
         "head side: {}",
         head.text()
     );

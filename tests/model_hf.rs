@@ -174,3 +174,46 @@ fn real_hf_config_json_parses() {
     assert!(cfg.qkv_bias() && !cfg.o_bias() && cfg.tie_word_embeddings);
     assert_eq!(cfg.rope_theta, 1_000_000.0);
 }
+
+/// What a rollout node receives (`azr node --roles rollout`): a snapshot written as one
+/// safetensors buffer, with its config and tokenizer as text, reads back to the same logits.
+#[test]
+fn a_snapshot_round_trips_through_its_wire_form() {
+    use azr_core::model::{Snapshot, Tokenizer};
+    for cfg in [common::tiny_qwen2(), common::tiny_llama()] {
+        let m = common::model(cfg.clone(), 12);
+        let snap = m.snapshot().unwrap();
+        let bytes = snap.to_safetensors().unwrap();
+        let config: ModelConfig =
+            serde_json::from_str(&serde_json::to_string(snap.config()).unwrap()).unwrap();
+        let tok = Tokenizer::from_json(&snap.tokenizer().to_json().unwrap()).unwrap();
+        assert_eq!(tok.vocab_size(), snap.tokenizer().vocab_size());
+        let back =
+            Snapshot::from_safetensors(config, &bytes, tok, &Device::Cpu, DType::F32).unwrap();
+        let ids = Tensor::new(&[[1u32, 7, 9, 33, 2, 60]], &Device::Cpu).unwrap();
+        let a = snap
+            .forward(&ids, None, None)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let b = back
+            .forward(&ids, None, None)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(a, b, "{:?}", cfg.architecture);
+        // A truncated buffer is an error, not a model.
+        assert!(Snapshot::from_safetensors(
+            snap.config().clone(),
+            &bytes[..bytes.len() / 2],
+            snap.tokenizer().clone(),
+            &Device::Cpu,
+            DType::F32
+        )
+        .is_err());
+    }
+}

@@ -155,6 +155,7 @@ def custom_var(name, values):
 
 
 RATIO = (0, 1)
+NODE = 'node=~"$node"'
 TR_LEGEND = "{{task}}/{{role}}"
 
 
@@ -377,7 +378,8 @@ def executor():
 def system():
     b = Board("azr-system", "azr / System health",
               "Actors, queues, process resources and evaluation: where the pipeline waits and "
-              "whether it recovers.", ["system"])
+              "whether it recovers.", ["system"],
+              [query_var("node", 'label_values(azr_cluster_jobs_total{job=~"$job"}, node)')])
     b.row("Actors")
     b.ts("Busy fraction by actor", "Share of wall time each actor spent working.", "percentunit",
          [t(f"sum by (actor) ({rate('azr_actor_work_duration_seconds_sum')})", "{{actor}}")])
@@ -391,10 +393,24 @@ def system():
          [t(f"sum by (actor) ({rate('azr_work_retries_total')})", "{{actor}}")], w=12, h=4)
     b.row("Cluster")
     b.ts("Cluster nodes up", "Worker nodes (azr node) the head admitted whose session is up.",
-         "short", [t(f"max({m('azr_cluster_nodes_up')})", "nodes up")], w=12, h=6)
-    b.ts("Cluster job attempts / s", "Executor job attempts the head dispatched to members, by "
-         "outcome: completed, or lost with its node (then re-issued).", "ops",
-         [t(f"sum by (outcome) ({rate('azr_cluster_jobs_total')})", "{{outcome}}")], w=12, h=6)
+         "short", [t(f"max({m('azr_cluster_nodes_up')})", "nodes up")], w=8, h=6)
+    b.ts("Cluster work / s by node", "Job attempts each node (head: the head's own executor "
+         "worker and rollout engine) completed per second, by work: executor (a proposal "
+         "validated) or rollout (a generation request).", "ops",
+         [t(f"sum by (node, work) ({rate('azr_cluster_jobs_total', NODE + ',outcome=' + chr(34) + 'completed' + chr(34))})",
+            "{{node}} {{work}}")], w=8, h=6)
+    b.ts("Cluster failures / s by node", "Job attempts lost with a node (session ended, send "
+         "failed, timed out) or refused by it (rollout weights older than the staleness bound "
+         "allows), per second; each is re-issued elsewhere.", "ops",
+         [t(f"sum by (node, work, outcome) ({rate('azr_cluster_jobs_total', NODE + ',outcome!=' + chr(34) + 'completed' + chr(34))})",
+            "{{node}} {{work}} {{outcome}}")], w=8, h=6)
+    b.ts("Rollout weights version by node", "Policy version of the last weight snapshot each "
+         "rollout engine installed (head: the version the learner published last).", "short",
+         [t(f"max by (node) ({m('azr_cluster_weights_version', NODE)})", "{{node}}")], w=12, h=6)
+    b.ts("Weights sent / s by node", "Bytes of weight snapshots the head sent to each rollout "
+         "node per second.", "Bps",
+         [t(f"sum by (node) ({rate('azr_cluster_weights_sent_bytes_total', NODE)})", "{{node}}")],
+         w=12, h=6)
     b.row("Queues")
     b.ts("Queue depth", "Items waiting in each bounded channel.", "short",
          [t(f"max by (queue) ({m('azr_queue_depth')})", "{{queue}}")], w=12)

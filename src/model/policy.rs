@@ -209,6 +209,7 @@ impl Model {
             inner: Arc::new(SnapshotInner {
                 net,
                 tokenizer: Arc::clone(&self.tokenizer),
+                tensors: copies,
             }),
         })
     }
@@ -218,6 +219,8 @@ impl Model {
 struct SnapshotInner {
     net: Transformer,
     tokenizer: Arc<Tokenizer>,
+    /// The weights by HF name (the same tensors the network runs on, not copies).
+    tensors: HashMap<String, Tensor>,
 }
 
 /// Frozen weights for inference (sampling, reference log-probs). Cheap to clone (one `Arc`),
@@ -266,5 +269,68 @@ impl Snapshot {
     /// An empty cache sized for this model.
     pub fn new_cache(&self) -> KvCache {
         KvCache::new(self.config().num_hidden_layers)
+    }
+
+    /// Frozen weights from named HF tensors (any dtype/device; converted to `dtype` on
+    /// `device`), e.g. a snapshot received from another machine.
+    ///
+    /// # Errors
+    /// A missing weight or a shape that disagrees with `config`.
+    pub fn from_tensors(
+        config: ModelConfig,
+        tensors: HashMap<String, Tensor>,
+        tokenizer: Tokenizer,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Snapshot> {
+        config.validate()?;
+        let tensors = check_and_convert(&config, &tensors, device, dtype)?;
+        let net = Transformer::new(&config, &|name| {
+            tensors
+                .get(name)
+                .cloned()
+                .ok_or_else(|| ModelError::MissingWeight(name.to_string()))
+        })?;
+        Ok(Snapshot {
+            inner: Arc::new(SnapshotInner {
+                net,
+                tokenizer: Arc::new(tokenizer),
+                tensors,
+            }),
+        })
+    }
+
+    /// The weights as one safetensors buffer (HF names, the snapshot's dtype): what
+    /// [`Snapshot::from_safetensors`] reads back.
+    ///
+    /// # Errors
+    /// A tensor that cannot be copied to the host.
+    pub fn to_safetensors(&self) -> Result<Vec<u8>> {
+        let mut named: Vec<(&str, &Tensor)> = self
+            .inner
+            .tensors
+            .iter()
+            .map(|(n, t)| (n.as_str(), t))
+            .collect();
+        named.sort_by(|a, b| a.0.cmp(b.0));
+        safetensors::tensor::serialize(named, None).map_err(|e| {
+            ModelError::InvalidInput(format!("serializing the snapshot's weights: {e}"))
+        })
+    }
+
+    /// A snapshot from a [`Snapshot::to_safetensors`] buffer, its model `config` and
+    /// `tokenizer`, on `device` in `dtype`.
+    ///
+    /// # Errors
+    /// An unreadable buffer, a missing weight or a wrong shape.
+    pub fn from_safetensors(
+        config: ModelConfig,
+        bytes: &[u8],
+        tokenizer: Tokenizer,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Snapshot> {
+        let tensors = candle_core::safetensors::load_buffer(bytes, device)?;
+        Self::from_tensors(config, tensors, tokenizer, device, dtype)
     }
 }

@@ -65,6 +65,17 @@ impl Tokenizer {
             .map_err(|e| ModelError::Tokenizer(format!("{}: {e}", path.display())))
     }
 
+    /// The tokenizer as `tokenizer.json`-format JSON text.
+    pub fn to_json(&self) -> Result<String> {
+        self.inner.to_string(false).map_err(tok_err)
+    }
+
+    /// A tokenizer from `tokenizer.json`-format JSON text (what [`Tokenizer::to_json`] writes).
+    pub fn from_json(text: &str) -> Result<Self> {
+        let inner: tokenizers::Tokenizer = text.parse().map_err(tok_err)?;
+        Ok(Self { inner })
+    }
+
     /// Text to token ids; `add_special` adds the template's special tokens (e.g. BOS).
     pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {
         let enc = self.inner.encode(text, add_special).map_err(tok_err)?;

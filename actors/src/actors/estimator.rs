@@ -61,7 +61,13 @@ async fn estimate(
     let ids = ctx.codec.encode(&text)?;
     let n = ctx.rewards.mc_samples;
     let samples = ctx
-        .generate(ids.clone(), n, job.proposal.slot.seed(ctx.seed, 2), 0)
+        .generate_for(
+            &job.proposal.slot,
+            ids.clone(),
+            n,
+            job.proposal.slot.seed(ctx.seed, 2),
+            0,
+        )
         .await?;
     let lengths: Vec<usize> = samples.iter().map(|s| s.tokens.len()).collect();
     let (c, task) = (ctx.clone(), job.task.clone());

@@ -92,6 +92,12 @@ pub struct Ctx {
     /// Train the solver on the estimator's Monte Carlo samples too
     /// (`selfplay.train_estimator_samples`).
     pub train_estimates: bool,
+    /// The staleness bound S of the run (`run.staleness`): samples of batch `j` must start at
+    /// version `j - S` or later.
+    pub staleness: u64,
+    /// Several machines: routes generations to the least-loaded rollout engine, the local one
+    /// or a node's ([`crate::cluster::rollout`]); `None` generates on [`Ctx::engine`] alone.
+    pub rollout: Option<Arc<crate::cluster::rollout::RolloutRouter>>,
 }
 
 impl Ctx {
@@ -116,7 +122,28 @@ impl Ctx {
         self.generate_with(prompt, n, params, priority).await
     }
 
-    /// Submit `n` samples of `prompt` with `params` and await them decoded.
+    /// Submit `n` samples of `prompt` for `slot` with the training settings and `seed`, and
+    /// await them decoded. With a cluster, any rollout engine whose weights keep the slot's
+    /// samples within the staleness bound may generate them.
+    pub async fn generate_for(
+        &self,
+        slot: &Slot,
+        prompt: Vec<u32>,
+        n: usize,
+        seed: u64,
+        priority: i32,
+    ) -> Result<Vec<Generated>, WorkError> {
+        let params = SamplingParams {
+            seed,
+            ..self.sampling.clone()
+        };
+        let min_version = slot.batch.saturating_sub(self.staleness);
+        self.generate_at(prompt, n, params, priority, min_version)
+            .await
+    }
+
+    /// Submit `n` samples of `prompt` with `params` and await them decoded. With a cluster,
+    /// only engines at least as new as the local one take it.
     pub async fn generate_with(
         &self,
         prompt: Vec<u32>,
@@ -124,13 +151,30 @@ impl Ctx {
         params: SamplingParams,
         priority: i32,
     ) -> Result<Vec<Generated>, WorkError> {
-        let ticket = self.engine.submit(GenRequest {
+        let min_version = self.engine.version();
+        self.generate_at(prompt, n, params, priority, min_version)
+            .await
+    }
+
+    /// Generate on an engine of version `min_version` or newer and decode.
+    async fn generate_at(
+        &self,
+        prompt: Vec<u32>,
+        n: usize,
+        params: SamplingParams,
+        priority: i32,
+        min_version: PolicyVersion,
+    ) -> Result<Vec<Generated>, WorkError> {
+        let req = GenRequest {
             prompt,
             n,
             params,
             priority,
-        })?;
-        let samples = ticket.recv_async().await?;
+        };
+        let samples = match &self.rollout {
+            Some(router) => router.generate(req, min_version).await?,
+            None => self.engine.submit(req)?.recv_async().await?,
+        };
         samples
             .into_iter()
             .map(|s| Generated::decode(s, &self.codec))

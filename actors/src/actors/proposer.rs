@@ -57,7 +57,13 @@ async fn propose(ctx: &Ctx, job: &ProposeJob) -> Result<ProposalItem, WorkError>
     let prompt = tt.proposer_prompt(&job.references)?;
     let prompt_ids = ctx.codec.encode(&prompt.text)?;
     let generated = ctx
-        .generate(prompt_ids.clone(), 1, job.slot.seed(ctx.seed, 1), 0)
+        .generate_for(
+            &job.slot,
+            prompt_ids.clone(),
+            1,
+            job.slot.seed(ctx.seed, 1),
+            0,
+        )
         .await?
         .pop()
         .ok_or(WorkError::Closed("engine returned no sample"))?;

@@ -45,7 +45,7 @@ pub fn prompt(ctx: &Ctx, task: &azr_core::tasks::Task) -> Result<(String, Vec<u3
 }
 
 async fn solve(ctx: &Ctx, job: &SolveJob, ids: Vec<u32>) -> Result<Vec<Generated>, WorkError> {
-    ctx.generate(ids, job.n, job.slot.seed(ctx.seed, 3), 0)
+    ctx.generate_for(&job.slot, ids, job.n, job.slot.seed(ctx.seed, 3), 0)
         .await
 }
 

@@ -85,12 +85,42 @@ pub struct NodeReport {
     pub lost: u64,
     /// Jobs in flight on it now (at the end of a run: cancelled with the run).
     pub in_flight: u64,
+    /// Rollout: generation requests sent to its engine (the head's own engine: `head`).
+    pub gen_issued: u64,
+    /// Rollout: requests it answered with samples that were delivered.
+    pub gen_completed: u64,
+    /// Rollout: requests lost with it (session ended, send failed, timed out), then re-issued.
+    pub gen_lost: u64,
+    /// Rollout: requests it refused (its weights older than the staleness bound allows) or
+    /// failed, then re-issued.
+    pub gen_refused: u64,
+    /// Rollout: requests in flight on it now, or abandoned by their requester (at the end of a
+    /// run: cancelled with it).
+    pub gen_in_flight: u64,
+    /// Rollout: samples it generated (delivered).
+    pub gen_samples: u64,
+    /// Rollout: policy version of the last snapshot its engine installed (none before the
+    /// first of its current join).
+    pub weights_version: Option<u64>,
+    /// Rollout: snapshots sent to it.
+    pub weight_syncs: u64,
+    /// Rollout: bytes of weights sent to it.
+    pub weights_bytes: u64,
     /// Units of its capacity held by the dispatcher (in flight, or about to be).
     #[serde(skip)]
     reserved: u64,
     /// `ractor_cluster` session id of its live session.
     #[serde(skip)]
-    session: Option<u64>,
+    pub(super) session: Option<u64>,
+    /// Rollout: samples of the requests in flight on it (the router's load measure).
+    #[serde(skip)]
+    pub(super) gen_load: u64,
+    /// Rollout: a snapshot is being sent to it.
+    #[serde(skip)]
+    pub(super) syncing: bool,
+    /// Rollout: no new sync before this time (after a failed one).
+    #[serde(skip)]
+    pub(super) sync_after: Option<Instant>,
 }
 
 /// The cluster's counts at the end of a run (`cluster.json`).
@@ -111,31 +141,55 @@ pub struct ClusterReport {
     pub auth_failures: u64,
     /// Nodes refused at Hello, with the reason.
     pub refused: Vec<String>,
+    /// Rollout: distinct generation requests routed (to the head's engine or a node's).
+    pub generations: u64,
+    /// Rollout: requests whose samples went back to their requester.
+    pub gen_delivered: u64,
+    /// Rollout: requests the head's own engine failed (the error went to the requester; at
+    /// the end of a run: requests cut off by the engine's shutdown).
+    pub gen_failed: u64,
+    /// Rollout: attempts issued again after a loss or refusal (equal to the sum of the nodes'
+    /// `gen_lost + gen_refused`, less the head's own failures).
+    pub gen_reissued: u64,
 }
 
 #[derive(Debug, Clone)]
-struct Session {
-    peer: Option<String>,
+pub(super) struct Session {
+    pub(super) peer: Option<String>,
     addr: String,
     authenticated: bool,
 }
 
 #[derive(Default)]
-struct HeadState {
-    sessions: HashMap<u64, Session>,
-    report: ClusterReport,
+pub(super) struct HeadState {
+    pub(super) sessions: HashMap<u64, Session>,
+    pub(super) report: ClusterReport,
+}
+
+impl HeadState {
+    /// The admitted node a (remote) member actor belongs to, if its session is the node's
+    /// live one.
+    pub(super) fn node_of(&self, cell: &ActorCell) -> Option<String> {
+        let id = cell.get_id();
+        if id.is_local() {
+            return Some(HEAD_NODE.to_string());
+        }
+        let name = self.sessions.get(&id.node())?.peer.clone()?;
+        let n = self.report.nodes.get(&name)?;
+        (n.up && n.session == Some(id.node())).then_some(name)
+    }
 }
 
 /// State shared by the head's actor, its event task and its dispatchers.
-struct Shared {
+pub(super) struct Shared {
     state: Mutex<HeadState>,
-    changed: Notify,
+    pub(super) changed: Notify,
     config_toml: String,
-    next_id: AtomicU64,
+    pub(super) next_id: AtomicU64,
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, HeadState> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, HeadState> {
         // A panic while holding the lock leaves plain counters behind: keep using them.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -235,6 +289,10 @@ impl Shared {
         n.up = true;
         n.joins += 1;
         n.session = session;
+        // A node that joins again (restarted, or reconnected) gets a full snapshot first.
+        n.weights_version = None;
+        n.syncing = false;
+        n.sync_after = None;
         let roles: Vec<&str> = h.roles.iter().map(|r| r.as_str()).collect();
         tracing::info!(
             node = %h.node,
@@ -258,20 +316,13 @@ impl Shared {
         let mut st = self.lock();
         let mut best: Option<(f64, ActorCell, String)> = None;
         for cell in members {
-            let id = cell.get_id();
-            let name = if id.is_local() {
-                HEAD_NODE.to_string()
-            } else {
-                match st.sessions.get(&id.node()).and_then(|s| s.peer.clone()) {
-                    Some(p) => p,
-                    None => continue,
-                }
+            let Some(name) = st.node_of(&cell) else {
+                continue;
             };
             let Some(n) = st.report.nodes.get(&name) else {
                 continue;
             };
-            let admitted = n.up && (id.is_local() || n.session == Some(id.node()));
-            if !admitted || n.capacity == 0 || n.reserved >= n.capacity as u64 {
+            if !n.up || n.capacity == 0 || n.reserved >= n.capacity as u64 {
                 continue;
             }
             let load = n.reserved as f64 / n.capacity as f64;
@@ -318,16 +369,35 @@ impl Shared {
             }
         }
         drop(st);
-        super::head::count_job(&lease.node, completed);
+        count_job(
+            &lease.node,
+            "executor",
+            if completed { "completed" } else { "lost" },
+        );
         self.changed.notify_one();
     }
 
-    fn nodes_up(&self) -> usize {
-        self.lock()
-            .report
+    /// Nodes up and ready: each of their roles' workers visible here (executor: a member of
+    /// its group; rollout: its weights receiver, and with `weights` a first snapshot
+    /// installed).
+    fn nodes_ready(&self, weights: bool) -> usize {
+        let executors = worker::members();
+        let receivers = ractor::pg::get_members(&super::wire::WEIGHTS_GROUP.to_string());
+        let st = self.lock();
+        let has = |cells: &[ActorCell], name: &str| {
+            cells
+                .iter()
+                .any(|c| !c.get_id().is_local() && st.node_of(c).as_deref() == Some(name))
+        };
+        st.report
             .nodes
             .iter()
-            .filter(|(name, n)| n.up && name.as_str() != HEAD_NODE)
+            .filter(|(name, n)| {
+                n.up && name.as_str() != HEAD_NODE
+                    && (!n.roles.contains(&NodeRole::Executor) || has(&executors, name))
+                    && (!n.roles.contains(&NodeRole::Rollout)
+                        || (has(&receivers, name) && (!weights || n.weights_version.is_some())))
+            })
             .count()
     }
 }
@@ -401,7 +471,11 @@ pub struct ClusterHead {
     head_actor: ActorRef<Call<Hello, Welcome>>,
     local: Option<ActorRef<ExecCall>>,
     events: tokio::task::JoinHandle<()>,
-    timeout: Duration,
+    pub(super) timeout: Duration,
+    /// Background tasks to end with the head (the rollout router's weight broadcaster).
+    pub(super) tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    min_nodes: usize,
+    min_nodes_timeout: Duration,
 }
 
 impl ClusterHead {
@@ -479,6 +553,9 @@ impl ClusterHead {
             local,
             events,
             timeout: opts.timeout,
+            tasks: Mutex::new(Vec::new()),
+            min_nodes: opts.min_nodes,
+            min_nodes_timeout: opts.min_nodes_timeout,
         });
         if opts.min_nodes > 0 {
             head.wait_for_nodes(opts.min_nodes, opts.min_nodes_timeout)
@@ -487,25 +564,49 @@ impl ClusterHead {
         Ok(head)
     }
 
-    /// Wait until `n` nodes are up (or fail after `timeout`).
+    /// Wait until `n` nodes are up with their workers (or fail after `timeout`).
     pub async fn wait_for_nodes(&self, n: usize, timeout: Duration) -> Result<(), ClusterError> {
+        self.wait_ready(n, timeout, false).await
+    }
+
+    /// With `--cluster-min-nodes N`: wait until `N` nodes are ready, rollout nodes with their
+    /// first snapshot installed (called once the rollout router runs).
+    pub async fn wait_for_rollout_weights(&self) -> Result<(), ClusterError> {
+        match self.min_nodes {
+            0 => Ok(()),
+            n => self.wait_ready(n, self.min_nodes_timeout, true).await,
+        }
+    }
+
+    async fn wait_ready(
+        &self,
+        n: usize,
+        timeout: Duration,
+        weights: bool,
+    ) -> Result<(), ClusterError> {
         let t0 = Instant::now();
-        tracing::info!(nodes = n, "waiting for nodes to join");
+        tracing::info!(nodes = n, weights, "waiting for nodes to be ready");
         loop {
-            let up = self.shared.nodes_up();
+            let up = self.shared.nodes_ready(weights);
             if up >= n {
                 return Ok(());
             }
             if t0.elapsed() > timeout {
                 return Err(ClusterError::Protocol(format!(
-                    "only {up} of {n} nodes joined within {} s",
+                    "only {up} of {n} nodes joined and were ready within {} s",
                     timeout.as_secs()
                 )));
             }
+            // Process-group changes do not notify: poll as well.
             let _ =
-                tokio::time::timeout(Duration::from_millis(200), self.shared.changed.notified())
+                tokio::time::timeout(Duration::from_millis(100), self.shared.changed.notified())
                     .await;
         }
+    }
+
+    /// The state shared with the head's dispatchers and routers.
+    pub(super) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// The counts so far.
@@ -661,6 +762,14 @@ impl ClusterHead {
         self.head_actor.stop(None);
         self.server.stop(None);
         self.events.abort();
+        for t in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            t.abort();
+        }
     }
 }
 
@@ -686,7 +795,7 @@ impl Shared {
 }
 
 /// Publish the number of nodes up (metrics).
-fn publish_nodes_up(report: &ClusterReport) {
+pub(super) fn publish_nodes_up(report: &ClusterReport) {
     let up = report
         .nodes
         .iter()
@@ -697,14 +806,13 @@ fn publish_nodes_up(report: &ClusterReport) {
         .set(up as f64);
 }
 
-/// Count one finished attempt on `node` (metrics; the node itself is in the logs and
-/// `cluster.json`, metric labels stay bounded).
-fn count_job(node: &str, completed: bool) {
-    let outcome = if completed { "completed" } else { "lost" };
+/// Count one finished attempt of `work` (`executor` or `rollout`) on `node` (metrics: one
+/// series per node that ever did work, so the label stays as bounded as the cluster).
+pub(super) fn count_job(node: &str, work: &'static str, outcome: &'static str) {
     azr_core::metrics::CLUSTER_JOBS_TOTAL
-        .counter(&[("outcome", outcome)])
+        .counter_for_node(node, &[("work", work), ("outcome", outcome)])
         .increment(1);
-    tracing::trace!(node, outcome, "cluster job attempt finished");
+    tracing::trace!(node, work, outcome, "cluster job attempt finished");
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ pub mod events;
 pub mod head;
 mod local;
 pub mod node;
+pub mod rollout;
 pub mod tls;
 pub mod wire;
 pub mod worker;

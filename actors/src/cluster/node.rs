@@ -19,7 +19,8 @@ use ractor_cluster::NodeServer;
 use tokio::sync::{mpsc, watch};
 
 use super::events::{self, SessionEvent, SessionEventKind};
-use super::wire::{Call, Hello, NodeRole, Welcome, HEAD_GROUP, PROTOCOL};
+use super::rollout::{GenCall, RolloutHost};
+use super::wire::{announced_protocol, Call, Hello, NodeRole, WeightsCall, Welcome, HEAD_GROUP};
 use super::worker::{ExecCall, ExecWorker};
 use super::ClusterError;
 use crate::config::Config;
@@ -56,16 +57,29 @@ pub struct NodeSummary {
     pub joins: u64,
 }
 
+/// The actors of a node's rollout role.
+struct Rollout {
+    host: Arc<RolloutHost>,
+    worker: ActorRef<GenCall>,
+    receiver: ActorRef<WeightsCall>,
+}
+
 /// The workers of one config.
 struct Workers {
     config_toml: String,
     executor: Option<ActorRef<ExecCall>>,
+    rollout: Option<Rollout>,
 }
 
 impl Workers {
     fn stop(&self) {
         if let Some(e) = &self.executor {
             e.stop(None);
+        }
+        if let Some(r) = &self.rollout {
+            r.worker.stop(None);
+            r.receiver.stop(None);
+            r.host.shutdown();
         }
     }
 }
@@ -218,7 +232,7 @@ async fn session(
     let hello = Hello {
         node: opts.name.clone(),
         azr_version: env!("CARGO_PKG_VERSION").to_string(),
-        protocol: PROTOCOL,
+        protocol: announced_protocol(),
         roles: opts.roles.clone(),
         capacity: opts.capacity,
         metrics_addr: opts.metrics_addr.clone(),
@@ -300,8 +314,23 @@ async fn start_workers(opts: &NodeOptions, config_toml: String) -> Result<Worker
             .await?,
         );
     }
+    let mut rollout = None;
+    if opts.roles.contains(&NodeRole::Rollout) {
+        let device = azr_core::model::parse_device(&cfg.raw.model.device)
+            .map_err(|e| ClusterError::Protocol(format!("model.device: {e}")))?;
+        let dtype = azr_core::model::parse_dtype(&cfg.raw.model.dtype)
+            .map_err(|e| ClusterError::Protocol(format!("model.dtype: {e}")))?;
+        let host = RolloutHost::new(cfg.raw.engine.clone(), device, dtype);
+        let (worker, receiver) = super::rollout::spawn_node_actors(host.clone()).await?;
+        rollout = Some(Rollout {
+            host,
+            worker,
+            receiver,
+        });
+    }
     Ok(Workers {
         config_toml,
         executor,
+        rollout,
     })
 }

@@ -6,11 +6,15 @@
 //!   Call<Hello, Welcome>  ─────────────>  head actor (group `azr.head`): version check, config
 //!                         <───────────── Welcome::Accepted { config } | Refused { reason }
 //!   executor worker       <───────────── Call<ExecJob, ExecReply>  (group `azr.executor`)
+//!   rollout worker        <───────────── Call<GenJob, GenReply>    (group `azr.rollout`)
+//!   weights receiver      <───────────── WeightsCall (chunk i of n) (group `azr.weights`)
 //! ```
 //!
-//! Encoding is JSON (the payloads are small: a proposal, a task, a status). A reply that cannot
-//! be decoded is dropped, so the caller sees the request fail and re-issues it, never a wrong
-//! value.
+//! Encoding is JSON (the payloads are small: a proposal, a task, a status, token ids and
+//! log-probs). Weight chunks are the exception: [`WeightsCall`] writes a small JSON header and
+//! then the raw bytes (at most [`WEIGHT_CHUNK_BYTES`], below `ractor_cluster`'s 16 MiB frame
+//! limit). A reply that cannot be decoded is dropped, so the caller sees the request fail and
+//! re-issues it, never a wrong value.
 
 use std::marker::PhantomData;
 
@@ -25,7 +29,17 @@ use serde::{Deserialize, Serialize};
 use crate::actors::executor::Validated;
 
 /// The cluster protocol version; a node speaking another one is refused at join.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
+
+/// The protocol version this binary announces in Hello: [`PROTOCOL`], unless the hidden
+/// environment variable `AZR_CLUSTER_PROTOCOL_OVERRIDE` says otherwise (tests of the refusal of
+/// an incompatible node use it; nothing else should).
+pub fn announced_protocol() -> u32 {
+    std::env::var("AZR_CLUSTER_PROTOCOL_OVERRIDE")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(PROTOCOL)
+}
 
 /// Process group of the head's control actor.
 pub const HEAD_GROUP: &str = "azr.head";
@@ -33,12 +47,24 @@ pub const HEAD_GROUP: &str = "azr.head";
 /// Process group of the executor workers (the head's own one included).
 pub const EXECUTOR_GROUP: &str = "azr.executor";
 
+/// Process group of the remote rollout workers (the head's own engine is called directly).
+pub const ROLLOUT_GROUP: &str = "azr.rollout";
+
+/// Process group of the weight receivers of rollout nodes.
+pub const WEIGHTS_GROUP: &str = "azr.weights";
+
+/// Raw weight bytes per [`WeightsCall`]: 4 MiB, well below `ractor_cluster`'s default inbound
+/// frame limit of 16 MiB.
+pub const WEIGHT_CHUNK_BYTES: usize = 4 << 20;
+
 /// A role a node can host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeRole {
     /// Validates proposals in the sandboxed executor.
     Executor,
+    /// Hosts a rollout engine that generates for the head's proposer, solver and estimator.
+    Rollout,
 }
 
 impl NodeRole {
@@ -46,6 +72,7 @@ impl NodeRole {
     pub fn as_str(self) -> &'static str {
         match self {
             NodeRole::Executor => "executor",
+            NodeRole::Rollout => "rollout",
         }
     }
 
@@ -53,6 +80,7 @@ impl NodeRole {
     pub fn parse(s: &str) -> Option<Self> {
         match s.trim() {
             "executor" => Some(NodeRole::Executor),
+            "rollout" => Some(NodeRole::Rollout),
             _ => None,
         }
     }
@@ -118,6 +146,141 @@ pub struct ExecReply {
     pub seconds: f64,
     /// The result.
     pub validated: Validated,
+}
+
+/// Head -> rollout worker: generate `req` with weights of version `min_version` or newer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GenJob {
+    /// Router-assigned id (unique per run), for logs.
+    pub id: u64,
+    /// The request, as the head's own engine would take it.
+    pub req: azr_core::engine::GenRequest,
+    /// The oldest policy version allowed to produce the first token (the staleness bound:
+    /// the batch the samples are trained in minus `run.staleness`).
+    pub min_version: PolicyVersion,
+}
+
+/// Rollout worker -> head.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum GenReply {
+    /// The `n` samples, in sample order.
+    Samples(Vec<azr_core::engine::SampleOut>),
+    /// Not generated: the node's engine is older than `min_version` (its weights have not
+    /// arrived yet) or has no weights at all; the head issues the request elsewhere.
+    Stale {
+        /// The version the node's engine decodes with (`None`: no engine yet).
+        have: Option<PolicyVersion>,
+        /// The version the request needs.
+        need: PolicyVersion,
+    },
+    /// The node's engine failed the request (the reason); the head issues it elsewhere.
+    Failed(String),
+}
+
+/// What a rollout node needs besides the weights to build its engine: sent with the first
+/// chunk of the first snapshot of a session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// `ModelConfig` as JSON.
+    pub config_json: String,
+    /// `tokenizer.json` text.
+    pub tokenizer_json: String,
+}
+
+/// Head -> weights receiver: chunk `index` of `count` of the safetensors buffer of `version`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WeightChunk {
+    /// Policy version of the snapshot.
+    pub version: PolicyVersion,
+    /// Position of this chunk.
+    pub index: u32,
+    /// Chunks of this version.
+    pub count: u32,
+    /// Bytes of the whole buffer.
+    pub total_bytes: u64,
+    /// Model config and tokenizer (first chunk of the first snapshot the node gets).
+    pub spec: Option<ModelSpec>,
+    /// The bytes (written raw on the wire, not in the JSON header).
+    #[serde(skip)]
+    pub data: Vec<u8>,
+}
+
+/// Weights receiver -> head.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum WeightsAck {
+    /// Chunk stored (more to come).
+    Chunk,
+    /// The last chunk: the snapshot is handed to the node's engine as `version`.
+    Installed {
+        /// The version installed.
+        version: PolicyVersion,
+    },
+    /// Refused (the reason: no spec before the first snapshot, a chunk out of order, an
+    /// unreadable buffer); the head starts the version again with its spec.
+    Refused(String),
+}
+
+/// The weight receiver's message: a [`WeightChunk`] whose bytes travel raw after a JSON header.
+pub struct WeightsCall {
+    /// The chunk.
+    pub req: WeightChunk,
+    /// Where the acknowledgement goes.
+    pub reply: RpcReplyPort<WeightsAck>,
+}
+
+/// The variant tag of a [`WeightsCall`].
+const WEIGHTS_VARIANT: &str = "weights";
+
+impl ractor::Message for WeightsCall {
+    fn serializable() -> bool {
+        true
+    }
+
+    fn serialize(self) -> Result<SerializedMessage, BoxedDowncastErr> {
+        let header = encode(&self.req).map_err(|e| {
+            tracing::error!(error = %e, "weight chunk header not encodable");
+            BoxedDowncastErr
+        })?;
+        let len = u32::try_from(header.len()).map_err(|_| BoxedDowncastErr)?;
+        let mut args = Vec::with_capacity(4 + header.len() + self.req.data.len());
+        args.extend_from_slice(&len.to_le_bytes());
+        args.extend_from_slice(&header);
+        args.extend_from_slice(&self.req.data);
+        Ok(SerializedMessage::Call {
+            variant: WEIGHTS_VARIANT.to_string(),
+            args,
+            reply: Types::<WeightChunk, WeightsAck>::bytes_port(self.reply),
+            metadata: None,
+        })
+    }
+
+    fn deserialize(bytes: SerializedMessage) -> Result<Self, BoxedDowncastErr> {
+        match bytes {
+            SerializedMessage::Call {
+                variant,
+                args,
+                reply,
+                ..
+            } if variant == WEIGHTS_VARIANT => {
+                let len = args
+                    .get(..4)
+                    .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                    .map(|b| u32::from_le_bytes(b) as usize)
+                    .ok_or(BoxedDowncastErr)?;
+                let header = args.get(4..4 + len).ok_or(BoxedDowncastErr)?;
+                let mut req = decode::<WeightChunk>(header).map_err(|e| {
+                    tracing::error!(error = %e, "undecodable weight chunk dropped");
+                    BoxedDowncastErr
+                })?;
+                req.data = args[4 + len..].to_vec();
+                Ok(WeightsCall {
+                    req,
+                    reply: Types::<WeightChunk, WeightsAck>::typed_port(reply),
+                })
+            }
+            _ => Err(BoxedDowncastErr),
+        }
+    }
 }
 
 /// One request of type `Req` answered with `Rep`: the only message shape that crosses nodes.
@@ -269,6 +432,57 @@ mod tests {
     #[test]
     fn roles_parse_by_name() {
         assert_eq!(NodeRole::parse("executor"), Some(NodeRole::Executor));
+        assert_eq!(NodeRole::parse("rollout"), Some(NodeRole::Rollout));
         assert_eq!(NodeRole::parse("learner"), None);
+    }
+
+    #[tokio::test]
+    async fn a_weight_chunk_keeps_its_raw_bytes_through_the_wire_form() {
+        let (tx, rx) = ractor::concurrency::oneshot::<WeightsAck>();
+        let data: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+        let call = WeightsCall {
+            req: WeightChunk {
+                version: 7,
+                index: 1,
+                count: 3,
+                total_bytes: 30_000,
+                spec: None,
+                data: data.clone(),
+            },
+            reply: tx.into(),
+        };
+        let bytes = ractor::Message::serialize(call).expect("serializable");
+        if let SerializedMessage::Call { args, .. } = &bytes {
+            // Raw, not JSON numbers: the header adds little.
+            assert!(args.len() < data.len() + 200, "{}", args.len());
+        }
+        let back: WeightsCall = ractor::Message::deserialize(bytes).expect("decodes");
+        assert_eq!(
+            (back.req.version, back.req.index, back.req.count),
+            (7, 1, 3)
+        );
+        assert_eq!(back.req.data, data);
+        back.reply
+            .send(WeightsAck::Installed { version: 7 })
+            .expect("reply port open");
+        assert!(matches!(
+            rx.await.expect("reply arrives"),
+            WeightsAck::Installed { version: 7 }
+        ));
+        // A call of another shape is not taken for weights.
+        let (tx, _rx) = ractor::concurrency::oneshot::<Welcome>();
+        let other = ractor::Message::serialize(Call::<Hello, Welcome> {
+            req: Hello {
+                node: "n".into(),
+                azr_version: "x".into(),
+                protocol: PROTOCOL,
+                roles: vec![NodeRole::Rollout],
+                capacity: 1,
+                metrics_addr: None,
+            },
+            reply: tx.into(),
+        })
+        .expect("serializable");
+        assert!(<WeightsCall as ractor::Message>::deserialize(other).is_err());
     }
 }

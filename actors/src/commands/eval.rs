@@ -288,6 +288,8 @@ pub async fn score(
         faults: FaultPlan::default(),
         seed: cfg.raw.run.seed,
         train_estimates: false,
+        staleness: cfg.raw.run.staleness,
+        rollout: None,
     });
     let settings = evaluator::EvalSettings {
         seed: cfg.raw.run.seed,

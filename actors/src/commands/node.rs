@@ -19,7 +19,8 @@ pub struct NodeArgs {
     /// File holding the cluster's magic cookie (the same as the head's).
     #[arg(long)]
     pub cookie_file: PathBuf,
-    /// Roles to host, comma separated.
+    /// Roles to host, comma separated: executor (validates proposals), rollout (a rollout
+    /// engine generating for the head; weights arrive from the head after every update).
     #[arg(long, default_value = "executor", value_delimiter = ',')]
     pub roles: Vec<String>,
     /// This node's name, unique in the cluster (default: the host name). A node restarted with
@@ -107,7 +108,8 @@ pub async fn node(args: NodeArgs) -> Result<()> {
         .roles
         .iter()
         .map(|r| {
-            NodeRole::parse(r).with_context(|| format!("--roles: unknown role `{r}` (executor)"))
+            NodeRole::parse(r)
+                .with_context(|| format!("--roles: unknown role `{r}` (executor, rollout)"))
         })
         .collect::<Result<Vec<_>>>()?;
     if let Some(addr) = &args.metrics_addr {

@@ -235,9 +235,28 @@ pub async fn run<T: Trainer>(
     }
 
     // The rollout engine and the learner thread.
+    let first_weights = services.cluster.as_ref().map(|_| engines.weights.clone());
     let (engine, engine_join) =
         compute::spawn_engine(engines.weights, state.version, cfg.raw.engine.clone())
             .context("starting the rollout engine (config section `[engine]`)")?;
+    // Several machines: generations go to the least-loaded engine, this one or a rollout
+    // node's, and every published version is sent to the nodes (see `crate::cluster::rollout`).
+    let rollout = match (&services.cluster, &first_weights) {
+        (Some(head), Some(w)) => Some(
+            head.rollout_router(engine.clone(), state.version, w)
+                .context("starting the cluster's rollout router")?,
+        ),
+        _ => None,
+    };
+    drop(first_weights);
+    if let Some(head) = &services.cluster {
+        // `--cluster-min-nodes`: rollout nodes get their first snapshot before training starts.
+        if let Err(e) = head.wait_for_rollout_weights().await {
+            engine.shutdown();
+            let _ = tokio::task::spawn_blocking(move || engine_join.join()).await;
+            return Err(anyhow::Error::from(e).context("waiting for the cluster's rollout nodes"));
+        }
+    }
     let quotas = quotas(&cfg);
     let max_batches = (run_cfg.max_steps > 0).then_some(run_cfg.max_steps);
     let e = engine.clone();
@@ -257,7 +276,11 @@ pub async fn run<T: Trainer>(
         engine.clone(),
         Box::new({
             let published = published.clone();
+            let rollout = rollout.clone();
             move |version, weights| {
+                if let (Some(r), Some(w)) = (&rollout, weights) {
+                    r.publish(version, w);
+                }
                 a.notify();
                 if let Some(w) = weights.filter(|_| eval_every > 0 && version % eval_every == 0) {
                     published.keep(version, w.clone());
@@ -303,6 +326,8 @@ pub async fn run<T: Trainer>(
         ),
         seed: run_cfg.seed,
         train_estimates: cfg.raw.selfplay.train_estimator_samples,
+        staleness: run_cfg.staleness,
+        rollout,
     });
     let (fatal_tx, mut fatal) = watch::channel::<Option<String>>(None);
     let (done_tx, mut done) = watch::channel(None);
