@@ -17,7 +17,7 @@
 //!   rest on Landlock (applied by the worker) and seccomp only.
 //!
 //! In every mode the worker gets `PR_SET_PDEATHSIG = SIGKILL`, an empty environment (plus
-//! `PYTHONHASHSEED=0`), its own process group, only fds 0-2 (every other inherited descriptor is
+//! `PYTHONHASHSEED=0` and `LD_BIND_NOW=1`), its own process group, only fds 0-2 (every other inherited descriptor is
 //! made close-on-exec first), rlimits (`NOFILE`, `CORE`) and a seccomp filter denying
 //! networking, tracing, unmounting and namespace-joining syscalls. Each per-execution child adds
 //! the stricter [`child_filters`] (no mount/capset/fork/exec/kill/setsid either). Everything the `pre_exec`
@@ -646,6 +646,10 @@ pub(crate) fn spawn_worker(
     cmd.args(["-s", "-S", "-B", "-c", source, config_json])
         .env_clear()
         .env("PYTHONHASHSEED", "0")
+        // Resolve every symbol at start: with lazy binding, the first call of a libc function in
+        // a job (`_exit`, for one) walks every library's symbol table and patches the GOT, a
+        // dozen page faults per job. (The worker empties its environment before any job runs.)
+        .env("LD_BIND_NOW", "1")
         .current_dir("/")
         .stdin(Stdio::from(control))
         .stdout(Stdio::null())
