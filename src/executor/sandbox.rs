@@ -632,18 +632,20 @@ fn enter_sandbox(plan: &SpawnPlan) -> io::Result<()> {
     Ok(())
 }
 
-/// Spawn `python -s -S -B -c <worker> <config>` under `plan` with `control` (one end of a
-/// `SOCK_SEQPACKET` socket pair) as its fd 0, `/dev/null` as fd 1 and stderr piped for start-up
-/// diagnostics. No other descriptor reaches the worker.
+/// Spawn `python -s -S -B -c <boot> <worker> <config>` under `plan` with `control` (one end of
+/// a `SOCK_SEQPACKET` socket pair) as its fd 0, `/dev/null` as fd 1 and stderr piped for
+/// start-up diagnostics. No other descriptor reaches the worker. `boot` runs first and must
+/// remove the worker source from `sys.argv` (the worker reads its config from `sys.argv[1]`).
 pub(crate) fn spawn_worker(
     python: &str,
+    boot: &str,
     source: &str,
     config_json: &str,
     plan: std::sync::Arc<SpawnPlan>,
     control: std::os::fd::OwnedFd,
 ) -> io::Result<Child> {
     let mut cmd = Command::new(python);
-    cmd.args(["-s", "-S", "-B", "-c", source, config_json])
+    cmd.args(["-s", "-S", "-B", "-c", boot, source, config_json])
         .env_clear()
         .env("PYTHONHASHSEED", "0")
         // Resolve every symbol at start: with lazy binding, the first call of a libc function in

@@ -1,6 +1,7 @@
 # azr fork-server worker (embedded in the Rust binary via include_str!).
 #
-# Started by the Rust executor as `python3 -s -S -B -c <this file> <config json>` inside the
+# Started by the Rust executor as `python3 -s -S -B -c <boot> <this file> <config json>` (the
+# boot program compiles this file in a short-lived child and runs the code) inside the
 # namespaces and mounts the Rust side set up, with exactly three descriptors: fd 0 is a
 # SOCK_SEQPACKET control socket to Rust, fd 1 is /dev/null, fd 2 is a start-up diagnostics pipe.
 #
