@@ -17,11 +17,12 @@
 //!   rest on Landlock (applied by the worker) and seccomp only.
 //!
 //! In every mode the worker gets `PR_SET_PDEATHSIG = SIGKILL`, an empty environment (plus
-//! `PYTHONHASHSEED=0` and `LD_BIND_NOW=1`), its own process group, only fds 0-2 (every other inherited descriptor is
-//! made close-on-exec first), rlimits (`NOFILE`, `CORE`) and a seccomp filter denying
-//! networking, tracing, unmounting and namespace-joining syscalls. Each per-execution child adds
-//! the stricter [`child_filters`] (no mount/capset/fork/exec/kill/setsid either). Everything the `pre_exec`
-//! hook needs is prepared before `fork`, so the hook only issues raw syscalls.
+//! `PYTHONHASHSEED=0` and `LD_BIND_NOW=1`), its own process group, only fds 0-2 (every other
+//! inherited descriptor is made close-on-exec first), rlimits (`NOFILE`, `CORE`) and a seccomp
+//! filter denying networking, tracing, unmounting and namespace-joining syscalls. Each
+//! per-execution child adds the stricter [`child_filters`] (no mount/capset/fork/exec/kill/setsid
+//! either). Everything the `pre_exec` hook needs is prepared before `fork`, so the hook only
+//! issues raw syscalls.
 
 use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, SeccompRule, TargetArch};
 use std::collections::BTreeMap;
