@@ -255,6 +255,67 @@ fn validate_catches_runtime_nondeterminism_across_processes() {
     assert!(o.value.unwrap().same_as(&int("2432902008176640000")));
 }
 
+/// Inputs that are also JSON take the worker's JSON fast path; each must give exactly what the
+/// `ast.literal_eval` path gives for the same text (forced there by a trailing comma, which
+/// JSON does not allow): the program reports the repr and the type of every argument.
+#[test]
+fn json_shaped_inputs_have_literal_eval_semantics() {
+    let code = "def f(*a):\n    return [repr(a), [type(x).__name__ for x in a]]\n";
+    for input in [
+        "1",
+        "-0",
+        "1.5",
+        "-0.0",
+        "1e5",
+        "1E400",
+        "-1e-400",
+        "123456789012345678901234567890",
+        "[1, [2, [3]]]",
+        "{\"a\": 1, \"b\": [1.0], \"a\": 3}",
+        "\"x y\"",
+        "\"\u{e9}\u{1F600}\"",
+        "[]",
+        "{}",
+        "1, 2, 3",
+        "  7  ",
+        "[\n1,\n2\n]",
+        "\"a\tb\"",
+        "[\"true\", \"null\"]",
+        &("[".repeat(80) + &"]".repeat(80)),
+    ] {
+        let fast = ex().run(code, input);
+        let slow = ex().run(code, &format!("{input},"));
+        assert_eq!(
+            fast.status, slow.status,
+            "input {input:?}: {fast:?} vs {slow:?}"
+        );
+        assert_eq!(fast.repr, slow.repr, "input {input:?}");
+        assert_eq!(fast.status, ExecStatus::Ok, "input {input:?}: {fast:?}");
+    }
+    let none = ex().run(code, "");
+    assert_eq!(none.repr.as_deref(), Some("['()', []]"), "{none:?}");
+    // Texts that JSON reads differently from Python give what ast.literal_eval gives.
+    for input in [
+        "true",
+        "[null]",
+        "NaN",
+        "-Infinity",
+        "[1] + [2]",
+        "01",
+        "\"a\\/b\"",
+    ] {
+        let o = ex().run(code, input);
+        let via_ast = ex().run(code, &format!("{input},"));
+        assert_eq!(
+            o.status, via_ast.status,
+            "input {input:?}: {o:?} vs {via_ast:?}"
+        );
+        assert_eq!(o.repr, via_ast.repr, "input {input:?}");
+    }
+    let huge = "7".repeat(5000);
+    assert_eq!(ex().run(code, &huge).status, ExecStatus::Invalid);
+}
+
 #[test]
 fn parse_literal_has_literal_eval_semantics() {
     let e = ex();

@@ -86,4 +86,13 @@ fn cruxeval_outputs_are_reproduced() {
     assert!(literal
         .iter()
         .all(|o| matches!(o.status, ExecStatus::Ok | ExecStatus::Invalid)));
+    // Every accepted literal input (those that are also JSON take the worker's JSON fast path)
+    // gives the value the trusted path gave.
+    let mut differ = Vec::new();
+    for ((it, lit), trusted) in items.iter().zip(&literal).zip(&outs) {
+        if lit.status == ExecStatus::Ok && lit.repr != trusted.repr {
+            differ.push(format!("{}: {:?} vs {:?}", it.id, lit.repr, trusted.repr));
+        }
+    }
+    assert!(differ.is_empty(), "{differ:?}");
 }

@@ -17,11 +17,12 @@
 //!   rest on Landlock (applied by the worker) and seccomp only.
 //!
 //! In every mode the worker gets `PR_SET_PDEATHSIG = SIGKILL`, an empty environment (plus
-//! `PYTHONHASHSEED=0`), its own process group, only fds 0-2 (every other inherited descriptor is
-//! made close-on-exec first), rlimits (`NOFILE`, `CORE`) and a seccomp filter denying
-//! networking, tracing, unmounting and namespace-joining syscalls. Each per-execution child adds
-//! the stricter [`child_filters`] (no mount/capset/fork/exec/kill/setsid either). Everything the `pre_exec`
-//! hook needs is prepared before `fork`, so the hook only issues raw syscalls.
+//! `PYTHONHASHSEED=0` and `LD_BIND_NOW=1`), its own process group, only fds 0-2 (every other
+//! inherited descriptor is made close-on-exec first), rlimits (`NOFILE`, `CORE`) and a seccomp
+//! filter denying networking, tracing, unmounting and namespace-joining syscalls. Each
+//! per-execution child adds the stricter [`child_filters`] (no mount/capset/fork/exec/kill/setsid
+//! either). Everything the `pre_exec` hook needs is prepared before `fork`, so the hook only
+//! issues raw syscalls.
 
 use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, SeccompRule, TargetArch};
 use std::collections::BTreeMap;
@@ -632,20 +633,26 @@ fn enter_sandbox(plan: &SpawnPlan) -> io::Result<()> {
     Ok(())
 }
 
-/// Spawn `python -s -S -B -c <worker> <config>` under `plan` with `control` (one end of a
-/// `SOCK_SEQPACKET` socket pair) as its fd 0, `/dev/null` as fd 1 and stderr piped for start-up
-/// diagnostics. No other descriptor reaches the worker.
+/// Spawn `python -s -S -B -c <boot> <worker> <config>` under `plan` with `control` (one end of
+/// a `SOCK_SEQPACKET` socket pair) as its fd 0, `/dev/null` as fd 1 and stderr piped for
+/// start-up diagnostics. No other descriptor reaches the worker. `boot` runs first and must
+/// remove the worker source from `sys.argv` (the worker reads its config from `sys.argv[1]`).
 pub(crate) fn spawn_worker(
     python: &str,
+    boot: &str,
     source: &str,
     config_json: &str,
     plan: std::sync::Arc<SpawnPlan>,
     control: std::os::fd::OwnedFd,
 ) -> io::Result<Child> {
     let mut cmd = Command::new(python);
-    cmd.args(["-s", "-S", "-B", "-c", source, config_json])
+    cmd.args(["-s", "-S", "-B", "-c", boot, source, config_json])
         .env_clear()
         .env("PYTHONHASHSEED", "0")
+        // Resolve every symbol at start: with lazy binding, the first call of a libc function in
+        // a job (`_exit`, for one) walks every library's symbol table and patches the GOT, a
+        // dozen page faults per job. (The worker empties its environment before any job runs.)
+        .env("LD_BIND_NOW", "1")
         .current_dir("/")
         .stdin(Stdio::from(control))
         .stdout(Stdio::null())

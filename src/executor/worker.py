@@ -1,6 +1,7 @@
 # azr fork-server worker (embedded in the Rust binary via include_str!).
 #
-# Started by the Rust executor as `python3 -s -S -B -c <this file> <config json>` inside the
+# Started by the Rust executor as `python3 -s -S -B -c <boot> <this file> <config json>` (the
+# boot program compiles this file in a short-lived child and runs the code) inside the
 # namespaces and mounts the Rust side set up, with exactly three descriptors: fd 0 is a
 # SOCK_SEQPACKET control socket to Rust, fd 1 is /dev/null, fd 2 is a start-up diagnostics pipe.
 #
@@ -49,7 +50,9 @@ for _name in CFG.get("preload", []):
     except Exception:  # noqa: BLE001 - a missing optional module only costs speed
         pass
 
-LIBC = ctypes.CDLL(None, use_errno=True)
+# Both processes are single-threaded: no call needs to release the GIL (doing so only
+# touches more of the interpreter's pages in every job).
+LIBC = ctypes.PyDLL(None, use_errno=True)
 # The GIL stays held across clone (like os.fork), so the child owns it on return.
 PYLIBC = ctypes.PyDLL(None, use_errno=True)
 _UL = ctypes.c_ulong
@@ -357,8 +360,40 @@ def literal(node):
     return ast.literal_eval(_literal_node(node))
 
 
+# Inputs that are also JSON (numbers, lists, dicts with str keys, strings without escapes) are
+# decoded by json's C scanner, which builds the very values ast.literal_eval would (the text
+# checks below exclude every token whose meaning differs: true/false/null, NaN/Infinity, escapes
+# and nesting deep enough to hit the parser's limits); everything else goes through ast.
+def _no_constant(name):
+    raise ValueError("not a Python literal: " + name)
+
+
+_JSON_LIST = json.decoder.JSONDecoder(parse_constant=_no_constant).scan_once
+_NOT_JSON_SAFE = ("\\", "true", "false", "null", "NaN", "Infinity")
+
+
+def _json_args(src):
+    """The positional arguments of `f(<src>)` when `src` is a JSON-safe literal list, else None."""
+    if src.count("[") + src.count("{") > 90:
+        return None
+    for word in _NOT_JSON_SAFE:
+        if word in src:
+            return None
+    text = "[" + src + "]"
+    try:
+        args, end = _JSON_LIST(text, 0)
+    except _BaseException:  # noqa: BLE001 - not JSON: the ast path decides
+        return None
+    if end != _len(text):
+        return None
+    return args
+
+
 def parse_args(src):
     """Parse `src` as the argument list of a call `f(<src>)`; every argument must be a literal."""
+    args = _json_args(src)
+    if args is not None:
+        return args, {}
     try:
         tree = ast.parse("f(" + src + "\n)", mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError) as e:
@@ -711,6 +746,7 @@ def job_main(job_fd, res_fd):
             # across jobs.)
             _jitter = [(object(), [], {}, "j" * k) for k in range(os.urandom(1)[0] % 61)]
             _KEEP.append(_jitter)
+        gc.enable()
         rnd = sys.modules.get("random")
         if rnd is not None:
             try:
@@ -738,8 +774,25 @@ def job_main(job_fd, res_fd):
 CLONE_FLAGS = (CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNS if JOB_NS else 0) | signal.SIGCHLD
 
 
+# Built once: objects created and freed around the clone would be written by both processes.
+# CLONE_PIDFD: the kernel stores a pidfd for the job in _PIDFD (no pidfd_open call).
+CLONE_PIDFD = 0x00001000
+_PIDFD = ctypes.c_int(-1)
+_A_CLONE = (ctypes.c_long(SYS_CLONE), _UL(CLONE_FLAGS | CLONE_PIDFD), _UL(0), _UL(ctypes.addressof(_PIDFD)), _UL(0), _UL(0))
+_SYSCALL_GIL = PYLIBC.syscall
+
+
+class _PollFd(ctypes.Structure):
+    _fields_ = [("fd", ctypes.c_int), ("events", ctypes.c_short), ("revents", ctypes.c_short)]
+
+
+# poll(2) on the control socket and the newest job, built once (see main).
+_PFDS = (_PollFd * 2)()
+_A_POLL = (ctypes.c_long(7), _UL(ctypes.addressof(_PFDS)), _UL(2), ctypes.c_long(max(1, int(TIMEOUT_S * 1000))))
+
+
 def _clone():
-    return PYLIBC.syscall(ctypes.c_long(SYS_CLONE), _UL(CLONE_FLAGS), _UL(0), _UL(0), _UL(0), _UL(0))
+    return _SYSCALL_GIL(*_A_CLONE)
 
 
 def _clean_tmp():
@@ -774,6 +827,8 @@ def _clean_tmp():
 
 # Most jobs a server keeps unreaped (see main).
 MAX_EXITING = 16
+# The server collects cyclic garbage every this many jobs (see main).
+GC_EVERY = 1024
 
 
 class Live:
@@ -799,12 +854,19 @@ def _kill(job):
 def main():
     gc.collect()
     gc.freeze()
+    # No collection may run while a job lives (it would touch, and so copy, pages all over the
+    # heap); the loop collects every GC_EVERY jobs instead, and jobs re-enable it for user code.
+    gc.disable()
+    served = 0
     _send({"id": 0, "ev": "hello", "pid": SERVER_PID, "uid": os.getuid(), "landlock": LANDLOCK,
            "python": sys.version.split()[0]})
     # Start-up diagnostics are over: fd 2 becomes /dev/null as well.
     os.dup2(0, 2)
     poller = select.poll()
     poller.register(CTRL, select.POLLIN)
+    _PFDS[0].fd = CTRL
+    _PFDS[0].events = select.POLLIN
+    _PFDS[1].events = select.POLLIN
     live = {}  # pidfd -> Live
     while True:
         now = time.monotonic()
@@ -849,21 +911,32 @@ def main():
                 while _len(live) >= MAX_EXITING:
                     _finish(next(iter(live.values())), poller, live)
                 job_fd, res_fd = fds
+                served += 1
+                if served % GC_EVERY == 0:
+                    gc.collect()
+                deadline = time.monotonic() + TIMEOUT_S
                 pid = _clone()
                 if pid == 0:
                     job_main(job_fd, res_fd)
                     os._exit(0)  # unreachable: job_main always exits
-                os.close(job_fd)
-                os.close(res_fd)
                 if pid < 0:
+                    os.close(job_fd)
+                    os.close(res_fd)
                     _send({"id": rid, "ev": "done", "signal": 0, "exit": -1, "timeout": False,
                            "error": "clone failed: errno %d" % ctypes.get_errno()})
                     continue
-                pidfd = os.pidfd_open(pid)
-                job = Live(rid, pid, pidfd, time.monotonic() + TIMEOUT_S)
+                SOCK.send(b'{"id":%d,"ev":"started","pid":%d}' % (rid, pid))
+                pidfd = _PIDFD.value
+                # Every page this process writes while its job lives is copied (the job still
+                # shares it): wait for the job's end, the next request or the deadline first,
+                # and only then do the bookkeeping (the loop's poll sees the same event again).
+                _PFDS[1].fd = pidfd
+                _SYSCALL_GIL(*_A_POLL)
+                os.close(job_fd)
+                os.close(res_fd)
+                job = Live(rid, pid, pidfd, deadline)
                 live[pidfd] = job
                 poller.register(pidfd, select.POLLIN)
-                SOCK.send(b'{"id":%d,"ev":"started","pid":%d}' % (rid, pid))
                 # Poll again: the rest of `events` may name a pidfd reaped above whose number the
                 # new job's pidfd now reuses (poll is level-triggered, so nothing is lost).
                 break

@@ -26,6 +26,36 @@ use std::time::{Duration, Instant};
 /// The worker source, embedded at compile time.
 pub(crate) const WORKER_PY: &str = include_str!("worker.py");
 
+/// The `-c` program that starts a worker: it compiles the worker source (its first argument) in
+/// a short-lived child and runs the marshalled code. Compiling in the worker itself would leave
+/// megabytes of the compiler's freed temporaries resident in its heap, and every job's `clone`
+/// and exit walk the page tables of everything resident (about a quarter of a job's CPU time).
+pub(crate) const WORKER_BOOT: &str = r#"import marshal, os, sys
+def _load(src):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            view = memoryview(marshal.dumps(compile(src, "<azr-worker>", "exec")))
+            while view:
+                view = view[os.write(w, view):]
+        finally:
+            os._exit(0)
+    os.close(w)
+    chunks = []
+    while True:
+        chunk = os.read(r, 1 << 20)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(r)
+    os.waitpid(pid, 0)
+    return marshal.loads(b"".join(chunks))
+_code = _load(sys.argv.pop(1))
+del _load
+exec(_code)
+"#;
+
 /// Why a worker can no longer be trusted (the pool kills and replaces it).
 #[derive(Debug)]
 pub(crate) enum Fault {
@@ -266,7 +296,7 @@ impl WorkerProc {
         // SAFETY: both fds were just created and are owned by nobody else.
         let (ours, theirs) =
             unsafe { (OwnedFd::from_raw_fd(pair[0]), OwnedFd::from_raw_fd(pair[1])) };
-        let mut child = spawn_worker(python, WORKER_PY, config_json, plan, theirs)
+        let mut child = spawn_worker(python, WORKER_BOOT, WORKER_PY, config_json, plan, theirs)
             .map_err(|e| e.to_string())?;
         let stderr = child.stderr.take();
         let pid = child.id() as i32;
