@@ -25,6 +25,7 @@ pub mod transformer;
 pub mod weights;
 
 pub use cache::KvCache;
+pub use cpu_par::{run_shards, train_shards};
 pub use config::{Architecture, ModelConfig, TokenIds};
 pub use device::{parse_device, parse_dtype};
 pub use error::ModelError;
