@@ -25,8 +25,8 @@ pub mod transformer;
 pub mod weights;
 
 pub use cache::KvCache;
-pub use cpu_par::{run_shards, train_shards};
 pub use config::{Architecture, ModelConfig, TokenIds};
+pub use cpu_par::{run_shards, train_shards};
 pub use device::{parse_device, parse_dtype};
 pub use error::ModelError;
 pub use kernels::{cross_entropy, Kernels};

@@ -14,10 +14,10 @@ use std::collections::BTreeMap;
 use candle_core::{Tensor, Var};
 use serde::{Deserialize, Serialize};
 
+use crate::model::train_shards;
 use crate::rl::advantage::{self, AdvantageEstimator};
 use crate::rl::loss::{policy_loss, KlEstimator, LossScale, PolicyLossConfig, PolicyLossInputs};
 use crate::rl::offpolicy::{self, OffPolicyCorrection, WeightStats};
-use crate::model::train_shards;
 use crate::rl::optim::{
     clip_coefficient, shard_ranges, sharded_gradients, AdamW, AdamWConfig, Gradients,
 };
@@ -368,9 +368,7 @@ fn shard_loss<P: TrainablePolicy + ?Sized>(
     if (policy_tokens - own_tokens as f32).abs() > 0.5 {
         return Err(RlError::Shape {
             what: "TrainablePolicy::response_logprobs",
-            detail: format!(
-                "mask covers {policy_tokens} tokens, responses have {own_tokens}"
-            ),
+            detail: format!("mask covers {policy_tokens} tokens, responses have {own_tokens}"),
         });
     }
     let ref_logp = match reference {

@@ -278,7 +278,9 @@ where
         }
         Ok(acc)
     });
-    let grads = summed.into_iter().collect::<candle_core::Result<Vec<_>>>()?;
+    let grads = summed
+        .into_iter()
+        .collect::<candle_core::Result<Vec<_>>>()?;
     Ok((Gradients { grads }, outs))
 }
 
