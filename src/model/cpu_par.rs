@@ -10,6 +10,11 @@
 //! caller does its chunks), unlike fork-join pools that wait for every thread. A caller that
 //! finds the pool busy (another compute thread is using it) runs its work inline, and so do
 //! nested calls and work too small to be worth splitting.
+//!
+//! Training uses the same pool one level up: [`run_shards`] runs whole shards of a batch
+//! (forward and backward) on the threads at once, and every kernel inside a shard then runs
+//! undivided on its shard's thread ([`threads`] is 1 there), so a step synchronises the
+//! threads once instead of at every op.
 
 use std::any::Any;
 use std::borrow::Cow;
