@@ -242,3 +242,56 @@ fn fused_logprob_entropy_matches_composed() {
         assert!(d <= 1e-4 * scale.max(1.0), "{name}: grads differ by {d}");
     }
 }
+
+/// Data-parallel training: the gradient summed over row shards (each shard's token-mean loss
+/// divided by the whole batch's token count, shards of different padded lengths, more shards
+/// than threads) equals the whole batch's gradient, and so does the loss.
+#[test]
+fn sharded_gradients_equal_the_whole_batch_gradient() {
+    use azr_core::rl::optim::{shard_ranges, sharded_gradients};
+    let m = common::model(common::tiny_qwen2(), 10);
+    let batch = vec![
+        (vec![5, 6, 7], vec![8, 9, 10, 11]),
+        (vec![12], vec![13, 14]),
+        (vec![3, 4], vec![15, 16, 17, 18, 19, 20]),
+        (vec![21, 22, 23, 24], vec![25]),
+        (vec![26], vec![27, 28, 29]),
+    ];
+    let tokens: usize = batch.iter().map(|(_, r)| r.len()).sum();
+    let loss_of = |rows: &[(Vec<u32>, Vec<u32>)]| -> candle_core::Result<Tensor> {
+        let lp = response_logprobs(&m, rows).unwrap();
+        let l = ((lp.logprobs.sum_all()? * -1.0)? + (lp.entropy.sum_all()? * 0.3)?)?;
+        l / tokens as f64
+    };
+    let whole = loss_of(&batch).unwrap();
+    let want = whole.backward().unwrap();
+    let vars = m.named_vars();
+    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    for shards in [1, 2, 3, 5] {
+        let ranges = shard_ranges(batch.len(), shards);
+        assert_eq!(ranges.len(), shards);
+        let (grads, outs) = sharded_gradients(&vars, ranges.len(), |i| {
+            Ok::<_, candle_core::Error>((loss_of(&batch[ranges[i].clone()])?, i))
+        })
+        .unwrap();
+        assert_eq!(
+            outs.iter().map(|o| o.value).collect::<Vec<_>>(),
+            (0..shards).collect::<Vec<_>>()
+        );
+        let loss: f32 = outs.iter().map(|o| o.loss).sum();
+        assert!(
+            (loss - whole.to_scalar::<f32>().unwrap()).abs() < 1e-5,
+            "{shards} shards: loss {loss}"
+        );
+        for (i, (name, var)) in vars.iter().enumerate() {
+            let x = flat(grads.get(i).unwrap());
+            let y = flat(want.get(var.as_tensor()).unwrap());
+            let scale = y.iter().fold(0f32, |s, v| s.max(v.abs()));
+            let d = common::max_abs_diff(&x, &y);
+            assert!(
+                d <= 1e-4 * scale.max(1e-3),
+                "{shards} shards, {name}: grads differ by {d}"
+            );
+        }
+    }
+}

@@ -5,5 +5,7 @@
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
+    // First, while this is the only thread: it sets an environment variable.
+    azr_core::model::keep_candle_elementwise_inline();
     azr::run_cli(azr::cli::Cli::parse())
 }

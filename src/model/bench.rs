@@ -20,7 +20,7 @@ use super::policy::Model;
 use super::sampling::{generate, SamplingParams};
 use super::tokenizer::Tokenizer;
 use super::weights::random_tensors;
-use crate::rl::optim::{AdamW, AdamWConfig, Gradients};
+use crate::rl::optim::{shard_ranges, sharded_gradients, AdamW, AdamWConfig};
 
 /// The PyTorch reference script run by [`run`] with `--reference-python`.
 const REFERENCE_SCRIPT: &str = include_str!("bench_reference.py");
@@ -539,24 +539,55 @@ fn bench_train(model: &Model, cfg: &BenchConfig, kernels: Kernels) -> Result<Tra
     )?;
     let mut times = Vec::new();
     let mut losses = Vec::new();
+    // Ours trains as the learner and the pretrainer do: the batch's rows split into one shard
+    // per compute thread, each shard's forward and backward on its own thread, gradients
+    // summed ([`sharded_gradients`]); each shard's mean loss is weighted by its share of the
+    // rows, so the sum is the batch mean.
+    let shards = shard_ranges(b, super::train_shards(b));
+    let shard_inputs = shards
+        .iter()
+        .map(|r| {
+            Ok((
+                inputs.narrow(0, r.start, r.len())?,
+                targets.narrow(0, r.start * t, r.len() * t)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let named = model.named_vars();
     for step in 0..=cfg.train_steps {
         let (t0, cpu0) = (Instant::now(), cpu_seconds());
-        let logits = model.transformer().forward(&inputs, None, None, kernels)?;
-        let logits = logits.reshape((b * t, vocab))?;
-        let loss = cross_entropy(&logits, &targets, kernels)?;
-        losses.push(loss.to_scalar::<f32>()?);
-        let t1 = Instant::now();
-        let grads = loss.backward()?;
-        let t2 = Instant::now();
-        match &mut ours {
+        let (t1, t2) = match &mut ours {
             Some(opt) => {
-                let g = Gradients::from_store(&grads, opt.vars());
+                let (g, outs) = sharded_gradients(&named, shards.len(), |i| {
+                    let (x, y) = &shard_inputs[i];
+                    let rows = x.dim(0)?;
+                    let logits = model.transformer().forward(x, None, None, kernels)?;
+                    let logits = logits.reshape((rows * t, vocab))?;
+                    let loss = (cross_entropy(&logits, y, kernels)? * (rows as f64 / b as f64))?;
+                    Ok::<_, super::error::ModelError>((loss, ()))
+                })?;
+                losses.push(outs.iter().map(|o| o.loss).sum::<f32>());
+                // Forward time as seen by the slowest shard; the rest of the gradient phase
+                // (backward and the summation of the shards' gradients) counts as backward.
+                let fwd = outs.iter().map(|o| o.forward_s).fold(0.0, f64::max);
+                let t2 = Instant::now();
+                let t1 = (t0 + std::time::Duration::from_secs_f64(fwd)).min(t2);
                 opt.step(&g, lr, 1.0)
                     .map_err(|e| super::error::ModelError::InvalidInput(e.to_string()))?;
+                (t1, t2)
             }
-            None => plain.step(&grads)?,
-        }
-        drop(grads);
+            None => {
+                let logits = model.transformer().forward(&inputs, None, None, kernels)?;
+                let logits = logits.reshape((b * t, vocab))?;
+                let loss = cross_entropy(&logits, &targets, kernels)?;
+                losses.push(loss.to_scalar::<f32>()?);
+                let t1 = Instant::now();
+                let grads = loss.backward()?;
+                let t2 = Instant::now();
+                plain.step(&grads)?;
+                (t1, t2)
+            }
+        };
         let t3 = Instant::now();
         if step > 0 {
             times.push([

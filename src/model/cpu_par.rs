@@ -10,6 +10,11 @@
 //! caller does its chunks), unlike fork-join pools that wait for every thread. A caller that
 //! finds the pool busy (another compute thread is using it) runs its work inline, and so do
 //! nested calls and work too small to be worth splitting.
+//!
+//! Training uses the same pool one level up: [`run_shards`] runs whole shards of a batch
+//! (forward and backward) on the threads at once, and every kernel inside a shard then runs
+//! undivided on its shard's thread ([`threads`] is 1 there), so a step synchronises the
+//! threads once instead of at every op.
 
 use std::any::Any;
 use std::borrow::Cow;
@@ -25,8 +30,19 @@ use half::bf16;
 pub(crate) type CResult<T> = candle_core::Result<T>;
 
 /// Number of compute threads (candle's setting).
-pub(crate) fn threads() -> usize {
+pub(crate) fn configured_threads() -> usize {
     candle_core::utils::get_num_threads().max(1)
+}
+
+/// Threads a kernel called from this thread may use: the configured count, or 1 inside pool
+/// work (a shard of [`run_shards`], or a chunk of another kernel), where nested calls run
+/// inline and a kernel is best done as one undivided piece.
+pub(crate) fn threads() -> usize {
+    if IN_POOL.with(|c| c.get()) {
+        1
+    } else {
+        configured_threads()
+    }
 }
 
 thread_local! {
@@ -98,7 +114,7 @@ impl Pool {
                 work: Condvar::new(),
                 done: Condvar::new(),
                 busy: Mutex::new(()),
-                workers: threads() - 1,
+                workers: configured_threads() - 1,
             }));
             for i in 0..pool.workers {
                 let spawned = std::thread::Builder::new()
@@ -202,6 +218,44 @@ pub(crate) fn par_for(n: usize, f: impl Fn(usize) + Sync) {
         return;
     }
     pool.run(n, &f);
+}
+
+/// How many data-parallel shards a training batch of `rows` rows is split into: one per
+/// compute thread, at most one per row (1 inside pool work, where it would run inline anyway).
+pub fn train_shards(rows: usize) -> usize {
+    threads().min(rows).max(1)
+}
+
+/// Runs `f(i)` for every `i` in `0..n` on the compute threads and returns the results in
+/// order: coarse-grained (data-parallel) work. Each call of `f` runs on one thread, and every
+/// kernel it calls runs single-threaded on that thread (no nested parallelism). As with
+/// [`par_for`], a participant claims the next index when it is free, so a worker that is not
+/// scheduled in time only means the caller runs more of the calls itself.
+pub fn run_shards<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    if n < 2 {
+        return (0..n).map(f).collect();
+    }
+    let slots: Vec<Mutex<Option<T>>> = (0..n).map(|_| Mutex::new(None)).collect();
+    let fill = |i: usize| {
+        let v = f(i);
+        *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
+    };
+    if threads() == 1 || IN_POOL.with(|c| c.get()) {
+        (0..n).for_each(fill);
+    } else {
+        // With the pool busy (another thread's kernels), the calls run here one after the
+        // other, their kernels sharing the pool when it frees up.
+        Pool::get().run(n, &fill);
+    }
+    slots
+        .into_iter()
+        .map(|s| {
+            s.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                // Every index in 0..n was run exactly once above (or a panic was propagated).
+                .expect("every shard ran")
+        })
+        .collect()
 }
 
 /// [`par_for`] when the whole call does at least `work` ~ 64 K elementary operations, else

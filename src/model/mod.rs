@@ -26,6 +26,7 @@ pub mod weights;
 
 pub use cache::KvCache;
 pub use config::{Architecture, ModelConfig, TokenIds};
+pub use cpu_par::{run_shards, train_shards};
 pub use device::{parse_device, parse_dtype};
 pub use error::ModelError;
 pub use kernels::{cross_entropy, Kernels};
@@ -37,6 +38,24 @@ pub use policy::{Model, Snapshot};
 pub use sampling::{generate, Generation, SamplingParams, StopReason};
 pub use tokenizer::Tokenizer;
 pub use transformer::Transformer;
+
+/// Keeps candle's own element-wise CPU ops on the calling thread by setting
+/// `CANDLE_NUM_THREADS=1` (unless the environment already sets it). Those ops (the residual
+/// adds, and the zero-fill-and-add of every gradient in candle's backward) otherwise run on a
+/// second, candle-owned pool whose workers spin for a while after every op and take one caller
+/// at a time: next to this crate's kernel threads and data-parallel training shards they
+/// compete for the same cores (on 2 cores a training step spent about a third more CPU time).
+/// The model's heavy work runs in this crate's kernels, which keep using the configured
+/// `RAYON_NUM_THREADS`. Only `CANDLE_NUM_THREADS` is read, once, when candle first needs
+/// that pool.
+///
+/// Call it at the start of `main`, before any other thread exists: it writes the process
+/// environment.
+pub fn keep_candle_elementwise_inline() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+}
 
 /// Tunes glibc's allocator for the model's large, short-lived buffers (once per process): big
 /// blocks are served from the heap and freed memory is kept for reuse instead of being

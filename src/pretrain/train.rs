@@ -22,8 +22,8 @@ use super::eval::{evaluate, EvalLimits, EvalReport};
 use super::heldout::heldout_set;
 use super::tokenizer::TinyTokenizer;
 use crate::executor::Executor;
-use crate::model::{parse_device, Model, Tokenizer};
-use crate::rl::optim::{clip_coefficient, AdamW, AdamWConfig, Gradients};
+use crate::model::{parse_device, train_shards, Model, Tokenizer};
+use crate::rl::optim::{clip_coefficient, shard_ranges, sharded_gradients, AdamW, AdamWConfig};
 use candle_core::{DType, Device, Tensor, D};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -198,16 +198,24 @@ impl Trainer {
     pub fn step(&mut self, rows: &[Vec<u32>]) -> Result<StepStats, PretrainError> {
         let lr = self.cfg.lr_at(self.step);
         let device = self.model.device().clone();
-        let (inputs, targets, mask, real) = batch_tensors(rows, self.pad_id, &device)?;
-        let logits = self.model.forward(&inputs, None, None).map_err(model_err)?;
-        let loss = masked_loss(&logits, &targets, &mask, real)?;
-        let store = loss.backward()?;
-        let grads = Gradients::from_store(&store, &self.vars);
+        // Data parallel: one shard of rows per compute thread, each shard's loss divided by
+        // the whole batch's real tokens, so the shard losses and gradients sum to the batch's.
+        let real: usize = rows
+            .iter()
+            .map(|r| r.iter().skip(1).filter(|&&y| y != self.pad_id).count())
+            .sum();
+        let shards = shard_ranges(rows.len(), train_shards(rows.len()));
+        let (grads, outs) = sharded_gradients(&self.vars, shards.len(), |i| {
+            let (inputs, targets, mask, _) =
+                batch_tensors(&rows[shards[i].clone()], self.pad_id, &device)?;
+            let logits = self.model.forward(&inputs, None, None).map_err(model_err)?;
+            Ok::<_, PretrainError>((masked_loss(&logits, &targets, &mask, real)?, ()))
+        })?;
         let grad_norm = grads.global_norm()?;
         let coef = clip_coefficient(grad_norm, self.cfg.grad_clip);
         self.opt.step(&grads, lr, coef)?;
         self.step += 1;
-        let loss = loss.to_scalar::<f32>()?;
+        let loss: f32 = outs.iter().map(|o| o.loss).sum();
         if !loss.is_finite() {
             return Err(PretrainError::Model(format!(
                 "loss became {loss} at step {}",

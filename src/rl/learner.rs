@@ -14,16 +14,19 @@ use std::collections::BTreeMap;
 use candle_core::{Tensor, Var};
 use serde::{Deserialize, Serialize};
 
+use crate::model::train_shards;
 use crate::rl::advantage::{self, AdvantageEstimator};
 use crate::rl::loss::{policy_loss, KlEstimator, LossScale, PolicyLossConfig, PolicyLossInputs};
 use crate::rl::offpolicy::{self, OffPolicyCorrection, WeightStats};
-use crate::rl::optim::{clip_coefficient, AdamW, AdamWConfig, Gradients};
+use crate::rl::optim::{
+    clip_coefficient, shard_ranges, sharded_gradients, AdamW, AdamWConfig, Gradients,
+};
 use crate::rl::schedule::LrSchedule;
 use crate::rl::RlError;
 use crate::types::{PolicyVersion, Role, ScoredRollout, TaskKind};
 
 /// A model the learner can train. The integrator implements it for `crate::model::Model`.
-pub trait TrainablePolicy {
+pub trait TrainablePolicy: Sync {
     /// Trainable variables with stable names (they key the optimizer state).
     fn named_vars(&self) -> Vec<(String, Var)>;
 
@@ -260,6 +263,140 @@ pub struct MiniBatchStats {
 pub struct Learner {
     cfg: LearnerConfig,
     opt: AdamW,
+}
+
+/// What [`shard_loss`] reads: the policy, the shard's rollouts and their row offset `lo` in
+/// the mini-batch, and the mini-batch's advantages, old log-probs, reference and correction.
+struct ShardInputs<'a, P: TrainablePolicy + ?Sized> {
+    policy: &'a P,
+    chunk: &'a [ScoredRollout],
+    lo: usize,
+    advantages: &'a [f32],
+    old_logprobs: Option<&'a [Vec<f32>]>,
+    reference: Option<&'a dyn TrainablePolicy>,
+    correction: OffPolicyCorrection,
+}
+
+/// The policy loss of one shard of a micro-batch (normalised by the mini-batch's `scale`),
+/// its loss metrics (the `loss` field left at 0) and its tokens' behaviour weights (row-major;
+/// empty without an active correction).
+fn shard_loss<P: TrainablePolicy + ?Sized>(
+    inp: ShardInputs<'_, P>,
+    loss_cfg: &PolicyLossConfig,
+    scale: LossScale,
+) -> Result<(Tensor, (MiniBatchStats, Vec<f32>)), RlError> {
+    let ShardInputs {
+        policy,
+        chunk,
+        lo,
+        advantages,
+        old_logprobs,
+        reference,
+        correction,
+    } = inp;
+    let mut weights_out = Vec::new();
+    let pairs: Vec<(Vec<u32>, Vec<u32>)> = chunk
+        .iter()
+        .map(|r| (r.prompt_ids.clone(), r.response_ids.clone()))
+        .collect();
+    let (logp, entropy, mask) = policy.response_logprobs(&pairs)?;
+    let r_max = chunk
+        .iter()
+        .map(|r| r.response_ids.len())
+        .max()
+        .unwrap_or(0);
+    if logp.dims() != [chunk.len(), r_max] || mask.dims() != logp.dims() {
+        return Err(RlError::Shape {
+            what: "TrainablePolicy::response_logprobs",
+            detail: format!(
+                "logprobs {:?}, mask {:?}, expected [{}, {r_max}]",
+                logp.dims(),
+                mask.dims(),
+                chunk.len()
+            ),
+        });
+    }
+    let device = logp.device().clone();
+    let forward_rows: Vec<Vec<f32>>;
+    let old_rows: Vec<&[f32]> = match old_logprobs {
+        Some(o) => o[lo..lo + chunk.len()].iter().map(Vec::as_slice).collect(),
+        None => {
+            let rows = logp
+                .detach()
+                .to_dtype(candle_core::DType::F32)?
+                .to_vec2::<f32>()?;
+            forward_rows = chunk
+                .iter()
+                .zip(rows)
+                .map(|(r, row)| row[..r.response_ids.len()].to_vec())
+                .collect();
+            forward_rows.iter().map(Vec::as_slice).collect()
+        }
+    };
+    let old = match old_logprobs {
+        Some(_) => pad_rows(&old_rows, r_max, &device)?,
+        // The proximal log-probs are the forward's own: the ratio is exactly 1.
+        None => logp.detach(),
+    };
+    let adv_rows: Vec<Vec<f32>> = chunk
+        .iter()
+        .zip(&advantages[lo..lo + chunk.len()])
+        .zip(&old_rows)
+        .map(|((r, &a), prox)| {
+            if correction.is_active() {
+                let w = offpolicy::token_weights(correction, prox, &r.sample_logprobs);
+                weights_out.extend_from_slice(&w);
+                w.into_iter().map(|w| a * w).collect()
+            } else {
+                vec![a; r.response_ids.len()]
+            }
+        })
+        .collect();
+    let adv_refs: Vec<&[f32]> = adv_rows.iter().map(Vec::as_slice).collect();
+    let adv = pad_rows(&adv_refs, r_max, &device)?;
+    let ones: Vec<Vec<f32>> = chunk
+        .iter()
+        .map(|r| vec![1.0; r.response_ids.len()])
+        .collect();
+    let ones_refs: Vec<&[f32]> = ones.iter().map(Vec::as_slice).collect();
+    let own_mask = pad_rows(&ones_refs, r_max, &device)?;
+    let policy_tokens = mask
+        .to_dtype(candle_core::DType::F32)?
+        .sum_all()?
+        .to_scalar::<f32>()?;
+    let own_tokens: usize = chunk.iter().map(|r| r.response_ids.len()).sum();
+    if (policy_tokens - own_tokens as f32).abs() > 0.5 {
+        return Err(RlError::Shape {
+            what: "TrainablePolicy::response_logprobs",
+            detail: format!("mask covers {policy_tokens} tokens, responses have {own_tokens}"),
+        });
+    }
+    let ref_logp = match reference {
+        Some(r) => Some(r.response_logprobs(&pairs)?.0.detach()),
+        None => None,
+    };
+    let out = policy_loss(
+        &PolicyLossInputs {
+            logprobs: &logp,
+            old_logprobs: &old,
+            advantages: &adv,
+            mask: &own_mask,
+            entropy: Some(&entropy),
+            ref_logprobs: ref_logp.as_ref(),
+        },
+        loss_cfg,
+        scale,
+    )?;
+    let stats = MiniBatchStats {
+        loss: 0.0,
+        pg_loss: out.pg_loss,
+        kl: out.kl,
+        entropy: out.entropy,
+        clip_frac: out.clip_frac,
+        clip_frac_lower: out.clip_frac_lower,
+        approx_kl: out.approx_kl,
+    };
+    Ok((out.loss, (stats, weights_out)))
 }
 
 /// Pads rows of per-token values to `[B, r]`; returns the tensor on `device`.
@@ -519,111 +656,40 @@ impl Learner {
         let mut stats = MiniBatchStats::default();
         let mut weights_out = Vec::new();
         let mb = self.cfg.micro_batch_size;
-        for (c, chunk) in rollouts.chunks(mb).enumerate() {
-            let lo = c * mb;
-            let pairs: Vec<(Vec<u32>, Vec<u32>)> = chunk
-                .iter()
-                .map(|r| (r.prompt_ids.clone(), r.response_ids.clone()))
-                .collect();
-            let (logp, entropy, mask) = policy.response_logprobs(&pairs)?;
-            let r_max = chunk
-                .iter()
-                .map(|r| r.response_ids.len())
-                .max()
-                .unwrap_or(0);
-            if logp.dims() != [chunk.len(), r_max] || mask.dims() != logp.dims() {
-                return Err(RlError::Shape {
-                    what: "TrainablePolicy::response_logprobs",
-                    detail: format!(
-                        "logprobs {:?}, mask {:?}, expected [{}, {r_max}]",
-                        logp.dims(),
-                        mask.dims(),
-                        chunk.len()
-                    ),
-                });
+        let loss_cfg = &self.cfg.loss;
+        for (c, micro) in rollouts.chunks(mb).enumerate() {
+            // Data parallel within the micro-batch: one shard of rows per compute thread, each
+            // normalised by the mini-batch's `scale`, so shard losses and gradients sum exactly
+            // as micro-batches do.
+            let shards = shard_ranges(micro.len(), train_shards(micro.len()));
+            let (g, outs) = sharded_gradients(vars, shards.len(), |s| {
+                let rows = shards[s].clone();
+                shard_loss(
+                    ShardInputs {
+                        policy,
+                        chunk: &micro[rows.clone()],
+                        lo: c * mb + rows.start,
+                        advantages,
+                        old_logprobs,
+                        reference,
+                        correction,
+                    },
+                    loss_cfg,
+                    scale,
+                )
+            })?;
+            grads.add(g)?;
+            for o in outs {
+                let (s, w) = o.value;
+                stats.loss += o.loss;
+                stats.pg_loss += s.pg_loss;
+                stats.kl += s.kl;
+                stats.entropy += s.entropy;
+                stats.clip_frac += s.clip_frac;
+                stats.clip_frac_lower += s.clip_frac_lower;
+                stats.approx_kl += s.approx_kl;
+                weights_out.extend(w);
             }
-            let device = logp.device().clone();
-            let forward_rows: Vec<Vec<f32>>;
-            let old_rows: Vec<&[f32]> = match old_logprobs {
-                Some(o) => o[lo..lo + chunk.len()].iter().map(Vec::as_slice).collect(),
-                None => {
-                    let rows = logp
-                        .detach()
-                        .to_dtype(candle_core::DType::F32)?
-                        .to_vec2::<f32>()?;
-                    forward_rows = chunk
-                        .iter()
-                        .zip(rows)
-                        .map(|(r, row)| row[..r.response_ids.len()].to_vec())
-                        .collect();
-                    forward_rows.iter().map(Vec::as_slice).collect()
-                }
-            };
-            let old = match old_logprobs {
-                Some(_) => pad_rows(&old_rows, r_max, &device)?,
-                // The proximal log-probs are the forward's own: the ratio is exactly 1.
-                None => logp.detach(),
-            };
-            let adv_rows: Vec<Vec<f32>> = chunk
-                .iter()
-                .zip(&advantages[lo..lo + chunk.len()])
-                .zip(&old_rows)
-                .map(|((r, &a), prox)| {
-                    if correction.is_active() {
-                        let w = offpolicy::token_weights(correction, prox, &r.sample_logprobs);
-                        weights_out.extend_from_slice(&w);
-                        w.into_iter().map(|w| a * w).collect()
-                    } else {
-                        vec![a; r.response_ids.len()]
-                    }
-                })
-                .collect();
-            let adv_refs: Vec<&[f32]> = adv_rows.iter().map(Vec::as_slice).collect();
-            let adv = pad_rows(&adv_refs, r_max, &device)?;
-            let ones: Vec<Vec<f32>> = chunk
-                .iter()
-                .map(|r| vec![1.0; r.response_ids.len()])
-                .collect();
-            let ones_refs: Vec<&[f32]> = ones.iter().map(Vec::as_slice).collect();
-            let own_mask = pad_rows(&ones_refs, r_max, &device)?;
-            let policy_tokens = mask
-                .to_dtype(candle_core::DType::F32)?
-                .sum_all()?
-                .to_scalar::<f32>()?;
-            let own_tokens: usize = chunk.iter().map(|r| r.response_ids.len()).sum();
-            if (policy_tokens - own_tokens as f32).abs() > 0.5 {
-                return Err(RlError::Shape {
-                    what: "TrainablePolicy::response_logprobs",
-                    detail: format!(
-                        "mask covers {policy_tokens} tokens, responses have {own_tokens}"
-                    ),
-                });
-            }
-            let ref_logp = match reference {
-                Some(r) => Some(r.response_logprobs(&pairs)?.0.detach()),
-                None => None,
-            };
-            let out = policy_loss(
-                &PolicyLossInputs {
-                    logprobs: &logp,
-                    old_logprobs: &old,
-                    advantages: &adv,
-                    mask: &own_mask,
-                    entropy: Some(&entropy),
-                    ref_logprobs: ref_logp.as_ref(),
-                },
-                &self.cfg.loss,
-                scale,
-            )?;
-            let store = out.loss.backward()?;
-            grads.accumulate(&store, vars)?;
-            stats.loss += out.loss.to_scalar::<f32>()?;
-            stats.pg_loss += out.pg_loss;
-            stats.kl += out.kl;
-            stats.entropy += out.entropy;
-            stats.clip_frac += out.clip_frac;
-            stats.clip_frac_lower += out.clip_frac_lower;
-            stats.approx_kl += out.approx_kl;
         }
         Ok((grads, stats, weights_out))
     }

@@ -19,6 +19,8 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::time::Instant;
 
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, DType, Device, InplaceOp1, Layout, Storage, Tensor, Var};
@@ -132,6 +134,29 @@ impl Gradients {
         Ok(())
     }
 
+    /// Adds `other` (gradients of the same variables) to the accumulated ones.
+    pub fn add(&mut self, other: Gradients) -> Result<(), RlError> {
+        if other.grads.len() != self.grads.len() {
+            return Err(RlError::Shape {
+                what: "Gradients::add",
+                detail: format!(
+                    "{} gradient slots added to {}",
+                    other.grads.len(),
+                    self.grads.len()
+                ),
+            });
+        }
+        for (slot, g) in self.grads.iter_mut().zip(other.grads) {
+            if let Some(g) = g {
+                *slot = Some(match slot.take() {
+                    Some(acc) => (acc + g)?,
+                    None => g,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The accumulated gradient of variable `i`, if any.
     pub fn get(&self, i: usize) -> Option<&Tensor> {
         self.grads.get(i).and_then(Option::as_ref)
@@ -155,6 +180,108 @@ impl Gradients {
         }
         Ok(total.sqrt())
     }
+}
+
+/// What one shard of [`sharded_gradients`] produced besides its gradient.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shard<T> {
+    /// The shard's loss (its share of the batch loss).
+    pub loss: f32,
+    /// What the shard's closure returned with its loss.
+    pub value: T,
+    /// Seconds in the shard's closure (forward and loss), on its thread.
+    pub forward_s: f64,
+    /// Seconds in the shard's backward, on its thread.
+    pub backward_s: f64,
+}
+
+/// Contiguous row ranges splitting `rows` rows into `shards` near-equal parts (the first
+/// `rows % shards` one row longer); fewer parts when there are fewer rows, none empty.
+pub fn shard_ranges(rows: usize, shards: usize) -> Vec<Range<usize>> {
+    let n = shards.clamp(1, rows.max(1));
+    let (base, extra) = (rows / n, rows % n);
+    let mut start = 0;
+    (0..n)
+        .map(|i| {
+            let len = base + usize::from(i < extra);
+            let r = start..start + len;
+            start += len;
+            r
+        })
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+/// Data-parallel gradient of a loss that is the sum of `shards` per-shard losses: `shard(i)`
+/// builds the loss of shard `i` (and any value to return with it), the shards run on the
+/// compute threads at once ([`crate::model::run_shards`], single-threaded kernels inside each),
+/// each is backpropagated on its own thread, and the gradients of `vars` are summed in shard
+/// order (so the result does not depend on which thread ran which shard).
+///
+/// The result is the gradient of the summed loss, i.e. of the whole batch's loss, when every
+/// shard's loss is normalised by counts of the **whole** batch (e.g. a token mean divides by
+/// the batch's real tokens, not the shard's): the same rule as gradient accumulation over
+/// micro-batches, and exact up to the order of floating-point sums. With one shard this is a
+/// plain `backward()` on the calling thread. Returns the summed gradients and every shard's
+/// outputs in shard order.
+///
+/// # Errors
+/// The first error of any shard (in shard order), or of the backward or the summation.
+pub fn sharded_gradients<T, E>(
+    vars: &[(String, Var)],
+    shards: usize,
+    shard: impl Fn(usize) -> Result<(Tensor, T), E> + Sync,
+) -> Result<(Gradients, Vec<Shard<T>>), E>
+where
+    T: Send,
+    E: From<candle_core::Error> + Send,
+{
+    let run = |i: usize| -> Result<(Gradients, Shard<T>), E> {
+        let t0 = Instant::now();
+        let (loss, value) = shard(i)?;
+        let t1 = Instant::now();
+        let store = loss.backward()?;
+        let grads = Gradients::from_store(&store, vars);
+        // The store also holds the gradient of every intermediate tensor: free it now.
+        drop(store);
+        let backward_s = t1.elapsed().as_secs_f64();
+        let loss = loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+        Ok((
+            grads,
+            Shard {
+                loss,
+                value,
+                forward_s: (t1 - t0).as_secs_f64(),
+                backward_s,
+            },
+        ))
+    };
+    let mut parts = Vec::with_capacity(shards);
+    let mut outs = Vec::with_capacity(shards);
+    for r in crate::model::run_shards(shards, run) {
+        let (g, o) = r?;
+        parts.push(g);
+        outs.push(o);
+    }
+    if parts.len() <= 1 {
+        let grads = parts.pop().unwrap_or_else(|| Gradients::empty(vars.len()));
+        return Ok((grads, outs));
+    }
+    // Sum variable by variable (spread over the threads), shards in order.
+    let summed = crate::model::run_shards(vars.len(), |v| -> candle_core::Result<Option<Tensor>> {
+        let mut acc: Option<Tensor> = None;
+        for g in parts.iter().filter_map(|p| p.grads[v].as_ref()) {
+            acc = Some(match acc {
+                Some(a) => (a + g)?,
+                None => g.clone(),
+            });
+        }
+        Ok(acc)
+    });
+    let grads = summed
+        .into_iter()
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    Ok((Gradients { grads }, outs))
 }
 
 /// `sum(t^2)` in f64; a fused host loop for contiguous CPU f32 tensors.
