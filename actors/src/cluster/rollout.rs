@@ -545,11 +545,19 @@ pub struct RolloutHost {
     dtype: DType,
     /// The model spec of the engine (kept for versions sent without it).
     spec: Mutex<Option<ModelSpec>>,
+    /// Simulated extra time per generation (tests: holds a request in flight; 0 = none).
+    simulate: Duration,
 }
 
 impl RolloutHost {
-    /// A host that will build its engine with `engine_cfg` on `device` in `dtype`.
-    pub fn new(engine_cfg: EngineConfig, device: Device, dtype: DType) -> Arc<Self> {
+    /// A host that will build its engine with `engine_cfg` on `device` in `dtype`; each
+    /// generation is held `simulate` longer before its reply (tests; zero for none).
+    pub fn new(
+        engine_cfg: EngineConfig,
+        device: Device,
+        dtype: DType,
+        simulate: Duration,
+    ) -> Arc<Self> {
         Arc::new(Self {
             engine: Mutex::new(None),
             joins: Mutex::new(Vec::new()),
@@ -557,6 +565,7 @@ impl RolloutHost {
             device,
             dtype,
             spec: Mutex::new(None),
+            simulate,
         })
     }
 
@@ -742,10 +751,14 @@ async fn serve(host: &RolloutHost, job: GenJob) -> GenReply {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let id = job.id;
+    tracing::debug!(request = id, "generation started");
     let r = match engine.submit(job.req) {
         Ok(ticket) => ticket.recv_async().await,
         Err(e) => Err(e),
     };
+    if !host.simulate.is_zero() {
+        tokio::time::sleep(host.simulate).await;
+    }
     match r {
         Ok(s) => {
             tracing::debug!(request = id, secs = t0.elapsed().as_secs_f64(), "generated");
