@@ -73,7 +73,7 @@ pub type GenCall = Call<GenJob, GenReply>;
 // ---------------------------------------------------------------------------------------------
 // Head side.
 
-/// The newest published snapshot, and its safetensors buffer once encoded.
+/// The newest published snapshot and its version.
 #[derive(Clone)]
 struct Latest {
     version: PolicyVersion,
@@ -594,11 +594,13 @@ impl RolloutHost {
         Ok(())
     }
 
-    /// Stop the engine (outstanding requests fail).
+    /// Stop the engine (outstanding requests fail) and let its thread end on its own.
     pub fn shutdown(&self) {
         if let Some(e) = self.engine.lock().unwrap_or_else(|p| p.into_inner()).take() {
             e.shutdown();
         }
+        // The thread ends once it has answered what is outstanding; nothing waits for it.
+        self.joins.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 }
 
