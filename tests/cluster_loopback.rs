@@ -2,9 +2,9 @@
 //! (`azr node --join`) as separate processes.
 //!
 //! * Two nodes do the executor work and, with the head's own engine, the rollout work of a run
-//!   (weights sent to them after every update); one is SIGKILLed mid-run; the run completes
-//!   with every proposal trained once, no rollout staler than `run.staleness`, and the
-//!   cluster's counts reconciled.
+//!   (weights sent to them after every update); one is SIGKILLed mid-run with a generation
+//!   request in flight; the run completes with every proposal trained once, that request
+//!   re-issued, no rollout staler than `run.staleness`, and the cluster's counts reconciled.
 //! * A node with the wrong cookie is refused, with a clear error on both sides; so is a node
 //!   that speaks another cluster protocol version.
 //! * Scaling: with a simulated I/O-bound executor (a fixed sleep per execution), two nodes run
@@ -132,7 +132,7 @@ fn head_command(config: &Path, addr: &str, cookie: &Path) -> Command {
     c
 }
 
-const STEPS: u64 = 6;
+const STEPS: u64 = 8;
 
 #[test]
 fn two_nodes_share_the_executor_and_rollout_work_and_survive_a_sigkill() {
@@ -146,16 +146,32 @@ fn two_nodes_share_the_executor_and_rollout_work_and_survive_a_sigkill() {
     let mut head_cmd = head_command(&f.config(), &addr, &c);
     head_cmd.args(["--cluster-min-nodes", "2", "--cluster-no-local-executor"]);
     let mut head = Proc::spawn(head_cmd);
-    // Each execution holds a node for 250 ms, so jobs are in flight when one node dies.
+    // Each execution holds a node for 250 ms, so jobs are in flight when one node dies; node
+    // b holds each generation 1 s longer (a slow engine), so one is in flight when it dies.
     // Training starts once both nodes are ready (rollout weights installed).
     let roles = ["--roles", "executor,rollout", "--simulate-exec-ms", "250"];
     let a = Proc::spawn(node(&addr, &c, "a", &roles));
-    let mut b = Proc::spawn(node(&addr, &c, "b", &roles));
+    let slow: Vec<&str> = roles
+        .iter()
+        .copied()
+        .chain(["--simulate-gen-ms", "1000"])
+        .collect();
+    let mut b = Proc::spawn(node(&addr, &c, "b", &slow));
     head.wait_for("node joined", 2, Duration::from_secs(60));
-    // SIGKILL node b once it has installed weights, generated and executed some jobs.
+    // SIGKILL node b once it has installed weights, generated, executed some jobs, and has a
+    // generation in flight.
     b.wait_for("weights installed", 1, Duration::from_secs(120));
-    b.wait_for("generated", 2, Duration::from_secs(120));
+    b.wait_for("generated", 1, Duration::from_secs(120));
     b.wait_for("executed job", 3, Duration::from_secs(120));
+    let t0 = Instant::now();
+    while b.count("generation started") <= b.count("generated") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "no generation in flight on b; log:\n{}",
+            b.text()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     b.child.kill().expect("SIGKILL node b");
     head.wait_for("node lost", 1, Duration::from_secs(30));
     // Node b comes back under its name and rejoins.
@@ -248,6 +264,9 @@ fn two_nodes_share_the_executor_and_rollout_work_and_survive_a_sigkill() {
         sum("gen_lost") + sum("gen_refused"),
         "{report}"
     );
+    // The generation in flight on b when it died was lost there and issued again.
+    assert!(n("b", "gen_lost") >= 1, "{report}");
+    assert!(g("gen_reissued") >= 1, "{report}");
     // Nothing dangles on the dead node: each of its attempts was answered or lost.
     assert_eq!(n("b", "in_flight"), 0, "{report}");
     assert_eq!(

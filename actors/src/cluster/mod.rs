@@ -5,12 +5,18 @@
 //!   azr node ──TCP (+TLS), magic cookie──> azr run --cluster-listen   (the head)
 //!     │ Hello {name, version, roles, capacity} ──> head actor (group azr.head)
 //!     │ <── Welcome {config} | Refused {reason}
-//!     └ executor worker joins group azr.executor ── mirrored to the head by ractor_cluster
+//!     ├ executor worker joins group azr.executor ── mirrored to the head by ractor_cluster
+//!     └ rollout worker + weights receiver join azr.rollout / azr.weights (--roles rollout)
 //!
 //!   head: proposals channel ──> dispatcher ──> any member of azr.executor (its own included)
 //!                                   │  reply ──> estimates / reward channels (as in one process)
 //!                                   └─ member lost mid-job: the job is re-issued, counted
+//!   head: proposer / solver / estimator ──> rollout router ──> own engine | azr.rollout member
+//!         learner publish ──> broadcaster ──> chunked snapshot ──> azr.weights member
 //! ```
+//!
+//! [`rollout`] has the rollout role: routing, weights, and the staleness bound across
+//! machines. There is no remote evaluator role (evaluations run on the head).
 //!
 //! What `ractor_cluster` leaves to azr, and how azr covers it:
 //! * **No reconnect.** A node keeps retrying the head (`--retry-for`), says Hello again and

@@ -46,6 +46,8 @@ pub struct NodeOptions {
     pub tls_server_name: Option<String>,
     /// Simulated I/O per execution (scaling measurements).
     pub simulate: Duration,
+    /// Simulated extra time per generation (tests: a request held in flight).
+    pub simulate_gen: Duration,
     /// Give up after the head has been unreachable this long (0 = never).
     pub retry_for: Duration,
 }
@@ -320,7 +322,7 @@ async fn start_workers(opts: &NodeOptions, config_toml: String) -> Result<Worker
             .map_err(|e| ClusterError::Protocol(format!("model.device: {e}")))?;
         let dtype = azr_core::model::parse_dtype(&cfg.raw.model.dtype)
             .map_err(|e| ClusterError::Protocol(format!("model.dtype: {e}")))?;
-        let host = RolloutHost::new(cfg.raw.engine.clone(), device, dtype);
+        let host = RolloutHost::new(cfg.raw.engine.clone(), device, dtype, opts.simulate_gen);
         let (worker, receiver) = super::rollout::spawn_node_actors(host.clone()).await?;
         rollout = Some(Rollout {
             host,

@@ -73,7 +73,7 @@ pub type GenCall = Call<GenJob, GenReply>;
 // ---------------------------------------------------------------------------------------------
 // Head side.
 
-/// The newest published snapshot, and its safetensors buffer once encoded.
+/// The newest published snapshot and its version.
 #[derive(Clone)]
 struct Latest {
     version: PolicyVersion,
@@ -545,11 +545,19 @@ pub struct RolloutHost {
     dtype: DType,
     /// The model spec of the engine (kept for versions sent without it).
     spec: Mutex<Option<ModelSpec>>,
+    /// Simulated extra time per generation (tests: holds a request in flight; 0 = none).
+    simulate: Duration,
 }
 
 impl RolloutHost {
-    /// A host that will build its engine with `engine_cfg` on `device` in `dtype`.
-    pub fn new(engine_cfg: EngineConfig, device: Device, dtype: DType) -> Arc<Self> {
+    /// A host that will build its engine with `engine_cfg` on `device` in `dtype`; each
+    /// generation is held `simulate` longer before its reply (tests; zero for none).
+    pub fn new(
+        engine_cfg: EngineConfig,
+        device: Device,
+        dtype: DType,
+        simulate: Duration,
+    ) -> Arc<Self> {
         Arc::new(Self {
             engine: Mutex::new(None),
             joins: Mutex::new(Vec::new()),
@@ -557,6 +565,7 @@ impl RolloutHost {
             device,
             dtype,
             spec: Mutex::new(None),
+            simulate,
         })
     }
 
@@ -585,11 +594,13 @@ impl RolloutHost {
         Ok(())
     }
 
-    /// Stop the engine (outstanding requests fail).
+    /// Stop the engine (outstanding requests fail) and let its thread end on its own.
     pub fn shutdown(&self) {
         if let Some(e) = self.engine.lock().unwrap_or_else(|p| p.into_inner()).take() {
             e.shutdown();
         }
+        // The thread ends once it has answered what is outstanding; nothing waits for it.
+        self.joins.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 }
 
@@ -742,10 +753,14 @@ async fn serve(host: &RolloutHost, job: GenJob) -> GenReply {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let id = job.id;
+    tracing::debug!(request = id, "generation started");
     let r = match engine.submit(job.req) {
         Ok(ticket) => ticket.recv_async().await,
         Err(e) => Err(e),
     };
+    if !host.simulate.is_zero() {
+        tokio::time::sleep(host.simulate).await;
+    }
     match r {
         Ok(s) => {
             tracing::debug!(request = id, secs = t0.elapsed().as_secs_f64(), "generated");

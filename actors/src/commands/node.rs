@@ -42,6 +42,10 @@ pub struct NodeArgs {
     /// Simulated I/O per execution in milliseconds (scaling measurements; 0 = none).
     #[arg(long, default_value_t = 0)]
     pub simulate_exec_ms: u64,
+    /// Simulated extra time per generation in milliseconds, before the reply (tests of a node
+    /// lost with a generation in flight; 0 = none).
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub simulate_gen_ms: u64,
     /// Give up after the head has been unreachable this many seconds (0 = never).
     #[arg(long, default_value_t = 60)]
     pub retry_for: u64,
@@ -134,6 +138,7 @@ pub async fn node(args: NodeArgs) -> Result<()> {
         tls_ca: args.tls_ca.clone(),
         tls_server_name: args.tls_server_name.clone(),
         simulate: Duration::from_millis(args.simulate_exec_ms),
+        simulate_gen: Duration::from_millis(args.simulate_gen_ms),
         retry_for: Duration::from_secs(args.retry_for),
     };
     tracing::info!(node = %name, head = %args.join, capacity, "node starting");
