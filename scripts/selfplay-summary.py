@@ -58,7 +58,7 @@ def parse_evals(path):
             e = json.loads(line)
             if "step" not in e:  # the starting weights (`evaluator.at_start`), before any step
                 continue
-            kind = e["benchmark"].replace("heldout-", "")
+            kind = e["benchmark"].replace("heldout-", "").replace("valid-", "")
             evals.setdefault(e["step"], {})[kind] = e["accuracy"]
     return evals
 
@@ -174,7 +174,7 @@ for name, run in sorted(runs.items()):
     if pts:
         ax.plot([p[0] + 1 for p in pts], [p[1] for p in pts], marker="o", ms=3, **style(name))
 ax.set_xlabel("step")
-ax.set_title(f"in-run held-out accuracy (evenly spread subset, mean of {len(KINDS)} kinds)")
+ax.set_title(f"in-run accuracy, {len(KINDS)}-kind mean (subset)")
 ax.legend(fontsize=7)
 
 for ax, sub, title in [(axes[1][0], "valid", "proposer valid-program rate (9-step mean)"),
