@@ -205,7 +205,7 @@ pub fn score(ctx: &Ctx, item: ToReward) -> Scored {
 /// The uniform draw in [0, 1) of a `random` reward control for sample `i` of `slot` (seeded by
 /// the run seed: a rerun draws the same rewards).
 fn control_draw(ctx: &Ctx, slot: super::Slot, i: u64) -> f32 {
-    let x = slot.seed(ctx.seed, 0xC0_47_0000 + i);
+    let x = slot.seed(ctx.seed, 0xC047_0000 + i);
     (x >> 40) as f32 / (1u64 << 24) as f32
 }
 
