@@ -132,7 +132,9 @@ fn head_command(config: &Path, addr: &str, cookie: &Path) -> Command {
     c
 }
 
-const STEPS: u64 = 8;
+// Long enough that node b still gets generations after its first executed jobs, on a loaded
+// 2-core machine too (at 8 steps the run could end before one was in flight there).
+const STEPS: u64 = 16;
 
 #[test]
 fn two_nodes_share_the_executor_and_rollout_work_and_survive_a_sigkill() {
