@@ -59,11 +59,12 @@ async fn estimate(
     let kind = job.task.kind;
     let text = ctx.task_type(kind)?.solver_prompt(&job.task)?;
     let ids = ctx.codec.encode(&text)?;
+    let kept_ids = ctx.train_estimates.then(|| ids.clone());
     let n = ctx.rewards.mc_samples;
     let samples = ctx
         .generate_for(
             &job.proposal.slot,
-            ids.clone(),
+            ids,
             n,
             job.proposal.slot.seed(ctx.seed, 2),
             0,
@@ -71,12 +72,14 @@ async fn estimate(
         .await?;
     let lengths: Vec<usize> = samples.iter().map(|s| s.tokens.len()).collect();
     let (c, task) = (ctx.clone(), job.task.clone());
-    let texts: Vec<String> = samples.iter().map(|s| s.text.clone()).collect();
-    let verdicts = tokio::task::spawn_blocking(move || {
-        texts
+    // The samples go to the grader and come back: they are trained on too when
+    // `train_estimates` is set.
+    let (samples, verdicts) = tokio::task::spawn_blocking(move || {
+        let verdicts = samples
             .iter()
-            .map(|t| super::reward::grade(&c, &task, t))
-            .collect::<Result<Vec<Score>, WorkError>>()
+            .map(|g| super::reward::grade(&c, &task, &g.text))
+            .collect::<Result<Vec<Score>, WorkError>>()?;
+        Ok::<_, WorkError>((samples, verdicts))
     })
     .await
     .map_err(|e| WorkError::Join(e.to_string()))??;
@@ -91,9 +94,9 @@ async fn estimate(
     );
     // The mean score: partial credit counts its value.
     let rate = f64::from(azr_core::tasks::rewards::solve_rate(&verdicts));
-    let estimates = ctx.train_estimates.then(|| Estimates {
+    let estimates = kept_ids.map(|prompt_ids| Estimates {
         prompt: text,
-        prompt_ids: ids,
+        prompt_ids,
         samples: samples.into_iter().zip(verdicts).collect(),
     });
     Ok((rate, estimates))

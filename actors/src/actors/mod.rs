@@ -106,22 +106,6 @@ impl Ctx {
         self.registry.get(kind).ok_or(WorkError::NoTaskType(kind))
     }
 
-    /// Submit `n` samples of `prompt` with the training settings and `seed`, and await them
-    /// decoded.
-    pub async fn generate(
-        &self,
-        prompt: Vec<u32>,
-        n: usize,
-        seed: u64,
-        priority: i32,
-    ) -> Result<Vec<Generated>, WorkError> {
-        let params = SamplingParams {
-            seed,
-            ..self.sampling.clone()
-        };
-        self.generate_with(prompt, n, params, priority).await
-    }
-
     /// Submit `n` samples of `prompt` for `slot` with the training settings and `seed`, and
     /// await them decoded. With a cluster, any rollout engine whose weights keep the slot's
     /// samples within the staleness bound may generate them.

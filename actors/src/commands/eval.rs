@@ -365,6 +365,33 @@ mod tests {
     }
 
     #[test]
+    fn the_validation_split_loads_and_shares_no_task_with_the_heldout_set() {
+        for kind in ["deduction", "abduction", "induction"] {
+            let key = |t: &Task| (t.program.clone(), format!("{:?}", t.pairs));
+            let load = |prefix: &str| {
+                load_benchmark(
+                    &format!("{prefix}-{kind}"),
+                    0,
+                    Path::new(MODEL),
+                    Path::new(""),
+                )
+                .unwrap()
+            };
+            let held: std::collections::HashSet<_> = load("heldout").iter().map(key).collect();
+            let valid = load("valid");
+            assert!(
+                valid.len() >= 200,
+                "{kind}: {} validation tasks",
+                valid.len()
+            );
+            assert!(
+                valid.iter().all(|t| !held.contains(&key(t))),
+                "{kind}: overlap"
+            );
+        }
+    }
+
+    #[test]
     fn heldout_limit_spreads_over_families() {
         let all = load_benchmark("heldout-deduction", 0, Path::new(MODEL), Path::new("")).unwrap();
         let some =
