@@ -10,32 +10,14 @@ mod support;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::azr;
+use support::{azr, free_addr, sample, scrape, wait_for};
 
 const DIVERSITY: f64 = 0.5;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// GET `/metrics` over plain HTTP/1.0.
-fn scrape(addr: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    Some(body)
-}
-
-/// The value of the sample whose series is exactly `series` (name plus labels).
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.split_whitespace().next() == Some(series))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
 }
 
 /// AZR's learnability with the default rewards (`extreme` = -0.5).
@@ -51,12 +33,7 @@ fn learnability(s: f64) -> f64 {
 fn diversity_term_metrics_dumps_and_checkpointed_memory() {
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("run");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = free_addr();
     let set_run_dir = format!("run.run_dir=\"{}\"", run_dir.display());
     let set_diversity = format!("tasks.rewards.diversity={DIVERSITY}");
     let mut child = azr()
@@ -71,19 +48,16 @@ fn diversity_term_metrics_dumps_and_checkpointed_memory() {
         .args(["--metrics-addr", &addr])
         .args(["--set", &set_run_dir, "--set", &set_diversity])
         .args(["--set", "evaluator.every=0"])
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(tmp.path().join("run.stderr")).unwrap())
         .spawn()
         .unwrap();
-    let t0 = Instant::now();
-    let text = loop {
-        if let Some(t) = scrape(&addr) {
-            if sample(&t, "azr_steps_total").unwrap_or(0.0) >= 4.0 {
-                break t;
-            }
-        }
-        assert!(t0.elapsed() < Duration::from_secs(300), "no metrics");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let text = wait_for(
+        &mut child,
+        &tmp.path().join("run.stderr"),
+        "4 steps in the metrics",
+        Duration::from_secs(300),
+        || scrape(&addr).filter(|t| sample(t, "azr_steps_total").unwrap_or(0.0) >= 4.0),
+    );
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }

@@ -4,9 +4,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
-use support::{azr, ok, Fixture};
+use support::{azr, free_addr, ok, sample, scrape, Fixture};
 
 /// Sequences per step of the fixture config: 3 kinds x (2 proposals + 2 answers).
 const PER_STEP: usize = 12;
@@ -196,20 +194,14 @@ fn killed_run_resumes_from_last_checkpoint() {
     let mut child = azr()
         .args(["run", "--max-steps", "100000", "--config"])
         .arg(f.config())
-        .stderr(std::process::Stdio::null())
+        .stderr(f.stderr_file())
         .spawn()
         .unwrap();
     let latest = f.run_dir().join("checkpoints/latest");
-    let t0 = Instant::now();
-    loop {
-        if let Ok(name) = std::fs::read_to_string(&latest) {
-            if name.trim() >= "step_000004" {
-                break;
-            }
-        }
-        assert!(t0.elapsed() < Duration::from_secs(240), "no checkpoint");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    f.wait_for(&mut child, "a checkpoint of step 4", || {
+        let name = std::fs::read_to_string(&latest).ok()?;
+        (name.trim() >= "step_000004").then_some(())
+    });
     // SIGKILL: no chance to checkpoint on the way out.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGKILL);
@@ -281,32 +273,9 @@ fn bad_config_is_rejected_naming_the_key() {
     }
 }
 
-/// GET `/metrics` over plain HTTP/1.0 (no client crate needed).
-fn scrape(addr: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    Some(body)
-}
-
-/// The value of an unlabelled sample in an exposition.
-fn sample(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.split_whitespace().next() == Some(name))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-}
-
 #[test]
 fn metrics_are_served_and_sigterm_checkpoints() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = free_addr();
     let f = Fixture::new("");
     let mut child = azr()
         .args([
@@ -318,19 +287,12 @@ fn metrics_are_served_and_sigterm_checkpoints() {
             "--config",
         ])
         .arg(f.config())
-        .stderr(std::process::Stdio::null())
+        .stderr(f.stderr_file())
         .spawn()
         .unwrap();
-    let t0 = Instant::now();
-    let text = loop {
-        if let Some(t) = scrape(&addr) {
-            if sample(&t, "azr_steps_total").unwrap_or(0.0) >= 3.0 {
-                break t;
-            }
-        }
-        assert!(t0.elapsed() < Duration::from_secs(240), "no metrics");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let text = f.wait_for(&mut child, "3 steps in the metrics", || {
+        scrape(&addr).filter(|t| sample(t, "azr_steps_total").unwrap_or(0.0) >= 3.0)
+    });
     for needle in [
         "azr_reward_mean{task=\"deduction\",role=\"solve\"}",
         "azr_valid_proposal_ratio{task=\"abduction\"}",

@@ -4,7 +4,8 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
 
 use azr_core::model::{Architecture, Model, ModelConfig, TokenIds, Tokenizer};
 use candle_core::{DType, Device};
@@ -128,6 +129,31 @@ impl Fixture {
         self.dir.path().join("run")
     }
 
+    /// A file for a spawned run's stderr, read back by [`Fixture::wait_for`].
+    pub fn stderr_file(&self) -> std::fs::File {
+        std::fs::File::create(self.stderr_path()).expect("stderr file")
+    }
+
+    fn stderr_path(&self) -> PathBuf {
+        self.dir.path().join("run.stderr")
+    }
+
+    /// [`wait_for`] a run spawned with [`Fixture::stderr_file`], for at most 240 s.
+    pub fn wait_for<T>(
+        &self,
+        child: &mut Child,
+        what: &str,
+        probe: impl FnMut() -> Option<T>,
+    ) -> T {
+        wait_for(
+            child,
+            &self.stderr_path(),
+            what,
+            Duration::from_secs(240),
+            probe,
+        )
+    }
+
     /// Config path.
     pub fn config(&self) -> PathBuf {
         self.dir.path().join("cfg.toml")
@@ -166,4 +192,55 @@ pub fn ok(out: Output) -> String {
         stderr
     );
     stderr
+}
+
+/// Poll `probe` every 50 ms until it gives a value. Fails with the run's stderr (the file at
+/// `stderr`) when `child` exits first or `timeout` passes (the child is then killed).
+pub fn wait_for<T>(
+    child: &mut Child,
+    stderr: &Path,
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
+    let t0 = Instant::now();
+    let log = || std::fs::read_to_string(stderr).unwrap_or_default();
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!("azr exited ({status}) before {what}:\n{}", log());
+        }
+        if t0.elapsed() > timeout {
+            let _ = child.kill();
+            panic!("no {what} after {timeout:?}:\n{}", log());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A free local TCP address for `--metrics-addr`.
+pub fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    format!("127.0.0.1:{}", l.local_addr().expect("local addr").port())
+}
+
+/// GET `/metrics` over plain HTTP/1.0 (no client crate needed); `None` while nothing answers.
+pub fn scrape(addr: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+/// The value of the sample whose series is exactly `series` (name plus labels).
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(series))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
 }

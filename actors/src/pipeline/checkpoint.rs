@@ -139,13 +139,21 @@ impl Pending {
         let pointer_tmp = dir.join("latest.tmp");
         fs::write(&pointer_tmp, &self.name)?;
         fs::rename(&pointer_tmp, dir.join("latest"))?;
-        prune(&dir, 2)?;
+        prune(&dir, step_of(&self.name), 2)?;
         Ok(final_path)
     }
 }
 
-/// Keep the `keep` newest `step_*` checkpoints (and remove stale `.tmp` ones).
-fn prune(dir: &Path, keep: usize) -> Result<()> {
+/// The step of a `step_XXXXXX` name (`None` for any other name, which orders first).
+fn step_of(name: &str) -> Option<u64> {
+    name.strip_prefix("step_")?.parse().ok()
+}
+
+/// Keep the `keep` newest `step_*` checkpoints and remove stale `.tmp` ones: those of steps up to
+/// `committed`, the checkpoint just published. A `.tmp` of a later step is a checkpoint the
+/// trainer may be writing right now (it is begun when its batch is sent, which can be before the
+/// previous step's report commits), so it is left alone.
+fn prune(dir: &Path, committed: Option<u64>, keep: usize) -> Result<()> {
     let mut done = Vec::new();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
@@ -153,13 +161,15 @@ fn prune(dir: &Path, keep: usize) -> Result<()> {
         if !name.starts_with("step_") {
             continue;
         }
-        if name.ends_with(".tmp") {
-            fs::remove_dir_all(entry.path())?;
+        if let Some(step_name) = name.strip_suffix(".tmp") {
+            if step_of(step_name) <= committed {
+                fs::remove_dir_all(entry.path())?;
+            }
         } else {
             done.push(name);
         }
     }
-    done.sort();
+    done.sort_by_key(|n| step_of(n));
     let n = done.len().saturating_sub(keep);
     for name in &done[..n] {
         fs::remove_dir_all(dir.join(name))?;
@@ -209,6 +219,22 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["latest", "step_000004", "step_000006"]);
+    }
+
+    #[test]
+    fn commit_keeps_a_later_checkpoint_still_being_written() {
+        // The trainer writes step 4 while step 2's report commits: pruning must not delete it.
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path();
+        let stale = begin(run, 1).unwrap();
+        let two = begin(run, 2).unwrap();
+        let four = begin(run, 4).unwrap();
+        fs::write(four.dir().join("model.safetensors"), b"x").unwrap();
+        two.commit(&state(2)).unwrap();
+        assert!(!stale.dir().exists(), "an abandoned earlier .tmp is pruned");
+        assert!(four.dir().join("model.safetensors").exists());
+        four.commit(&state(4)).unwrap();
+        assert!(latest(run).unwrap().unwrap().ends_with("step_000004"));
     }
 
     #[test]
