@@ -24,10 +24,14 @@
 //! ## Staleness across machines
 //! Each request carries `min_version`, the oldest version allowed to produce its first token:
 //! the batch its samples are trained in minus `run.staleness` (admission guarantees the head's
-//! own engine is never older). The router sends a request only to a node whose acknowledged
-//! version is at least that; the node checks again when it submits (waiting up to
-//! [`STALE_WAIT`] for a version still being installed) and answers [`GenReply::Stale`]
-//! otherwise; the router also checks every returned sample's `first_version`. A refused
+//! own engine is never older). The router sends a request to a node whose acknowledged
+//! version is at least that, or whose weights are on their way: it has a snapshot of this
+//! join, no failed sync pending, and the newest published version (the one the broadcaster
+//! sends it next) is at least `min_version`. Right after a publish every node is in that
+//! state for the few milliseconds of its sync, and a batch's requests are issued right after
+//! a publish: counting only acknowledged versions would send them all to the head's engine.
+//! The node checks again when it submits (waiting up to [`STALE_WAIT`] for a version still
+//! being installed) and answers [`GenReply::Stale`] otherwise; the router also checks every returned sample's `first_version`. A refused
 //! request is issued elsewhere, at the latest on the head's own engine, and counted. So the
 //! bound of [`crate::pipeline::admission`] holds whatever machine generated a sample.
 //!
@@ -288,6 +292,7 @@ impl RolloutRouter {
         excluded: &HashSet<String>,
     ) -> (Target, Hold<'_>) {
         let members = ractor::pg::get_members(&ROLLOUT_GROUP.to_string());
+        let published = self.latest.borrow().as_ref().map(|l| l.version);
         let mut st = self.shared.lock();
         let score = |n: &super::head::NodeReport| (n.gen_load, n.gen_issued);
         let mut best: Option<((u64, u64), Target, String)> = st
@@ -308,7 +313,11 @@ impl RolloutRouter {
             let Some(n) = st.report.nodes.get(&name) else {
                 continue;
             };
-            let fresh = n.weights_version.is_some_and(|v| v >= min_version);
+            let acknowledged = n.weights_version.is_some_and(|v| v >= min_version);
+            let on_its_way = n.weights_version.is_some()
+                && n.sync_after.is_none()
+                && published.is_some_and(|v| v >= min_version);
+            let fresh = acknowledged || on_its_way;
             if !n.roles.contains(&NodeRole::Rollout) || !fresh {
                 continue;
             }
