@@ -30,6 +30,7 @@
 //! `evaluator.at_start`), the learner thread's publish hook keeps that version's snapshot
 //! ([`crate::actors::evaluator::Published`]); the evaluator scores exactly that snapshot on a
 //! rollout engine of its own, so training neither waits for it nor changes the weights under it.
+//! With a cluster, an evaluator node scores it when one is free ([`crate::cluster::eval`]).
 //!
 //! ## Checkpoints
 //! The learner thread writes weights + optimizer right after the update of a due step (before
@@ -367,6 +368,7 @@ pub async fn run<T: Trainer>(
         )))
         .add(Arc::new(Evaluator::new(
             ctx.clone(),
+            services.cluster.clone(),
             services.benchmarks.clone(),
             eval_settings(&cfg, engines.stop_token_ids),
             published,
