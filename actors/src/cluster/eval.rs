@@ -567,7 +567,13 @@ mod tests {
 
     #[test]
     fn scores_must_match_the_benchmarks_in_order() {
-        let task = |i: usize| Task::math(format!("{i}+1"), format!("{}", i + 1), Provenance::benchmark("t", &i.to_string()));
+        let task = |i: usize| {
+            Task::math(
+                format!("{i}+1"),
+                format!("{}", i + 1),
+                Provenance::benchmark("t", i.to_string()),
+            )
+        };
         let b = vec![
             Benchmark::new("a", vec![task(1), task(2)]),
             Benchmark::new("b", vec![task(3)]),

@@ -480,6 +480,59 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn an_evaluation_request_and_its_scores_round_trip_as_plain_data() {
+        use crate::actors::evaluator::{Benchmark, EvalSettings, Score};
+        use azr_core::tasks::{Provenance, Task};
+        let (tx, rx) = ractor::concurrency::oneshot::<EvalReply>();
+        let job = EvalJob {
+            id: 9,
+            version: 4,
+            step: Some(3),
+            benchmarks: vec![Benchmark::new(
+                "sums",
+                vec![Task::math("1+1", "2", Provenance::benchmark("sums", "0"))],
+            )],
+            settings: EvalSettings {
+                samples: 1,
+                params: azr_core::model::SamplingParams {
+                    temperature: 0.0,
+                    max_new_tokens: 16,
+                    stop_token_ids: vec![1, 2],
+                    ..Default::default()
+                },
+                seed: 77,
+            },
+        };
+        let bytes = ractor::Message::serialize(Call::<EvalJob, EvalReply> {
+            req: job,
+            reply: tx.into(),
+        })
+        .expect("serializable");
+        let back: Call<EvalJob, EvalReply> = ractor::Message::deserialize(bytes).expect("decodes");
+        assert_eq!((back.req.id, back.req.version, back.req.step), (9, 4, Some(3)));
+        assert_eq!(back.req.benchmarks[0].name, "sums");
+        assert_eq!(back.req.benchmarks[0].tasks[0].problem, "1+1");
+        assert_eq!(back.req.settings.params.stop_token_ids, vec![1, 2]);
+        assert_eq!(back.req.settings.seed, 77);
+        let score = Score {
+            benchmark: "sums".into(),
+            accuracy: 1.0,
+            items: 1,
+            samples: 1,
+            temperature: 0.0,
+            policy_version: 4,
+            answers_digest: "0123456789abcdef".into(),
+        };
+        back.reply
+            .send(EvalReply::Scores(vec![score.clone()]))
+            .expect("reply port open");
+        match rx.await.expect("reply arrives") {
+            EvalReply::Scores(s) => assert_eq!(s, vec![score]),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
     #[test]
     fn roles_parse_by_name() {
         assert_eq!(NodeRole::parse("executor"), Some(NodeRole::Executor));
