@@ -1479,9 +1479,8 @@ mod tests {
         assert!(text.contains(
             "azr_cluster_jobs_total{node=\"head\",work=\"executor\",outcome=\"completed\"} 0\n"
         ));
-        assert!(text.contains(
-            "azr_cluster_jobs_total{node=\"head\",work=\"eval\",outcome=\"lost\"} 0\n"
-        ));
+        assert!(text
+            .contains("azr_cluster_jobs_total{node=\"head\",work=\"eval\",outcome=\"lost\"} 0\n"));
         assert!(text.contains("azr_cluster_weights_version{node=\"gpu-7\"} 5\n"));
         assert!(text.contains("azr_cluster_weights_version{node=\"head\"} 0\n"));
     }

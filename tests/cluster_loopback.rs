@@ -497,11 +497,19 @@ fn an_evaluator_node_scores_each_evaluation_as_the_head_would() {
     let report = cluster_report(&f);
     let n = |node: &str, key: &str| report["nodes"][node][key].as_u64().expect(key);
     assert_eq!(
-        (n("e", "eval_issued"), n("e", "eval_completed"), n("e", "eval_lost")),
+        (
+            n("e", "eval_issued"),
+            n("e", "eval_completed"),
+            n("e", "eval_lost")
+        ),
         (3, 3, 0),
         "{report}"
     );
-    assert_eq!(n("e", "weight_syncs"), 3, "one pinned snapshot per evaluation: {report}");
+    assert_eq!(
+        n("e", "weight_syncs"),
+        3,
+        "one pinned snapshot per evaluation: {report}"
+    );
     assert_eq!(n("head", "eval_issued"), 0, "{report}");
     assert_eq!(report["evaluations"], 3, "{report}");
     assert_eq!(report["eval_delivered"], 3, "{report}");
@@ -553,7 +561,12 @@ fn an_evaluator_node_scores_each_evaluation_as_the_head_would() {
         ] {
             assert_eq!(r[key], local[key], "{key}: node {r} vs local {local}");
         }
-        digests.push(local["answers_digest"].as_str().expect("digest").to_string());
+        digests.push(
+            local["answers_digest"]
+                .as_str()
+                .expect("digest")
+                .to_string(),
+        );
     }
     digests.sort();
     digests.dedup();
@@ -606,7 +619,11 @@ fn an_evaluation_lost_with_its_node_is_reissued_and_recorded_once() {
             .map_or(0, |v| v.as_u64().expect(key))
     };
     assert_eq!(
-        (n("a", "eval_issued"), n("a", "eval_lost"), n("a", "eval_in_flight")),
+        (
+            n("a", "eval_issued"),
+            n("a", "eval_lost"),
+            n("a", "eval_in_flight")
+        ),
         (1, 1, 0),
         "{report}"
     );
@@ -619,12 +636,38 @@ fn an_evaluation_lost_with_its_node_is_reissued_and_recorded_once() {
     assert_eq!(n("b", "eval_issued"), n("b", "eval_completed"), "{report}");
     let g = |key: &str| report[key].as_u64().expect(key);
     assert_eq!(
-        (g("evaluations"), g("eval_delivered"), g("eval_reissued"), g("eval_failed")),
+        (
+            g("evaluations"),
+            g("eval_delivered"),
+            g("eval_reissued"),
+            g("eval_failed")
+        ),
         (3, 3, 1, 0),
         "{report}"
     );
+    // Every attempt ended one way (or is still in flight); every lost or refused node attempt
+    // was issued again.
+    let sum = |key: &str| {
+        report["nodes"]
+            .as_object()
+            .expect("nodes")
+            .values()
+            .map(|v| v[key].as_u64().expect(key))
+            .sum::<u64>()
+    };
+    assert_eq!(
+        sum("eval_issued"),
+        sum("eval_completed") + sum("eval_lost") + sum("eval_refused") + sum("eval_in_flight"),
+        "{report}"
+    );
+    assert_eq!(
+        g("eval_reissued") + g("eval_failed"),
+        sum("eval_lost") + sum("eval_refused"),
+        "{report}"
+    );
     assert!(
-        head.text().contains("evaluation not scored by the node; re-issuing"),
+        head.text()
+            .contains("evaluation not scored by the node; re-issuing"),
         "{}",
         head.text()
     );

@@ -145,11 +145,9 @@ pub struct Evaluator {
 impl Evaluator {
     /// An evaluator of `benchmarks` appending to `out` (`eval.jsonl`), scoring the snapshots
     /// kept in `published` with engines configured by `engine`; `pending` counts the requested
-    /// evaluations not finished yet (decremented here). With `cluster`, evaluations go to its
-    /// evaluator nodes first.
+    /// evaluations not finished yet (decremented here).
     pub fn new(
         ctx: Arc<Ctx>,
-        cluster: Option<Arc<ClusterHead>>,
         benchmarks: Arc<Vec<Benchmark>>,
         settings: EvalSettings,
         published: Published,
@@ -159,7 +157,7 @@ impl Evaluator {
     ) -> Self {
         Self {
             ctx,
-            cluster,
+            cluster: None,
             benchmarks,
             settings,
             published,
@@ -167,6 +165,13 @@ impl Evaluator {
             out,
             pending,
         }
+    }
+
+    /// Offer each due evaluation to the evaluator nodes of `cluster` first (the head's own
+    /// evaluator scores it when none does); `None`: always here.
+    pub fn with_cluster(mut self, cluster: Option<Arc<ClusterHead>>) -> Self {
+        self.cluster = cluster;
+        self
     }
 }
 
@@ -347,7 +352,8 @@ async fn score_pinned(
     engine_cfg: EngineConfig,
 ) -> Result<(Option<String>, Vec<Score>), WorkError> {
     let Some(head) = cluster else {
-        let scores = score_here(ctx, req.version, weights, benchmarks, settings, engine_cfg).await?;
+        let scores =
+            score_here(ctx, req.version, weights, benchmarks, settings, engine_cfg).await?;
         return Ok((None, scores));
     };
     let id = head.evaluation_started();

@@ -206,6 +206,15 @@ impl ClusterHead {
                 return None;
             }
         };
+        let payload = Payload {
+            id,
+            version,
+            step,
+            bytes,
+            spec,
+            benchmarks,
+            settings,
+        };
         let mut excluded = HashSet::new();
         loop {
             let (cell, node) = pick(shared, &excluded, true)?;
@@ -214,10 +223,7 @@ impl ClusterHead {
                 node: node.clone(),
                 outcome: None,
             };
-            let (outcome, why) = match self
-                .attempt(shared, &cell, &node, id, version, step, &bytes, &spec, benchmarks, settings)
-                .await
-            {
+            let (outcome, why) = match self.attempt(shared, &cell, &node, &payload).await {
                 Ok(scores) => {
                     hold.finish("completed");
                     shared.lock().report.eval_delivered += 1;
@@ -240,30 +246,24 @@ impl ClusterHead {
         }
     }
 
-    /// One attempt on `node`: its snapshot, then the request; the scores, or the attempt's
-    /// outcome (`lost` or `refused`) and why.
-    #[allow(clippy::too_many_arguments)]
+    /// One attempt of `p` on `node` (its evaluator worker `cell`): the snapshot, then the
+    /// request; the scores, or the attempt's outcome (`lost` or `refused`) and why.
     async fn attempt(
         &self,
         shared: &Shared,
         cell: &ActorCell,
         node: &str,
-        id: u64,
-        version: PolicyVersion,
-        step: Option<u64>,
-        bytes: &[u8],
-        spec: &super::wire::ModelSpec,
-        benchmarks: &[Benchmark],
-        settings: &EvalSettings,
+        p: &Payload<'_>,
     ) -> Result<Vec<Score>, (&'static str, String)> {
+        let (version, benchmarks) = (p.version, p.benchmarks);
         let t0 = Instant::now();
         let sent = send_snapshot(
             shared,
             EVAL_WEIGHTS_GROUP,
             node,
             version,
-            bytes,
-            Some(spec),
+            &p.bytes,
+            Some(&p.spec),
             self.timeout,
         )
         .await;
@@ -291,11 +291,11 @@ impl ClusterHead {
             Err(e) => return Err(("lost", format!("weights: {e}"))),
         }
         let job = EvalJob {
-            id,
+            id: p.id,
             version,
-            step,
+            step: p.step,
             benchmarks: benchmarks.to_vec(),
-            settings: settings.clone(),
+            settings: p.settings.clone(),
         };
         let actor: ActorRef<EvalCall> = cell.clone().into();
         let r = actor
@@ -318,6 +318,18 @@ impl ClusterHead {
             Err(e) => Err(("lost", format!("could not send: {e}"))),
         }
     }
+}
+
+/// What every attempt of one evaluation sends.
+struct Payload<'a> {
+    id: u64,
+    version: PolicyVersion,
+    step: Option<u64>,
+    /// The pinned snapshot as safetensors (encoded once per evaluation).
+    bytes: Vec<u8>,
+    spec: super::wire::ModelSpec,
+    benchmarks: &'a [Benchmark],
+    settings: &'a EvalSettings,
 }
 
 /// A free evaluator node not in `excluded` (the least used first: fewest evaluations issued),
@@ -350,10 +362,7 @@ fn pick(shared: &Shared, excluded: &HashSet<String>, take: bool) -> Option<(Acto
             continue;
         }
         let key = (n.eval_issued, name.clone());
-        if best
-            .as_ref()
-            .is_none_or(|(i, b, _)| key < (*i, b.clone()))
-        {
+        if best.as_ref().is_none_or(|(i, b, _)| key < (*i, b.clone())) {
             best = Some((n.eval_issued, name, cell));
         }
     }
@@ -478,9 +487,18 @@ impl Actor for EvalWorker {
 async fn serve(host: &EvalHost, job: EvalJob) -> EvalReply {
     let t0 = Instant::now();
     let (id, version) = (job.id, job.version);
-    tracing::info!(evaluation = id, version, step = job.step, "evaluation started");
+    tracing::info!(
+        evaluation = id,
+        version,
+        step = job.step,
+        "evaluation started"
+    );
     let Some(snapshot) = host.take(version) else {
-        tracing::warn!(evaluation = id, version, "evaluation refused: no snapshot of its version");
+        tracing::warn!(
+            evaluation = id,
+            version,
+            "evaluation refused: no snapshot of its version"
+        );
         return EvalReply::NoWeights { version };
     };
     let codec: crate::engine::SharedCodec =
@@ -521,7 +539,11 @@ async fn serve(host: &EvalHost, job: EvalJob) -> EvalReply {
                     "scored"
                 );
             }
-            tracing::info!(evaluation = id, secs = t0.elapsed().as_secs_f64(), "evaluated");
+            tracing::info!(
+                evaluation = id,
+                secs = t0.elapsed().as_secs_f64(),
+                "evaluated"
+            );
             EvalReply::Scores(scores)
         }
         Err(e) => {

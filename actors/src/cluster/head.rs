@@ -406,8 +406,7 @@ impl Shared {
         let executors = worker::members();
         let receivers = ractor::pg::get_members(&super::wire::WEIGHTS_GROUP.to_string());
         let evaluators = ractor::pg::get_members(&super::wire::EVAL_GROUP.to_string());
-        let eval_receivers =
-            ractor::pg::get_members(&super::wire::EVAL_WEIGHTS_GROUP.to_string());
+        let eval_receivers = ractor::pg::get_members(&super::wire::EVAL_WEIGHTS_GROUP.to_string());
         let st = self.lock();
         let has = |cells: &[ActorCell], name: &str| {
             cells

@@ -304,29 +304,28 @@ async fn start_workers(opts: &NodeOptions, config_toml: String) -> Result<Worker
         .map_err(|e| ClusterError::Protocol(format!("the head's config: {e}")))?;
     // Task types and the sandboxed executor: validation (executor role) and grading
     // (evaluator role) share them.
-    let sandbox = if opts.roles.contains(&NodeRole::Executor)
-        || opts.roles.contains(&NodeRole::Evaluator)
-    {
-        let templates = Arc::new(
-            TemplateSet::resolve(&cfg.raw.tasks.templates)
-                .map_err(|e| ClusterError::Protocol(format!("tasks.templates: {e}")))?,
-        );
-        let registry = Arc::new(
-            TaskRegistry::builtin(templates, &cfg.raw.tasks)
-                .map_err(|e| ClusterError::Protocol(format!("task types: {e}")))?,
-        );
-        let mut exec_cfg = cfg.raw.executor.clone();
-        exec_cfg.workers = opts.capacity.max(1);
-        let ex = tokio::task::spawn_blocking(move || Executor::start(exec_cfg))
-            .await
-            .map_err(|e| ClusterError::Spawn(e.to_string()))?
-            .map_err(|e| ClusterError::Spawn(format!("the executor: {e}")))?;
-        azr_core::metrics::record_isolation(ex.isolation());
-        azr_core::metrics::use_registry(&registry);
-        Some((registry, Arc::new(ex)))
-    } else {
-        None
-    };
+    let sandbox =
+        if opts.roles.contains(&NodeRole::Executor) || opts.roles.contains(&NodeRole::Evaluator) {
+            let templates = Arc::new(
+                TemplateSet::resolve(&cfg.raw.tasks.templates)
+                    .map_err(|e| ClusterError::Protocol(format!("tasks.templates: {e}")))?,
+            );
+            let registry = Arc::new(
+                TaskRegistry::builtin(templates, &cfg.raw.tasks)
+                    .map_err(|e| ClusterError::Protocol(format!("task types: {e}")))?,
+            );
+            let mut exec_cfg = cfg.raw.executor.clone();
+            exec_cfg.workers = opts.capacity.max(1);
+            let ex = tokio::task::spawn_blocking(move || Executor::start(exec_cfg))
+                .await
+                .map_err(|e| ClusterError::Spawn(e.to_string()))?
+                .map_err(|e| ClusterError::Spawn(format!("the executor: {e}")))?;
+            azr_core::metrics::record_isolation(ex.isolation());
+            azr_core::metrics::use_registry(&registry);
+            Some((registry, Arc::new(ex)))
+        } else {
+            None
+        };
     let mut executor = None;
     if let (true, Some((registry, ex))) = (opts.roles.contains(&NodeRole::Executor), &sandbox) {
         executor = Some(

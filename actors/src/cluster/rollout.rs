@@ -573,7 +573,9 @@ pub(super) async fn send_snapshot(
                     "unexpected acknowledgement {other:?} of chunk {i}"
                 )))
             }
-            Ok(CallResult::Timeout) => return Err(SyncError::Failed(format!("chunk {i} timed out"))),
+            Ok(CallResult::Timeout) => {
+                return Err(SyncError::Failed(format!("chunk {i} timed out")))
+            }
             Ok(CallResult::SenderError) => {
                 return Err(SyncError::Failed("the node went away".into()))
             }

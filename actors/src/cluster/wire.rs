@@ -510,7 +510,10 @@ mod tests {
         })
         .expect("serializable");
         let back: Call<EvalJob, EvalReply> = ractor::Message::deserialize(bytes).expect("decodes");
-        assert_eq!((back.req.id, back.req.version, back.req.step), (9, 4, Some(3)));
+        assert_eq!(
+            (back.req.id, back.req.version, back.req.step),
+            (9, 4, Some(3))
+        );
         assert_eq!(back.req.benchmarks[0].name, "sums");
         assert_eq!(back.req.benchmarks[0].tasks[0].problem, "1+1");
         assert_eq!(back.req.settings.params.stop_token_ids, vec![1, 2]);

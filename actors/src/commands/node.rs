@@ -118,10 +118,9 @@ pub async fn node(args: NodeArgs) -> Result<()> {
         .roles
         .iter()
         .map(|r| {
-            NodeRole::parse(r)
-                .with_context(|| {
-                    format!("--roles: unknown role `{r}` (executor, rollout, evaluator)")
-                })
+            NodeRole::parse(r).with_context(|| {
+                format!("--roles: unknown role `{r}` (executor, rollout, evaluator)")
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     if let Some(addr) = &args.metrics_addr {

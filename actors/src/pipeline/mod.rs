@@ -366,16 +366,18 @@ pub async fn run<T: Trainer>(
             progress.clone(),
             evals_pending.clone(),
         )))
-        .add(Arc::new(Evaluator::new(
-            ctx.clone(),
-            services.cluster.clone(),
-            services.benchmarks.clone(),
-            eval_settings(&cfg, engines.stop_token_ids),
-            published,
-            cfg.raw.engine.clone(),
-            run_dir.join("eval.jsonl"),
-            evals_pending.clone(),
-        )))
+        .add(Arc::new(
+            Evaluator::new(
+                ctx.clone(),
+                services.benchmarks.clone(),
+                eval_settings(&cfg, engines.stop_token_ids),
+                published,
+                cfg.raw.engine.clone(),
+                run_dir.join("eval.jsonl"),
+                evals_pending.clone(),
+            )
+            .with_cluster(services.cluster.clone()),
+        ))
         .add(Arc::new(TaskStore::new(
             ctx.clone(),
             StoreState {
