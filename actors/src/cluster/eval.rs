@@ -23,7 +23,7 @@
 //!
 //! ## Loss
 //! An evaluation is issued to one free evaluator node (one evaluation at a time per node, the
-//! least used first). When its snapshot or its request does not come back (the node's session
+//! least used first; while every evaluator node is busy it waits for one, on its own task). When its snapshot or its request does not come back (the node's session
 //! ended, a call timed out: lost; the node had no snapshot or its evaluation failed: refused)
 //! the attempt is counted on that node (`azr_cluster_jobs_total{work="eval"}`) and the
 //! evaluation is issued again to another evaluator node, at the latest to the head's own
@@ -170,7 +170,9 @@ impl ClusterHead {
     ) -> Option<(String, Vec<Score>)> {
         let shared = self.shared();
         // Nothing to encode while no evaluator node could take it.
-        pick(shared, &HashSet::new(), false)?;
+        if let Pick::None = pick(shared, &HashSet::new(), false) {
+            return None;
+        }
         match serde_json::to_vec(benchmarks) {
             Ok(b) if b.len() <= MAX_EVAL_JOB_BYTES => {}
             Ok(b) => {
@@ -216,8 +218,31 @@ impl ClusterHead {
             settings,
         };
         let mut excluded = HashSet::new();
+        let mut waited = Instant::now();
         loop {
-            let (cell, node) = pick(shared, &excluded, true)?;
+            // Registered before looking, so an attempt finishing between the look and the wait
+            // wakes us.
+            let notified = shared.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let (cell, node) = match pick(shared, &excluded, true) {
+                Pick::Free(cell, node) => (cell, node),
+                Pick::None => return None,
+                Pick::Busy => {
+                    // Wait for one (the learner does not: this is the evaluation's own task);
+                    // process-group changes do not notify, so poll as well.
+                    let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
+                    if waited.elapsed() > Duration::from_secs(30) {
+                        tracing::info!(
+                            evaluation = id,
+                            version,
+                            "waiting for a free evaluator node"
+                        );
+                        waited = Instant::now();
+                    }
+                    continue;
+                }
+            };
             let hold = Hold {
                 shared,
                 node: node.clone(),
@@ -332,13 +357,24 @@ struct Payload<'a> {
     settings: &'a EvalSettings,
 }
 
+/// What [`pick`] found.
+enum Pick {
+    /// A free evaluator node (its evaluator worker and name).
+    Free(ActorCell, String),
+    /// Evaluator nodes are up, all busy with another evaluation.
+    Busy,
+    /// No evaluator node is up (besides those excluded).
+    None,
+}
+
 /// A free evaluator node not in `excluded` (the least used first: fewest evaluations issued),
 /// with its evaluator worker; with `take`, the attempt is counted as issued and in flight there.
-fn pick(shared: &Shared, excluded: &HashSet<String>, take: bool) -> Option<(ActorCell, String)> {
+fn pick(shared: &Shared, excluded: &HashSet<String>, take: bool) -> Pick {
     let workers = ractor::pg::get_members(&EVAL_GROUP.to_string());
     let receivers = ractor::pg::get_members(&EVAL_WEIGHTS_GROUP.to_string());
     let mut st = shared.lock();
     let mut best: Option<(u64, String, ActorCell)> = None;
+    let mut busy = false;
     for cell in workers {
         if cell.get_id().is_local() {
             continue;
@@ -352,7 +388,7 @@ fn pick(shared: &Shared, excluded: &HashSet<String>, take: bool) -> Option<(Acto
         let Some(n) = st.report.nodes.get(&name) else {
             continue;
         };
-        if !n.roles.contains(&NodeRole::Evaluator) || n.eval_in_flight > 0 {
+        if !n.roles.contains(&NodeRole::Evaluator) {
             continue;
         }
         let receiver = receivers
@@ -361,18 +397,24 @@ fn pick(shared: &Shared, excluded: &HashSet<String>, take: bool) -> Option<(Acto
         if !receiver {
             continue;
         }
+        if n.eval_in_flight > 0 {
+            busy = true;
+            continue;
+        }
         let key = (n.eval_issued, name.clone());
         if best.as_ref().is_none_or(|(i, b, _)| key < (*i, b.clone())) {
             best = Some((n.eval_issued, name, cell));
         }
     }
-    let (_, name, cell) = best?;
+    let Some((_, name, cell)) = best else {
+        return if busy { Pick::Busy } else { Pick::None };
+    };
     if take {
         let n = st.report.nodes.entry(name.clone()).or_default();
         n.eval_issued += 1;
         n.eval_in_flight += 1;
     }
-    Some((cell, name))
+    Pick::Free(cell, name)
 }
 
 /// Check a node's scores: one per benchmark, in order.
