@@ -133,13 +133,16 @@ impl LabelKey {
 
 /// Outcomes of one attempt of a job the cluster head dispatched, as `outcome` label values:
 /// answered by a member, lost with it, or refused by it (a rollout engine whose weights are
-/// older than the staleness bound allows); lost and refused attempts are issued again.
+/// older than the staleness bound allows, an evaluator node without the pinned snapshot or whose
+/// evaluation failed); lost and refused attempts are issued again.
 pub const CLUSTER_OUTCOMES: [&str; 3] = ["completed", "lost", "refused"];
 
-/// Kinds of cluster job, as `work` label values: validating a proposal, generating samples.
-pub const CLUSTER_WORK: [&str; 2] = ["executor", "rollout"];
+/// Kinds of cluster job, as `work` label values: validating a proposal, generating samples,
+/// scoring a due evaluation.
+pub const CLUSTER_WORK: [&str; 3] = ["executor", "rollout", "eval"];
 
-/// The `node` label value of the cluster head's own executor worker and rollout engine.
+/// The `node` label value of the cluster head's own executor worker, rollout engine and
+/// evaluator.
 pub const HEAD_NODE: &str = "head";
 
 /// The actors of the pipeline, as `actor` label values: the one list of actor names (the
@@ -956,7 +959,7 @@ pub const CLUSTER_JOBS_TOTAL: MetricDef = MetricDef {
     name: "azr_cluster_jobs_total",
     kind: MetricKind::Counter,
     unit: None,
-    help: "Job attempts the cluster head dispatched, by node (head: its own executor worker and rollout engine), work (executor: validating a proposal; rollout: one generation request) and outcome: completed, lost with the node, or refused by it (rollout weights too old for the staleness bound); lost and refused attempts are re-issued.",
+    help: "Job attempts the cluster head dispatched, by node (head: its own executor worker, rollout engine and evaluator), work (executor: validating a proposal; rollout: one generation request; eval: one due evaluation, scored on the pinned weights) and outcome: completed, lost with the node, or refused by it (rollout weights too old for the staleness bound; an evaluator without the pinned snapshot or whose evaluation failed); lost and refused attempts are re-issued (an evaluation at the latest on the head, where a failure counts as lost).",
     labels: &[LabelKey::Node, LabelKey::Work, LabelKey::Outcome],
     buckets: &[],
 };
@@ -969,12 +972,12 @@ pub const CLUSTER_WEIGHTS_VERSION: MetricDef = MetricDef {
     labels: &[LabelKey::Node],
     buckets: &[],
 };
-/// Bytes of weight snapshots the head sent to each rollout node.
+/// Bytes of weight snapshots the head sent to each rollout or evaluator node.
 pub const CLUSTER_WEIGHTS_SENT_BYTES_TOTAL: MetricDef = MetricDef {
     name: "azr_cluster_weights_sent_bytes_total",
     kind: MetricKind::Counter,
     unit: Some(Unit::Bytes),
-    help: "Bytes of weight snapshots (safetensors, in chunks) the head sent to rollout nodes, by node.",
+    help: "Bytes of weight snapshots (safetensors, in chunks) the head sent to rollout nodes (every version) and evaluator nodes (the pinned version of each evaluation), by node.",
     labels: &[LabelKey::Node],
     buckets: &[],
 };
@@ -1476,6 +1479,8 @@ mod tests {
         assert!(text.contains(
             "azr_cluster_jobs_total{node=\"head\",work=\"executor\",outcome=\"completed\"} 0\n"
         ));
+        assert!(text
+            .contains("azr_cluster_jobs_total{node=\"head\",work=\"eval\",outcome=\"lost\"} 0\n"));
         assert!(text.contains("azr_cluster_weights_version{node=\"gpu-7\"} 5\n"));
         assert!(text.contains("azr_cluster_weights_version{node=\"head\"} 0\n"));
     }

@@ -7,6 +7,11 @@
 //!   re-issued, no rollout staler than `run.staleness`, and the cluster's counts reconciled.
 //! * A node with the wrong cookie is refused, with a clear error on both sides; so is a node
 //!   that speaks another cluster protocol version.
+//! * A node with the evaluator role scores every due evaluation of a run (the pinned version's
+//!   snapshot sent to it, the items in the request): the head records its scores tagged with the
+//!   node, and each equals, digest of the answers included, `azr eval` of the same version on
+//!   the head's machine. An evaluator node killed mid-evaluation has that evaluation re-issued
+//!   to another one and recorded once.
 //! * Scaling: with a simulated I/O-bound executor (a fixed sleep per execution), two nodes run
 //!   about twice the executions per second of one (`azr bench cluster`).
 
@@ -424,4 +429,246 @@ fn nodes_speak_tls_to_a_tls_head_and_plain_nodes_are_refused() {
     );
     assert!(report["nodes"].get("plain").is_none(), "{report}");
     drop(secure);
+}
+
+/// The shipped tiny model (pretrained: its greedy held-out accuracy is not zero).
+fn tiny_base() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/tiny-base")
+}
+
+/// A 4-step self-play run of the tiny model that evaluates 8 held-out deduction items greedily
+/// at the start and every 2 steps (versions 0, 2 and 4), checkpointing every 2 steps.
+fn eval_fixture() -> Fixture {
+    let f = Fixture::new("");
+    let text = support::config_text(&tiny_base(), &f.run_dir(), "")
+        .replace("max_steps = 3", "max_steps = 4")
+        .replace(
+            "[evaluator]\nevery = 0",
+            "[evaluator]\nbenchmarks = [\"heldout-deduction\"]\nlimit = 8\nevery = 2\n\
+             at_start = true\nmax_new_tokens = 48",
+        );
+    assert!(text.contains("at_start = true"), "{text}");
+    std::fs::write(f.config(), text).expect("config");
+    f
+}
+
+/// The rows of the run's `eval.jsonl`.
+fn eval_rows(f: &Fixture) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(f.run_dir().join("eval.jsonl"))
+        .expect("eval.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json row"))
+        .collect()
+}
+
+fn cluster_report(f: &Fixture) -> serde_json::Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(f.run_dir().join("cluster.json")).expect("cluster.json"),
+    )
+    .expect("json")
+}
+
+#[test]
+fn an_evaluator_node_scores_each_evaluation_as_the_head_would() {
+    let f = eval_fixture();
+    let c = cookie(f.dir.path(), "cookie", "eval-secret");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut head_cmd = head_command(&f.config(), &addr, &c);
+    head_cmd.args(["--cluster-min-nodes", "1"]);
+    let mut head = Proc::spawn(head_cmd);
+    let e = Proc::spawn(node(&addr, &c, "e", &["--roles", "evaluator"]));
+    let status = head.wait(Duration::from_secs(300));
+    assert!(status.success(), "head failed; log:\n{}", head.text());
+
+    // Each due version scored once, on the node, and recorded with its name.
+    let rows = eval_rows(&f);
+    let mut versions: Vec<u64> = rows
+        .iter()
+        .map(|r| r["policy_version"].as_u64().expect("policy_version"))
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(versions, vec![0, 2, 4], "{rows:?}");
+    for r in &rows {
+        assert_eq!(r["node"], "e", "{r}");
+        assert_eq!(r["benchmark"], "heldout-deduction", "{r}");
+        assert_eq!(r["items"], 8, "{r}");
+    }
+    assert_eq!(e.count("evaluated"), 3, "node log:\n{}", e.text());
+    let report = cluster_report(&f);
+    let n = |node: &str, key: &str| report["nodes"][node][key].as_u64().expect(key);
+    assert_eq!(
+        (
+            n("e", "eval_issued"),
+            n("e", "eval_completed"),
+            n("e", "eval_lost")
+        ),
+        (3, 3, 0),
+        "{report}"
+    );
+    assert_eq!(
+        n("e", "weight_syncs"),
+        3,
+        "one pinned snapshot per evaluation: {report}"
+    );
+    assert_eq!(n("head", "eval_issued"), 0, "{report}");
+    assert_eq!(report["evaluations"], 3, "{report}");
+    assert_eq!(report["eval_delivered"], 3, "{report}");
+
+    // Greedy decoding does not depend on the engine's batch composition, the snapshot crosses
+    // the wire bit for bit, and the items, prompts and grading are the head's: so every score
+    // equals `azr eval` of the same version on this machine, the digest of the generated
+    // token ids included (and the digests of the versions differ, so it tells them apart).
+    let checkpoints = f.run_dir().join("checkpoints");
+    let mut digests = Vec::new();
+    for r in &rows {
+        let version = r["policy_version"].as_u64().expect("version");
+        let mut cmd = azr();
+        cmd.args([
+            "eval",
+            "--benchmark",
+            "heldout-deduction",
+            "--limit",
+            "8",
+            "--json",
+            "--config",
+        ])
+        .arg(f.config());
+        if version > 0 {
+            let dir = std::fs::read_dir(&checkpoints)
+                .expect("checkpoints")
+                .map(|e| e.expect("entry").path())
+                .find(|p| {
+                    std::fs::read_to_string(p.join("state.json")).is_ok_and(|t| {
+                        serde_json::from_str::<serde_json::Value>(&t).expect("state")["version"]
+                            == version
+                    })
+                })
+                .unwrap_or_else(|| panic!("no checkpoint of version {version}"));
+            cmd.arg("--checkpoint").arg(dir);
+        }
+        let out = cmd.output().expect("azr eval");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        support::ok(out);
+        let local: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json row");
+        for key in [
+            "benchmark",
+            "accuracy",
+            "items",
+            "samples",
+            "temperature",
+            "policy_version",
+            "answers_digest",
+        ] {
+            assert_eq!(r[key], local[key], "{key}: node {r} vs local {local}");
+        }
+        digests.push(
+            local["answers_digest"]
+                .as_str()
+                .expect("digest")
+                .to_string(),
+        );
+    }
+    digests.sort();
+    digests.dedup();
+    assert_eq!(digests.len(), 3, "{rows:?}");
+    assert!(
+        rows.iter().any(|r| r["accuracy"].as_f64() > Some(0.0)),
+        "the tiny model answers some items: {rows:?}"
+    );
+    drop(e);
+}
+
+#[test]
+fn an_evaluation_lost_with_its_node_is_reissued_and_recorded_once() {
+    let f = eval_fixture();
+    let c = cookie(f.dir.path(), "cookie", "eval-secret");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut head_cmd = head_command(&f.config(), &addr, &c);
+    head_cmd.args(["--cluster-min-nodes", "2"]);
+    let mut head = Proc::spawn(head_cmd);
+    // Both nodes are free and unused when the first evaluation (version 0) is due: it goes to
+    // `a` (ties go by name), which holds its reply 30 s and is SIGKILLed meanwhile.
+    let mut a = Proc::spawn(node(
+        &addr,
+        &c,
+        "a",
+        &["--roles", "evaluator", "--simulate-eval-ms", "30000"],
+    ));
+    let b = Proc::spawn(node(&addr, &c, "b", &["--roles", "evaluator"]));
+    a.wait_for("evaluation started", 1, Duration::from_secs(120));
+    a.child.kill().expect("SIGKILL node a");
+    let status = head.wait(Duration::from_secs(300));
+    assert!(status.success(), "head failed; log:\n{}", head.text());
+
+    // Every due version recorded once, all by `b`: version 0 was issued again there (an
+    // evaluation waits while `b` is busy with another).
+    let rows = eval_rows(&f);
+    let mut versions: Vec<u64> = rows
+        .iter()
+        .map(|r| r["policy_version"].as_u64().expect("policy_version"))
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(versions, vec![0, 2, 4], "{rows:?}");
+    for r in &rows {
+        assert_eq!(r["node"], "b", "{r}");
+    }
+    let report = cluster_report(&f);
+    let n = |node: &str, key: &str| {
+        report["nodes"][node]
+            .get(key)
+            .map_or(0, |v| v.as_u64().expect(key))
+    };
+    assert_eq!(
+        (
+            n("a", "eval_issued"),
+            n("a", "eval_lost"),
+            n("a", "eval_in_flight")
+        ),
+        (1, 1, 0),
+        "{report}"
+    );
+    assert_eq!(
+        (n("b", "eval_issued"), n("b", "eval_completed")),
+        (3, 3),
+        "{report}"
+    );
+    assert_eq!(n("head", "eval_issued"), 0, "{report}");
+    let g = |key: &str| report[key].as_u64().expect(key);
+    assert_eq!(
+        (
+            g("evaluations"),
+            g("eval_delivered"),
+            g("eval_reissued"),
+            g("eval_failed")
+        ),
+        (3, 3, 1, 0),
+        "{report}"
+    );
+    // Every attempt ended one way (or is still in flight); every lost or refused node attempt
+    // was issued again.
+    let sum = |key: &str| {
+        report["nodes"]
+            .as_object()
+            .expect("nodes")
+            .values()
+            .map(|v| v[key].as_u64().expect(key))
+            .sum::<u64>()
+    };
+    assert_eq!(
+        sum("eval_issued"),
+        sum("eval_completed") + sum("eval_lost") + sum("eval_refused") + sum("eval_in_flight"),
+        "{report}"
+    );
+    assert_eq!(
+        g("eval_reissued") + g("eval_failed"),
+        sum("eval_lost") + sum("eval_refused"),
+        "{report}"
+    );
+    assert!(
+        head.text()
+            .contains("evaluation not scored by the node; re-issuing"),
+        "{}",
+        head.text()
+    );
+    drop(b);
 }

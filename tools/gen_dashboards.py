@@ -395,20 +395,23 @@ def system():
     b.ts("Cluster nodes up", "Worker nodes (azr node) the head admitted whose session is up.",
          "short", [t(f"max({m('azr_cluster_nodes_up')})", "nodes up")], w=8, h=6)
     b.ts("Cluster work / s by node", "Job attempts each node (head: the head's own executor "
-         "worker and rollout engine) completed per second, by work: executor (a proposal "
-         "validated) or rollout (a generation request).", "ops",
+         "worker, rollout engine and evaluator) completed per second, by work: executor (a "
+         "proposal validated), rollout (a generation request) or eval (a due evaluation "
+         "scored).", "ops",
          [t(f"sum by (node, work) ({rate('azr_cluster_jobs_total', NODE + ',outcome=' + chr(34) + 'completed' + chr(34))})",
             "{{node}} {{work}}")], w=8, h=6)
     b.ts("Cluster failures / s by node", "Job attempts lost with a node (session ended, send "
          "failed, timed out) or refused by it (rollout weights older than the staleness bound "
-         "allows), per second; each is re-issued elsewhere.", "ops",
+         "allows; an evaluator without the pinned snapshot), per second; each is re-issued "
+         "elsewhere (an evaluation at the latest on the head).", "ops",
          [t(f"sum by (node, work, outcome) ({rate('azr_cluster_jobs_total', NODE + ',outcome!=' + chr(34) + 'completed' + chr(34))})",
             "{{node}} {{work}} {{outcome}}")], w=8, h=6)
     b.ts("Rollout weights version by node", "Policy version of the last weight snapshot each "
          "rollout engine installed (head: the version the learner published last).", "short",
          [t(f"max by (node) ({m('azr_cluster_weights_version', NODE)})", "{{node}}")], w=12, h=6)
     b.ts("Weights sent / s by node", "Bytes of weight snapshots the head sent to each rollout "
-         "node per second.", "Bps",
+         "node (every version) or evaluator node (each evaluation's pinned version) per "
+         "second.", "Bps",
          [t(f"sum by (node) ({rate('azr_cluster_weights_sent_bytes_total', NODE)})", "{{node}}")],
          w=12, h=6)
     b.row("Queues")

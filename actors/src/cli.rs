@@ -82,6 +82,10 @@ pub struct EvalArgs {
     /// Checkpoint or run directory whose weights to score (default: `model.path`).
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
+    /// Print the score as one JSON row, the layout of the in-run evaluator's `eval.jsonl` rows
+    /// (without `step`), instead of the text line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `azr exec`.

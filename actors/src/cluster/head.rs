@@ -102,10 +102,22 @@ pub struct NodeReport {
     /// Rollout: policy version of the last snapshot its engine installed (none before the
     /// first of its current join).
     pub weights_version: Option<u64>,
-    /// Rollout: snapshots sent to it.
+    /// Rollout and evaluator: snapshots sent to it.
     pub weight_syncs: u64,
-    /// Rollout: bytes of weights sent to it.
+    /// Rollout and evaluator: bytes of weights sent to it.
     pub weights_bytes: u64,
+    /// Evaluator: evaluations issued to it (the head: scored by its own evaluator).
+    pub eval_issued: u64,
+    /// Evaluator: evaluations it scored (their scores were recorded).
+    pub eval_completed: u64,
+    /// Evaluator: evaluations lost with it (session ended, send failed, timed out) while its
+    /// snapshot or its request was in flight, then re-issued (the head: failed, not re-issued).
+    pub eval_lost: u64,
+    /// Evaluator: evaluations it refused or failed (no snapshot of the version, a failed
+    /// evaluation), then re-issued.
+    pub eval_refused: u64,
+    /// Evaluator: evaluations in flight on it now (at the end of a run: cut off with it).
+    pub eval_in_flight: u64,
     /// Units of its capacity held by the dispatcher (in flight, or about to be).
     #[serde(skip)]
     reserved: u64,
@@ -151,6 +163,16 @@ pub struct ClusterReport {
     /// Rollout: attempts issued again after a loss or refusal (equal to the sum of the nodes'
     /// `gen_lost + gen_refused`, less the head's own failures).
     pub gen_reissued: u64,
+    /// Evaluator: distinct evaluations (due versions) scored in the cluster run.
+    pub evaluations: u64,
+    /// Evaluator: evaluations whose scores came back (from a node or the head's own
+    /// evaluator) and were recorded, each once.
+    pub eval_delivered: u64,
+    /// Evaluator: evaluations the head's own evaluator failed after any node attempts.
+    pub eval_failed: u64,
+    /// Evaluator: node attempts issued again after a loss or refusal (equal to the sum of the
+    /// nodes' `eval_lost + eval_refused`, less the head's own failures).
+    pub eval_reissued: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -379,10 +401,12 @@ impl Shared {
 
     /// Nodes up and ready: each of their roles' workers visible here (executor: a member of
     /// its group; rollout: its weights receiver, and with `weights` a first snapshot
-    /// installed).
+    /// installed; evaluator: its worker and its weights receiver).
     fn nodes_ready(&self, weights: bool) -> usize {
         let executors = worker::members();
         let receivers = ractor::pg::get_members(&super::wire::WEIGHTS_GROUP.to_string());
+        let evaluators = ractor::pg::get_members(&super::wire::EVAL_GROUP.to_string());
+        let eval_receivers = ractor::pg::get_members(&super::wire::EVAL_WEIGHTS_GROUP.to_string());
         let st = self.lock();
         let has = |cells: &[ActorCell], name: &str| {
             cells
@@ -397,6 +421,8 @@ impl Shared {
                     && (!n.roles.contains(&NodeRole::Executor) || has(&executors, name))
                     && (!n.roles.contains(&NodeRole::Rollout)
                         || (has(&receivers, name) && (!weights || n.weights_version.is_some())))
+                    && (!n.roles.contains(&NodeRole::Evaluator)
+                        || (has(&evaluators, name) && has(&eval_receivers, name)))
             })
             .count()
     }
@@ -806,7 +832,7 @@ pub(super) fn publish_nodes_up(report: &ClusterReport) {
         .set(up as f64);
 }
 
-/// Count one finished attempt of `work` (`executor` or `rollout`) on `node` (metrics: one
+/// Count one finished attempt of `work` (`executor`, `rollout` or `eval`) on `node` (metrics: one
 /// series per node that ever did work, so the label stays as bounded as the cluster).
 pub(super) fn count_job(node: &str, work: &'static str, outcome: &'static str) {
     azr_core::metrics::CLUSTER_JOBS_TOTAL

@@ -6,17 +6,23 @@
 //!     │ Hello {name, version, roles, capacity} ──> head actor (group azr.head)
 //!     │ <── Welcome {config} | Refused {reason}
 //!     ├ executor worker joins group azr.executor ── mirrored to the head by ractor_cluster
-//!     └ rollout worker + weights receiver join azr.rollout / azr.weights (--roles rollout)
+//!     ├ rollout worker + weights receiver join azr.rollout / azr.weights (--roles rollout)
+//!     └ evaluator worker + weights receiver join azr.evaluator / azr.eval_weights
+//!                                                                        (--roles evaluator)
 //!
 //!   head: proposals channel ──> dispatcher ──> any member of azr.executor (its own included)
 //!                                   │  reply ──> estimates / reward channels (as in one process)
 //!                                   └─ member lost mid-job: the job is re-issued, counted
 //!   head: proposer / solver / estimator ──> rollout router ──> own engine | azr.rollout member
 //!         learner publish ──> broadcaster ──> chunked snapshot ──> azr.weights member
+//!   head: evaluator (due version) ──> chunked snapshot ──> azr.eval_weights member
+//!                                 └─> benchmarks + settings ──> azr.evaluator member ──> scores
+//!                                     (none free, or lost / refused: the head's own evaluator)
 //! ```
 //!
 //! [`rollout`] has the rollout role: routing, weights, and the staleness bound across
-//! machines. There is no remote evaluator role (evaluations run on the head).
+//! machines. [`eval`] has the evaluator role: due evaluations scored on a node, on the pinned
+//! version sent the rollout role's way, re-issued when lost.
 //!
 //! What `ractor_cluster` leaves to azr, and how azr covers it:
 //! * **No reconnect.** A node keeps retrying the head (`--retry-for`), says Hello again and
@@ -32,6 +38,7 @@
 //!   [`wire::PROTOCOL`] are checked in Hello.
 
 pub mod bench;
+pub mod eval;
 pub mod events;
 pub mod head;
 mod local;

@@ -2,7 +2,8 @@
 //!
 //! It connects to the head (cookie handshake, TLS when `--tls-ca` is given), says Hello, takes
 //! the run's config from the Welcome, starts the actors of its roles and makes them members of
-//! their process groups, where the head's dispatchers find them. When the head goes away it
+//! their process groups, where the head's dispatchers find them (executor, rollout and
+//! evaluator roles). When the head goes away it
 //! reconnects (for up to `retry_for`) and says Hello again: it rejoins under the same name with
 //! the workers it already has (or new ones when the head's config changed).
 
@@ -18,6 +19,7 @@ use ractor_cluster::node::NodeConnectionMode;
 use ractor_cluster::NodeServer;
 use tokio::sync::{mpsc, watch};
 
+use super::eval::{EvalCall, EvalHost};
 use super::events::{self, SessionEvent, SessionEventKind};
 use super::rollout::{GenCall, RolloutHost};
 use super::wire::{announced_protocol, Call, Hello, NodeRole, WeightsCall, Welcome, HEAD_GROUP};
@@ -48,6 +50,8 @@ pub struct NodeOptions {
     pub simulate: Duration,
     /// Simulated extra time per generation (tests: a request held in flight).
     pub simulate_gen: Duration,
+    /// Simulated extra time per evaluation (tests: an evaluation held in flight).
+    pub simulate_eval: Duration,
     /// Give up after the head has been unreachable this long (0 = never).
     pub retry_for: Duration,
 }
@@ -66,17 +70,28 @@ struct Rollout {
     receiver: ActorRef<WeightsCall>,
 }
 
+/// The actors of a node's evaluator role.
+struct Evaluation {
+    worker: ActorRef<EvalCall>,
+    receiver: ActorRef<WeightsCall>,
+}
+
 /// The workers of one config.
 struct Workers {
     config_toml: String,
     executor: Option<ActorRef<ExecCall>>,
     rollout: Option<Rollout>,
+    evaluator: Option<Evaluation>,
 }
 
 impl Workers {
     fn stop(&self) {
         if let Some(e) = &self.executor {
             e.stop(None);
+        }
+        if let Some(e) = &self.evaluator {
+            e.worker.stop(None);
+            e.receiver.stop(None);
         }
         if let Some(r) = &self.rollout {
             r.worker.stop(None);
@@ -287,52 +302,80 @@ async fn session(
 async fn start_workers(opts: &NodeOptions, config_toml: String) -> Result<Workers, ClusterError> {
     let cfg = Config::from_toml_str(&config_toml, "the head's config")
         .map_err(|e| ClusterError::Protocol(format!("the head's config: {e}")))?;
+    // Task types and the sandboxed executor: validation (executor role) and grading
+    // (evaluator role) share them.
+    let sandbox =
+        if opts.roles.contains(&NodeRole::Executor) || opts.roles.contains(&NodeRole::Evaluator) {
+            let templates = Arc::new(
+                TemplateSet::resolve(&cfg.raw.tasks.templates)
+                    .map_err(|e| ClusterError::Protocol(format!("tasks.templates: {e}")))?,
+            );
+            let registry = Arc::new(
+                TaskRegistry::builtin(templates, &cfg.raw.tasks)
+                    .map_err(|e| ClusterError::Protocol(format!("task types: {e}")))?,
+            );
+            let mut exec_cfg = cfg.raw.executor.clone();
+            exec_cfg.workers = opts.capacity.max(1);
+            let ex = tokio::task::spawn_blocking(move || Executor::start(exec_cfg))
+                .await
+                .map_err(|e| ClusterError::Spawn(e.to_string()))?
+                .map_err(|e| ClusterError::Spawn(format!("the executor: {e}")))?;
+            azr_core::metrics::record_isolation(ex.isolation());
+            azr_core::metrics::use_registry(&registry);
+            Some((registry, Arc::new(ex)))
+        } else {
+            None
+        };
     let mut executor = None;
-    if opts.roles.contains(&NodeRole::Executor) {
-        let templates = Arc::new(
-            TemplateSet::resolve(&cfg.raw.tasks.templates)
-                .map_err(|e| ClusterError::Protocol(format!("tasks.templates: {e}")))?,
-        );
-        let registry = Arc::new(
-            TaskRegistry::builtin(templates, &cfg.raw.tasks)
-                .map_err(|e| ClusterError::Protocol(format!("task types: {e}")))?,
-        );
-        let mut exec_cfg = cfg.raw.executor.clone();
-        exec_cfg.workers = opts.capacity.max(1);
-        let ex = tokio::task::spawn_blocking(move || Executor::start(exec_cfg))
-            .await
-            .map_err(|e| ClusterError::Spawn(e.to_string()))?
-            .map_err(|e| ClusterError::Spawn(format!("the executor: {e}")))?;
-        azr_core::metrics::record_isolation(ex.isolation());
-        azr_core::metrics::use_registry(&registry);
+    if let (true, Some((registry, ex))) = (opts.roles.contains(&NodeRole::Executor), &sandbox) {
         executor = Some(
             ExecWorker {
                 node: opts.name.clone(),
-                registry,
-                executor: Arc::new(ex),
+                registry: registry.clone(),
+                executor: ex.clone(),
                 simulate: opts.simulate,
             }
             .spawn()
             .await?,
         );
     }
-    let mut rollout = None;
-    if opts.roles.contains(&NodeRole::Rollout) {
+    // Where snapshots are built (the run's device and dtype): only roles that decode need it.
+    let model = || -> Result<(candle_core::Device, candle_core::DType), ClusterError> {
         let device = azr_core::model::parse_device(&cfg.raw.model.device)
             .map_err(|e| ClusterError::Protocol(format!("model.device: {e}")))?;
         let dtype = azr_core::model::parse_dtype(&cfg.raw.model.dtype)
             .map_err(|e| ClusterError::Protocol(format!("model.dtype: {e}")))?;
-        let host = RolloutHost::new(cfg.raw.engine.clone(), device, dtype, opts.simulate_gen);
-        let (worker, receiver) = super::rollout::spawn_node_actors(host.clone()).await?;
+        Ok((device, dtype))
+    };
+    let mut rollout = None;
+    if opts.roles.contains(&NodeRole::Rollout) {
+        let (device, dtype) = model()?;
+        let host = RolloutHost::new(cfg.raw.engine.clone(), opts.simulate_gen);
+        let (worker, receiver) =
+            super::rollout::spawn_node_actors(host.clone(), device, dtype).await?;
         rollout = Some(Rollout {
             host,
             worker,
             receiver,
         });
     }
+    let mut evaluator = None;
+    if let (true, Some((registry, ex))) = (opts.roles.contains(&NodeRole::Evaluator), &sandbox) {
+        let host = EvalHost::new(
+            cfg.raw.engine.clone(),
+            registry.clone(),
+            ex.clone(),
+            cfg.raw.tasks.rewards.clone(),
+            opts.simulate_eval,
+        );
+        let (device, dtype) = model()?;
+        let (worker, receiver) = super::eval::spawn_node_actors(host, device, dtype).await?;
+        evaluator = Some(Evaluation { worker, receiver });
+    }
     Ok(Workers {
         config_toml,
         executor,
         rollout,
+        evaluator,
     })
 }

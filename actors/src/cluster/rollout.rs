@@ -152,14 +152,7 @@ impl ClusterHead {
         version: PolicyVersion,
         weights: &Snapshot,
     ) -> Result<Arc<RolloutRouter>, ClusterError> {
-        let spec = ModelSpec {
-            config_json: serde_json::to_string(weights.config())
-                .map_err(|e| ClusterError::Protocol(format!("model config: {e}")))?,
-            tokenizer_json: weights
-                .tokenizer()
-                .to_json()
-                .map_err(|e| ClusterError::Protocol(format!("tokenizer: {e}")))?,
-        };
+        let spec = model_spec(weights)?;
         {
             let mut st = self.shared().lock();
             let n = st.report.nodes.entry(HEAD_NODE.to_string()).or_default();
@@ -471,61 +464,134 @@ impl RolloutRouter {
 
     /// The chunks of `latest` to `node`'s weights receiver; its session and the bytes sent.
     async fn send(&self, node: &str, latest: &Latest, full: bool) -> Result<(u64, u64), String> {
-        let (cell, session) = {
-            let st = self.shared.lock();
-            ractor::pg::get_members(&WEIGHTS_GROUP.to_string())
-                .into_iter()
-                .filter(|c| !c.get_id().is_local())
-                .find(|c| st.node_of(c).as_deref() == Some(node))
-                .map(|c| {
-                    let s = c.get_id().node();
-                    (c, s)
-                })
-                .ok_or_else(|| NO_RECEIVER.to_string())?
-        };
         let bytes = self.encoded(latest).await?;
-        let actor: ActorRef<WeightsCall> = cell.into();
-        let count = bytes.len().div_ceil(WEIGHT_CHUNK_BYTES).max(1);
-        for (i, chunk) in bytes.chunks(WEIGHT_CHUNK_BYTES).enumerate() {
-            let req = WeightChunk {
-                version: latest.version,
-                index: i as u32,
-                count: count as u32,
-                total_bytes: bytes.len() as u64,
-                spec: (full && i == 0).then(|| self.spec.clone()),
-                data: chunk.to_vec(),
-            };
-            let r = actor
-                .call(|reply| WeightsCall { req, reply }, Some(self.timeout))
-                .await;
-            match r {
-                Ok(CallResult::Success(WeightsAck::Chunk)) if i + 1 < count => {}
-                Ok(CallResult::Success(WeightsAck::Installed { version }))
-                    if i + 1 == count && version == latest.version =>
-                {
-                    return Ok((session, bytes.len() as u64));
-                }
-                Ok(CallResult::Success(WeightsAck::Refused(why))) => {
-                    if !full {
-                        // The node lost its engine's spec (restarted under the same session
-                        // name): send the spec next time.
-                        let mut st = self.shared.lock();
-                        if let Some(n) = st.report.nodes.get_mut(node) {
-                            n.weights_version = None;
-                        }
+        let spec = full.then_some(&self.spec);
+        match send_snapshot(
+            &self.shared,
+            WEIGHTS_GROUP,
+            node,
+            latest.version,
+            &bytes,
+            spec,
+            self.timeout,
+        )
+        .await
+        {
+            Ok(sent) => Ok(sent),
+            Err(SyncError::NoReceiver) => Err(NO_RECEIVER.to_string()),
+            Err(SyncError::Refused(why)) => {
+                if !full {
+                    // The node lost its engine's spec (restarted under the same session
+                    // name): send the spec next time.
+                    let mut st = self.shared.lock();
+                    if let Some(n) = st.report.nodes.get_mut(node) {
+                        n.weights_version = None;
                     }
-                    return Err(format!("refused: {why}"));
                 }
-                Ok(CallResult::Success(other)) => {
-                    return Err(format!("unexpected acknowledgement {other:?} of chunk {i}"))
-                }
-                Ok(CallResult::Timeout) => return Err(format!("chunk {i} timed out")),
-                Ok(CallResult::SenderError) => return Err("the node went away".into()),
-                Err(e) => return Err(format!("could not send: {e}")),
+                Err(format!("refused: {why}"))
             }
+            Err(SyncError::Failed(why)) => Err(why),
         }
-        Err("no chunk was sent".into())
     }
+}
+
+/// The model config and tokenizer of `weights`, as a node needs them to build a snapshot.
+pub(super) fn model_spec(weights: &Snapshot) -> Result<ModelSpec, ClusterError> {
+    Ok(ModelSpec {
+        config_json: serde_json::to_string(weights.config())
+            .map_err(|e| ClusterError::Protocol(format!("model config: {e}")))?,
+        tokenizer_json: weights
+            .tokenizer()
+            .to_json()
+            .map_err(|e| ClusterError::Protocol(format!("tokenizer: {e}")))?,
+    })
+}
+
+/// Why a snapshot did not reach a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum SyncError {
+    /// The node shows no member of the receivers' group (yet, or any more).
+    NoReceiver,
+    /// Its receiver refused it (the reason).
+    Refused(String),
+    /// A chunk was lost (the node went away, the call timed out or could not be sent).
+    Failed(String),
+}
+
+impl std::fmt::Display for SyncError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyncError::NoReceiver => f.write_str(NO_RECEIVER),
+            SyncError::Refused(why) => write!(f, "refused: {why}"),
+            SyncError::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Send the safetensors buffer `bytes` of `version` to `node`'s member of the receivers'
+/// `group` in [`WEIGHT_CHUNK_BYTES`] chunks, `spec` with the first one; the node's session
+/// and the bytes sent. The one weight path of the cluster: rollout nodes get every version
+/// this way, evaluator nodes the pinned version of each evaluation.
+pub(super) async fn send_snapshot(
+    shared: &Shared,
+    group: &str,
+    node: &str,
+    version: PolicyVersion,
+    bytes: &[u8],
+    spec: Option<&ModelSpec>,
+    timeout: Duration,
+) -> Result<(u64, u64), SyncError> {
+    let (cell, session) = {
+        let st = shared.lock();
+        ractor::pg::get_members(&group.to_string())
+            .into_iter()
+            .filter(|c| !c.get_id().is_local())
+            .find(|c| st.node_of(c).as_deref() == Some(node))
+            .map(|c| {
+                let s = c.get_id().node();
+                (c, s)
+            })
+            .ok_or(SyncError::NoReceiver)?
+    };
+    let actor: ActorRef<WeightsCall> = cell.into();
+    let count = bytes.len().div_ceil(WEIGHT_CHUNK_BYTES).max(1);
+    for (i, chunk) in bytes.chunks(WEIGHT_CHUNK_BYTES).enumerate() {
+        let req = WeightChunk {
+            version,
+            index: i as u32,
+            count: count as u32,
+            total_bytes: bytes.len() as u64,
+            spec: spec.filter(|_| i == 0).cloned(),
+            data: chunk.to_vec(),
+        };
+        let r = actor
+            .call(|reply| WeightsCall { req, reply }, Some(timeout))
+            .await;
+        match r {
+            Ok(CallResult::Success(WeightsAck::Chunk)) if i + 1 < count => {}
+            Ok(CallResult::Success(WeightsAck::Installed { version: v }))
+                if i + 1 == count && v == version =>
+            {
+                return Ok((session, bytes.len() as u64));
+            }
+            Ok(CallResult::Success(WeightsAck::Refused(why))) => {
+                return Err(SyncError::Refused(why))
+            }
+            Ok(CallResult::Success(other)) => {
+                return Err(SyncError::Failed(format!(
+                    "unexpected acknowledgement {other:?} of chunk {i}"
+                )))
+            }
+            Ok(CallResult::Timeout) => {
+                return Err(SyncError::Failed(format!("chunk {i} timed out")))
+            }
+            Ok(CallResult::SenderError) => {
+                return Err(SyncError::Failed("the node went away".into()))
+            }
+            Err(e) => return Err(SyncError::Failed(format!("could not send: {e}"))),
+        }
+    }
+    Err(SyncError::Failed("no chunk was sent".into()))
 }
 
 /// Check a node's samples: `n` of them, none started by a version older than `min_version`.
@@ -550,30 +616,18 @@ pub struct RolloutHost {
     engine: Mutex<Option<EngineHandle>>,
     joins: Mutex<Vec<std::thread::JoinHandle<()>>>,
     engine_cfg: EngineConfig,
-    device: Device,
-    dtype: DType,
-    /// The model spec of the engine (kept for versions sent without it).
-    spec: Mutex<Option<ModelSpec>>,
     /// Simulated extra time per generation (tests: holds a request in flight; 0 = none).
     simulate: Duration,
 }
 
 impl RolloutHost {
-    /// A host that will build its engine with `engine_cfg` on `device` in `dtype`; each
-    /// generation is held `simulate` longer before its reply (tests; zero for none).
-    pub fn new(
-        engine_cfg: EngineConfig,
-        device: Device,
-        dtype: DType,
-        simulate: Duration,
-    ) -> Arc<Self> {
+    /// A host that will build its engine with `engine_cfg`; each generation is held `simulate`
+    /// longer before its reply (tests; zero for none).
+    pub fn new(engine_cfg: EngineConfig, simulate: Duration) -> Arc<Self> {
         Arc::new(Self {
             engine: Mutex::new(None),
             joins: Mutex::new(Vec::new()),
             engine_cfg,
-            device,
-            dtype,
-            spec: Mutex::new(None),
             simulate,
         })
     }
@@ -585,6 +639,23 @@ impl RolloutHost {
             .clone()
     }
 
+    /// Stop the engine (outstanding requests fail) and let its thread end on its own.
+    pub fn shutdown(&self) {
+        if let Some(e) = self.engine.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            e.shutdown();
+        }
+        // The thread ends once it has answered what is outstanding; nothing waits for it.
+        self.joins.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+/// Where a node's weights receiver hands each snapshot it assembled.
+pub trait WeightSink: Send + Sync + 'static {
+    /// Take `snapshot` as policy version `version` (the reason when it cannot).
+    fn install(&self, version: PolicyVersion, snapshot: Snapshot) -> Result<(), String>;
+}
+
+impl WeightSink for RolloutHost {
     /// Install `snapshot` as `version`: spawn the engine or publish to it.
     fn install(&self, version: PolicyVersion, snapshot: Snapshot) -> Result<(), String> {
         let mut engine = self.engine.lock().unwrap_or_else(|p| p.into_inner());
@@ -602,15 +673,6 @@ impl RolloutHost {
         }
         Ok(())
     }
-
-    /// Stop the engine (outstanding requests fail) and let its thread end on its own.
-    pub fn shutdown(&self) {
-        if let Some(e) = self.engine.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            e.shutdown();
-        }
-        // The thread ends once it has answered what is outstanding; nothing waits for it.
-        self.joins.lock().unwrap_or_else(|p| p.into_inner()).clear();
-    }
 }
 
 /// A snapshot being received.
@@ -622,8 +684,42 @@ pub struct Assembly {
     spec: Option<ModelSpec>,
 }
 
-/// The node's weights receiver (group [`WEIGHTS_GROUP`]).
-pub struct WeightsReceiver(pub Arc<RolloutHost>);
+/// What a weights receiver builds snapshots with and hands them to.
+pub struct Installer {
+    /// Where the snapshots go.
+    sink: Arc<dyn WeightSink>,
+    /// Device and dtype of the snapshots (the run's `model.device` and `model.dtype`).
+    device: Device,
+    dtype: DType,
+    /// The model spec (kept for versions sent without it).
+    spec: Mutex<Option<ModelSpec>>,
+}
+
+/// A node's weights receiver (group [`WEIGHTS_GROUP`] for a rollout engine,
+/// [`super::wire::EVAL_WEIGHTS_GROUP`] for an evaluator): assembles the chunks of a snapshot,
+/// builds it and hands it to its sink.
+pub struct WeightsReceiver(Arc<Installer>);
+
+impl WeightsReceiver {
+    /// A receiver building snapshots on `device` in `dtype` for `sink`.
+    pub fn new(sink: Arc<dyn WeightSink>, device: Device, dtype: DType) -> Self {
+        Self(Arc::new(Installer {
+            sink,
+            device,
+            dtype,
+            spec: Mutex::new(None),
+        }))
+    }
+
+    /// Spawn it as a member of `group`.
+    pub async fn spawn(self, group: &str) -> Result<ActorRef<WeightsCall>, ClusterError> {
+        let (receiver, _) = Actor::spawn(None, self, ())
+            .await
+            .map_err(|e| ClusterError::Spawn(e.to_string()))?;
+        ractor::pg::join(group.to_string(), vec![receiver.get_cell()]);
+        Ok(receiver)
+    }
+}
 
 impl Actor for WeightsReceiver {
     type Msg = WeightsCall;
@@ -682,8 +778,8 @@ impl Actor for WeightsReceiver {
     }
 }
 
-/// Build the received snapshot and hand it to the engine.
-fn install(host: &RolloutHost, a: Assembly) -> Result<PolicyVersion, String> {
+/// Build the received snapshot and hand it to the sink.
+fn install(host: &Installer, a: Assembly) -> Result<PolicyVersion, String> {
     let spec = {
         let mut kept = host.spec.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(s) = a.spec {
@@ -698,7 +794,7 @@ fn install(host: &RolloutHost, a: Assembly) -> Result<PolicyVersion, String> {
     let t0 = Instant::now();
     let snap = Snapshot::from_safetensors(config, &a.buf, tokenizer, &host.device, host.dtype)
         .map_err(|e| format!("the snapshot: {e}"))?;
-    host.install(a.version, snap)?;
+    host.sink.install(a.version, snap)?;
     tracing::info!(
         version = a.version,
         bytes = a.buf.len(),
@@ -779,18 +875,20 @@ async fn serve(host: &RolloutHost, job: GenJob) -> GenReply {
     }
 }
 
-/// Spawn the rollout worker and the weights receiver of a node and make them members of
-/// their groups; the host's engine starts with the first snapshot.
+/// Spawn the rollout worker and the weights receiver (building snapshots on `device` in
+/// `dtype`) of a node and make them members of their groups; the host's engine starts with the
+/// first snapshot.
 pub async fn spawn_node_actors(
     host: Arc<RolloutHost>,
+    device: Device,
+    dtype: DType,
 ) -> Result<(ActorRef<GenCall>, ActorRef<WeightsCall>), ClusterError> {
     let (worker, _) = Actor::spawn(None, RolloutWorker(host.clone()), ())
         .await
         .map_err(|e| ClusterError::Spawn(e.to_string()))?;
-    let (receiver, _) = Actor::spawn(None, WeightsReceiver(host), ())
-        .await
-        .map_err(|e| ClusterError::Spawn(e.to_string()))?;
-    ractor::pg::join(WEIGHTS_GROUP.to_string(), vec![receiver.get_cell()]);
+    let receiver = WeightsReceiver::new(host, device, dtype)
+        .spawn(WEIGHTS_GROUP)
+        .await?;
     ractor::pg::join(ROLLOUT_GROUP.to_string(), vec![worker.get_cell()]);
     Ok((worker, receiver))
 }

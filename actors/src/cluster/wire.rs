@@ -8,10 +8,12 @@
 //!   executor worker       <───────────── Call<ExecJob, ExecReply>  (group `azr.executor`)
 //!   rollout worker        <───────────── Call<GenJob, GenReply>    (group `azr.rollout`)
 //!   weights receiver      <───────────── WeightsCall (chunk i of n) (group `azr.weights`)
+//!   evaluator weights     <───────────── WeightsCall (chunk i of n) (group `azr.eval_weights`)
+//!   evaluator worker      <───────────── Call<EvalJob, EvalReply>  (group `azr.evaluator`)
 //! ```
 //!
 //! Encoding is JSON (the payloads are small: a proposal, a task, a status, token ids and
-//! log-probs). Weight chunks are the exception: [`WeightsCall`] writes a small JSON header and
+//! log-probs; an evaluation request carries its benchmark items, a few hundred kB at most). Weight chunks are the exception: [`WeightsCall`] writes a small JSON header and
 //! then the raw bytes (at most [`WEIGHT_CHUNK_BYTES`], below `ractor_cluster`'s 16 MiB frame
 //! limit). A reply that cannot be decoded is dropped, so the caller sees the request fail and
 //! re-issues it, never a wrong value.
@@ -28,8 +30,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::actors::executor::Validated;
 
-/// The cluster protocol version; a node speaking another one is refused at join.
-pub const PROTOCOL: u32 = 2;
+/// The cluster protocol version; a node speaking another one is refused at join (1: executor
+/// role; 2: rollout role; 3: evaluator role).
+pub const PROTOCOL: u32 = 3;
 
 /// The protocol version this binary announces in Hello: [`PROTOCOL`], unless the hidden
 /// environment variable `AZR_CLUSTER_PROTOCOL_OVERRIDE` says otherwise (tests of the refusal of
@@ -53,6 +56,13 @@ pub const ROLLOUT_GROUP: &str = "azr.rollout";
 /// Process group of the weight receivers of rollout nodes.
 pub const WEIGHTS_GROUP: &str = "azr.weights";
 
+/// Process group of the remote evaluator workers (the head's own evaluator is called directly).
+pub const EVAL_GROUP: &str = "azr.evaluator";
+
+/// Process group of the weight receivers of evaluator nodes (one pinned snapshot per
+/// evaluation, sent as the rollout role's chunked snapshots are).
+pub const EVAL_WEIGHTS_GROUP: &str = "azr.eval_weights";
+
 /// Raw weight bytes per [`WeightsCall`]: 4 MiB, well below `ractor_cluster`'s default inbound
 /// frame limit of 16 MiB.
 pub const WEIGHT_CHUNK_BYTES: usize = 4 << 20;
@@ -65,6 +75,9 @@ pub enum NodeRole {
     Executor,
     /// Hosts a rollout engine that generates for the head's proposer, solver and estimator.
     Rollout,
+    /// Scores the head's due evaluations on the pinned weight version, with its own engine
+    /// and executor.
+    Evaluator,
 }
 
 impl NodeRole {
@@ -73,6 +86,7 @@ impl NodeRole {
         match self {
             NodeRole::Executor => "executor",
             NodeRole::Rollout => "rollout",
+            NodeRole::Evaluator => "evaluator",
         }
     }
 
@@ -81,6 +95,7 @@ impl NodeRole {
         match s.trim() {
             "executor" => Some(NodeRole::Executor),
             "rollout" => Some(NodeRole::Rollout),
+            "evaluator" => Some(NodeRole::Evaluator),
             _ => None,
         }
     }
@@ -174,6 +189,42 @@ pub enum GenReply {
         need: PolicyVersion,
     },
     /// The node's engine failed the request (the reason); the head issues it elsewhere.
+    Failed(String),
+}
+
+/// Head -> evaluator worker: score `benchmarks` on the snapshot of `version`, which the head
+/// sent to the node's evaluator weights receiver just before.
+///
+/// The items travel in the request, not by name: the head already holds them, some sets live
+/// next to the head's model files (`heldout-*`, `valid-*`) that a node does not have, and a
+/// node then scores exactly the head's items whatever data files it has (no second copy to
+/// keep in step, nothing to check against a hash).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvalJob {
+    /// Head-assigned id (unique per run), for logs.
+    pub id: u64,
+    /// The pinned policy version to score.
+    pub version: PolicyVersion,
+    /// The step that published it (`None`: the starting weights).
+    pub step: Option<u64>,
+    /// The benchmarks, items included.
+    pub benchmarks: Vec<crate::actors::evaluator::Benchmark>,
+    /// Decoding: samples, sampling settings (stop ids included) and the evaluation's seed.
+    pub settings: crate::actors::evaluator::EvalSettings,
+}
+
+/// Evaluator worker -> head.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum EvalReply {
+    /// One score per benchmark, in order.
+    Scores(Vec<crate::actors::evaluator::Score>),
+    /// The node holds no snapshot of `version` (it was lost or replaced); the head issues the
+    /// evaluation elsewhere.
+    NoWeights {
+        /// The version the request needs.
+        version: PolicyVersion,
+    },
+    /// The node's evaluation failed (the reason); the head issues it elsewhere.
     Failed(String),
 }
 
@@ -429,10 +480,70 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn an_evaluation_request_and_its_scores_round_trip_as_plain_data() {
+        use crate::actors::evaluator::{Benchmark, EvalSettings, Score};
+        use azr_core::tasks::{Provenance, Task};
+        let (tx, rx) = ractor::concurrency::oneshot::<EvalReply>();
+        let job = EvalJob {
+            id: 9,
+            version: 4,
+            step: Some(3),
+            benchmarks: vec![Benchmark::new(
+                "sums",
+                vec![Task::math("1+1", "2", Provenance::benchmark("sums", "0"))],
+            )],
+            settings: EvalSettings {
+                samples: 1,
+                params: azr_core::model::SamplingParams {
+                    temperature: 0.0,
+                    max_new_tokens: 16,
+                    stop_token_ids: vec![1, 2],
+                    ..Default::default()
+                },
+                seed: 77,
+            },
+        };
+        let bytes = ractor::Message::serialize(Call::<EvalJob, EvalReply> {
+            req: job,
+            reply: tx.into(),
+        })
+        .expect("serializable");
+        let back: Call<EvalJob, EvalReply> = ractor::Message::deserialize(bytes).expect("decodes");
+        assert_eq!(
+            (back.req.id, back.req.version, back.req.step),
+            (9, 4, Some(3))
+        );
+        assert_eq!(back.req.benchmarks[0].name, "sums");
+        assert_eq!(back.req.benchmarks[0].tasks[0].problem, "1+1");
+        assert_eq!(back.req.settings.params.stop_token_ids, vec![1, 2]);
+        assert_eq!(back.req.settings.seed, 77);
+        let score = Score {
+            benchmark: "sums".into(),
+            accuracy: 1.0,
+            items: 1,
+            samples: 1,
+            temperature: 0.0,
+            policy_version: 4,
+            answers_digest: "0123456789abcdef".into(),
+        };
+        back.reply
+            .send(EvalReply::Scores(vec![score.clone()]))
+            .expect("reply port open");
+        match rx.await.expect("reply arrives") {
+            EvalReply::Scores(s) => assert_eq!(s, vec![score]),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
     #[test]
     fn roles_parse_by_name() {
         assert_eq!(NodeRole::parse("executor"), Some(NodeRole::Executor));
         assert_eq!(NodeRole::parse("rollout"), Some(NodeRole::Rollout));
+        assert_eq!(NodeRole::parse("evaluator"), Some(NodeRole::Evaluator));
+        for r in [NodeRole::Executor, NodeRole::Rollout, NodeRole::Evaluator] {
+            assert_eq!(NodeRole::parse(r.as_str()), Some(r));
+        }
         assert_eq!(NodeRole::parse("learner"), None);
     }
 

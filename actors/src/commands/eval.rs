@@ -296,6 +296,11 @@ pub async fn score(
         ..pipeline::eval_settings(cfg, stop_ids)
     };
     let scores = evaluator::evaluate(&ctx, &engine, &benchmarks, &settings).await;
+    if let Ok(scores) = &scores {
+        for s in scores {
+            crate::telemetry::eval(&s.benchmark, s.accuracy, s.policy_version);
+        }
+    }
     drop(ctx);
     engine.shutdown();
     let _ = tokio::task::spawn_blocking(move || join.join()).await;
@@ -317,6 +322,10 @@ pub async fn eval(args: EvalArgs) -> Result<()> {
     let humaneval = bench.name.replace('_', "-") == "humaneval";
     let scored = score(&cfg, args.checkpoint.as_deref(), vec![bench]).await?;
     for s in &scored.scores {
+        if args.json {
+            println!("{}", serde_json::to_string(s)?);
+            continue;
+        }
         if humaneval {
             // avg@k of "all hidden tests pass".
             println!(

@@ -20,7 +20,9 @@ pub struct NodeArgs {
     #[arg(long)]
     pub cookie_file: PathBuf,
     /// Roles to host, comma separated: executor (validates proposals), rollout (a rollout
-    /// engine generating for the head; weights arrive from the head after every update).
+    /// engine generating for the head; weights arrive from the head after every update),
+    /// evaluator (scores the head's due evaluations on the pinned weight version, sent by the
+    /// head, with its own engine and executor).
     #[arg(long, default_value = "executor", value_delimiter = ',')]
     pub roles: Vec<String>,
     /// This node's name, unique in the cluster (default: the host name). A node restarted with
@@ -46,6 +48,10 @@ pub struct NodeArgs {
     /// lost with a generation in flight; 0 = none).
     #[arg(long, default_value_t = 0, hide = true)]
     pub simulate_gen_ms: u64,
+    /// Simulated extra time per evaluation in milliseconds, before the reply (tests of a node
+    /// lost with an evaluation in flight; 0 = none).
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub simulate_eval_ms: u64,
     /// Give up after the head has been unreachable this many seconds (0 = never).
     #[arg(long, default_value_t = 60)]
     pub retry_for: u64,
@@ -112,8 +118,9 @@ pub async fn node(args: NodeArgs) -> Result<()> {
         .roles
         .iter()
         .map(|r| {
-            NodeRole::parse(r)
-                .with_context(|| format!("--roles: unknown role `{r}` (executor, rollout)"))
+            NodeRole::parse(r).with_context(|| {
+                format!("--roles: unknown role `{r}` (executor, rollout, evaluator)")
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     if let Some(addr) = &args.metrics_addr {
@@ -139,6 +146,7 @@ pub async fn node(args: NodeArgs) -> Result<()> {
         tls_server_name: args.tls_server_name.clone(),
         simulate: Duration::from_millis(args.simulate_exec_ms),
         simulate_gen: Duration::from_millis(args.simulate_gen_ms),
+        simulate_eval: Duration::from_millis(args.simulate_eval_ms),
         retry_for: Duration::from_secs(args.retry_for),
     };
     tracing::info!(node = %name, head = %args.join, capacity, "node starting");

@@ -30,6 +30,7 @@
 //! `evaluator.at_start`), the learner thread's publish hook keeps that version's snapshot
 //! ([`crate::actors::evaluator::Published`]); the evaluator scores exactly that snapshot on a
 //! rollout engine of its own, so training neither waits for it nor changes the weights under it.
+//! With a cluster, an evaluator node scores it when one is free ([`crate::cluster::eval`]).
 //!
 //! ## Checkpoints
 //! The learner thread writes weights + optimizer right after the update of a due step (before
@@ -365,15 +366,18 @@ pub async fn run<T: Trainer>(
             progress.clone(),
             evals_pending.clone(),
         )))
-        .add(Arc::new(Evaluator::new(
-            ctx.clone(),
-            services.benchmarks.clone(),
-            eval_settings(&cfg, engines.stop_token_ids),
-            published,
-            cfg.raw.engine.clone(),
-            run_dir.join("eval.jsonl"),
-            evals_pending.clone(),
-        )))
+        .add(Arc::new(
+            Evaluator::new(
+                ctx.clone(),
+                services.benchmarks.clone(),
+                eval_settings(&cfg, engines.stop_token_ids),
+                published,
+                cfg.raw.engine.clone(),
+                run_dir.join("eval.jsonl"),
+                evals_pending.clone(),
+            )
+            .with_cluster(services.cluster.clone()),
+        ))
         .add(Arc::new(TaskStore::new(
             ctx.clone(),
             StoreState {
