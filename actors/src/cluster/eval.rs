@@ -23,8 +23,9 @@
 //!
 //! ## Loss
 //! An evaluation is issued to one free evaluator node (one evaluation at a time per node, the
-//! least used first; while every evaluator node is busy it waits for one, on its own task). When its snapshot or its request does not come back (the node's session
-//! ended, a call timed out: lost; the node had no snapshot or its evaluation failed: refused)
+//! least used first; while every evaluator node is busy it waits for one, on its own task).
+//! When its snapshot or its request does not come back (the node's session ended, a call
+//! timed out: lost; the node had no snapshot or its evaluation failed: refused)
 //! the attempt is counted on that node (`azr_cluster_jobs_total{work="eval"}`) and the
 //! evaluation is issued again to another evaluator node, at the latest to the head's own
 //! evaluator. Only the reply awaited is ever recorded, so an evaluation is recorded once. The
