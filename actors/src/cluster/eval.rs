@@ -4,7 +4,7 @@
 //!  head                                                       node (--roles evaluator)
 //!   learner publish (due version v) ──> Published ──> evaluator actor
 //!     └ ClusterHead::evaluate_remote ─┬─ WeightsCall chunks of v ──> WeightsReceiver ──> EvalHost
-//!                                     └─ Call<EvalJob, EvalReply> ──> EvalWorker: engine on v,
+//!                                     └─ Call<EvalJob, EvalReply> ──> Server<EvalHost>: engine on v,
 //!                                          benchmarks + settings        evaluate(), own executor
 //!   scores ──> record (metrics, `eval` log line, eval.jsonl row tagged with the node)
 //!   no evaluator node free, or every one lost or refused it ──> the head's own evaluator
@@ -42,10 +42,11 @@ use azr_core::tasks::{RewardConfig, TaskRegistry};
 use azr_core::types::PolicyVersion;
 use candle_core::{DType, Device};
 use ractor::rpc::CallResult;
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
+use ractor::{ActorCell, ActorRef};
 
 use super::head::{count_job, ClusterHead, Shared, HEAD_NODE};
 use super::rollout::{model_spec, send_snapshot, SyncError, WeightSink, WeightsReceiver};
+use super::server::{Serve, Server};
 use super::wire::{
     Call, EvalJob, EvalReply, NodeRole, WeightsCall, EVAL_GROUP, EVAL_WEIGHTS_GROUP,
 };
@@ -498,31 +499,12 @@ impl WeightSink for EvalHost {
     }
 }
 
-/// The node's evaluator worker (group [`EVAL_GROUP`]).
-pub struct EvalWorker(pub Arc<EvalHost>);
+impl Serve for EvalHost {
+    type Req = EvalJob;
+    type Rep = EvalReply;
 
-impl Actor for EvalWorker {
-    type Msg = EvalCall;
-    type State = ();
-    type Arguments = ();
-
-    async fn pre_start(&self, _me: ActorRef<EvalCall>, _: ()) -> Result<(), ActorProcessingErr> {
-        Ok(())
-    }
-
-    async fn handle(
-        &self,
-        _me: ActorRef<EvalCall>,
-        msg: EvalCall,
-        _: &mut (),
-    ) -> Result<(), ActorProcessingErr> {
-        let host = self.0.clone();
-        // Spawned: the worker stays responsive while the evaluation runs.
-        tokio::spawn(async move {
-            let reply = serve(&host, msg.req).await;
-            let _ = msg.reply.send(reply);
-        });
-        Ok(())
+    async fn serve(self: Arc<Self>, req: EvalJob) -> EvalReply {
+        serve(&self, req).await
     }
 }
 
@@ -606,10 +588,7 @@ pub async fn spawn_node_actors(
     let receiver = WeightsReceiver::new(host.clone(), device, dtype)
         .spawn(EVAL_WEIGHTS_GROUP)
         .await?;
-    let (worker, _) = Actor::spawn(None, EvalWorker(host), ())
-        .await
-        .map_err(|e| ClusterError::Spawn(e.to_string()))?;
-    ractor::pg::join(EVAL_GROUP.to_string(), vec![worker.get_cell()]);
+    let worker = Server(host).spawn_in(EVAL_GROUP).await?;
     Ok((worker, receiver))
 }
 

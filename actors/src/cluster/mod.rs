@@ -44,6 +44,7 @@ pub mod head;
 mod local;
 pub mod node;
 pub mod rollout;
+pub mod server;
 pub mod tls;
 pub mod wire;
 pub mod worker;

@@ -4,7 +4,7 @@
 //!  head                                                     node (--roles rollout)
 //!   proposer / solver / estimator
 //!     └ Ctx::generate_for ──> RolloutRouter ─┬─> own engine (EngineHandle)
-//!                                            └─> Call<GenJob, GenReply> ──> RolloutWorker ──> engine
+//!                                            └─> Call<GenJob, GenReply> ──> Server<RolloutHost> ──> engine
 //!   learner thread ── publish(v, snapshot) ──> broadcaster ── WeightsCall chunks ──> WeightsReceiver
 //!                         (latest only, never waits)                         └ engine.publish(v) / spawn
 //! ```
@@ -55,6 +55,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
 use tokio::sync::watch;
 
 use super::head::{count_job, ClusterHead, Shared, HEAD_NODE};
+use super::server::{Serve, Server};
 use super::wire::{
     Call, GenJob, GenReply, ModelSpec, NodeRole, WeightChunk, WeightsAck, WeightsCall,
     ROLLOUT_GROUP, WEIGHTS_GROUP, WEIGHT_CHUNK_BYTES,
@@ -804,31 +805,12 @@ fn install(host: &Installer, a: Assembly) -> Result<PolicyVersion, String> {
     Ok(a.version)
 }
 
-/// The node's rollout worker (group [`ROLLOUT_GROUP`]).
-pub struct RolloutWorker(pub Arc<RolloutHost>);
+impl Serve for RolloutHost {
+    type Req = GenJob;
+    type Rep = GenReply;
 
-impl Actor for RolloutWorker {
-    type Msg = GenCall;
-    type State = ();
-    type Arguments = ();
-
-    async fn pre_start(&self, _me: ActorRef<GenCall>, _: ()) -> Result<(), ActorProcessingErr> {
-        Ok(())
-    }
-
-    async fn handle(
-        &self,
-        _me: ActorRef<GenCall>,
-        msg: GenCall,
-        _: &mut (),
-    ) -> Result<(), ActorProcessingErr> {
-        let host = self.0.clone();
-        // Spawned: the engine batches the requests in flight.
-        tokio::spawn(async move {
-            let reply = serve(&host, msg.req).await;
-            let _ = msg.reply.send(reply);
-        });
-        Ok(())
+    async fn serve(self: Arc<Self>, req: GenJob) -> GenReply {
+        serve(&self, req).await
     }
 }
 
@@ -883,13 +865,10 @@ pub async fn spawn_node_actors(
     device: Device,
     dtype: DType,
 ) -> Result<(ActorRef<GenCall>, ActorRef<WeightsCall>), ClusterError> {
-    let (worker, _) = Actor::spawn(None, RolloutWorker(host.clone()), ())
-        .await
-        .map_err(|e| ClusterError::Spawn(e.to_string()))?;
+    let worker = Server(host.clone()).spawn_in(ROLLOUT_GROUP).await?;
     let receiver = WeightsReceiver::new(host, device, dtype)
         .spawn(WEIGHTS_GROUP)
         .await?;
-    ractor::pg::join(ROLLOUT_GROUP.to_string(), vec![worker.get_cell()]);
     Ok((worker, receiver))
 }
 

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use azr_core::executor::{ExecStatus, Executor};
 use azr_core::tasks::TaskRegistry;
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
+use ractor::{ActorCell, ActorRef};
 
+use super::server::{Serve, Server};
 use super::wire::{Call, ExecJob, ExecReply, EXECUTOR_GROUP};
 use crate::actors::executor::{validate_parsed, Validated};
 use crate::actors::ProposalResult;
@@ -76,42 +77,21 @@ impl ExecWorker {
 
     /// Spawn a worker and make it a member of [`EXECUTOR_GROUP`] (visible to the head).
     pub async fn spawn(self) -> Result<ActorRef<ExecCall>, super::ClusterError> {
-        let (actor, _join) = Actor::spawn(None, self, ())
-            .await
-            .map_err(|e| super::ClusterError::Spawn(e.to_string()))?;
-        ractor::pg::join(EXECUTOR_GROUP.to_string(), vec![actor.get_cell()]);
-        Ok(actor)
+        Server(Arc::new(self)).spawn_in(EXECUTOR_GROUP).await
     }
 }
 
-impl Actor for ExecWorker {
-    type Msg = ExecCall;
-    type State = ();
-    type Arguments = ();
+impl Serve for ExecWorker {
+    type Req = ExecJob;
+    type Rep = ExecReply;
 
-    async fn pre_start(&self, _me: ActorRef<ExecCall>, _: ()) -> Result<(), ActorProcessingErr> {
-        Ok(())
-    }
-
-    async fn handle(
-        &self,
-        _me: ActorRef<ExecCall>,
-        msg: ExecCall,
-        _state: &mut (),
-    ) -> Result<(), ActorProcessingErr> {
-        let (node, registry, executor, simulate) = (
+    async fn serve(self: Arc<Self>, job: ExecJob) -> ExecReply {
+        let (node, registry, executor) = (
             self.node.clone(),
             self.registry.clone(),
             self.executor.clone(),
-            self.simulate,
         );
-        // Spawned, so the worker takes the next job while this one runs; the head bounds how
-        // many are in flight here.
-        tokio::spawn(async move {
-            let reply = Self::run(node, registry, executor, simulate, msg.req).await;
-            let _ = msg.reply.send(reply);
-        });
-        Ok(())
+        Self::run(node, registry, executor, self.simulate, job).await
     }
 }
 
