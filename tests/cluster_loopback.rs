@@ -468,6 +468,16 @@ fn cluster_report(f: &Fixture) -> serde_json::Value {
     .expect("json")
 }
 
+/// The policy versions of the recorded evaluation rows, sorted.
+fn recorded_versions(rows: &[serde_json::Value]) -> Vec<u64> {
+    let mut versions: Vec<u64> = rows
+        .iter()
+        .map(|r| r["policy_version"].as_u64().expect("policy_version"))
+        .collect();
+    versions.sort_unstable();
+    versions
+}
+
 #[test]
 fn an_evaluator_node_scores_each_evaluation_as_the_head_would() {
     let f = eval_fixture();
@@ -482,12 +492,7 @@ fn an_evaluator_node_scores_each_evaluation_as_the_head_would() {
 
     // Each due version scored once, on the node, and recorded with its name.
     let rows = eval_rows(&f);
-    let mut versions: Vec<u64> = rows
-        .iter()
-        .map(|r| r["policy_version"].as_u64().expect("policy_version"))
-        .collect();
-    versions.sort_unstable();
-    assert_eq!(versions, vec![0, 2, 4], "{rows:?}");
+    assert_eq!(recorded_versions(&rows), vec![0, 2, 4], "{rows:?}");
     for r in &rows {
         assert_eq!(r["node"], "e", "{r}");
         assert_eq!(r["benchmark"], "heldout-deduction", "{r}");
@@ -603,12 +608,7 @@ fn an_evaluation_lost_with_its_node_is_reissued_and_recorded_once() {
     // Every due version recorded once, all by `b`: version 0 was issued again there (an
     // evaluation waits while `b` is busy with another).
     let rows = eval_rows(&f);
-    let mut versions: Vec<u64> = rows
-        .iter()
-        .map(|r| r["policy_version"].as_u64().expect("policy_version"))
-        .collect();
-    versions.sort_unstable();
-    assert_eq!(versions, vec![0, 2, 4], "{rows:?}");
+    assert_eq!(recorded_versions(&rows), vec![0, 2, 4], "{rows:?}");
     for r in &rows {
         assert_eq!(r["node"], "b", "{r}");
     }
