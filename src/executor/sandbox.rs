@@ -279,12 +279,7 @@ fn job_filter(denied: &[i64]) -> Result<BpfProgram, String> {
         (LD_W_ABS, 0, Target::Next, Target::Next),
     ];
     if cfg!(target_arch = "x86_64") {
-        code.push((
-            JGE_K,
-            0x4000_0000,
-            Target::Ret(Verdict::Kill),
-            Target::Next,
-        ));
+        code.push((JGE_K, 0x4000_0000, Target::Ret(Verdict::Kill), Target::Next));
     }
     emit_tree(&keys, &mut code);
     let ret_at = |v: Verdict| code.len() + VERDICTS.iter().position(|x| *x == v).unwrap_or(0);
@@ -844,11 +839,12 @@ mod tests {
         // The kernel walks the program once per syscall number when it is attached.
         assert!(longest <= 14, "longest path {longest}");
         if cfg!(target_arch = "x86_64") {
-            for nr in [0x4000_0000u32, 0x4000_0000 | libc::SYS_kill as u32, u32::MAX] {
-                assert_eq!(
-                    run(&prog, nr, AUDIT_ARCH).0,
-                    libc::SECCOMP_RET_KILL_PROCESS
-                );
+            for nr in [
+                0x4000_0000u32,
+                0x4000_0000 | libc::SYS_kill as u32,
+                u32::MAX,
+            ] {
+                assert_eq!(run(&prog, nr, AUDIT_ARCH).0, libc::SECCOMP_RET_KILL_PROCESS);
             }
         }
     }
