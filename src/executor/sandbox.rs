@@ -170,46 +170,167 @@ fn deny_filter(syscalls: Vec<i64>) -> Result<BpfProgram, String> {
     BpfProgram::try_from(filter).map_err(|e| e.to_string())
 }
 
-/// A hand-written guard stacked on the seccompiler filter: `clone3` fails with `ENOSYS` (so
-/// libc falls back to `clone`, which the main filter denies) and, on x86_64, x32-ABI syscall
-/// numbers (which would bypass number-based rules) kill the process.
-fn guard_filter() -> BpfProgram {
-    use seccompiler::sock_filter;
-    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
-    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
-    const JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
-    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
-    let ins = |code, k, jt, jf| sock_filter { code, jt, jf, k };
-    let mut prog = vec![ins(LD_W_ABS, 0, 0, 0)];
-    if cfg!(target_arch = "x86_64") {
-        prog.push(ins(JGE_K, 0x4000_0000, 0, 1));
-        prog.push(ins(RET_K, libc::SECCOMP_RET_KILL_PROCESS, 0, 0));
+/// `AUDIT_ARCH_*` of the build target (what `seccomp_data.arch` holds for native syscalls).
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH: u32 = 0xC000_003E;
+/// `AUDIT_ARCH_*` of the build target (what `seccomp_data.arch` holds for native syscalls).
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH: u32 = 0xC000_00B7;
+
+/// Where a jump of the job filter goes before offsets are resolved.
+#[derive(Clone, Copy)]
+enum Target {
+    /// The next instruction.
+    Next,
+    /// Skip this many instructions.
+    Skip(usize),
+    /// One of the shared `return` instructions at the end of the program.
+    Ret(Verdict),
+}
+
+/// The verdicts of the job filter (one `return` instruction each, at the end of the program).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Allow,
+    Eperm,
+    Enosys,
+    Kill,
+}
+
+const VERDICTS: [Verdict; 4] = [
+    Verdict::Allow,
+    Verdict::Eperm,
+    Verdict::Enosys,
+    Verdict::Kill,
+];
+
+impl Verdict {
+    fn ret_value(self) -> u32 {
+        match self {
+            Verdict::Allow => libc::SECCOMP_RET_ALLOW,
+            Verdict::Eperm => libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+            Verdict::Enosys => libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+            Verdict::Kill => libc::SECCOMP_RET_KILL_PROCESS,
+        }
     }
-    prog.push(ins(JEQ_K, libc::SYS_clone3 as u32, 0, 1));
-    prog.push(ins(
-        RET_K,
-        libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
-        0,
-        0,
-    ));
-    prog.push(ins(RET_K, libc::SECCOMP_RET_ALLOW, 0, 0));
-    prog
+}
+
+/// One instruction before jump resolution: (code, k, jump if true, jump if false).
+type Pending = (u16, u32, Target, Target);
+
+const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+const JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
+const JA: u16 = 0x05; // BPF_JMP | BPF_JA
+const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+
+/// Emit a decision tree over `keys` (sorted by syscall number, each with its verdict):
+/// `JGE` splits down to chains of at most three `JEQ`s; a number in none of them is allowed.
+fn emit_tree(keys: &[(u32, Verdict)], out: &mut Vec<Pending>) {
+    if keys.len() <= 3 {
+        let Some((&(last, last_verdict), rest)) = keys.split_last() else {
+            out.push((JA, 0, Target::Ret(Verdict::Allow), Target::Next));
+            return;
+        };
+        for &(nr, verdict) in rest {
+            out.push((JEQ_K, nr, Target::Ret(verdict), Target::Next));
+        }
+        out.push((
+            JEQ_K,
+            last,
+            Target::Ret(last_verdict),
+            Target::Ret(Verdict::Allow),
+        ));
+        return;
+    }
+    let mid = keys.len() / 2;
+    let mut low = Vec::new();
+    emit_tree(&keys[..mid], &mut low);
+    // Numbers >= keys[mid] skip the lower half's code.
+    out.push((JGE_K, keys[mid].0, Target::Skip(low.len()), Target::Next));
+    out.extend(low);
+    emit_tree(&keys[mid..], out);
+}
+
+/// The job filter as one classic BPF program: a native-architecture check (anything else kills
+/// the process), on x86_64 x32-ABI numbers kill the process (they would bypass number-based
+/// rules), `clone3` fails with `ENOSYS` (so libc falls back to `clone`, which is denied), and
+/// every number in `denied` fails with `EPERM`; all else is allowed (the worker's own filter,
+/// which every job inherits, still applies).
+///
+/// The numbers are searched with a balanced tree of comparisons rather than one comparison
+/// after another: attaching a filter costs every job, and the kernel runs the program once per
+/// syscall number at attach time (to find the numbers it always allows), so both the length of
+/// the program and the length of its paths are paid per job.
+fn job_filter(denied: &[i64]) -> Result<BpfProgram, String> {
+    use seccompiler::sock_filter;
+    let mut keys: Vec<(u32, Verdict)> = denied
+        .iter()
+        .map(|&nr| u32::try_from(nr).map(|n| (n, Verdict::Eperm)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("syscall number: {e}"))?;
+    keys.push((libc::SYS_clone3 as u32, Verdict::Enosys));
+    keys.sort_unstable_by_key(|k| k.0);
+    keys.dedup_by_key(|k| k.0);
+    // seccomp_data: nr at offset 0, arch at offset 4.
+    let mut code: Vec<Pending> = vec![
+        (LD_W_ABS, 4, Target::Next, Target::Next),
+        (JEQ_K, AUDIT_ARCH, Target::Next, Target::Ret(Verdict::Kill)),
+        (LD_W_ABS, 0, Target::Next, Target::Next),
+    ];
+    if cfg!(target_arch = "x86_64") {
+        code.push((JGE_K, 0x4000_0000, Target::Ret(Verdict::Kill), Target::Next));
+    }
+    emit_tree(&keys, &mut code);
+    let ret_at = |v: Verdict| code.len() + VERDICTS.iter().position(|x| *x == v).unwrap_or(0);
+    let offset = |pc: usize, t: Target| -> Result<u32, String> {
+        let off = match t {
+            Target::Next => 0,
+            Target::Skip(n) => n,
+            Target::Ret(v) => ret_at(v) - pc - 1,
+        };
+        Ok(off as u32)
+    };
+    let mut prog = Vec::with_capacity(code.len() + VERDICTS.len());
+    for (pc, &(op, k, jt, jf)) in code.iter().enumerate() {
+        let ins = if op == JA {
+            sock_filter {
+                code: op,
+                jt: 0,
+                jf: 0,
+                k: offset(pc, jt)?,
+            }
+        } else {
+            let short = |t| {
+                offset(pc, t)
+                    .and_then(|o| u8::try_from(o).map_err(|_| "seccomp jump too long".to_string()))
+            };
+            sock_filter {
+                code: op,
+                jt: short(jt)?,
+                jf: short(jf)?,
+                k,
+            }
+        };
+        prog.push(ins);
+    }
+    for v in VERDICTS {
+        prog.push(sock_filter {
+            code: RET_K,
+            jt: 0,
+            jf: 0,
+            k: v.ret_value(),
+        });
+    }
+    Ok(prog)
 }
 
 /// The seccomp program every per-execution child installs, as raw `sock_filter` bytes in hex
 /// (the worker passes it to `prctl(PR_SET_SECCOMP)`). It stacks on the worker's own filter,
 /// which every job inherits, so it holds only what the job may do on top of the worker's
-/// denials. The guard ([`guard_filter`]) and the deny list are joined into one program (the
-/// guard's final `allow` falls through into the deny list): attaching a filter is paid in every
-/// job, so one program costs half of two.
+/// denials ([`job_filter`]: one program, so one attach per job).
 pub(crate) fn child_filters() -> Result<Vec<String>, String> {
-    let main = deny_filter(child_extra_denied())?;
-    let mut joined = guard_filter();
-    // The guard ends with `return ALLOW`; every jump in it is a forward skip of one
-    // instruction, so dropping that last instruction makes it fall through into `main`.
-    joined.pop();
-    joined.extend(main);
-    Ok(vec![to_hex(&joined)])
+    Ok(vec![to_hex(&job_filter(&child_extra_denied())?)])
 }
 
 fn to_hex(prog: &BpfProgram) -> String {
@@ -663,4 +784,68 @@ pub(crate) fn spawn_worker(
         cmd.pre_exec(move || enter_sandbox(&plan));
     }
     cmd.spawn()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Run a classic BPF program the way the kernel does for seccomp (the instructions the
+    /// job filter uses only): (return value, instructions executed).
+    fn run(prog: &BpfProgram, nr: u32, arch: u32) -> (u32, usize) {
+        let mut acc = 0u32;
+        let mut pc = 0usize;
+        let mut steps = 0;
+        loop {
+            let ins = &prog[pc];
+            pc += 1;
+            steps += 1;
+            match ins.code {
+                LD_W_ABS => acc = if ins.k == 0 { nr } else { arch },
+                JEQ_K => pc += usize::from(if acc == ins.k { ins.jt } else { ins.jf }),
+                JGE_K => pc += usize::from(if acc >= ins.k { ins.jt } else { ins.jf }),
+                JA => pc += ins.k as usize,
+                RET_K => return (ins.k, steps),
+                other => panic!("unexpected instruction {other:#x}"),
+            }
+        }
+    }
+
+    #[test]
+    fn job_filter_gives_every_number_its_verdict() {
+        let denied = child_extra_denied();
+        let prog = job_filter(&denied).unwrap();
+        assert!(prog.len() < 64, "{} instructions", prog.len());
+        let eperm = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+        let enosys = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+        let mut longest = 0;
+        for nr in 0..2048u32 {
+            let want = if nr == libc::SYS_clone3 as u32 {
+                enosys
+            } else if denied.contains(&i64::from(nr)) {
+                eperm
+            } else {
+                libc::SECCOMP_RET_ALLOW
+            };
+            let (got, steps) = run(&prog, nr, AUDIT_ARCH);
+            assert_eq!(got, want, "syscall {nr}");
+            longest = longest.max(steps);
+            // Another architecture's numbering never reaches the rules.
+            assert_eq!(
+                run(&prog, nr, 0x4000_0003).0,
+                libc::SECCOMP_RET_KILL_PROCESS
+            );
+        }
+        // The kernel walks the program once per syscall number when it is attached.
+        assert!(longest <= 14, "longest path {longest}");
+        if cfg!(target_arch = "x86_64") {
+            for nr in [
+                0x4000_0000u32,
+                0x4000_0000 | libc::SYS_kill as u32,
+                u32::MAX,
+            ] {
+                assert_eq!(run(&prog, nr, AUDIT_ARCH).0, libc::SECCOMP_RET_KILL_PROCESS);
+            }
+        }
+    }
 }
