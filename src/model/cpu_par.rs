@@ -20,8 +20,9 @@ use std::any::Any;
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, DType, Device, Layout, Shape, Storage, Tensor};
@@ -85,6 +86,10 @@ struct State {
     in_flight: usize,
     /// First panic raised by a worker in the current job.
     panic: Option<Box<dyn Any + Send>>,
+    /// Workers blocked on the `work` condition variable (the others are spinning or busy).
+    sleeping: usize,
+    /// Whether the job's owner is blocked on the `done` condition variable.
+    owner_waiting: bool,
 }
 
 // SAFETY: the raw job pointer is only dereferenced by workers registered in `in_flight`, and
@@ -98,6 +103,32 @@ struct Pool {
     /// Held by the caller of the running job (one job at a time).
     busy: Mutex<()>,
     workers: usize,
+    /// Mirror of `State::gen`, read by spinning workers without the lock.
+    posted: AtomicU64,
+    /// Mirror of `State::in_flight`, read by a spinning owner without the lock.
+    active: AtomicUsize,
+}
+
+/// How long an idle worker polls for the next job, and the owner of a job for its workers to
+/// finish, before blocking: back-to-back parallel calls (a decode step makes dozens) then
+/// hand work over without a futex wake-up each.
+const SPIN: Duration = Duration::from_micros(100);
+
+/// Polls `done` with [`std::hint::spin_loop`] for up to [`SPIN`]; returns whether it became
+/// true.
+fn spin_until(done: impl Fn() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        for _ in 0..64 {
+            if done() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= SPIN {
+            return done();
+        }
+    }
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -115,6 +146,8 @@ impl Pool {
                 done: Condvar::new(),
                 busy: Mutex::new(()),
                 workers: configured_threads() - 1,
+                posted: AtomicU64::new(0),
+                active: AtomicUsize::new(0),
             }));
             for i in 0..pool.workers {
                 let spawned = std::thread::Builder::new()
@@ -137,12 +170,25 @@ impl Pool {
             let job = match st.job {
                 Some(job) if st.gen != seen => job,
                 _ => {
-                    st = self.work.wait(st).unwrap_or_else(|e| e.into_inner());
+                    // Nothing to join (a closed job counts as seen): poll for the next one for
+                    // a while, then sleep until it is posted.
+                    seen = st.gen;
+                    drop(st);
+                    let posted = spin_until(|| self.posted.load(Ordering::Acquire) != seen);
+                    st = lock(&self.state);
+                    if !posted && st.gen == seen {
+                        st.sleeping += 1;
+                        while st.gen == seen {
+                            st = self.work.wait(st).unwrap_or_else(|e| e.into_inner());
+                        }
+                        st.sleeping -= 1;
+                    }
                     continue;
                 }
             };
             seen = st.gen;
             st.in_flight += 1;
+            self.active.store(st.in_flight, Ordering::Release);
             drop(st);
             // SAFETY: registered in `in_flight` while the job was open, so its owner is still
             // waiting and the job and its closure are alive.
@@ -153,7 +199,8 @@ impl Pool {
                 st.panic.get_or_insert(p);
             }
             st.in_flight -= 1;
-            if st.in_flight == 0 {
+            self.active.store(st.in_flight, Ordering::Release);
+            if st.in_flight == 0 && st.owner_waiting {
                 self.done.notify_all();
             }
         }
@@ -178,12 +225,16 @@ impl Pool {
             n,
             next: AtomicUsize::new(0),
         };
-        {
+        let wake = {
             let mut st = lock(&self.state);
             st.gen += 1;
             st.job = Some(&job as *const Job);
+            self.posted.store(st.gen, Ordering::Release);
+            st.sleeping > 0
+        };
+        if wake {
+            self.work.notify_all();
         }
-        self.work.notify_all();
         IN_POOL.with(|c| c.set(true));
         // SAFETY: `job.f` is the live closure `f`.
         let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { job.work() }));
@@ -191,8 +242,15 @@ impl Pool {
         let mut st = lock(&self.state);
         // Close the job: workers that wake up from now on do not touch it.
         st.job = None;
-        while st.in_flight > 0 {
-            st = self.done.wait(st).unwrap_or_else(|e| e.into_inner());
+        if st.in_flight > 0 {
+            drop(st);
+            spin_until(|| self.active.load(Ordering::Acquire) == 0);
+            st = lock(&self.state);
+            st.owner_waiting = true;
+            while st.in_flight > 0 {
+                st = self.done.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            st.owner_waiting = false;
         }
         let theirs = st.panic.take();
         drop(st);
@@ -623,6 +681,134 @@ pub(crate) fn tensor(v: Vec<f32>, shape: impl Into<Shape>, dtype: DType) -> CRes
         Ok(t)
     } else {
         t.to_dtype(dtype)
+    }
+}
+
+/// Whether the CPU has AVX2 and FMA (detected once; `std` caches the answer).
+#[inline]
+pub(crate) fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Defines a function whose body is compiled twice: once with AVX2 and FMA enabled (chosen at
+/// run time when [`has_avx2_fma`] says the CPU has them) and once for the crate's baseline
+/// target (x86-64 builds default to SSE2 only). LLVM then vectorises the body's loops at
+/// 256-bit width on most machines; neither copy lets it reassociate floating-point sums or
+/// fuse multiply-adds on its own, so both copies compute the same values. Callees are only
+/// compiled for AVX2 when they inline into the body (small or `#[inline(always)]` functions).
+macro_rules! multiversion {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? $body
+                if $crate::model::cpu_par::has_avx2_fma() {
+                    // SAFETY: the CPU has AVX2 and FMA (checked just above).
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $body
+        }
+    };
+}
+pub(crate) use multiversion;
+
+/// `sum(f(a_i))` in eight interleaved partial sums, so that the loop vectorises (the
+/// summation order is fixed by the length alone).
+#[inline(always)]
+pub(crate) fn sum8(a: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0f32; 8];
+    let ca = a.chunks_exact(8);
+    let tail: f32 = ca.remainder().iter().map(|&x| f(x)).sum();
+    for xa in ca {
+        for l in 0..8 {
+            acc[l] += f(xa[l]);
+        }
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// `sum(f(a_i, b_i))` over the common length, in eight interleaved partial sums.
+#[inline(always)]
+pub(crate) fn sum8_2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(&x, &y)| f(x, y))
+        .sum();
+    for (xa, xb) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += f(xa[l], xb[l]);
+        }
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// The largest value of `a` (NaNs ignored; `-inf` when empty), in eight lanes.
+#[inline(always)]
+pub(crate) fn max8(a: &[f32]) -> f32 {
+    #[inline(always)]
+    fn mx(m: f32, x: f32) -> f32 {
+        if x > m {
+            x
+        } else {
+            m
+        }
+    }
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let ca = a.chunks_exact(8);
+    let tail = ca
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &x| mx(m, x));
+    for xa in ca {
+        for l in 0..8 {
+            acc[l] = mx(acc[l], xa[l]);
+        }
+    }
+    acc.iter().fold(tail, |m, &x| mx(m, x))
+}
+
+multiversion! {
+    /// `y += x` element-wise over the common length.
+    pub(crate) fn add_assign(y: &mut [f32], x: &[f32]) {
+        for (a, &b) in y.iter_mut().zip(x) {
+            *a += b;
+        }
+    }
+}
+
+multiversion! {
+    /// Softmax of `row` (plus `bias` first, when given: same length) in place; returns the
+    /// log-sum-exp of the (biased) row.
+    pub(crate) fn softmax_in_place(row: &mut [f32], bias: Option<&[f32]>) -> f32 {
+        if let Some(bias) = bias {
+            for (x, &m) in row.iter_mut().zip(bias) {
+                *x += m;
+            }
+        }
+        let max = max8(row);
+        for x in row.iter_mut() {
+            *x = exp_neg(*x - max);
+        }
+        let sum = sum8(row, |x| x);
+        let inv = 1.0 / sum;
+        row.iter_mut().for_each(|x| *x *= inv);
+        max + sum.ln()
     }
 }
 
