@@ -9,7 +9,13 @@
 //! shared with other processes a worker that is not scheduled in time costs nothing (the
 //! caller does its chunks), unlike fork-join pools that wait for every thread. A caller that
 //! finds the pool busy (another compute thread is using it) runs its work inline, and so do
-//! nested calls and work too small to be worth splitting.
+//! nested calls and work too small to be worth splitting. An idle worker polls for the next
+//! job for up to `SPIN` (100 µs) before it sleeps, and so does a caller waiting for its workers, so
+//! back-to-back parallel calls (a decode step makes dozens) skip the futex wake-ups.
+//!
+//! Element-wise loops are compiled for AVX2 + FMA as well as the baseline target and picked at
+//! run time (`multiversion!`); `sum8`, `sum8_2` and `max8` are the
+//! vectorisable reductions they use.
 //!
 //! Training uses the same pool one level up: [`run_shards`] runs whole shards of a batch
 //! (forward and backward) on the threads at once, and every kernel inside a shard then runs
