@@ -856,6 +856,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn vector_reductions_and_softmax_match_float64() {
+        for len in [0usize, 1, 7, 8, 9, 31, 64, 129] {
+            let x: Vec<f32> = (0..len)
+                .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.37)
+                .collect();
+            let want_sum: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+            assert!((f64::from(sum8(&x, |v| v * v)) - want_sum).abs() <= 1e-5 * (1.0 + want_sum));
+            let y: Vec<f32> = x.iter().map(|v| v * 0.5 + 1.0).collect();
+            let want_dot: f64 = x.iter().zip(&y).map(|(&a, &b)| f64::from(a * b)).sum();
+            let dot = f64::from(sum8_2(&x, &y, |a, b| a * b));
+            assert!((dot - want_dot).abs() <= 1e-5 * (1.0 + want_dot.abs()));
+            let want_max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            assert_eq!(max8(&x), want_max);
+            if len == 0 {
+                continue;
+            }
+            let mut row = x.clone();
+            let bias: Vec<f32> = (0..len)
+                .map(|i| if i % 5 == 4 { -1e30 } else { 0.1 })
+                .collect();
+            let lse = softmax_in_place(&mut row, Some(&bias));
+            let z: Vec<f64> = x
+                .iter()
+                .zip(&bias)
+                .map(|(&a, &b)| f64::from(a + b))
+                .collect();
+            let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let want_lse = m + z.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+            assert!((f64::from(lse) - want_lse).abs() < 1e-5, "len {len}");
+            for (p, v) in row.iter().zip(&z) {
+                assert!(
+                    (f64::from(*p) - (v - want_lse).exp()).abs() < 1e-6,
+                    "len {len}"
+                );
+            }
+            let mut acc = y.clone();
+            add_assign(&mut acc, &x);
+            for ((a, &b), &c) in acc.iter().zip(&x).zip(&y) {
+                assert_eq!(*a, b + c);
+            }
+        }
+    }
+
+    #[test]
     fn exp_neg_is_accurate() {
         let mut worst = 0f32;
         let mut x = -87.0f32;
