@@ -1,9 +1,9 @@
 //! The caller-owned key/value cache. It grows by `Tensor::cat`, so it is differentiable and can
-//! be used on the training path too. The rollout engine ([`crate::engine`]) may attach
-//! preallocated buffers ([`KvBuffers`]) so new keys are written in place instead (no gradient,
-//! no re-copy of the cache per token).
+//! be used on the training path too. The rollout engine ([`crate::engine`]) and
+//! [`crate::model::sampling::generate`] attach preallocated buffers ([`KvBuffers`]) so new keys
+//! are written in place instead (no gradient, no re-copy of the cache per token).
 
-use candle_core::Tensor;
+use candle_core::{DType, Device, Tensor};
 
 use super::error::Result;
 
@@ -29,7 +29,7 @@ pub struct KvCache {
 /// falls back to `Tensor::cat`).
 ///
 /// In-place writes bypass autograd and alias every clone of the cache, so only a single owner
-/// that never differentiates through the cache (the rollout engine) attaches buffers.
+/// that never differentiates through the cache (the rollout engine, `generate`) attaches buffers.
 #[derive(Debug, Clone)]
 pub(crate) struct KvBuffers {
     /// Per layer `(k, v)` buffers.
@@ -48,6 +48,26 @@ impl KvCache {
             len: 0,
             buffers: None,
         }
+    }
+
+    /// An empty cache with preallocated [`KvBuffers`] of `capacity` keys for `batch` rows
+    /// (`kv_heads` heads of `head_dim` values, per layer): appends write in place until the
+    /// capacity is reached. For a single owner that never differentiates through the cache
+    /// (see [`KvBuffers`]).
+    pub(crate) fn preallocated(
+        num_layers: usize,
+        (batch, kv_heads, capacity, head_dim): (usize, usize, usize, usize),
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let zeros = || Tensor::zeros((batch, kv_heads, capacity, head_dim), dtype, device);
+        let layers = (0..num_layers)
+            .map(|_| Ok((zeros()?, zeros()?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            buffers: Some(KvBuffers { layers, start: 0 }),
+            ..Self::new(num_layers)
+        })
     }
 
     /// Number of cached tokens per row (pads included).
@@ -77,12 +97,33 @@ impl KvCache {
             let idx = Tensor::new(idx.as_slice(), t.device())?;
             Ok(t.index_select(&idx, 0)?)
         };
+        // With buffers, the rows' buffers are selected (one copy) and the cache stays a view
+        // of them, so later appends still write in place.
+        let buffers = match &self.buffers {
+            Some(b) => Some(KvBuffers {
+                layers: b
+                    .layers
+                    .iter()
+                    .map(|(k, v)| Ok((dev_idx(k)?, dev_idx(v)?)))
+                    .collect::<Result<Vec<_>>>()?,
+                start: b.start,
+            }),
+            None => None,
+        };
         let layers = self
             .layers
             .iter()
-            .map(|l| match l {
-                Some((k, v)) => Ok(Some((dev_idx(k)?, dev_idx(v)?))),
-                None => Ok(None),
+            .enumerate()
+            .map(|(i, l)| match (l, &buffers) {
+                (Some(_), Some(b)) => {
+                    let (k, v) = &b.layers[i];
+                    Ok(Some((
+                        k.narrow(2, b.start, self.len)?,
+                        v.narrow(2, b.start, self.len)?,
+                    )))
+                }
+                (Some((k, v)), None) => Ok(Some((dev_idx(k)?, dev_idx(v)?))),
+                (None, _) => Ok(None),
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
@@ -90,7 +131,7 @@ impl KvCache {
             real: rows.iter().map(|&r| self.real[r].clone()).collect(),
             next_pos: rows.iter().map(|&r| self.next_pos[r]).collect(),
             len: self.len,
-            buffers: None,
+            buffers,
         })
     }
 

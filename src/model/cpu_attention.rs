@@ -14,9 +14,10 @@ use std::sync::{Arc, OnceLock};
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
+use super::cpu_ops::rope_row;
 use super::cpu_par::{
-    exp_neg, matmul, par_for, par_for_sized, slice_f32, storage, tensor, with_f32, zeros, CResult,
-    MatMut, MatRef, SharedOut,
+    exp_neg, matmul, multiversion, par_for, par_for_sized, slice_f32, softmax_in_place, storage,
+    sum8_2, tensor, with_f32, zeros, CResult, MatMut, MatRef, SharedOut,
 };
 
 /// Query rows per tile.
@@ -61,13 +62,7 @@ impl AttnSpec {
         let cos = &self.cos[tok * half..(tok + 1) * half];
         let sin = &self.sin[tok * half..(tok + 1) * half];
         let sgn = if inverse { -mul } else { mul };
-        let (x1, x2) = x.split_at(half);
-        let (y1, y2) = out.split_at_mut(half);
-        for i in 0..half {
-            let (c, s) = (cos[i] * mul, sin[i] * sgn);
-            y1[i] = x1[i] * c - x2[i] * s;
-            y2[i] = x2[i] * c + x1[i] * s;
-        }
+        rope_row(x, out, cos, sin, mul, sgn);
     }
 
     /// Softmax of one row of scores over the causal window of query `q` of batch row `b`;
@@ -77,22 +72,11 @@ impl AttnSpec {
         let window = self.past + q + 1;
         let (live, dead) = row.split_at_mut(window);
         dead.fill(0.0);
-        if let Some(bias) = &self.bias {
-            let s = self.keys();
-            let base = (b * self.t + q) * s;
-            for (x, m) in live.iter_mut().zip(&bias[base..base + window]) {
-                *x += m;
-            }
-        }
-        let max = live.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0;
-        for x in live.iter_mut() {
-            *x = exp_neg(*x - max);
-            sum += *x;
-        }
-        let inv = 1.0 / sum;
-        live.iter_mut().for_each(|x| *x *= inv);
-        max + sum.ln()
+        let bias = self.bias.as_ref().map(|bias| {
+            let base = (b * self.t + q) * self.keys();
+            &bias[base..base + window]
+        });
+        softmax_in_place(live, bias)
     }
 
     /// Probabilities of one row recomputed from its scores and saved log-sum-exp.
@@ -101,15 +85,35 @@ impl AttnSpec {
         let window = self.past + q + 1;
         let (live, dead) = row.split_at_mut(window);
         dead.fill(0.0);
-        match &self.bias {
+        let bias = self.bias.as_ref().map(|bias| {
+            let base = (b * self.t + q) * self.keys();
+            &bias[base..base + window]
+        });
+        probs_from_lse(live, bias, lse);
+    }
+}
+
+multiversion! {
+    /// `row = exp(row (+ bias) - lse)` in place.
+    fn probs_from_lse(row: &mut [f32], bias: Option<&[f32]>, lse: f32) {
+        match bias {
             Some(bias) => {
-                let s = self.keys();
-                let base = (b * self.t + q) * s;
-                for (x, m) in live.iter_mut().zip(&bias[base..base + window]) {
+                for (x, &m) in row.iter_mut().zip(bias) {
                     *x = exp_neg(*x + m - lse);
                 }
             }
-            None => live.iter_mut().for_each(|x| *x = exp_neg(*x - lse)),
+            None => row.iter_mut().for_each(|x| *x = exp_neg(*x - lse)),
+        }
+    }
+}
+
+multiversion! {
+    /// `dS = P (dP - delta)` row by row, in place in `dp` (rows of width `cols`).
+    fn softmax_grad_rows(dp: &mut [f32], p: &[f32], delta: &[f32], cols: usize) {
+        for ((dr, pr), &dl) in dp.chunks_exact_mut(cols).zip(p.chunks_exact(cols)).zip(delta) {
+            for (x, &pv) in dr.iter_mut().zip(pr) {
+                *x = pv * (*x - dl);
+            }
         }
     }
 }
@@ -405,23 +409,10 @@ impl CustomOp3 for FlashAttention {
                                 // delta_i = dO_i . O_i
                                 for (i, dl) in delta[..rows].iter_mut().enumerate() {
                                     let off = ((b * t + q0 + i) * h_n + h) * d;
-                                    *dl = go[off..off + d]
-                                        .iter()
-                                        .zip(&o[off..off + d])
-                                        .map(|(a, b)| a * b)
-                                        .sum();
+                                    *dl = sum8_2(&go[off..off + d], &o[off..off + d], |a, b| a * b);
                                 }
                                 // dS = P (dP - delta), in place in dp.
-                                for (i, (dr, pr)) in dp
-                                    .chunks_exact_mut(kmax)
-                                    .zip(p.chunks_exact(kmax))
-                                    .enumerate()
-                                {
-                                    let dl = delta[i];
-                                    for (x, &pv) in dr.iter_mut().zip(pr) {
-                                        *x = pv * (*x - dl);
-                                    }
-                                }
+                                softmax_grad_rows(dp, p, &delta[..rows], kmax);
                                 let ds = MatRef::new(dp, 0, rows, kmax, kmax);
                                 // dQ_rot = dS K ; dK_rot += dS^T Q_rot
                                 let dqr = &mut dqr[..rows * d];

@@ -10,8 +10,8 @@ use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
 use super::cpu_par::{
-    exp_neg, matmul, par_ranges, row_chunks, slice_f32, storage, tensor, threads, with_f32, zeros,
-    CResult, MatMut, MatRef, SharedOut,
+    add_assign, exp_neg, matmul, multiversion, par_ranges, row_chunks, slice_f32, storage, tensor,
+    threads, with_f32, zeros, CResult, MatMut, MatRef, SharedOut,
 };
 use super::cpu_rows;
 
@@ -102,17 +102,13 @@ fn column_sums(dy: &[f32], n: usize, m: usize) -> Vec<f32> {
             // SAFETY: chunk c alone writes partial row c.
             let acc = unsafe { out.slice(c * m..(c + 1) * m) };
             for row in dy[c * per * m..((c + 1) * per).min(n) * m].chunks_exact(m) {
-                for (a, &g) in acc.iter_mut().zip(row) {
-                    *a += g;
-                }
+                add_assign(acc, row);
             }
         }
     });
     let mut sums = zeros(m);
     for row in partial.chunks_exact(m) {
-        for (s, &p) in sums.iter_mut().zip(row) {
-            *s += p;
-        }
+        add_assign(&mut sums, row);
     }
     sums
 }
@@ -225,6 +221,28 @@ pub(crate) fn silu_parts(g: f32) -> (f32, f32) {
     (g * s, s * (1.0 + g * (1.0 - s)))
 }
 
+multiversion! {
+    /// SwiGLU forward over matching slices: `y = silu(g) * u`.
+    pub(crate) fn swiglu_fwd(g: &[f32], u: &[f32], y: &mut [f32]) {
+        for ((y, &gv), &uv) in y.iter_mut().zip(g).zip(u) {
+            *y = silu_parts(gv).0 * uv;
+        }
+    }
+}
+
+multiversion! {
+    /// SwiGLU backward over matching slices: `du = da silu(g)`, `dg = da u silu'(g)`.
+    pub(crate) fn swiglu_bwd(g: &[f32], u: &[f32], da: &[f32], dg: &mut [f32], du: &mut [f32]) {
+        let n = g.len();
+        let (u, da, dg, du) = (&u[..n], &da[..n], &mut dg[..n], &mut du[..n]);
+        for i in 0..n {
+            let (silu, dsilu) = silu_parts(g[i]);
+            du[i] = da[i] * silu;
+            dg[i] = da[i] * u[i] * dsilu;
+        }
+    }
+}
+
 /// The SwiGLU MLP front: `(x, Wg, Wu)` in, `silu(x Wg^T) * (x Wu^T)` out. The forward keeps
 /// the two projections for the backward.
 #[derive(Debug, Clone)]
@@ -273,9 +291,7 @@ impl CustomOp3 for GateUp {
                 let hi = ((c + 1) * per).min(n) * f;
                 // SAFETY: chunk c alone writes rows c*per..(c+1)*per.
                 let dst = unsafe { out.slice(lo..hi) };
-                for ((y, &gv), &uv) in dst.iter_mut().zip(&g[lo..hi]).zip(&u[lo..hi]) {
-                    *y = silu_parts(gv).0 * uv;
-                }
+                swiglu_fwd(&g[lo..hi], &u[lo..hi], dst);
             }
         });
         // A second forward of the same op instance (not done by candle) keeps the first save.
@@ -313,12 +329,7 @@ impl CustomOp3 for GateUp {
                                 // SAFETY: chunk c alone writes these rows of dg and du.
                                 let (dgc, duc) =
                                     unsafe { (dg_o.slice(lo..hi), du_o.slice(lo..hi)) };
-                                for i in 0..hi - lo {
-                                    let (silu, dsilu) = silu_parts(g[lo + i]);
-                                    let a = da[lo + i];
-                                    duc[i] = a * silu;
-                                    dgc[i] = a * u[lo + i] * dsilu;
-                                }
+                                swiglu_bwd(&g[lo..hi], &u[lo..hi], &da[lo..hi], dgc, duc);
                             }
                         });
                         let (mut dx, dwg) = linear_bwd(xv, wgv, &dg, n, k, f);

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 
-use super::cpu_linear::silu_parts;
+use super::cpu_linear::{swiglu_bwd, swiglu_fwd};
 use super::cpu_par::{
-    exp_neg, par_ranges, row_chunks, slice_f32, storage, tensor, with_f32, zeros, CResult,
-    SharedOut,
+    exp_neg, max8, multiversion, par_ranges, row_chunks, slice_f32, softmax_in_place, storage,
+    sum8, sum8_2, tensor, with_f32, zeros, CResult, SharedOut,
 };
 
 /// Applies `f(row_index, rows_in, rows_out)` to blocks of whole rows of width `cols`, in
@@ -70,24 +70,12 @@ impl CustomOp1 for MaskedSoftmax {
                 .enumerate()
             {
                 let r = r0 + i;
-                match &self.bias {
-                    Some(bias) => {
-                        let (b, q) = (r / (self.heads * t), r % t);
-                        let br = &bias[(b * t + q) * cols..(b * t + q + 1) * cols];
-                        for ((y, &x), &m) in yr.iter_mut().zip(xr).zip(br) {
-                            *y = x + m;
-                        }
-                    }
-                    None => yr.copy_from_slice(xr),
-                }
-                let max = yr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0.0;
-                for y in yr.iter_mut() {
-                    *y = exp_neg(*y - max);
-                    sum += *y;
-                }
-                let inv = 1.0 / sum;
-                yr.iter_mut().for_each(|y| *y *= inv);
+                yr.copy_from_slice(xr);
+                let bias = self.bias.as_ref().map(|bias| {
+                    let (b, q) = (r / (self.heads * t), r % t);
+                    &bias[(b * t + q) * cols..(b * t + q + 1) * cols]
+                });
+                softmax_in_place(yr, bias);
             }
         });
         Ok((storage(out, s.dtype()), l.shape().clone()))
@@ -106,10 +94,7 @@ impl CustomOp1 for MaskedSoftmax {
                         .enumerate()
                     {
                         let gr = &g[(r0 + i) * cols..(r0 + i + 1) * cols];
-                        let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
-                        for ((d, &yv), &gv) in dr.iter_mut().zip(yr).zip(gr) {
-                            *d = yv * (gv - dot);
-                        }
+                        softmax_bwd_row(yr, gr, dr);
                     }
                 });
                 Ok(dx)
@@ -126,11 +111,80 @@ pub(crate) struct RmsNorm {
     pub eps: f32,
 }
 
-impl RmsNorm {
-    #[inline]
-    fn inv_rms(&self, xr: &[f32]) -> f32 {
-        let ms = xr.iter().map(|v| v * v).sum::<f32>() / xr.len() as f32;
-        1.0 / (ms + self.eps).sqrt()
+/// `1 / sqrt(mean(x^2) + eps)` of one row.
+#[inline(always)]
+fn inv_rms(xr: &[f32], eps: f32) -> f32 {
+    let ms = sum8(xr, |v| v * v) / xr.len() as f32;
+    1.0 / (ms + eps).sqrt()
+}
+
+multiversion! {
+    /// Softmax backward of one row: `dx = y (g - sum(g y))`.
+    fn softmax_bwd_row(yr: &[f32], gr: &[f32], dr: &mut [f32]) {
+        let dot = sum8_2(yr, gr, |a, b| a * b);
+        for ((d, &yv), &gv) in dr.iter_mut().zip(yr).zip(gr) {
+            *d = yv * (gv - dot);
+        }
+    }
+}
+
+multiversion! {
+    /// RMSNorm forward of whole rows of width `w.len()`.
+    fn rms_rows(xs: &[f32], ys: &mut [f32], w: &[f32], eps: f32) {
+        let d = w.len();
+        for (xr, yr) in xs.chunks_exact(d).zip(ys.chunks_exact_mut(d)) {
+            let r = inv_rms(xr, eps);
+            for ((y, &xv), &wv) in yr.iter_mut().zip(xr).zip(w) {
+                *y = xv * r * wv;
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// RMSNorm backward of one row: writes `dx` into `dr` and adds `g n` to `dw`.
+    fn rms_bwd_row(xr: &[f32], gr: &[f32], w: &[f32], dr: &mut [f32], dw: &mut [f32], eps: f32) {
+        let d = w.len();
+        let (xr, gr, dr, dw) = (&xr[..d], &gr[..d], &mut dr[..d], &mut dw[..d]);
+        let r = inv_rms(xr, eps);
+        // n = x r; dx = r (g w - n mean(g w n)); dw += g n
+        for j in 0..d {
+            dw[j] += gr[j] * (xr[j] * r);
+        }
+        // sum_j g_j w_j n_j, in eight interleaved partial sums.
+        let mut acc = [0f32; 8];
+        let (cx, cg, cw) = (xr.chunks_exact(8), gr.chunks_exact(8), w.chunks_exact(8));
+        let mut tail = 0.0;
+        for ((&x, &g), &wv) in cx.remainder().iter().zip(cg.remainder()).zip(cw.remainder()) {
+            tail += g * wv * (x * r);
+        }
+        for ((x8, g8), w8) in cx.zip(cg).zip(cw) {
+            for l in 0..8 {
+                acc[l] += g8[l] * w8[l] * (x8[l] * r);
+            }
+        }
+        let dot =
+            ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
+        let mean = dot / d as f32;
+        for j in 0..d {
+            dr[j] = r * (gr[j] * w[j] - xr[j] * r * mean);
+        }
+    }
+}
+
+multiversion! {
+    /// One head's rotation: `y1 = x1 c - x2 s`, `y2 = x2 c + x1 s` with `c = cos * scale`,
+    /// `s = sin * sin_mul` over the two halves of `x` and `y`.
+    pub(crate) fn rope_row(x: &[f32], y: &mut [f32], cos: &[f32], sin: &[f32], scale: f32, sin_mul: f32) {
+        let half = cos.len();
+        let (x1, x2) = x[..2 * half].split_at(half);
+        let (y1, y2) = y[..2 * half].split_at_mut(half);
+        let sin = &sin[..half];
+        for i in 0..half {
+            let (c, s) = (cos[i] * scale, sin[i] * sin_mul);
+            y1[i] = x1[i] * c - x2[i] * s;
+            y2[i] = x2[i] * c + x1[i] * s;
+        }
     }
 }
 
@@ -152,14 +206,7 @@ impl CustomOp2 for RmsNorm {
             bail!("rms norm: weight of {d} for input {:?}", l1.shape())
         }
         let mut out = zeros(x.len());
-        par_rows(&x, &mut out, d, |_, xs, ys| {
-            for (xr, yr) in xs.chunks_exact(d).zip(ys.chunks_exact_mut(d)) {
-                let r = self.inv_rms(xr);
-                for ((y, &xv), &wv) in yr.iter_mut().zip(xr).zip(w.iter()) {
-                    *y = xv * r * wv;
-                }
-            }
-        });
+        par_rows(&x, &mut out, d, |_, xs, ys| rms_rows(xs, ys, &w, self.eps));
         Ok((storage(out, s1.dtype()), l1.shape().clone()))
     }
 
@@ -192,26 +239,13 @@ impl CustomOp2 for RmsNorm {
                                 let row = lo + i;
                                 let xr = &xv[row * d..(row + 1) * d];
                                 let gr = &gv[row * d..(row + 1) * d];
-                                let r = self.inv_rms(xr);
-                                // n = x r; dx = r (g w - n mean(g w n)); dw += g n
-                                let mut dot = 0.0;
-                                for j in 0..d {
-                                    let nj = xr[j] * r;
-                                    dwc[j] += gr[j] * nj;
-                                    dot += gr[j] * wv[j] * nj;
-                                }
-                                let mean = dot / d as f32;
-                                for j in 0..d {
-                                    dr[j] = r * (gr[j] * wv[j] - xr[j] * r * mean);
-                                }
+                                rms_bwd_row(xr, gr, wv, dr, dwc, self.eps);
                             }
                         }
                     });
                     let mut dw = zeros(d);
                     for row in partial.chunks_exact(d) {
-                        for (a, &p) in dw.iter_mut().zip(row) {
-                            *a += p;
-                        }
+                        super::cpu_par::add_assign(&mut dw, row);
                     }
                     Ok((dx, dw))
                 })
@@ -273,12 +307,7 @@ impl CustomOp1 for Rope {
                 let xh = &x[src..src + d];
                 // SAFETY: (token, head) pairs are disjoint across units, so are their D values.
                 let yh = unsafe { o.slice(dst..dst + d) };
-                for i in 0..half {
-                    let (c, s) = (cos[i] * self.scale, sin[i] * self.sin_sign * self.scale);
-                    let (x1, x2) = (xh[i], xh[i + half]);
-                    yh[i] = x1 * c - x2 * s;
-                    yh[i + half] = x2 * c + x1 * s;
-                }
+                rope_row(xh, yh, cos, sin, self.scale, self.sin_sign * self.scale);
             }
         });
         let shape = if self.to_heads_first {
@@ -325,9 +354,7 @@ impl CustomOp2 for SwiGlu {
         let mut out = zeros(g.len());
         par_rows(&g, &mut out, cols, |r0, gs, ys| {
             let us = &u[r0 * cols..r0 * cols + gs.len()];
-            for ((y, &gv), &uv) in ys.iter_mut().zip(gs).zip(us) {
-                *y = silu_parts(gv).0 * uv;
-            }
+            swiglu_fwd(gs, us, ys);
         });
         Ok((storage(out, s1.dtype()), l1.shape().clone()))
     }
@@ -350,11 +377,8 @@ impl CustomOp2 for SwiGlu {
                         let lo = r0 * cols;
                         // SAFETY: the rows handed to this call are written by it alone.
                         let dus = unsafe { du_o.slice(lo..lo + gs.len()) };
-                        for i in 0..gs.len() {
-                            let (silu, dsilu) = silu_parts(gs[i]);
-                            dus[i] = dv[lo + i] * silu;
-                            dgs[i] = dv[lo + i] * uv[lo + i] * dsilu;
-                        }
+                        let hi = lo + gs.len();
+                        swiglu_bwd(gs, &uv[lo..hi], &dv[lo..hi], dgs, dus);
                     });
                     Ok((dg, du))
                 })
@@ -367,12 +391,47 @@ impl CustomOp2 for SwiGlu {
     }
 }
 
-/// Row statistics: max, log-sum-exp.
-#[inline]
-fn row_lse(xr: &[f32]) -> (f32, f32) {
-    let max = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = xr.iter().map(|&x| exp_neg(x - max)).sum();
-    (max, max + sum.ln())
+/// Log-sum-exp of a row.
+#[inline(always)]
+fn row_lse(xr: &[f32]) -> f32 {
+    let max = max8(xr);
+    let sum = sum8(xr, |x| exp_neg(x - max));
+    max + sum.ln()
+}
+
+multiversion! {
+    /// Log-prob of `target` under the softmax of one row of logits, and the row's entropy
+    /// when `entropy` (else 0).
+    fn logprob_entropy_row(xr: &[f32], target: usize, entropy: bool) -> (f32, f32) {
+        let lse = row_lse(xr);
+        let h = if entropy {
+            lse - sum8(xr, |xi| exp_neg(xi - lse) * xi)
+        } else {
+            0.0
+        };
+        (xr[target] - lse, h)
+    }
+}
+
+multiversion! {
+    /// Backward of [`logprob_entropy_row`] for one row: `g_lp` and `g_h` are the gradients of
+    /// the log-prob and of the entropy `h` (`g_h` unused without `entropy`).
+    fn logprob_entropy_bwd_row(xr: &[f32], dr: &mut [f32], target: usize, g_lp: f32, g_h: f32, h: f32, entropy: bool) {
+        let lse = row_lse(xr);
+        // d logp_t / dz_j = [j = t] - p_j ;  dH / dz_j = -p_j (log p_j + H)
+        if entropy {
+            for (d, &xj) in dr.iter_mut().zip(xr) {
+                let logp = xj - lse;
+                let p = exp_neg(logp);
+                *d = -g_lp * p - g_h * p * (logp + h);
+            }
+        } else {
+            for (d, &xj) in dr.iter_mut().zip(xr) {
+                *d = -g_lp * exp_neg(xj - lse);
+            }
+        }
+        dr[target] += g_lp;
+    }
 }
 
 /// Per row of `[N, V]` logits: the log-prob of a target token and, optionally, the entropy of
@@ -420,13 +479,12 @@ impl CustomOp1 for TokenLogProbEntropy {
             for ch in r {
                 for row in ch * per..((ch + 1) * per).min(n) {
                     let xr = &x[row * v..(row + 1) * v];
-                    let (_, lse) = row_lse(xr);
+                    let (lp, h) = logprob_entropy_row(xr, self.targets[row] as usize, self.entropy);
                     // SAFETY: row `row` alone writes its output entries.
                     let dst = unsafe { o.slice(row * c..(row + 1) * c) };
-                    dst[0] = xr[self.targets[row] as usize] - lse;
+                    dst[0] = lp;
                     if self.entropy {
-                        let mean_x: f32 = xr.iter().map(|&xi| exp_neg(xi - lse) * xi).sum();
-                        dst[1] = lse - mean_x;
+                        dst[1] = h;
                     }
                 }
             }
@@ -451,22 +509,20 @@ impl CustomOp1 for TokenLogProbEntropy {
                             xs.chunks_exact(v).zip(ds.chunks_exact_mut(v)).enumerate()
                         {
                             let r = r0 + i;
-                            let (_, lse) = row_lse(xr);
-                            let g_lp = g[c * r];
-                            // d logp_t / dz_j = [j = t] - p_j ;  dH / dz_j = -p_j (log p_j + H)
-                            if self.entropy {
-                                let (g_h, h) = (g[c * r + 1], out[c * r + 1]);
-                                for (d, &xj) in dr.iter_mut().zip(xr) {
-                                    let logp = xj - lse;
-                                    let p = exp_neg(logp);
-                                    *d = -g_lp * p - g_h * p * (logp + h);
-                                }
+                            let (g_h, h) = if self.entropy {
+                                (g[c * r + 1], out[c * r + 1])
                             } else {
-                                for (d, &xj) in dr.iter_mut().zip(xr) {
-                                    *d = -g_lp * exp_neg(xj - lse);
-                                }
-                            }
-                            dr[self.targets[r] as usize] += g_lp;
+                                (0.0, 0.0)
+                            };
+                            logprob_entropy_bwd_row(
+                                xr,
+                                dr,
+                                self.targets[r] as usize,
+                                g[c * r],
+                                g_h,
+                                h,
+                                self.entropy,
+                            );
                         }
                     });
                     Ok(dx)

@@ -9,7 +9,13 @@
 //! shared with other processes a worker that is not scheduled in time costs nothing (the
 //! caller does its chunks), unlike fork-join pools that wait for every thread. A caller that
 //! finds the pool busy (another compute thread is using it) runs its work inline, and so do
-//! nested calls and work too small to be worth splitting.
+//! nested calls and work too small to be worth splitting. An idle worker polls for the next
+//! job for up to `SPIN` (100 µs) before it sleeps, and so does a caller waiting for its workers, so
+//! back-to-back parallel calls (a decode step makes dozens) skip the futex wake-ups.
+//!
+//! Element-wise loops are compiled for AVX2 + FMA as well as the baseline target and picked at
+//! run time (`multiversion!`); `sum8`, `sum8_2` and `max8` are the
+//! vectorisable reductions they use.
 //!
 //! Training uses the same pool one level up: [`run_shards`] runs whole shards of a batch
 //! (forward and backward) on the threads at once, and every kernel inside a shard then runs
@@ -20,8 +26,9 @@ use std::any::Any;
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, DType, Device, Layout, Shape, Storage, Tensor};
@@ -85,6 +92,10 @@ struct State {
     in_flight: usize,
     /// First panic raised by a worker in the current job.
     panic: Option<Box<dyn Any + Send>>,
+    /// Workers blocked on the `work` condition variable (the others are spinning or busy).
+    sleeping: usize,
+    /// Whether the job's owner is blocked on the `done` condition variable.
+    owner_waiting: bool,
 }
 
 // SAFETY: the raw job pointer is only dereferenced by workers registered in `in_flight`, and
@@ -98,6 +109,32 @@ struct Pool {
     /// Held by the caller of the running job (one job at a time).
     busy: Mutex<()>,
     workers: usize,
+    /// Mirror of `State::gen`, read by spinning workers without the lock.
+    posted: AtomicU64,
+    /// Mirror of `State::in_flight`, read by a spinning owner without the lock.
+    active: AtomicUsize,
+}
+
+/// How long an idle worker polls for the next job, and the owner of a job for its workers to
+/// finish, before blocking: back-to-back parallel calls (a decode step makes dozens) then
+/// hand work over without a futex wake-up each.
+const SPIN: Duration = Duration::from_micros(100);
+
+/// Polls `done` with [`std::hint::spin_loop`] for up to [`SPIN`]; returns whether it became
+/// true.
+fn spin_until(done: impl Fn() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        for _ in 0..64 {
+            if done() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= SPIN {
+            return done();
+        }
+    }
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -115,6 +152,8 @@ impl Pool {
                 done: Condvar::new(),
                 busy: Mutex::new(()),
                 workers: configured_threads() - 1,
+                posted: AtomicU64::new(0),
+                active: AtomicUsize::new(0),
             }));
             for i in 0..pool.workers {
                 let spawned = std::thread::Builder::new()
@@ -137,12 +176,25 @@ impl Pool {
             let job = match st.job {
                 Some(job) if st.gen != seen => job,
                 _ => {
-                    st = self.work.wait(st).unwrap_or_else(|e| e.into_inner());
+                    // Nothing to join (a closed job counts as seen): poll for the next one for
+                    // a while, then sleep until it is posted.
+                    seen = st.gen;
+                    drop(st);
+                    let posted = spin_until(|| self.posted.load(Ordering::Acquire) != seen);
+                    st = lock(&self.state);
+                    if !posted && st.gen == seen {
+                        st.sleeping += 1;
+                        while st.gen == seen {
+                            st = self.work.wait(st).unwrap_or_else(|e| e.into_inner());
+                        }
+                        st.sleeping -= 1;
+                    }
                     continue;
                 }
             };
             seen = st.gen;
             st.in_flight += 1;
+            self.active.store(st.in_flight, Ordering::Release);
             drop(st);
             // SAFETY: registered in `in_flight` while the job was open, so its owner is still
             // waiting and the job and its closure are alive.
@@ -153,7 +205,8 @@ impl Pool {
                 st.panic.get_or_insert(p);
             }
             st.in_flight -= 1;
-            if st.in_flight == 0 {
+            self.active.store(st.in_flight, Ordering::Release);
+            if st.in_flight == 0 && st.owner_waiting {
                 self.done.notify_all();
             }
         }
@@ -178,12 +231,16 @@ impl Pool {
             n,
             next: AtomicUsize::new(0),
         };
-        {
+        let wake = {
             let mut st = lock(&self.state);
             st.gen += 1;
             st.job = Some(&job as *const Job);
+            self.posted.store(st.gen, Ordering::Release);
+            st.sleeping > 0
+        };
+        if wake {
+            self.work.notify_all();
         }
-        self.work.notify_all();
         IN_POOL.with(|c| c.set(true));
         // SAFETY: `job.f` is the live closure `f`.
         let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { job.work() }));
@@ -191,8 +248,15 @@ impl Pool {
         let mut st = lock(&self.state);
         // Close the job: workers that wake up from now on do not touch it.
         st.job = None;
-        while st.in_flight > 0 {
-            st = self.done.wait(st).unwrap_or_else(|e| e.into_inner());
+        if st.in_flight > 0 {
+            drop(st);
+            spin_until(|| self.active.load(Ordering::Acquire) == 0);
+            st = lock(&self.state);
+            st.owner_waiting = true;
+            while st.in_flight > 0 {
+                st = self.done.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            st.owner_waiting = false;
         }
         let theirs = st.panic.take();
         drop(st);
@@ -626,6 +690,134 @@ pub(crate) fn tensor(v: Vec<f32>, shape: impl Into<Shape>, dtype: DType) -> CRes
     }
 }
 
+/// Whether the CPU has AVX2 and FMA (detected once; `std` caches the answer).
+#[inline]
+pub(crate) fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Defines a function whose body is compiled twice: once with AVX2 and FMA enabled (chosen at
+/// run time when [`has_avx2_fma`] says the CPU has them) and once for the crate's baseline
+/// target (x86-64 builds default to SSE2 only). LLVM then vectorises the body's loops at
+/// 256-bit width on most machines; neither copy lets it reassociate floating-point sums or
+/// fuse multiply-adds on its own, so both copies compute the same values. Callees are only
+/// compiled for AVX2 when they inline into the body (small or `#[inline(always)]` functions).
+macro_rules! multiversion {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? $body
+                if $crate::model::cpu_par::has_avx2_fma() {
+                    // SAFETY: the CPU has AVX2 and FMA (checked just above).
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $body
+        }
+    };
+}
+pub(crate) use multiversion;
+
+/// `sum(f(a_i))` in eight interleaved partial sums, so that the loop vectorises (the
+/// summation order is fixed by the length alone).
+#[inline(always)]
+pub(crate) fn sum8(a: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0f32; 8];
+    let ca = a.chunks_exact(8);
+    let tail: f32 = ca.remainder().iter().map(|&x| f(x)).sum();
+    for xa in ca {
+        for l in 0..8 {
+            acc[l] += f(xa[l]);
+        }
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// `sum(f(a_i, b_i))` over the common length, in eight interleaved partial sums.
+#[inline(always)]
+pub(crate) fn sum8_2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(&x, &y)| f(x, y))
+        .sum();
+    for (xa, xb) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += f(xa[l], xb[l]);
+        }
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// The largest value of `a` (NaNs ignored; `-inf` when empty), in eight lanes.
+#[inline(always)]
+pub(crate) fn max8(a: &[f32]) -> f32 {
+    #[inline(always)]
+    fn mx(m: f32, x: f32) -> f32 {
+        if x > m {
+            x
+        } else {
+            m
+        }
+    }
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let ca = a.chunks_exact(8);
+    let tail = ca
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &x| mx(m, x));
+    for xa in ca {
+        for l in 0..8 {
+            acc[l] = mx(acc[l], xa[l]);
+        }
+    }
+    acc.iter().fold(tail, |m, &x| mx(m, x))
+}
+
+multiversion! {
+    /// `y += x` element-wise over the common length.
+    pub(crate) fn add_assign(y: &mut [f32], x: &[f32]) {
+        for (a, &b) in y.iter_mut().zip(x) {
+            *a += b;
+        }
+    }
+}
+
+multiversion! {
+    /// Softmax of `row` (plus `bias` first, when given: same length) in place; returns the
+    /// log-sum-exp of the (biased) row.
+    pub(crate) fn softmax_in_place(row: &mut [f32], bias: Option<&[f32]>) -> f32 {
+        if let Some(bias) = bias {
+            for (x, &m) in row.iter_mut().zip(bias) {
+                *x += m;
+            }
+        }
+        let max = max8(row);
+        for x in row.iter_mut() {
+            *x = exp_neg(*x - max);
+        }
+        let sum = sum8(row, |x| x);
+        let inv = 1.0 / sum;
+        row.iter_mut().for_each(|x| *x *= inv);
+        max + sum.ln()
+    }
+}
+
 /// A zero-filled f32 vector (calloc: fresh pages are already zero).
 pub(crate) fn zeros(n: usize) -> Vec<f32> {
     vec![0f32; n]
@@ -662,6 +854,50 @@ pub(crate) fn exp_neg(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vector_reductions_and_softmax_match_float64() {
+        for len in [0usize, 1, 7, 8, 9, 31, 64, 129] {
+            let x: Vec<f32> = (0..len)
+                .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.37)
+                .collect();
+            let want_sum: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+            assert!((f64::from(sum8(&x, |v| v * v)) - want_sum).abs() <= 1e-5 * (1.0 + want_sum));
+            let y: Vec<f32> = x.iter().map(|v| v * 0.5 + 1.0).collect();
+            let want_dot: f64 = x.iter().zip(&y).map(|(&a, &b)| f64::from(a * b)).sum();
+            let dot = f64::from(sum8_2(&x, &y, |a, b| a * b));
+            assert!((dot - want_dot).abs() <= 1e-5 * (1.0 + want_dot.abs()));
+            let want_max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            assert_eq!(max8(&x), want_max);
+            if len == 0 {
+                continue;
+            }
+            let mut row = x.clone();
+            let bias: Vec<f32> = (0..len)
+                .map(|i| if i % 5 == 4 { -1e30 } else { 0.1 })
+                .collect();
+            let lse = softmax_in_place(&mut row, Some(&bias));
+            let z: Vec<f64> = x
+                .iter()
+                .zip(&bias)
+                .map(|(&a, &b)| f64::from(a + b))
+                .collect();
+            let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let want_lse = m + z.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+            assert!((f64::from(lse) - want_lse).abs() < 1e-5, "len {len}");
+            for (p, v) in row.iter().zip(&z) {
+                assert!(
+                    (f64::from(*p) - (v - want_lse).exp()).abs() < 1e-6,
+                    "len {len}"
+                );
+            }
+            let mut acc = y.clone();
+            add_assign(&mut acc, &x);
+            for ((a, &b), &c) in acc.iter().zip(&x).zip(&y) {
+                assert_eq!(*a, b + c);
+            }
+        }
+    }
 
     #[test]
     fn exp_neg_is_accurate() {

@@ -10,7 +10,7 @@ pub mod config;
 mod cpu_attention;
 mod cpu_linear;
 mod cpu_ops;
-mod cpu_par;
+pub(crate) mod cpu_par;
 mod cpu_rows;
 pub mod device;
 pub mod error;

@@ -7,6 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::cache::KvCache;
 use super::error::{ModelError, Result};
 use super::layout::pad_left;
 use super::policy::Snapshot;
@@ -124,10 +125,15 @@ pub fn generate(
     let mut active: Vec<usize> = (0..n).collect();
     let dev = snap.device().clone();
     let net = snap.transformer();
-    let mut cache = snap.new_cache();
-
     let (ids, layout) = pad_left(prompts, 0)?;
     let t = layout.seq();
+    // Keys and values of the prompt and of every new token but the last, written in place.
+    let mut cache = if params.use_cache {
+        let shape = (n, cfg.kv_heads(), t + params.max_new_tokens, cfg.head_dim());
+        KvCache::preallocated(cfg.num_hidden_layers, shape, snap.dtype(), &dev)?
+    } else {
+        snap.new_cache()
+    };
     let mut last_logits = if params.use_cache {
         let ids = ids_tensor(&ids, n, t, &dev)?;
         let h = net.hidden(&ids, Some(&layout), Some(&mut cache), super::Kernels::Fused)?;

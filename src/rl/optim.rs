@@ -14,7 +14,9 @@
 //! Speed: candle's CPU element-wise ops are single-threaded and allocate a fresh tensor each, so
 //! `candle_nn::AdamW` costs ~10 passes and allocations per variable. For `f32` variables on the
 //! CPU this optimizer instead keeps `m`, `v` in host vectors and updates the variable **in
-//! place** with one fused loop (a candle `InplaceOp1`). Other devices/dtypes fall back to the
+//! place** with one fused loop (a candle `InplaceOp1`; compiled for AVX2 + FMA when the CPU has
+//! them, and split over the compute threads in 64 K-element chunks, which gives the same values
+//! as one pass since the update is element-wise). Other devices/dtypes fall back to the
 //! tensor-op formulation of `candle_nn::AdamW`.
 
 use std::cell::RefCell;
@@ -26,6 +28,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, DType, Device, InplaceOp1, Layout, Storage, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
+use crate::model::cpu_par::{multiversion, par_for, SharedOut};
 use crate::rl::RlError;
 
 /// AdamW hyper-parameters (`[learner.optimizer]` in TOML). Defaults: `lr = 1e-6` (AZR and 1-shot
@@ -365,22 +368,73 @@ impl InplaceOp1 for FusedAdamW<'_> {
                 "fused-adamw: length mismatch".into(),
             ));
         }
-        let (b1, b2) = (self.beta1, self.beta2);
+        // Element-wise, so any split gives the same values: chunks of 64 K elements spread
+        // over the compute threads (one chunk, inline, for small variables).
+        const CHUNK: usize = 1 << 16;
+        let n = theta.len();
+        let (p_o, m_o, v_o) = (
+            SharedOut::new(theta),
+            SharedOut::new(&mut m[..]),
+            SharedOut::new(&mut v[..]),
+        );
+        let (grad, hp) = (self.grad, self.scalars());
+        par_for(n.div_ceil(CHUNK), |c| {
+            let r = c * CHUNK..((c + 1) * CHUNK).min(n);
+            // SAFETY: chunk `c` alone touches elements `r` of the variable and its moments.
+            let (p, m, v) = unsafe {
+                (
+                    p_o.slice(r.clone()),
+                    m_o.slice(r.clone()),
+                    v_o.slice(r.clone()),
+                )
+            };
+            adamw_update(p, &grad[r], m, v, &hp);
+        });
+        Ok(())
+    }
+}
+
+/// The scalar parameters of one [`FusedAdamW`] update.
+#[derive(Clone, Copy)]
+struct AdamScalars {
+    grad_scale: f32,
+    beta1: f32,
+    beta2: f32,
+    scale_m: f32,
+    scale_v: f32,
+    decay: f32,
+    lr: f32,
+    eps: f32,
+}
+
+impl FusedAdamW<'_> {
+    fn scalars(&self) -> AdamScalars {
+        AdamScalars {
+            grad_scale: self.grad_scale,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            scale_m: self.scale_m,
+            scale_v: self.scale_v,
+            decay: self.decay,
+            lr: self.lr,
+            eps: self.eps,
+        }
+    }
+}
+
+multiversion! {
+    /// The AdamW update of matching slices of a variable, its gradient and moments.
+    fn adamw_update(theta: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], hp: &AdamScalars) {
+        let (b1, b2) = (hp.beta1, hp.beta2);
         let (c1, c2) = (1.0 - b1, 1.0 - b2);
-        for (((p, &g), mi), vi) in theta
-            .iter_mut()
-            .zip(self.grad)
-            .zip(m.iter_mut())
-            .zip(v.iter_mut())
-        {
-            let g = g * self.grad_scale;
+        for (((p, &g), mi), vi) in theta.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let g = g * hp.grad_scale;
             *mi = *mi * b1 + g * c1;
             *vi = *vi * b2 + (g * g) * c2;
-            let m_hat = *mi * self.scale_m;
-            let v_hat = *vi * self.scale_v;
-            *p = *p * self.decay - (m_hat / (v_hat.sqrt() + self.eps)) * self.lr;
+            let m_hat = *mi * hp.scale_m;
+            let v_hat = *vi * hp.scale_v;
+            *p = *p * hp.decay - (m_hat / (v_hat.sqrt() + hp.eps)) * hp.lr;
         }
-        Ok(())
     }
 }
 
