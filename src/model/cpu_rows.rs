@@ -11,7 +11,7 @@
 
 use std::ops::Range;
 
-use super::cpu_par::{par_ranges, threads, SharedOut};
+use super::cpu_par::{par_ranges, sum8_2, threads, SharedOut};
 
 /// The most rows of `x` this kernel takes; larger products go to `gemm`.
 pub(crate) const MAX_ROWS: usize = 32;
@@ -89,20 +89,7 @@ fn dots(out: &mut [f32], x: &[f32], w: &[f32], n: usize, k: usize, cols: usize) 
 
 /// A dot product in eight interleaved partial sums (vectorisable without reassociation).
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (xa, xb) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += xa[l] * xb[l];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
+    sum8_2(a, b, |x, y| x * y)
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -336,14 +336,7 @@ struct FusedAdamW<'a> {
     grad: &'a [f32],
     m: RefCell<&'a mut [f32]>,
     v: RefCell<&'a mut [f32]>,
-    grad_scale: f32,
-    beta1: f32,
-    beta2: f32,
-    scale_m: f32,
-    scale_v: f32,
-    decay: f32,
-    lr: f32,
-    eps: f32,
+    hp: AdamScalars,
 }
 
 impl InplaceOp1 for FusedAdamW<'_> {
@@ -377,7 +370,7 @@ impl InplaceOp1 for FusedAdamW<'_> {
             SharedOut::new(&mut m[..]),
             SharedOut::new(&mut v[..]),
         );
-        let (grad, hp) = (self.grad, self.scalars());
+        let (grad, hp) = (self.grad, self.hp);
         par_for(n.div_ceil(CHUNK), |c| {
             let r = c * CHUNK..((c + 1) * CHUNK).min(n);
             // SAFETY: chunk `c` alone touches elements `r` of the variable and its moments.
@@ -405,21 +398,6 @@ struct AdamScalars {
     decay: f32,
     lr: f32,
     eps: f32,
-}
-
-impl FusedAdamW<'_> {
-    fn scalars(&self) -> AdamScalars {
-        AdamScalars {
-            grad_scale: self.grad_scale,
-            beta1: self.beta1,
-            beta2: self.beta2,
-            scale_m: self.scale_m,
-            scale_v: self.scale_v,
-            decay: self.decay,
-            lr: self.lr,
-            eps: self.eps,
-        }
-    }
 }
 
 multiversion! {
@@ -536,14 +514,16 @@ impl AdamW {
                         grad: g,
                         m: RefCell::new(m.as_mut_slice()),
                         v: RefCell::new(v.as_mut_slice()),
-                        grad_scale: grad_scale as f32,
-                        beta1: c.beta1 as f32,
-                        beta2: c.beta2 as f32,
-                        scale_m: scale_m as f32,
-                        scale_v: scale_v as f32,
-                        decay: decay as f32,
-                        lr: lr as f32,
-                        eps: c.eps as f32,
+                        hp: AdamScalars {
+                            grad_scale: grad_scale as f32,
+                            beta1: c.beta1 as f32,
+                            beta2: c.beta2 as f32,
+                            scale_m: scale_m as f32,
+                            scale_v: scale_v as f32,
+                            decay: decay as f32,
+                            lr: lr as f32,
+                            eps: c.eps as f32,
+                        },
                     };
                     var.as_tensor().inplace_op1(&op)
                 });
