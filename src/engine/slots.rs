@@ -40,10 +40,7 @@ impl Slots {
     pub fn new(snap: &Snapshot, max_slots: usize, capacity: usize) -> Result<Self> {
         let cfg = snap.config();
         let shape = (max_slots, cfg.kv_heads(), capacity, cfg.head_dim());
-        let zeros = || Tensor::zeros(shape, snap.dtype(), snap.device());
-        let bufs = (0..cfg.num_hidden_layers)
-            .map(|_| Ok((zeros()?, zeros()?)))
-            .collect::<Result<Vec<_>>>()?;
+        let bufs = KvBuffers::zeroed(cfg.num_hidden_layers, shape, snap.dtype(), snap.device())?;
         Ok(Self {
             bufs,
             capacity,

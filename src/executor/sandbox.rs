@@ -283,13 +283,10 @@ fn job_filter(denied: &[i64]) -> Result<BpfProgram, String> {
     }
     emit_tree(&keys, &mut code);
     let ret_at = |v: Verdict| code.len() + VERDICTS.iter().position(|x| *x == v).unwrap_or(0);
-    let offset = |pc: usize, t: Target| -> Result<u32, String> {
-        let off = match t {
-            Target::Next => 0,
-            Target::Skip(n) => n,
-            Target::Ret(v) => ret_at(v) - pc - 1,
-        };
-        Ok(off as u32)
+    let offset = |pc: usize, t: Target| match t {
+        Target::Next => 0,
+        Target::Skip(n) => n,
+        Target::Ret(v) => ret_at(v) - pc - 1,
     };
     let mut prog = Vec::with_capacity(code.len() + VERDICTS.len());
     for (pc, &(op, k, jt, jf)) in code.iter().enumerate() {
@@ -298,13 +295,10 @@ fn job_filter(denied: &[i64]) -> Result<BpfProgram, String> {
                 code: op,
                 jt: 0,
                 jf: 0,
-                k: offset(pc, jt)?,
+                k: u32::try_from(offset(pc, jt)).map_err(|_| "seccomp jump too long")?,
             }
         } else {
-            let short = |t| {
-                offset(pc, t)
-                    .and_then(|o| u8::try_from(o).map_err(|_| "seccomp jump too long".to_string()))
-            };
+            let short = |t| u8::try_from(offset(pc, t)).map_err(|_| "seccomp jump too long");
             sock_filter {
                 code: op,
                 jt: short(jt)?,

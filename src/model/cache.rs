@@ -38,6 +38,20 @@ pub(crate) struct KvBuffers {
     pub start: usize,
 }
 
+impl KvBuffers {
+    /// Zeroed `(key, value)` buffers of `shape` `[rows, kv_heads, capacity, head_dim]` for
+    /// each of `num_layers` layers.
+    pub(crate) fn zeroed(
+        num_layers: usize,
+        shape: (usize, usize, usize, usize),
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Vec<(Tensor, Tensor)>> {
+        let zeros = || Tensor::zeros(shape, dtype, device);
+        (0..num_layers).map(|_| Ok((zeros()?, zeros()?))).collect()
+    }
+}
+
 impl KvCache {
     /// An empty cache for a model with `num_layers` layers.
     pub fn new(num_layers: usize) -> Self {
@@ -50,22 +64,20 @@ impl KvCache {
         }
     }
 
-    /// An empty cache with preallocated [`KvBuffers`] of `capacity` keys for `batch` rows
-    /// (`kv_heads` heads of `head_dim` values, per layer): appends write in place until the
-    /// capacity is reached. For a single owner that never differentiates through the cache
+    /// An empty cache with preallocated [`KvBuffers`] of `shape` `[batch, kv_heads, capacity,
+    /// head_dim]` per layer: appends write in place until the capacity is reached. For a single owner that never differentiates through the cache
     /// (see [`KvBuffers`]).
     pub(crate) fn preallocated(
         num_layers: usize,
-        (batch, kv_heads, capacity, head_dim): (usize, usize, usize, usize),
+        shape: (usize, usize, usize, usize),
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        let zeros = || Tensor::zeros((batch, kv_heads, capacity, head_dim), dtype, device);
-        let layers = (0..num_layers)
-            .map(|_| Ok((zeros()?, zeros()?)))
-            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            buffers: Some(KvBuffers { layers, start: 0 }),
+            buffers: Some(KvBuffers {
+                layers: KvBuffers::zeroed(num_layers, shape, dtype, device)?,
+                start: 0,
+            }),
             ..Self::new(num_layers)
         })
     }

@@ -14,8 +14,8 @@ use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor}
 
 use super::cpu_linear::{swiglu_bwd, swiglu_fwd};
 use super::cpu_par::{
-    exp_neg, max8, multiversion, par_ranges, row_chunks, slice_f32, softmax_in_place, storage,
-    sum8, sum8_2, tensor, with_f32, zeros, CResult, SharedOut,
+    add_assign, combine8, exp_neg, max8, multiversion, par_ranges, row_chunks, slice_f32,
+    softmax_in_place, storage, sum8, sum8_2, tensor, with_f32, zeros, CResult, SharedOut,
 };
 
 /// Applies `f(row_index, rows_in, rows_out)` to blocks of whole rows of width `cols`, in
@@ -163,8 +163,7 @@ multiversion! {
                 acc[l] += g8[l] * w8[l] * (x8[l] * r);
             }
         }
-        let dot =
-            ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
+        let dot = combine8(&acc) + tail;
         let mean = dot / d as f32;
         for j in 0..d {
             dr[j] = r * (gr[j] * w[j] - xr[j] * r * mean);
@@ -245,7 +244,7 @@ impl CustomOp2 for RmsNorm {
                     });
                     let mut dw = zeros(d);
                     for row in partial.chunks_exact(d) {
-                        super::cpu_par::add_assign(&mut dw, row);
+                        add_assign(&mut dw, row);
                     }
                     Ok((dx, dw))
                 })

@@ -728,6 +728,12 @@ macro_rules! multiversion {
 }
 pub(crate) use multiversion;
 
+/// The total of eight partial sums, in a fixed pairwise order.
+#[inline(always)]
+pub(crate) fn combine8(acc: &[f32; 8]) -> f32 {
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
 /// `sum(f(a_i))` in eight interleaved partial sums, so that the loop vectorises (the
 /// summation order is fixed by the length alone).
 #[inline(always)]
@@ -740,7 +746,7 @@ pub(crate) fn sum8(a: &[f32], f: impl Fn(f32) -> f32) -> f32 {
             acc[l] += f(xa[l]);
         }
     }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+    combine8(&acc) + tail
 }
 
 /// `sum(f(a_i, b_i))` over the common length, in eight interleaved partial sums.
@@ -761,7 +767,7 @@ pub(crate) fn sum8_2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
             acc[l] += f(xa[l], xb[l]);
         }
     }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+    combine8(&acc) + tail
 }
 
 /// The largest value of `a` (NaNs ignored; `-inf` when empty), in eight lanes.

@@ -865,10 +865,10 @@ pub async fn spawn_node_actors(
     device: Device,
     dtype: DType,
 ) -> Result<(ActorRef<GenCall>, ActorRef<WeightsCall>), ClusterError> {
-    let worker = Server(host.clone()).spawn_in(ROLLOUT_GROUP).await?;
-    let receiver = WeightsReceiver::new(host, device, dtype)
+    let receiver = WeightsReceiver::new(host.clone(), device, dtype)
         .spawn(WEIGHTS_GROUP)
         .await?;
+    let worker = Server(host).spawn_in(ROLLOUT_GROUP).await?;
     Ok((worker, receiver))
 }
 

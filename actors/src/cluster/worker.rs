@@ -33,15 +33,20 @@ pub struct ExecWorker {
 }
 
 impl ExecWorker {
+    /// Spawn a worker and make it a member of [`EXECUTOR_GROUP`] (visible to the head).
+    pub async fn spawn(self) -> Result<ActorRef<ExecCall>, super::ClusterError> {
+        Server(Arc::new(self)).spawn_in(EXECUTOR_GROUP).await
+    }
+}
+
+impl Serve for ExecWorker {
+    type Req = ExecJob;
+    type Rep = ExecReply;
+
     /// Validate `job` here (blocking executor on the blocking pool) and build the reply.
-    pub async fn run(
-        node: String,
-        registry: Arc<TaskRegistry>,
-        executor: Arc<Executor>,
-        simulate: Duration,
-        job: ExecJob,
-    ) -> ExecReply {
+    async fn serve(self: Arc<Self>, job: ExecJob) -> ExecReply {
         let t0 = Instant::now();
+        let (registry, executor) = (self.registry.clone(), self.executor.clone());
         let id = job.id;
         let (validated, status) = tokio::task::spawn_blocking(move || {
             validate_parsed(
@@ -61,37 +66,18 @@ impl ExecWorker {
                 ExecStatus::SandboxFailure,
             )
         });
-        if !simulate.is_zero() {
-            tokio::time::sleep(simulate).await;
+        if !self.simulate.is_zero() {
+            tokio::time::sleep(self.simulate).await;
         }
         telemetry::busy(crate::actors::executor::NAME, t0.elapsed());
         tracing::debug!(job = id, status = status.as_str(), "executed job");
         ExecReply {
             id,
-            node,
+            node: self.node.clone(),
             status,
             seconds: t0.elapsed().as_secs_f64(),
             validated,
         }
-    }
-
-    /// Spawn a worker and make it a member of [`EXECUTOR_GROUP`] (visible to the head).
-    pub async fn spawn(self) -> Result<ActorRef<ExecCall>, super::ClusterError> {
-        Server(Arc::new(self)).spawn_in(EXECUTOR_GROUP).await
-    }
-}
-
-impl Serve for ExecWorker {
-    type Req = ExecJob;
-    type Rep = ExecReply;
-
-    async fn serve(self: Arc<Self>, job: ExecJob) -> ExecReply {
-        let (node, registry, executor) = (
-            self.node.clone(),
-            self.registry.clone(),
-            self.executor.clone(),
-        );
-        Self::run(node, registry, executor, self.simulate, job).await
     }
 }
 
