@@ -588,6 +588,15 @@ pub const NOVEL_PROPOSAL_RATIO: MetricDef = MetricDef {
     labels: T,
     buckets: &[],
 };
+/// Mean shape share of the last step's valid proposals.
+pub const PROPOSAL_SHAPE_SHARE: MetricDef = MetricDef {
+    name: "azr_proposal_shape_share",
+    kind: MetricKind::Gauge,
+    unit: None,
+    help: "Mean, over the last step's valid proposals, of the share of the kind's earlier admitted proposals that had the same normalised program shape (the repetition term's input; rising = the proposer collapsing onto few shapes), by task kind.",
+    labels: T,
+    buckets: &[],
+};
 /// Distinct program shapes in the task store's memory.
 pub const PROGRAM_SHAPES: MetricDef = MetricDef {
     name: "azr_program_shapes",
@@ -1049,6 +1058,7 @@ pub const ALL: &[&MetricDef] = &[
     &LEARNABILITY_REWARD,
     &PROPOSALS_NOVEL_TOTAL,
     &NOVEL_PROPOSAL_RATIO,
+    &PROPOSAL_SHAPE_SHARE,
     &PROGRAM_SHAPES,
     &RESPONSES_TOTAL,
     &RESPONSES_TRUNCATED_TOTAL,

@@ -255,6 +255,10 @@ def self_play():
     b.ts("Novel share, last step", "Share of the last step's valid proposals with a novel "
          "program shape.", "percentunit", [t(m("azr_novel_proposal_ratio", tk), "{{task}}")],
          minmax=RATIO)
+    b.ts("Shape repetition, last step", "Mean share of the kind's earlier admitted proposals "
+         "that had the same program shape, over the last step's valid proposals (the repetition "
+         "term's input; rising means the proposer collapses onto few shapes).", "percentunit",
+         [t(m("azr_proposal_shape_share", tk), "{{task}}")], minmax=RATIO)
     b.ts("Distinct program shapes", "Distinct normalised program shapes admitted to each task "
          "buffer over the run (the task store's shape memory).", "short",
          [t(m("azr_program_shapes", tk), "{{task}}")])

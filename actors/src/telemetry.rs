@@ -147,25 +147,42 @@ pub fn proposals(kind: TaskKind, total: usize, learnability: &[f32]) {
 }
 
 /// Record a step's novel proposals from its dump records: per kind, how many valid proposals
-/// (those with a solve rate) had a novel program shape, and their share of the valid ones.
+/// (those with a solve rate) had a novel program shape, their share of the valid ones, and the
+/// mean shape share (repetition) of those that carry one.
 pub fn novel_proposals(records: &[crate::pipeline::dump::DumpRecord]) {
-    let mut per: std::collections::BTreeMap<TaskKind, (usize, usize)> = Default::default();
+    #[derive(Default)]
+    struct Tally {
+        valid: usize,
+        novel: usize,
+        shared: usize,
+        share_sum: f64,
+    }
+    let mut per: std::collections::BTreeMap<TaskKind, Tally> = Default::default();
     for r in records
         .iter()
         .filter(|r| r.role == Role::Propose && r.solve_rate.is_some())
     {
         let e = per.entry(r.task).or_default();
-        e.0 += 1;
-        e.1 += usize::from(r.novel == Some(true));
+        e.valid += 1;
+        e.novel += usize::from(r.novel == Some(true));
+        if let Some(s) = r.shape_share {
+            e.shared += 1;
+            e.share_sum += f64::from(s);
+        }
     }
-    for (kind, (valid, novel)) in per {
+    for (kind, t) in per {
         let labels = [("task", kind.as_str())];
         m::PROPOSALS_NOVEL_TOTAL
             .counter(&labels)
-            .increment(novel as u64);
+            .increment(t.novel as u64);
         m::NOVEL_PROPOSAL_RATIO
             .gauge(&labels)
-            .set(novel as f64 / valid as f64);
+            .set(t.novel as f64 / t.valid as f64);
+        if t.shared > 0 {
+            m::PROPOSAL_SHAPE_SHARE
+                .gauge(&labels)
+                .set(t.share_sum / t.shared as f64);
+        }
     }
 }
 
@@ -299,7 +316,7 @@ mod tests {
     #[test]
     fn novel_proposals_count_the_novel_share_of_valid_ones() {
         use crate::pipeline::dump::DumpRecord;
-        let rec = |role, solve_rate: Option<f64>, novel: Option<bool>| DumpRecord {
+        let rec = |role, solve_rate: Option<f64>, novel: Option<bool>, share| DumpRecord {
             step: 0,
             task: TaskKind::Deduction,
             role,
@@ -310,17 +327,18 @@ mod tests {
             solve_rate,
             shape: novel.map(|_| "s".to_string()),
             novel,
+            shape_share: share,
             policy_version: 0,
             response_tokens: 0,
         };
         let records = [
-            rec(Role::Propose, Some(0.5), Some(true)),
-            rec(Role::Propose, Some(0.0), Some(false)),
-            rec(Role::Propose, Some(1.0), Some(false)),
-            rec(Role::Propose, Some(0.25), Some(false)),
+            rec(Role::Propose, Some(0.5), Some(true), Some(0.0)),
+            rec(Role::Propose, Some(0.0), Some(false), Some(0.5)),
+            rec(Role::Propose, Some(1.0), Some(false), Some(0.25)),
+            rec(Role::Propose, Some(0.25), Some(false), Some(0.25)),
             // Invalid proposals and answers are not valid proposals.
-            rec(Role::Propose, None, None),
-            rec(Role::Solve, None, None),
+            rec(Role::Propose, None, None, None),
+            rec(Role::Solve, None, None, None),
         ];
         let r = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
         let handle = r.handle();
@@ -332,6 +350,8 @@ mod tests {
         for needle in [
             "azr_proposals_novel_total{task=\"deduction\"} 1",
             "azr_novel_proposal_ratio{task=\"deduction\"} 0.25",
+            // (0 + 0.5 + 0.25 + 0.25) / 4
+            "azr_proposal_shape_share{task=\"deduction\"} 0.25",
             "azr_program_shapes{task=\"deduction\"} 9",
         ] {
             assert!(text.contains(needle), "{needle}: {text}");

@@ -238,7 +238,7 @@ impl From<TaskBuffersRepr> for TaskBuffers {
 }
 
 /// What [`TaskBuffers::admit`] did with a task.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Admitted {
     /// Added to its buffer (false: a duplicate).
     pub added: bool,

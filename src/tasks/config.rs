@@ -120,6 +120,9 @@ impl TasksConfig {
         if !(self.rewards.diversity >= 0.0 && self.rewards.diversity.is_finite()) {
             return bad("rewards.diversity", "must be a finite number at least 0");
         }
+        if !(self.rewards.repetition >= 0.0 && self.rewards.repetition.is_finite()) {
+            return bad("rewards.repetition", "must be a finite number at least 0");
+        }
         if self.buffer.capacity == 0 {
             return bad("buffer.capacity", "must be at least 1");
         }

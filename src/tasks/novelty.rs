@@ -642,12 +642,15 @@ impl CorpusShapes {
 }
 
 /// What [`ShapeMemory::observe`] found for one task.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShapeSeen {
     /// The task's program shape.
     pub shape: String,
     /// Neither in the pretraining corpus nor among the shapes already remembered (of any kind).
     pub novel: bool,
+    /// The share of this kind's earlier observations that had this shape, in [0, 1] (0 for a
+    /// kind's first observation): how much the proposer has been repeating it.
+    pub share: f32,
 }
 
 /// Serialised form: per kind, `(shape key, times observed)` sorted by key.
@@ -706,15 +709,33 @@ impl ShapeMemory {
         self.kinds.get(&kind).map_or(0, HashMap::len)
     }
 
-    /// Remember the shape of `program`, observed by `kind`, and say whether it was novel: in
-    /// neither the pretraining corpus nor this memory (of any kind) before this call.
+    /// Observations `kind` made, counting repeats.
+    pub fn total(&self, kind: TaskKind) -> u64 {
+        self.kinds
+            .get(&kind)
+            .map_or(0, |m| m.values().map(|&c| u64::from(c)).sum())
+    }
+
+    /// Remember the shape of `program`, observed by `kind`, and say whether it was novel (in
+    /// neither the pretraining corpus nor this memory, of any kind, before this call) and what
+    /// share of `kind`'s earlier observations had the same shape.
     pub fn observe(&mut self, kind: TaskKind, program: &str) -> ShapeSeen {
         let shape = program_shape(program);
         let h = shape_hash(&shape);
         let novel = !corpus_shapes().contains(h) && !self.contains(h);
+        let total = self.total(kind);
+        let share = if total == 0 {
+            0.0
+        } else {
+            (f64::from(self.count(kind, h)) / total as f64) as f32
+        };
         let c = self.kinds.entry(kind).or_default().entry(h).or_insert(0);
         *c = c.saturating_add(1);
-        ShapeSeen { shape, novel }
+        ShapeSeen {
+            shape,
+            novel,
+            share,
+        }
     }
 }
 
@@ -883,5 +904,28 @@ mod tests {
         let back: ShapeMemory = serde_json::from_str(&json).unwrap();
         assert_eq!(back, m);
         assert!(!back.clone().observe(a, p).novel);
+    }
+
+    #[test]
+    fn share_is_the_fraction_of_the_kinds_earlier_observations_with_the_shape() {
+        let mut m = ShapeMemory::default();
+        let (d, a) = (TaskKind::Deduction, TaskKind::Abduction);
+        let add = "def f(a):\n return a + 5";
+        let len = "def f(x):\n return len(x)";
+        // First observation of a kind: nothing earlier, share 0.
+        assert_eq!(m.observe(d, add).share, 0.0);
+        // 1 of 1 earlier deduction observations had this shape (another constant).
+        assert_eq!(m.observe(d, "def f(b):\n return b + 9").share, 1.0);
+        // A new shape: 0 of 2.
+        assert_eq!(m.observe(d, len).share, 0.0);
+        // `add` again: 2 of 3; `len` again: 1 of 4.
+        assert!((m.observe(d, add).share - 2.0 / 3.0).abs() < 1e-6);
+        assert_eq!(m.observe(d, len).share, 0.25);
+        assert_eq!(m.total(d), 5);
+        // Kinds count separately: abduction has seen nothing yet.
+        assert_eq!(m.observe(a, add).share, 0.0);
+        // The counts behind the share survive serde.
+        let back: ShapeMemory = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(back.clone().observe(d, add).share, 0.6);
     }
 }

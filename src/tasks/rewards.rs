@@ -16,14 +16,26 @@
 //! **Diversity term** (`diversity`, λ, default 0: off, today's reward exactly). A valid proposal
 //! whose program shape ([`super::novelty`]) is *not novel*, i.e. already in the pretraining
 //! corpus or in the task store's memory of the shapes admitted to the buffers, gets
-//! `learnability - λ`; a novel one keeps its learnability ([`RewardConfig::proposer_with_novelty`]).
+//! `learnability - λ`; a novel one keeps its learnability ([`RewardConfig::proposer_with_shape`]).
 //! This is the persistent-memory variant of R-Zero's `min(p, 1 - p) - cluster_share` rather than
 //! the batch share: it penalises exactly what the novelty metric counts (imitating the corpus or
 //! repeating an earlier proposal, not only a duplicate within one batch), it is computed per
 //! proposal as it streams through the reward actor (no batch has to be gathered, so it works at
 //! any staleness), and it survives a resume with the checkpointed memory. With λ at most
 //! `extreme - invalid` (0.5 by default) a valid proposal never scores below an invalid one.
+//!
+//! **Repetition term** (`repetition`, μ, default 0: off). A valid proposal whose shape had share
+//! `c` of its kind's earlier admitted proposals ([`super::novelty::ShapeSeen::share`]) gets
+//! `learnability - μ·c`. The diversity term is nearly a constant: almost every proposal of a small
+//! model repeats some shape, so it shifts all valid proposals alike and leaves their advantages
+//! (normalised within the batch) almost unchanged. The repetition term instead ranks them: a
+//! proposer that collapses onto one program shape (a few steps at a large learning rate make the
+//! tiny model propose `len(x)` for a third of its tasks) loses reward on exactly that shape, and
+//! rarely seen or new shapes win, the count-based form of R-Zero's `cluster_share`. Since
+//! `c <= 1`, μ at most `extreme - invalid - λ` keeps every valid proposal at or above an invalid
+//! one.
 
+use super::novelty::ShapeSeen;
 use super::{Graded, Score, Task, TaskType, Verdict};
 use crate::executor::Executor;
 use serde::{Deserialize, Serialize};
@@ -57,6 +69,9 @@ pub struct RewardConfig {
     /// Diversity penalty λ subtracted from the reward of a valid proposal whose program shape is
     /// not novel (default 0: off; see the module docs).
     pub diversity: f32,
+    /// Repetition penalty μ: a valid proposal loses `μ` times the share of its kind's earlier
+    /// admitted proposals that had its program shape (default 0: off; see the module docs).
+    pub repetition: f32,
 }
 
 /// A reward control for the solver, the baselines the "Spurious Rewards" critique of RLVR asks
@@ -89,6 +104,7 @@ impl Default for RewardConfig {
             control: RewardControl::None,
             control_p: 0.5,
             diversity: 0.0,
+            repetition: 0.0,
         }
     }
 }
@@ -152,13 +168,17 @@ impl RewardConfig {
         }
     }
 
-    /// Proposer reward of an outcome with the diversity term: a valid proposal whose program
-    /// shape is known not to be novel (`novel == Some(false)`) gets `learnability - diversity`;
-    /// everything else gets [`RewardConfig::proposer`].
-    pub fn proposer_with_novelty(&self, outcome: ProposalOutcome, novel: Option<bool>) -> f32 {
+    /// Proposer reward of an outcome with the diversity and repetition terms: a valid proposal
+    /// whose program shape is known (`shape` is `Some`) gets
+    /// `learnability - diversity·[not novel] - repetition·share`; everything else gets
+    /// [`RewardConfig::proposer`].
+    pub fn proposer_with_shape(&self, outcome: ProposalOutcome, shape: Option<&ShapeSeen>) -> f32 {
         let r = self.proposer(outcome);
-        match (outcome, novel) {
-            (ProposalOutcome::Valid { .. }, Some(false)) => r - self.diversity,
+        match (outcome, shape) {
+            (ProposalOutcome::Valid { .. }, Some(s)) => {
+                let diversity = if s.novel { 0.0 } else { self.diversity };
+                r - diversity - self.repetition * s.share.clamp(0.0, 1.0)
+            }
             _ => r,
         }
     }
@@ -304,34 +324,87 @@ mod tests {
         assert_eq!(r.learnability(solve_rate(&p)), 0.625);
     }
 
+    /// A shape seen by the reward: `novel`, with `share` of the kind's earlier proposals.
+    fn seen(novel: bool, share: f32) -> ShapeSeen {
+        ShapeSeen {
+            shape: "def v0 ( v1 ) :\n return v1".into(),
+            novel,
+            share,
+        }
+    }
+
     #[test]
     fn the_diversity_term_penalises_valid_proposals_that_are_not_novel() {
         let valid = |s| ProposalOutcome::Valid { solve_rate: s };
-        // Off by default: every outcome keeps its reward, novel or not.
+        let (new, old) = (seen(true, 0.0), seen(false, 0.5));
+        // Off by default: every outcome keeps its reward, novel or not, repeated or not.
         let off = RewardConfig::default();
         for o in [valid(0.25), valid(1.0), ProposalOutcome::Invalid] {
-            for n in [None, Some(true), Some(false)] {
-                assert_eq!(off.proposer_with_novelty(o, n), off.proposer(o));
+            for n in [None, Some(&new), Some(&old)] {
+                assert_eq!(off.proposer_with_shape(o, n), off.proposer(o));
             }
         }
         let r = RewardConfig {
             diversity: 0.5,
             ..RewardConfig::default()
         };
+        let old = seen(false, 0.0);
         // Not novel: learnability - 0.5. Solve rate 1/4: 0.75 - 0.5 = 0.25.
-        assert_eq!(r.proposer_with_novelty(valid(0.25), Some(false)), 0.25);
+        assert_eq!(r.proposer_with_shape(valid(0.25), Some(&old)), 0.25);
         // Always solved (extreme, -0.5), not novel: -1.0, as low as an invalid proposal.
-        assert_eq!(r.proposer_with_novelty(valid(1.0), Some(false)), -1.0);
+        assert_eq!(r.proposer_with_shape(valid(1.0), Some(&old)), -1.0);
         // Novel, or of unknown shape: the learnability.
-        assert_eq!(r.proposer_with_novelty(valid(0.25), Some(true)), 0.75);
-        assert_eq!(r.proposer_with_novelty(valid(0.75), None), 0.25);
+        assert_eq!(r.proposer_with_shape(valid(0.25), Some(&new)), 0.75);
+        assert_eq!(r.proposer_with_shape(valid(0.75), None), 0.25);
         // Invalid and unparsable proposals have no shape to judge.
         assert_eq!(
-            r.proposer_with_novelty(ProposalOutcome::Invalid, Some(false)),
+            r.proposer_with_shape(ProposalOutcome::Invalid, Some(&old)),
             -1.0
         );
         assert_eq!(
-            r.proposer_with_novelty(ProposalOutcome::FormatError, Some(false)),
+            r.proposer_with_shape(ProposalOutcome::FormatError, Some(&old)),
+            -1.0
+        );
+    }
+
+    #[test]
+    fn the_repetition_term_scales_with_the_shapes_share() {
+        let valid = |s| ProposalOutcome::Valid { solve_rate: s };
+        let r = RewardConfig {
+            repetition: 0.5,
+            ..RewardConfig::default()
+        };
+        // Learnability 1 - 0.25 = 0.75, less 0.5 x share.
+        assert_eq!(
+            r.proposer_with_shape(valid(0.25), Some(&seen(false, 0.0))),
+            0.75
+        );
+        assert_eq!(
+            r.proposer_with_shape(valid(0.25), Some(&seen(false, 0.5))),
+            0.5
+        );
+        assert_eq!(
+            r.proposer_with_shape(valid(0.25), Some(&seen(true, 0.0))),
+            0.75
+        );
+        // Extreme (-0.5) and always repeated (share 1): -1.0, never below an invalid proposal.
+        assert_eq!(
+            r.proposer_with_shape(valid(1.0), Some(&seen(false, 1.0))),
+            -1.0
+        );
+        // With both terms: 0.75 - 0.25 (not novel) - 0.5 x 0.5 = 0.25.
+        let both = RewardConfig {
+            diversity: 0.25,
+            ..r.clone()
+        };
+        assert_eq!(
+            both.proposer_with_shape(valid(0.25), Some(&seen(false, 0.5))),
+            0.25
+        );
+        // Unknown shape or an invalid proposal: no term applies.
+        assert_eq!(r.proposer_with_shape(valid(0.25), None), 0.75);
+        assert_eq!(
+            r.proposer_with_shape(ProposalOutcome::Invalid, Some(&seen(false, 1.0))),
             -1.0
         );
     }

@@ -113,14 +113,14 @@ pub fn score(ctx: &Ctx, item: ToReward) -> Scored {
                 };
             };
             let (reward, rewarded, outcome, rate, shape) = match result {
-                // The diversity term: `learnability - tasks.rewards.diversity` when the shape
-                // is not novel.
+                // The diversity and repetition terms: `learnability - diversity` when the shape
+                // is not novel, less `repetition` x the shape's share of earlier proposals.
                 ProposalResult::Valid { solve_rate, shape } => (
-                    ctx.rewards.proposer_with_novelty(
+                    ctx.rewards.proposer_with_shape(
                         ProposalOutcome::Valid {
                             solve_rate: solve_rate as f32,
                         },
-                        shape.as_ref().map(|s| s.novel),
+                        shape.as_ref(),
                     ),
                     true,
                     "valid".to_string(),
@@ -158,6 +158,7 @@ pub fn score(ctx: &Ctx, item: ToReward) -> Scored {
                     outcome,
                     solve_rate: rate,
                     novel: shape.as_ref().map(|s| s.novel),
+                    shape_share: shape.as_ref().map(|s| s.share),
                     shape: shape.map(|s| s.shape),
                     policy_version: g.first_version,
                     response_tokens: g.tokens.len(),
@@ -250,6 +251,7 @@ impl Answer<'_> {
                 solve_rate: None,
                 shape: None,
                 novel: None,
+                shape_share: None,
                 policy_version: g.first_version,
                 response_tokens: g.tokens.len(),
             },

@@ -37,6 +37,10 @@ pub struct DumpRecord {
     /// admitted to the task buffers (proposer role only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub novel: Option<bool>,
+    /// The share of the kind's earlier admitted proposals that had that shape (proposer role
+    /// only; the repetition term's input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape_share: Option<f32>,
     /// Policy version that generated the response.
     pub policy_version: PolicyVersion,
     /// Response length in tokens.
@@ -86,6 +90,7 @@ mod tests {
             solve_rate: None,
             shape: None,
             novel: None,
+            shape_share: None,
             policy_version: 2,
             response_tokens: 1,
         };
