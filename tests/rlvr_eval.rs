@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use azr_core::data::{load_math, MathSet};
 use azr_core::eval::{
-    avg_at_k, benchmark_name, six_average, BenchmarkScore, EvalSettings, SIX_BENCHMARKS,
+    avg_at_k, benchmark_name, pass_at_k, six_average, BenchmarkScore, EvalSettings, SIX_BENCHMARKS,
 };
 use azr_core::tasks::math::Math;
 use azr_core::tasks::{math_grader, TaskType, TemplateSet};
@@ -46,6 +46,10 @@ fn avg_at_k_by_hand() {
     ];
     assert!((avg_at_k(&graded) - 0.5).abs() < 1e-12);
     assert_eq!(avg_at_k(&[]), 0.0);
+    // pass@4: items 1, 3 and 4 have a correct sample -> 3 / 4; greedy (one sample) is accuracy.
+    assert_eq!(pass_at_k(&graded), 0.75);
+    assert_eq!(pass_at_k(&[]), 0.0);
+    assert_eq!(pass_at_k(&[vec![true], vec![false]]), 0.5);
     let s =
         BenchmarkScore::from_graded("aime24", &graded, &EvalSettings::sampled(4, 0.6, 16)).unwrap();
     assert_eq!((s.items, s.samples, s.correct), (4, 4, 8));

@@ -22,5 +22,5 @@ pub mod settings;
 
 pub use arc::ArcPrompt;
 pub use error::EvalError;
-pub use score::{avg_at_k, benchmark_name, six_average, BenchmarkScore, SIX_BENCHMARKS};
+pub use score::{avg_at_k, benchmark_name, pass_at_k, six_average, BenchmarkScore, SIX_BENCHMARKS};
 pub use settings::EvalSettings;

@@ -37,6 +37,16 @@ pub fn avg_at_k(graded: &[Vec<bool>]) -> f64 {
     per_item.sum::<f64>() / graded.len() as f64
 }
 
+/// pass@k with k = the samples per item: the share of items with at least one sample graded
+/// correct (equal to [`avg_at_k`] with one sample per item). No items score 0. The gap between
+/// the two separates sharpening (avg@k rises towards pass@k) from new capability (pass@k rises).
+pub fn pass_at_k(graded: &[Vec<bool>]) -> f64 {
+    if graded.is_empty() {
+        return 0.0;
+    }
+    graded.iter().filter(|g| g.iter().any(|&c| c)).count() as f64 / graded.len() as f64
+}
+
 /// The score of one benchmark.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BenchmarkScore {

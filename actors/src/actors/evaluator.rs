@@ -70,6 +70,10 @@ pub struct Score {
     pub benchmark: String,
     /// Mean accuracy over items and samples (avg@k).
     pub accuracy: f64,
+    /// Share of items with at least one correct sample (pass@k, k = `samples`; the accuracy
+    /// when greedy).
+    #[serde(default)]
+    pub pass_at_k: f64,
     /// Items scored.
     pub items: usize,
     /// Samples per item (1 when greedy).
@@ -285,8 +289,13 @@ pub async fn evaluate(
                 .map_err(|e| WorkError::Join(e.to_string()))??
             }
         };
-        let correct = verdicts.iter().filter(|v| **v == Verdict::Correct).count();
-        let accuracy = correct as f64 / verdicts.len().max(1) as f64;
+        // Samples come item by item, `samples` each.
+        let graded: Vec<Vec<bool>> = verdicts
+            .chunks(samples.max(1))
+            .map(|c| c.iter().map(|v| *v == Verdict::Correct).collect())
+            .collect();
+        let accuracy = azr_core::eval::avg_at_k(&graded);
+        let pass_at_k = azr_core::eval::pass_at_k(&graded);
         let version = if version == u64::MAX {
             engine.version()
         } else {
@@ -295,6 +304,7 @@ pub async fn evaluate(
         scores.push(Score {
             benchmark: b.name.clone(),
             accuracy,
+            pass_at_k,
             items: b.tasks.len(),
             samples,
             temperature: temperature.max(0.0),
@@ -476,6 +486,7 @@ mod tests {
         let s = Score {
             benchmark: "math500".into(),
             accuracy: 0.5,
+            pass_at_k: 0.5,
             items: 2,
             samples: 1,
             temperature: 0.0,

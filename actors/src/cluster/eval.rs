@@ -601,6 +601,7 @@ mod tests {
         Score {
             benchmark: name.into(),
             accuracy: 0.5,
+            pass_at_k: 0.5,
             items,
             samples: 1,
             temperature: 0.0,

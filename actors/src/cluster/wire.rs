@@ -521,6 +521,7 @@ mod tests {
         let score = Score {
             benchmark: "sums".into(),
             accuracy: 1.0,
+            pass_at_k: 1.0,
             items: 1,
             samples: 1,
             temperature: 0.0,

@@ -208,7 +208,7 @@ pub struct Scored {
 
 impl Scored {
     /// The score line of `s`: `NAME: accuracy A (N items x K samples; temperature 0 (greedy),
-    /// top_p 1, max_new_tokens M, seed S; weights W)`.
+    /// top_p 1, max_new_tokens M, seed S; weights W)`, followed by `; pass@K P` when K > 1.
     pub fn line(&self, s: &Score) -> String {
         let p = &self.settings.params;
         let decoding = arc::decoding_summary(&EvalSettings {
@@ -220,10 +220,15 @@ impl Scored {
             seed: self.settings.seed,
             batch_size: 1,
         });
-        format!(
+        let line = format!(
             "{}: accuracy {:.4} ({} items x {} samples; {decoding}; weights {})",
             s.benchmark, s.accuracy, s.items, s.samples, self.weights
-        )
+        );
+        if s.samples > 1 {
+            format!("{line}; pass@{} {:.4}", s.samples, s.pass_at_k)
+        } else {
+            line
+        }
     }
 
     /// The 1-shot RLVR paper's six-benchmark average, when all six were scored.
