@@ -4,13 +4,18 @@
 Reads RUN_DIR/rollouts/step_*.jsonl (every valid proposal's record carries `shape` and `novel`:
 its normalised program shape is in neither the pretraining corpus nor the shapes already admitted
 to the task buffers, see src/tasks/novelty.rs) and prints, per window of WINDOW steps and per task
-kind, the valid proposals, the novel ones and their share, plus the distinct shapes proposed so
-far; the last lines are the whole-run totals. With --json it prints the same as one JSON object.
+kind, the valid proposals, the novel ones and their share, the distinct shapes proposed so far,
+and the window's spread of shapes: the effective number of shapes (exp of the entropy of the
+window's shape counts; a proposer collapsing onto few shapes drives it down) and the most common
+shape's share. The last lines are the whole-run totals. With --json it prints the same as one
+JSON object.
 
 Usage: novelty-summary.py RUN_DIR [WINDOW] [--json]
 """
+import collections
 import glob
 import json
+import math
 import os
 import sys
 
@@ -29,6 +34,7 @@ windows = {}  # (first step of window, kind) -> [valid, novel]
 totals = {}   # kind -> [valid, novel]
 shapes = {}   # kind -> set of shapes proposed (valid ones)
 distinct_at = {}  # (first step of window, kind) -> distinct shapes so far
+counts = {}   # (first step of window, kind) -> Counter of the window's shapes
 for f in files:
     step = int(os.path.basename(f)[len("step_"):-len(".jsonl")])
     w = step - step % window
@@ -44,6 +50,7 @@ for f in files:
                 acc[1] += int(novel)
             if r.get("shape") is not None:
                 shapes.setdefault(kind, set()).add(r["shape"])
+                counts.setdefault((w, kind), collections.Counter())[r["shape"]] += 1
             distinct_at[(w, kind)] = len(shapes.get(kind, ()))
 
 
@@ -51,9 +58,20 @@ def share(v, n):
     return n / v if v else float("nan")
 
 
+def spread(c):
+    """(effective number of shapes, top shape's share) of a Counter of shapes."""
+    n = sum(c.values())
+    if not n:
+        return float("nan"), float("nan")
+    h = -sum(v / n * math.log(v / n) for v in c.values())
+    return math.exp(h), max(c.values()) / n
+
+
 rows = [
     {"from_step": w, "kind": k, "valid": v, "novel": n, "novel_share": share(v, n),
-     "distinct_shapes_so_far": distinct_at.get((w, k), 0)}
+     "distinct_shapes_so_far": distinct_at.get((w, k), 0),
+     "effective_shapes": spread(counts.get((w, k), {}))[0],
+     "top_shape_share": spread(counts.get((w, k), {}))[1]}
     for (w, k), (v, n) in sorted(windows.items())
 ]
 total = {k: {"valid": v, "novel": n, "novel_share": share(v, n),
@@ -66,11 +84,13 @@ if as_json:
                       "all": {"valid": all_v, "novel": all_n,
                               "novel_share": share(all_v, all_n)}}, indent=1))
 else:
-    print(f"{'steps':>12} {'kind':<12} {'valid':>6} {'novel':>6} {'share':>6} {'distinct':>8}")
+    print(f"{'steps':>12} {'kind':<12} {'valid':>6} {'novel':>6} {'share':>6} {'distinct':>8} "
+          f"{'effective':>9} {'top':>6}")
     for r in rows:
         print(f"{r['from_step']:>5}-{r['from_step'] + window - 1:<6} {r['kind']:<12} "
               f"{r['valid']:>6} {r['novel']:>6} {r['novel_share']:>6.1%} "
-              f"{r['distinct_shapes_so_far']:>8}")
+              f"{r['distinct_shapes_so_far']:>8} {r['effective_shapes']:>9.1f} "
+              f"{r['top_shape_share']:>6.1%}")
     for k, t in total.items():
         print(f"{'all':>12} {k:<12} {t['valid']:>6} {t['novel']:>6} {t['novel_share']:>6.1%} "
               f"{t['distinct_shapes']:>8}")
