@@ -650,6 +650,7 @@ pub struct ShapeSeen {
     pub novel: bool,
     /// The share of this kind's earlier observations that had this shape, in [0, 1] (0 for a
     /// kind's first observation): how much the proposer has been repeating it.
+    #[serde(default)]
     pub share: f32,
 }
 
