@@ -117,11 +117,13 @@ impl TasksConfig {
         if self.rewards.mc_samples == 0 {
             return bad("rewards.mc_samples", "must be at least 1");
         }
-        if !(self.rewards.diversity >= 0.0 && self.rewards.diversity.is_finite()) {
-            return bad("rewards.diversity", "must be a finite number at least 0");
-        }
-        if !(self.rewards.repetition >= 0.0 && self.rewards.repetition.is_finite()) {
-            return bad("rewards.repetition", "must be a finite number at least 0");
+        for (key, penalty) in [
+            ("rewards.diversity", self.rewards.diversity),
+            ("rewards.repetition", self.rewards.repetition),
+        ] {
+            if !(penalty >= 0.0 && penalty.is_finite()) {
+                return bad(key, "must be a finite number at least 0");
+            }
         }
         if self.buffer.capacity == 0 {
             return bad("buffer.capacity", "must be at least 1");
@@ -155,5 +157,23 @@ mod tests {
         let mut bad = d.clone();
         bad.induction.num_visible = 10;
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn negative_or_infinite_shape_penalties_name_their_key() {
+        let key_of = |c: &TasksConfig| match c.validate() {
+            Err(ConfigError::Invalid { key, .. }) => key.to_string(),
+            other => panic!("{other:?}"),
+        };
+        let mut c = TasksConfig::default();
+        c.rewards.repetition = -0.5;
+        assert_eq!(key_of(&c), "rewards.repetition");
+        c.rewards.repetition = f32::INFINITY;
+        assert_eq!(key_of(&c), "rewards.repetition");
+        c.rewards.repetition = 0.5;
+        c.rewards.diversity = f32::NAN;
+        assert_eq!(key_of(&c), "rewards.diversity");
+        c.rewards.diversity = 0.5;
+        assert!(c.validate().is_ok());
     }
 }
