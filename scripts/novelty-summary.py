@@ -67,13 +67,12 @@ def spread(c):
     return math.exp(h), max(c.values()) / n
 
 
-rows = [
-    {"from_step": w, "kind": k, "valid": v, "novel": n, "novel_share": share(v, n),
-     "distinct_shapes_so_far": distinct_at.get((w, k), 0),
-     "effective_shapes": spread(counts.get((w, k), {}))[0],
-     "top_shape_share": spread(counts.get((w, k), {}))[1]}
-    for (w, k), (v, n) in sorted(windows.items())
-]
+rows = []
+for (w, k), (v, n) in sorted(windows.items()):
+    effective, top = spread(counts.get((w, k), {}))
+    rows.append({"from_step": w, "kind": k, "valid": v, "novel": n, "novel_share": share(v, n),
+                 "distinct_shapes_so_far": distinct_at.get((w, k), 0),
+                 "effective_shapes": effective, "top_shape_share": top})
 total = {k: {"valid": v, "novel": n, "novel_share": share(v, n),
              "distinct_shapes": len(shapes.get(k, ()))}
          for k, (v, n) in sorted(totals.items())}

@@ -36,14 +36,10 @@ for seed in "${SEEDS[@]}"; do
 done
 for p in "${pids[@]}"; do wait "$p"; done
 echo "runs done; scoring"
-score() { # model-or-run-dir label: one "<label> <kind> <accuracy> <items>" line per kind
-  for kind in ${KINDS:-deduction abduction induction}; do  # KINDS: the held-out kinds to score
-    if [ -d "$1/checkpoints" ]; then ck=(--checkpoint "$1"); else ck=(); fi
-    RAYON_NUM_THREADS=1 "$AZR" eval --benchmark "heldout-$kind" --limit 0 "${ck[@]}" 2>/dev/null \
-      | sed -n "s/^heldout-$kind: accuracy \([0-9.]*\) (\([0-9]*\) items.*/$2 $kind \1 \2/p"
-  done > "$OUT/score-$2.txt"
+score() { # weights label (KINDS: the held-out kinds to score; see score-kinds.sh)
+  AZR="$AZR" bash scripts/score-kinds.sh heldout "$2" "$1" > "$OUT/score-$2.txt"
 }
-labels=(base); dirs=(assets/tiny-base)
+labels=(base); dirs=(base)
 for seed in "${SEEDS[@]}"; do for arm in true control; do
   labels+=("$arm-seed$seed"); dirs+=("$OUT/$arm-seed$seed")
 done; done

@@ -31,13 +31,7 @@ for v in "$@"; do
   pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; done
-score() { # label weights
-  local ck=(); [ "$2" = base ] || ck=(--checkpoint "$2")
-  for kind in deduction abduction induction; do
-    RAYON_NUM_THREADS=1 "$AZR" eval --benchmark "valid-$kind" --limit 0 "${ck[@]}" 2>/dev/null \
-      | sed -n "s/^valid-$kind: accuracy \([0-9.]*\) (\([0-9]*\) items.*/$1 $kind \1 \2/p"
-  done
-}
+score() { AZR="$AZR" bash scripts/score-kinds.sh valid "$1" "$2"; } # label weights
 { score base base; for n in "${names[@]}"; do score "$n" "$OUT/$n"; done; } | tee "$OUT/valid-scores.txt"
 awk '{ s[$1] += $3; n[$1]++; if (!($1 in seen)) { seen[$1] = 1; order[++k] = $1 } }
      END { for (i = 1; i <= k; i++) { m = 100 * s[order[i]] / n[order[i]]; if (i == 1) b = m;

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Greedy accuracy of one model on the full SPLIT-{deduction,abduction,induction} sets of the tiny
+# model (SPLIT: heldout or valid), one "<label> <kind> <accuracy> <items>" line per kind.
+#   bash scripts/score-kinds.sh SPLIT LABEL WEIGHTS
+#   WEIGHTS: `base` (the shipped model, `model.path`), a checkpoint or a run directory (its latest
+#   checkpoint). env: AZR (default target/release/azr), KINDS (default: the three kinds).
+# Used by selfplay-demo.sh and selfplay-sweep.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SPLIT=${1:?usage: score-kinds.sh SPLIT LABEL WEIGHTS}; LABEL=${2:?}; WEIGHTS=${3:?}
+AZR=${AZR:-target/release/azr}
+ck=(); [ "$WEIGHTS" = base ] || ck=(--checkpoint "$WEIGHTS")
+for kind in ${KINDS:-deduction abduction induction}; do
+  RAYON_NUM_THREADS=1 "$AZR" eval --benchmark "$SPLIT-$kind" --limit 0 "${ck[@]}" 2>/dev/null \
+    | sed -n "s/^$SPLIT-$kind: accuracy \([0-9.]*\) (\([0-9]*\) items.*/$LABEL $kind \1 \2/p"
+done
