@@ -10,6 +10,7 @@
 #   5. scripts/test-observability.sh: real Prometheus scraping the stand-in exporter, and the
 #      real `azr run` once the binary has `run --metrics-addr`; every panel query returns data
 #   6. every dashboard rendered from the live data to target/dashboards/{stand-in,azr-run}/*.png
+#   7. scripts/gpu-check.sh --cpu-rehearsal: every stage of the GPU check at tiny sizes on the CPU
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -75,6 +76,9 @@ if target/release/azr run --help 2>/dev/null | grep -q -- --metrics-addr; then
 else
     step "azr has no 'run --metrics-addr' yet: the real-run observability check is not run"
 fi
+
+step "GPU check rehearsed on the CPU (scripts/gpu-check.sh --cpu-rehearsal)"
+RAYON_NUM_THREADS=2 bash scripts/gpu-check.sh --cpu-rehearsal target/gpu-rehearsal
 
 echo
 echo "scripts/test.sh: all test stages passed"

@@ -13,6 +13,7 @@ use candle_core::Tensor;
 use candle_nn::{Optimizer, ParamsAdamW};
 use serde::{Deserialize, Serialize};
 
+use super::bench_device::{engine_sweep, parity, train_flops_per_token, EngineSweep, ParityReport};
 use super::config::{Architecture, ModelConfig};
 use super::error::Result;
 use super::kernels::{cross_entropy, Kernels};
@@ -25,7 +26,8 @@ use crate::rl::optim::{shard_ranges, sharded_gradients, AdamW, AdamWConfig};
 /// The PyTorch reference script run by [`run`] with `--reference-python`.
 const REFERENCE_SCRIPT: &str = include_str!("bench_reference.py");
 
-/// The shape of one benchmarked model (Qwen2 architecture, MHA, untied head).
+/// The shape of one benchmarked model (Qwen2 architecture; by default MHA, untied head, no
+/// attention bias; `kv_heads`, `tie_embeddings` and `attention_bias` give Qwen2.5's shapes).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BenchModel {
@@ -41,6 +43,15 @@ pub struct BenchModel {
     pub ffn: usize,
     /// Vocabulary size.
     pub vocab: usize,
+    /// Key/value heads (grouped-query attention); default: as many as `heads`.
+    #[serde(default)]
+    pub kv_heads: Option<usize>,
+    /// Output head tied to the input embedding. Default false.
+    #[serde(default)]
+    pub tie_embeddings: bool,
+    /// Biases on the query/key/value projections (Qwen2). Default false.
+    #[serde(default)]
+    pub attention_bias: bool,
 }
 
 impl BenchModel {
@@ -53,6 +64,9 @@ impl BenchModel {
             heads: 4,
             ffn: 1024,
             vocab: 512,
+            kv_heads: None,
+            tie_embeddings: false,
+            attention_bias: false,
         }
     }
 
@@ -65,6 +79,9 @@ impl BenchModel {
             heads: 8,
             ffn: 2048,
             vocab: 512,
+            kv_heads: None,
+            tie_embeddings: false,
+            attention_bias: false,
         }
     }
 
@@ -77,13 +94,13 @@ impl BenchModel {
             intermediate_size: self.ffn,
             num_hidden_layers: self.layers,
             num_attention_heads: self.heads,
-            num_key_value_heads: Some(self.heads),
+            num_key_value_heads: Some(self.kv_heads.unwrap_or(self.heads)),
             head_dim: None,
             rope_theta: 10_000.0,
             rms_norm_eps: 1e-6,
             max_position_embeddings: 1024,
-            tie_word_embeddings: false,
-            attention_bias: false,
+            tie_word_embeddings: self.tie_embeddings,
+            attention_bias: self.attention_bias,
             bos_token_id: None,
             eos_token_id: None,
         }
@@ -101,6 +118,10 @@ pub struct BenchConfig {
     pub models: Vec<BenchModel>,
     /// Training batch size (rows).
     pub train_batch: usize,
+    /// Training batch sizes to sweep, smallest first, instead of `train_batch`; the sweep
+    /// stops at the first size that fails (out of memory) and the largest that ran is the
+    /// reported `train`. Default empty (only `train_batch`).
+    pub train_batches: Vec<usize>,
     /// Training sequence length (tokens per row).
     pub train_seq: usize,
     /// Timed training steps (the median is reported); one untimed warm-up step precedes them.
@@ -127,6 +148,16 @@ pub struct BenchConfig {
     /// measured with PyTorch eager (same shapes, dtype and thread count) right after ours, and
     /// the report carries the ratios. Default: none.
     pub reference_python: Option<PathBuf>,
+    /// Greedy tokens of the parity check (the device against the CPU, f32, same seeded
+    /// weights); 0 (default) skips it.
+    pub parity_tokens: usize,
+    /// Batch sizes of the rollout-engine sweep ([`super::bench_device::engine_sweep`]), with
+    /// `prompt_len` and `new_tokens`. Default empty (skipped).
+    pub engine_batches: Vec<usize>,
+    /// The device's dense peak in TFLOP/s at the bench dtype, for MFU. Default none.
+    pub peak_tflops: Option<f64>,
+    /// The device's memory bandwidth in GB/s, for the batch-1 decode bound. Default none.
+    pub hbm_gbps: Option<f64>,
 }
 
 impl Default for BenchConfig {
@@ -134,6 +165,7 @@ impl Default for BenchConfig {
         Self {
             models: vec![BenchModel::small(), BenchModel::medium()],
             train_batch: 16,
+            train_batches: Vec::new(),
             train_seq: 128,
             train_steps: 3,
             sample_batches: vec![1, 16],
@@ -145,6 +177,10 @@ impl Default for BenchConfig {
             seed: 0,
             device: "cpu".into(),
             reference_python: None,
+            parity_tokens: 0,
+            engine_batches: Vec::new(),
+            peak_tflops: None,
+            hbm_gbps: None,
         }
     }
 }
@@ -152,6 +188,15 @@ impl Default for BenchConfig {
 /// Training measurements (medians over the timed steps).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainBench {
+    /// Rows per step.
+    #[serde(default)]
+    pub batch: usize,
+    /// Training FLOPs per token ([`super::bench_device::train_flops_per_token`]).
+    #[serde(default)]
+    pub flops_per_token: f64,
+    /// Model FLOPs utilisation against `peak_tflops`, when that is given.
+    #[serde(default)]
+    pub mfu: Option<f64>,
     /// Whole step: forward + loss + backward + AdamW, seconds.
     pub step_s: f64,
     /// Forward + cross-entropy, seconds.
@@ -169,6 +214,19 @@ pub struct TrainBench {
     pub first_loss: f32,
     /// Loss of the last step.
     pub last_loss: f32,
+}
+
+/// One size of the training-batch sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainPoint {
+    /// Rows per step.
+    pub batch: usize,
+    /// Trained tokens per second; `None` when the size failed.
+    pub tokens_per_s: Option<f64>,
+    /// MFU, when measured and `peak_tflops` is given.
+    pub mfu: Option<f64>,
+    /// Why the size failed (the sweep stops there).
+    pub error: Option<String>,
 }
 
 /// One sampling measurement.
@@ -225,10 +283,19 @@ pub struct ModelBench {
     pub params: usize,
     /// Training throughput (custom differentiable kernels).
     pub train: TrainBench,
+    /// Every size of the training-batch sweep (one entry without a sweep).
+    #[serde(default)]
+    pub train_sweep: Vec<TrainPoint>,
     /// Training throughput with the composed-ops baseline, if measured.
     pub train_baseline: Option<TrainBench>,
     /// Sampling throughputs.
     pub sampling: Vec<SampleBench>,
+    /// Greedy parity against the CPU, when `parity_tokens` > 0.
+    #[serde(default)]
+    pub parity: Option<ParityReport>,
+    /// The rollout-engine sweep, when `engine_batches` is set.
+    #[serde(default)]
+    pub engine: Option<EngineSweep>,
     /// Peak resident set size while benchmarking this model (VmHWM), MiB; `None` where
     /// `/proc/self/status` is unavailable.
     pub peak_rss_mib: Option<f64>,
@@ -303,9 +370,62 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
         reset_peak_rss();
         let mcfg = shape.config();
         let tok = Tokenizer::synthetic(shape.vocab)?;
-        let model = Model::random(mcfg, tok, &device, dtype, cfg.seed)?;
+        let model = Model::random(mcfg.clone(), tok, &device, dtype, cfg.seed)?;
         tracing::info!(model = %shape.name, params = model.num_params(), "benchmarking");
-        let train = bench_train(&model, cfg, Kernels::Differentiable)?;
+        let parity = match cfg.parity_tokens {
+            0 => None,
+            n => Some(parity(
+                &mcfg,
+                model.tokenizer(),
+                &device,
+                &cfg.device,
+                cfg.seed,
+                cfg.prompt_len,
+                n,
+            )?),
+        };
+        let flops = train_flops_per_token(&mcfg, cfg.train_seq);
+        let mut batches = if cfg.train_batches.is_empty() {
+            vec![cfg.train_batch]
+        } else {
+            cfg.train_batches.clone()
+        };
+        batches.sort_unstable();
+        let mut train = None;
+        let mut train_sweep = Vec::new();
+        for &b in &batches {
+            match bench_train(&model, cfg, b, Kernels::Differentiable) {
+                Ok(mut t) => {
+                    t.flops_per_token = flops;
+                    t.mfu = cfg.peak_tflops.map(|p| flops * t.tokens_per_s / (p * 1e12));
+                    tracing::info!(batch = b, tokens_per_s = t.tokens_per_s, mfu = ?t.mfu, "train point");
+                    train_sweep.push(TrainPoint {
+                        batch: b,
+                        tokens_per_s: Some(t.tokens_per_s),
+                        mfu: t.mfu,
+                        error: None,
+                    });
+                    train = Some(t);
+                }
+                // The first size must run; a later one may hit the memory ceiling.
+                Err(e) if train.is_some() => {
+                    tracing::warn!(batch = b, error = %e, "train batch failed; sweep stops");
+                    train_sweep.push(TrainPoint {
+                        batch: b,
+                        tokens_per_s: None,
+                        mfu: None,
+                        error: Some(e.to_string()),
+                    });
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let Some(train) = train else {
+            return Err(super::error::ModelError::InvalidInput(
+                "train_batches holds no batch size".into(),
+            ));
+        };
         let train_baseline = if cfg.baseline {
             // Fresh weights so both runs start from the same point.
             let base = Model::from_tensors(
@@ -315,7 +435,7 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
                 &device,
                 dtype,
             )?;
-            Some(bench_train(&base, cfg, Kernels::Composed)?)
+            Some(bench_train(&base, cfg, train.batch, Kernels::Composed)?)
         } else {
             None
         };
@@ -362,11 +482,27 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
                 });
             }
         }
+        let engine = if cfg.engine_batches.is_empty() {
+            None
+        } else {
+            Some(
+                engine_sweep(
+                    &snap,
+                    model.num_params(),
+                    &cfg.engine_batches,
+                    cfg.prompt_len,
+                    cfg.new_tokens,
+                    cfg.seed,
+                    cfg.hbm_gbps,
+                )
+                .map_err(|e| super::error::ModelError::InvalidInput(e.to_string()))?,
+            )
+        };
         let peak_rss_mib = peak_rss_mib();
         let params = model.num_params();
         drop((model, snap));
         let reference = match (&cfg.reference_python, &reference_error) {
-            (Some(py), None) => match run_reference(py, cfg, shape) {
+            (Some(py), None) => match run_reference(py, cfg, train.batch, shape) {
                 Ok(r) => Some(r),
                 Err(e) => {
                     tracing::warn!(python = %py.display(), error = %e, "no PyTorch reference");
@@ -383,8 +519,11 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
                 .as_ref()
                 .map(|r| train.tokens_per_s / r.train_tokens_per_s),
             train,
+            train_sweep,
             train_baseline,
             sampling,
+            parity,
+            engine,
             peak_rss_mib,
             reference,
             sample_b1_ratio: None,
@@ -400,7 +539,11 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
         threads: candle_core::utils::get_num_threads(),
         dtype: cfg.dtype.clone(),
         device: cfg.device.clone(),
-        train_shape: (cfg.train_batch, cfg.train_seq),
+        // The batch the (first) model's reported `train` ran at: the largest of a sweep.
+        train_shape: (
+            models.first().map_or(cfg.train_batch, |m| m.train.batch),
+            cfg.train_seq,
+        ),
         train_ratio_vs_pytorch: min_of(|m| m.train_ratio_vs_pytorch),
         sample_b1_ratio: min_of(|m| m.sample_b1_ratio),
         sample_b16_ratio: min_of(|m| m.sample_b16_ratio),
@@ -419,6 +562,7 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
 fn run_reference(
     python: &std::path::Path,
     cfg: &BenchConfig,
+    train_batch: usize,
     shape: &BenchModel,
 ) -> std::result::Result<ReferenceBench, String> {
     #[derive(Deserialize)]
@@ -434,7 +578,8 @@ fn run_reference(
         "threads": candle_core::utils::get_num_threads(),
         "seed": cfg.seed,
         "dtype": cfg.dtype,
-        "train_batch": cfg.train_batch,
+        "device": cfg.device,
+        "train_batch": train_batch,
         "train_seq": cfg.train_seq,
         "train_steps": cfg.train_steps,
         "sample_batches": cfg.sample_batches,
@@ -503,8 +648,8 @@ fn load_average() -> Option<[f64; 3]> {
     Some([it.next()??, it.next()??, it.next()??])
 }
 
-fn bench_train(model: &Model, cfg: &BenchConfig, kernels: Kernels) -> Result<TrainBench> {
-    let (b, t) = (cfg.train_batch, cfg.train_seq);
+fn bench_train(model: &Model, cfg: &BenchConfig, b: usize, kernels: Kernels) -> Result<TrainBench> {
+    let t = cfg.train_seq;
     let vocab = model.config().vocab_size;
     // A repeating pattern the model can learn within a few steps.
     let data: Vec<u32> = (0..b * (t + 1))
@@ -543,7 +688,7 @@ fn bench_train(model: &Model, cfg: &BenchConfig, kernels: Kernels) -> Result<Tra
     // per compute thread, each shard's forward and backward on its own thread, gradients
     // summed ([`sharded_gradients`]); each shard's mean loss is weighted by its share of the
     // rows, so the sum is the batch mean.
-    let shards = shard_ranges(b, super::train_shards(b));
+    let shards = shard_ranges(b, super::train_shards(b, model.device()));
     let shard_inputs = shards
         .iter()
         .map(|r| {
@@ -606,6 +751,9 @@ fn bench_train(model: &Model, cfg: &BenchConfig, kernels: Kernels) -> Result<Tra
     };
     let step_s = med(0);
     Ok(TrainBench {
+        batch: b,
+        flops_per_token: 0.0,
+        mfu: None,
         step_s,
         forward_s: med(1),
         backward_s: med(2),
@@ -662,6 +810,63 @@ impl fmt::Display for BenchReport {
                 tr.step_s, tr.tokens_per_s, tr.step_cpu_s, tr.forward_s, tr.backward_s, tr.optimizer_s,
                 tr.first_loss, tr.last_loss
             )?;
+            if let Some(mfu) = tr.mfu {
+                writeln!(
+                    f,
+                    "  train batch {}: {:.0} FLOP/token, MFU {:.1} %",
+                    tr.batch,
+                    tr.flops_per_token,
+                    100.0 * mfu
+                )?;
+            }
+            if m.train_sweep.len() > 1 {
+                for p in &m.train_sweep {
+                    match (&p.error, p.tokens_per_s) {
+                        (Some(e), _) => writeln!(f, "  sweep b{:<4} failed: {e}", p.batch)?,
+                        (None, Some(tps)) => writeln!(
+                            f,
+                            "  sweep b{:<4} {tps:>10.0} tok/s{}",
+                            p.batch,
+                            p.mfu
+                                .map(|m| format!(", MFU {:.1} %", 100.0 * m))
+                                .unwrap_or_default()
+                        )?,
+                        (None, None) => {}
+                    }
+                }
+            }
+            if let Some(p) = &m.parity {
+                writeln!(
+                    f,
+                    "  parity {} vs cpu (f32): {} of {} greedy tokens match{}, max |logit diff| {:.2e} (max |logit| {:.2})",
+                    p.device,
+                    p.matching_prefix,
+                    p.tokens,
+                    if p.identical { " (identical)" } else { "" },
+                    p.max_abs_logit_diff,
+                    p.max_abs_logit
+                )?;
+            }
+            if let Some(e) = &m.engine {
+                for p in &e.points {
+                    writeln!(
+                        f,
+                        "  engine b{:<4} {:>10.1} tok/s ({} tokens in {:.2} s; decode {:.2} ms/step, {:.1} tok/s)",
+                        p.batch, p.tokens_per_s, p.tokens, p.seconds, p.ms_per_decode_step, p.decode_tokens_per_s
+                    )?;
+                }
+                if let (Some(bound), Some(frac)) = (e.b1_bound_tokens_per_s, e.b1_fraction_of_bound)
+                {
+                    writeln!(
+                        f,
+                        "  batch-1 decode: {:.1} % of the bandwidth bound ({:.0} tok/s = {:.0} GB/s / {:.3} GB of weights)",
+                        100.0 * frac,
+                        bound,
+                        e.hbm_gbps.unwrap_or(f64::NAN),
+                        e.weight_bytes as f64 / 1e9
+                    )?;
+                }
+            }
             if let Some(b) = &m.train_baseline {
                 writeln!(
                     f,
@@ -735,6 +940,9 @@ mod tests {
                 heads: 2,
                 ffn: 64,
                 vocab: 64,
+                kv_heads: None,
+                tie_embeddings: false,
+                attention_bias: false,
             }],
             train_batch: 4,
             train_seq: 32,
@@ -753,5 +961,58 @@ mod tests {
         assert!((base.first_loss - m.train.first_loss).abs() < 1e-4);
         assert!((base.last_loss - m.train.last_loss).abs() < 1e-2);
         assert!(report.to_string().contains("no-cache"));
+    }
+
+    #[test]
+    fn sweep_parity_and_engine_are_reported() {
+        let cfg = BenchConfig {
+            models: vec![BenchModel {
+                name: "tiny-gqa".into(),
+                hidden: 32,
+                layers: 1,
+                heads: 4,
+                ffn: 64,
+                vocab: 64,
+                kv_heads: Some(2),
+                tie_embeddings: true,
+                attention_bias: true,
+            }],
+            train_batches: vec![4, 2],
+            train_seq: 16,
+            train_steps: 1,
+            sample_batches: vec![],
+            no_cache: false,
+            baseline: false,
+            prompt_len: 6,
+            new_tokens: 5,
+            parity_tokens: 4,
+            engine_batches: vec![1, 2],
+            peak_tflops: Some(1.0),
+            hbm_gbps: Some(10.0),
+            ..BenchConfig::default()
+        };
+        let report = run(&cfg).unwrap();
+        let m = &report.models[0];
+        // Sorted, both ran, the larger one is the reported `train`.
+        let sizes: Vec<usize> = m.train_sweep.iter().map(|p| p.batch).collect();
+        assert_eq!(sizes, [2, 4]);
+        assert_eq!(m.train.batch, 4);
+        let mfu = m.train.mfu.unwrap();
+        let want = m.train.flops_per_token * m.train.tokens_per_s / 1e12;
+        assert!((mfu - want).abs() <= 1e-12 + 1e-9 * want, "{mfu} vs {want}");
+        assert!(m.parity.as_ref().unwrap().identical);
+        let e = m.engine.as_ref().unwrap();
+        assert_eq!(
+            e.points.iter().map(|p| p.tokens).collect::<Vec<_>>(),
+            [5, 10]
+        );
+        assert!(e.b1_fraction_of_bound.is_some());
+        let text = report.to_string();
+        assert!(
+            text.contains("MFU")
+                && text.contains("parity cpu vs cpu")
+                && text.contains("bandwidth bound"),
+            "{text}"
+        );
     }
 }

@@ -284,9 +284,14 @@ pub(crate) fn par_for(n: usize, f: impl Fn(usize) + Sync) {
     pool.run(n, &f);
 }
 
-/// How many data-parallel shards a training batch of `rows` rows is split into: one per
-/// compute thread, at most one per row (1 inside pool work, where it would run inline anyway).
-pub fn train_shards(rows: usize) -> usize {
+/// How many data-parallel shards a training batch of `rows` rows on `device` is split into:
+/// on the CPU one per compute thread, at most one per row (1 inside pool work, where it would
+/// run inline anyway); on an accelerator 1 (the whole batch in one launch sequence is what
+/// keeps a GPU busy; splitting it would only shrink every kernel).
+pub fn train_shards(rows: usize, device: &Device) -> usize {
+    if !device.is_cpu() {
+        return 1;
+    }
     threads().min(rows).max(1)
 }
 

@@ -5,6 +5,7 @@
 //! The module does not know about RL: losses and optimizers live in [`crate::rl`].
 
 pub mod bench;
+pub mod bench_device;
 pub mod cache;
 pub mod config;
 mod cpu_attention;

@@ -204,7 +204,7 @@ impl Trainer {
             .iter()
             .map(|r| r.iter().skip(1).filter(|&&y| y != self.pad_id).count())
             .sum();
-        let shards = shard_ranges(rows.len(), train_shards(rows.len()));
+        let shards = shard_ranges(rows.len(), train_shards(rows.len(), &device));
         let (grads, outs) = sharded_gradients(&self.vars, shards.len(), |i| {
             let (inputs, targets, mask, _) =
                 batch_tensors(&rows[shards[i].clone()], self.pad_id, &device)?;

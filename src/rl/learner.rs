@@ -657,11 +657,15 @@ impl Learner {
         let mut weights_out = Vec::new();
         let mb = self.cfg.micro_batch_size;
         let loss_cfg = &self.cfg.loss;
+        // Where the weights live decides the sharding (one shard on an accelerator).
+        let device = vars
+            .first()
+            .map_or(candle_core::Device::Cpu, |(_, v)| v.device().clone());
         for (c, micro) in rollouts.chunks(mb).enumerate() {
             // Data parallel within the micro-batch: one shard of rows per compute thread, each
             // normalised by the mini-batch's `scale`, so shard losses and gradients sum exactly
             // as micro-batches do.
-            let shards = shard_ranges(micro.len(), train_shards(micro.len()));
+            let shards = shard_ranges(micro.len(), train_shards(micro.len(), &device));
             let (g, outs) = sharded_gradients(vars, shards.len(), |s| {
                 let rows = shards[s].clone();
                 shard_loss(
