@@ -414,7 +414,8 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
                         batch: b,
                         tokens_per_s: None,
                         mfu: None,
-                        error: Some(e.to_string()),
+                        // The first line: candle appends a backtrace to some errors.
+                        error: e.to_string().lines().next().map(str::to_string),
                     });
                     break;
                 }

@@ -66,7 +66,11 @@ pub fn parity(
             .flatten_all()?
             .to_vec1::<f32>()?;
         let snap = model.snapshot()?;
-        let gen = generate(&snap, &[prompt.clone()], &SamplingParams::greedy(tokens))?;
+        let gen = generate(
+            &snap,
+            std::slice::from_ref(&prompt),
+            &SamplingParams::greedy(tokens),
+        )?;
         let toks = gen.into_iter().next().map(|g| g.tokens).unwrap_or_default();
         Ok((logits, toks))
     };
