@@ -165,6 +165,59 @@ fn solver_batches_take_all_newest_then_fill_uniformly() {
 }
 
 #[test]
+fn learnable_solver_batches_skip_tasks_solved_always_or_never() {
+    let rated = |n: usize, step: u64, p: Option<f32>| {
+        let mut t = task(TaskKind::Deduction, n, step);
+        t.provenance.solve_rate = p;
+        t
+    };
+    let mut b = TaskBuffer::new(TaskKind::Deduction, 1000);
+    // Old tasks: solved by none, by all, half the time, and a seed with no estimate.
+    b.push(rated(0, 1, Some(0.0)));
+    b.push(rated(1, 1, Some(1.0)));
+    b.push(rated(2, 1, Some(0.5)));
+    b.push(rated(3, 0, None));
+    // Newest step: one always solved, one in between.
+    b.push(rated(10, 5, Some(1.0)));
+    b.push(rated(11, 5, Some(0.25)));
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for _ in 0..50 {
+        let batch = b.learnable_solver_batch(4, 5, 1, &mut rng);
+        assert_eq!(batch.len(), 4);
+        let got: Vec<usize> = batch.iter().map(constant).collect();
+        assert!(
+            got.contains(&11),
+            "the newest learnable task comes first: {got:?}"
+        );
+        assert!(
+            got.iter().all(|c| [2, 3, 11].contains(c)),
+            "only learnable or unrated tasks: {got:?}"
+        );
+    }
+    // The plain draw still takes every newest task, learnable or not.
+    let plain: HashSet<usize> = b
+        .solver_batch(4, 5, 1, &mut rng)
+        .iter()
+        .map(constant)
+        .collect();
+    assert!(plain.contains(&10) && plain.contains(&11));
+    // Nothing learnable: the plain draw.
+    let mut solved = TaskBuffer::new(TaskKind::Deduction, 10);
+    solved.push(rated(20, 1, Some(1.0)));
+    solved.push(rated(21, 1, Some(0.0)));
+    assert_eq!(solved.learnable_solver_batch(3, 1, 1, &mut rng).len(), 3);
+    // The estimate survives a checkpoint round trip; absent stays absent.
+    let json = serde_json::to_string(&b).unwrap();
+    assert!(json.contains("\"solve_rate\":0.25"));
+    let back: TaskBuffer = serde_json::from_str(&json).unwrap();
+    let rates: Vec<Option<f32>> = back.iter().map(|t| t.provenance.solve_rate).collect();
+    assert_eq!(
+        rates,
+        [Some(0.0), Some(1.0), Some(0.5), None, Some(1.0), Some(0.25)]
+    );
+}
+
+#[test]
 fn induction_references_come_from_the_code_buffers() {
     let reg = TaskRegistry::from_config(&TasksConfig::default()).unwrap();
     let mut b = TaskBuffers::new(&TaskKind::CODE, &BufferConfig::default());

@@ -357,6 +357,7 @@ impl<T: Trainer> PipelineBuilder<T> {
                 Source::SelfPlay {
                     buffers,
                     window: cfg.raw.tasks.buffer.newest_window,
+                    prefer_learnable: cfg.raw.tasks.buffer.prefer_learnable,
                 }
             }
             config::Mode::Rlvr => {

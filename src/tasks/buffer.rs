@@ -24,6 +24,10 @@ pub struct BufferConfig {
     /// Tasks added within this many most recent steps count as "newest" for solver batches
     /// (AZR `past_epoch_window`: 1).
     pub newest_window: u64,
+    /// Difficulty targeting: solver draws take only tasks whose estimated solve rate was
+    /// strictly between 0 and 1 (or unknown, as for seeds) while the buffer holds any; see
+    /// [`TaskBuffer::learnable_solver_batch`]. Default false (AZR draws regardless of difficulty).
+    pub prefer_learnable: bool,
 }
 
 impl Default for BufferConfig {
@@ -31,6 +35,7 @@ impl Default for BufferConfig {
         Self {
             capacity: 16384,
             newest_window: 1,
+            prefer_learnable: false,
         }
     }
 }
@@ -149,29 +154,27 @@ impl TaskBuffer {
         window: u64,
         rng: &mut R,
     ) -> Vec<Task> {
-        if self.tasks.is_empty() || n == 0 {
-            return Vec::new();
+        let all: Vec<&Task> = self.tasks.iter().collect();
+        draw_solver_batch(&all, n, current_step, window, rng)
+    }
+
+    /// [`TaskBuffer::solver_batch`] over the learnable tasks only: those whose estimated solve
+    /// rate was strictly between 0 and 1, or is unknown (seeds). A task every estimator sample
+    /// solved, or none did, gives a group with no spread in reward; difficulty targeting (as in
+    /// R-Zero's band around 0.5, or DAPO's dynamic sampling) spends the solver's batch on the
+    /// others. Falls back to [`TaskBuffer::solver_batch`] when no task is learnable.
+    pub fn learnable_solver_batch<R: Rng + ?Sized>(
+        &self,
+        n: usize,
+        current_step: u64,
+        window: u64,
+        rng: &mut R,
+    ) -> Vec<Task> {
+        let learnable: Vec<&Task> = self.tasks.iter().filter(|t| is_learnable(t)).collect();
+        if learnable.is_empty() {
+            return self.solver_batch(n, current_step, window, rng);
         }
-        let since = current_step.saturating_sub(window);
-        let recent: Vec<&Task> = self
-            .tasks
-            .iter()
-            .filter(|t| window > 0 && t.provenance.step > since)
-            .collect();
-        let mut batch: Vec<Task> = if recent.len() > n {
-            index::sample(rng, recent.len(), n)
-                .into_iter()
-                .map(|i| recent[i].clone())
-                .collect()
-        } else {
-            recent.into_iter().cloned().collect()
-        };
-        while batch.len() < n {
-            let i = rng.random_range(0..self.tasks.len());
-            batch.push(self.tasks[i].clone());
-        }
-        batch.shuffle(rng);
-        batch
+        draw_solver_batch(&learnable, n, current_step, window, rng)
     }
 
     /// Drop tasks created after `step` (used when resuming from a checkpoint).
@@ -179,6 +182,47 @@ impl TaskBuffer {
         self.tasks.retain(|t| t.provenance.step <= step);
         self.keys = self.tasks.iter().map(Task::dedup_key).collect();
     }
+}
+
+/// Whether a task's estimated solve rate leaves room to learn: strictly between 0 and 1, or
+/// not estimated.
+pub fn is_learnable(task: &Task) -> bool {
+    task.provenance
+        .solve_rate
+        .is_none_or(|p| p > 0.0 && p < 1.0)
+}
+
+/// The draw of [`TaskBuffer::solver_batch`] over `pool` (oldest first).
+fn draw_solver_batch<R: Rng + ?Sized>(
+    pool: &[&Task],
+    n: usize,
+    current_step: u64,
+    window: u64,
+    rng: &mut R,
+) -> Vec<Task> {
+    if pool.is_empty() || n == 0 {
+        return Vec::new();
+    }
+    let since = current_step.saturating_sub(window);
+    let recent: Vec<&Task> = pool
+        .iter()
+        .copied()
+        .filter(|t| window > 0 && t.provenance.step > since)
+        .collect();
+    let mut batch: Vec<Task> = if recent.len() > n {
+        index::sample(rng, recent.len(), n)
+            .into_iter()
+            .map(|i| recent[i].clone())
+            .collect()
+    } else {
+        recent.into_iter().cloned().collect()
+    };
+    while batch.len() < n {
+        let i = rng.random_range(0..pool.len());
+        batch.push(pool[i].clone());
+    }
+    batch.shuffle(rng);
+    batch
 }
 
 /// Errors of the buffer set: a task or a kind without a buffer is an error, never a silent drop.

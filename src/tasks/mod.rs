@@ -82,7 +82,7 @@ pub enum Source {
 }
 
 /// Provenance of a task: where it came from and when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
     /// Origin of the task.
     #[serde(flatten)]
@@ -94,6 +94,10 @@ pub struct Provenance {
     /// Benchmark item id, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// The Monte Carlo solve rate the learnability estimator measured when the task was
+    /// admitted (proposed tasks; the policy of that step). `None` for seeds and benchmarks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solve_rate: Option<f32>,
 }
 
 impl Provenance {
@@ -104,6 +108,7 @@ impl Provenance {
             step: 0,
             policy_version: 0,
             id: None,
+            solve_rate: None,
         }
     }
 
@@ -114,6 +119,7 @@ impl Provenance {
             step,
             policy_version,
             id: None,
+            solve_rate: None,
         }
     }
 
@@ -126,6 +132,7 @@ impl Provenance {
             step: 0,
             policy_version: 0,
             id: Some(id.into()),
+            solve_rate: None,
         }
     }
 }

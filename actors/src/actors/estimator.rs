@@ -124,8 +124,10 @@ impl Service for Estimator {
             let slot = job.proposal.slot;
             let (result, estimates) = match estimate(&ctx, &job).await {
                 Ok((solve_rate, estimates)) => {
-                    // Valid tasks join the buffers whatever their reward (as AZR).
-                    let task = job.task.clone();
+                    // Valid tasks join the buffers whatever their reward (as AZR), with the
+                    // solve rate measured now (difficulty targeting reads it).
+                    let mut task = job.task.clone();
+                    task.provenance.solve_rate = Some(solve_rate as f32);
                     let added = store
                         .request(|reply| StoreMsg::Add {
                             tasks: vec![task.clone()],

@@ -29,6 +29,8 @@ pub enum Source {
         buffers: TaskBuffers,
         /// Solver tasks prefer those added in the last `window` steps.
         window: u64,
+        /// Solver tasks come from the learnable ones (`tasks.buffer.prefer_learnable`).
+        prefer_learnable: bool,
     },
     /// 1-shot RLVR: the selected examples repeated in order to fill every batch.
     Rlvr {
@@ -168,7 +170,11 @@ impl TaskStore {
             Skip(Scored),
         }
         let job = match &mut state.source {
-            Source::SelfPlay { buffers, window } => match slot.role {
+            Source::SelfPlay {
+                buffers,
+                window,
+                prefer_learnable,
+            } => match slot.role {
                 Role::Propose => match self.ctx.task_type(slot.kind) {
                     Ok(tt) => Job::Propose(ProposeJob {
                         slot,
@@ -182,7 +188,13 @@ impl TaskStore {
                 Role::Solve => {
                     let task = buffers
                         .get(slot.kind)
-                        .map(|b| b.solver_batch(1, slot.batch, *window, &mut state.rng))
+                        .map(|b| {
+                            if *prefer_learnable {
+                                b.learnable_solver_batch(1, slot.batch, *window, &mut state.rng)
+                            } else {
+                                b.solver_batch(1, slot.batch, *window, &mut state.rng)
+                            }
+                        })
                         .and_then(|mut v| v.pop());
                     match task {
                         Some(task) => Job::Solve(SolveJob {
