@@ -968,15 +968,8 @@ mod tests {
     fn sweep_parity_and_engine_are_reported() {
         let cfg = BenchConfig {
             models: vec![BenchModel {
-                name: "tiny-gqa".into(),
-                hidden: 32,
                 layers: 1,
-                heads: 4,
-                ffn: 64,
-                vocab: 64,
-                kv_heads: Some(2),
-                tie_embeddings: true,
-                attention_bias: true,
+                ..crate::model::bench_device::tests::tiny_shape()
             }],
             train_batches: vec![4, 2],
             train_seq: 16,

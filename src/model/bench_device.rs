@@ -239,28 +239,27 @@ pub fn train_flops_per_token(cfg: &ModelConfig, seq: usize) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::model::{Architecture, Tokenizer};
+    use crate::model::Tokenizer;
+
+    /// L2, d32, 4 heads of 8 (2 KV heads), ffn 64, vocab 64, tied, q/k/v bias.
+    pub(crate) fn tiny_shape() -> crate::model::bench::BenchModel {
+        crate::model::bench::BenchModel {
+            name: "tiny-gqa".into(),
+            hidden: 32,
+            layers: 2,
+            heads: 4,
+            ffn: 64,
+            vocab: 64,
+            kv_heads: Some(2),
+            tie_embeddings: true,
+            attention_bias: true,
+        }
+    }
 
     fn tiny() -> ModelConfig {
-        ModelConfig {
-            architecture: Architecture::Qwen2,
-            vocab_size: 64,
-            hidden_size: 32,
-            intermediate_size: 64,
-            num_hidden_layers: 2,
-            num_attention_heads: 4,
-            num_key_value_heads: Some(2),
-            head_dim: None,
-            rope_theta: 10_000.0,
-            rms_norm_eps: 1e-6,
-            max_position_embeddings: 128,
-            tie_word_embeddings: true,
-            attention_bias: true,
-            bos_token_id: None,
-            eos_token_id: None,
-        }
+        tiny_shape().config()
     }
 
     #[test]
