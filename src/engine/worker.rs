@@ -16,9 +16,14 @@ use super::request::{GenRequest, Reply, SampleOut};
 use super::slots::Slots;
 use super::stats::EngineStats;
 use crate::model::layout::pad_left;
-use crate::model::sampling::{rows_f32, sample_row, StopReason};
+use crate::model::run_shards;
+use crate::model::sampling::{rows_f32, sample_row, SamplingParams, StopReason};
 use crate::model::{Kernels, KvCache, ModelError, Snapshot};
 use crate::types::PolicyVersion;
+
+/// Logits per decode step (rows × vocabulary) from which the rows are sampled in parallel: about
+/// a quarter of a millisecond of single-thread sampling work, well above a dispatch to the pool.
+const PARALLEL_SAMPLING_MIN: usize = 1 << 18;
 
 /// How long an idle engine sleeps between checks of the closed flag.
 const IDLE_POLL: Duration = Duration::from_millis(100);
@@ -463,12 +468,40 @@ impl Worker {
         };
         self.stats.decode_steps += 1;
         self.stats.decode_rows += b as u64;
+        // Every row draws from its own RNG, so the rows can be sampled on the compute threads
+        // (idle between forwards) with the same tokens as one after another; worth it only
+        // when a step holds enough logits (a large vocabulary, a wide batch).
+        let params: Vec<Option<&SamplingParams>> = self
+            .active
+            .iter()
+            .map(|s| self.requests.get(&s.req).map(|r| &r.req.params))
+            .collect();
+        let draw = |row: usize, rng: &mut ChaCha8Rng| {
+            params[row].map(|p| sample_row(&logits[row], p, rng))
+        };
+        let picks: Vec<(Option<(u32, f32)>, ChaCha8Rng)> =
+            if b > 1 && b * logits[0].len() >= PARALLEL_SAMPLING_MIN {
+                let rngs: Vec<ChaCha8Rng> = self.active.iter().map(|s| s.rng.clone()).collect();
+                run_shards(b, |row| {
+                    let mut rng = rngs[row].clone();
+                    (draw(row, &mut rng), rng)
+                })
+            } else {
+                self.active
+                    .iter()
+                    .enumerate()
+                    .map(|(row, s)| {
+                        let mut rng = s.rng.clone();
+                        (draw(row, &mut rng), rng)
+                    })
+                    .collect()
+            };
         let mut finished: Vec<(usize, StopReason)> = Vec::new();
-        for (row, seq) in self.active.iter_mut().enumerate() {
-            let Some(r) = self.requests.get(&seq.req) else {
+        for ((row, seq), (pick, rng)) in self.active.iter_mut().enumerate().zip(picks) {
+            let (Some((tok, lp)), Some(r)) = (pick, self.requests.get(&seq.req)) else {
                 continue; // unreachable: rows of removed requests are removed with them
             };
-            let (tok, lp) = sample_row(&logits[row], &r.req.params, &mut seq.rng);
+            seq.rng = rng;
             seq.last_version = self.version;
             self.stats.tokens_generated += 1;
             if let Some(stop) = seq.push(tok, lp, &r.req, self.max_ctx) {

@@ -219,7 +219,8 @@ pub(crate) fn sample_row(
     rng: &mut ChaCha8Rng,
 ) -> (u32, f32) {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let lse = max + logits.iter().map(|&x| (x - max).exp()).sum::<f32>().ln();
+    let sum1 = logits.iter().map(|&x| (x - max).exp()).sum::<f32>();
+    let lse = max + sum1.ln();
     let argmax = || {
         let mut best = 0;
         for (i, &x) in logits.iter().enumerate() {
@@ -234,6 +235,28 @@ pub(crate) fn sample_row(
     } else {
         let inv_t = 1.0 / params.temperature;
         let filtered = params.top_k > 0 || params.top_p < 1.0;
+        if !filtered {
+            // The whole vocabulary: the same weights, sum and scan as the candidate list below,
+            // without building it (two passes over the row instead of a list of its size).
+            let weight = |x: f32| ((x - max) * inv_t).exp();
+            // At temperature 1 the weights are exactly the log-sum-exp's terms (x * 1.0 == x).
+            let total: f32 = if inv_t == 1.0 {
+                sum1
+            } else {
+                logits.iter().map(|&x| weight(x)).sum()
+            };
+            let mut u = rng.random::<f32>() * total;
+            let mut pick = logits.len().saturating_sub(1);
+            for (i, &x) in logits.iter().enumerate() {
+                let w = weight(x);
+                if u < w {
+                    pick = i;
+                    break;
+                }
+                u -= w;
+            }
+            return (pick as u32, logits[pick] - lse);
+        }
         let mut cands: Vec<(usize, f32)> = logits
             .iter()
             .enumerate()
