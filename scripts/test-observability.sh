@@ -59,7 +59,11 @@ elif [[ -z $metrics_addr ]]; then
 fi
 
 work=$(mktemp -d)
-prom_addr="127.0.0.1:$(free_port)"
+# A port freed a moment ago can be handed out again: never give Prometheus the target's port
+# (the target may not have bound it yet).
+prom_port=$(free_port)
+while [[ "127.0.0.1:$prom_port" == "$metrics_addr" ]]; do prom_port=$(free_port); done
+prom_addr="127.0.0.1:$prom_port"
 prom_url="http://$prom_addr"
 target_pid=""
 prom_pid=""
