@@ -162,17 +162,15 @@ reference() {
   [ -n "$PY" ] || { echo "no Python with torch given (REFERENCE_PYTHON): skipped"; return 0; }
   local b spec
   for b in $REF_BATCHES; do
-    spec=$(python3 - "$b" "$DEV" "$DTYPE" "$TRAIN_SEQ" "$SAMPLE" "$PROMPT" "$NEW" "$OUT/bench-train.toml" <<'PY'
-import json, os, sys
-b, dev, dtype, seq, sample, prompt, new, toml_path = sys.argv[1:]
-shape = {}
-for line in open(toml_path).read().split("[[models]]")[1].splitlines():
-    if "=" in line:
-        k, v = (x.strip() for x in line.split("=", 1))
-        shape[k] = json.loads(v.lower()) if v[0] not in '"' else v.strip('"')
-print(json.dumps({"threads": os.cpu_count(), "seed": 0, "dtype": dtype, "device": dev,
-    "train_batch": int(b), "train_seq": int(seq), "train_steps": 3, "sample_batches": json.loads(sample),
-    "prompt_len": int(prompt), "new_tokens": int(new), "models": [shape]}))
+    # The spec of the PyTorch script: our learner stage's config (the same shape, dtype, device,
+    # lengths and sampling batches), at train batch $b.
+    spec=$(python3 - "$b" "$OUT/bench-train.toml" <<'PY'
+import json, os, sys, tomllib
+b, path = sys.argv[1:]
+c = tomllib.load(open(path, "rb"))
+keys = ("seed", "dtype", "device", "train_seq", "train_steps", "sample_batches", "prompt_len",
+        "new_tokens", "models")
+print(json.dumps({"threads": os.cpu_count(), "train_batch": int(b), **{k: c[k] for k in keys}}))
 PY
 )
     "$PY" src/model/bench_reference.py "$spec" | tee -a "$OUT/reference.jsonl" | python3 -c '
@@ -186,7 +184,7 @@ for line in sys.stdin:
   done
 }
 export -f reference
-export PY REF_BATCHES DTYPE TRAIN_SEQ SAMPLE PROMPT NEW
+export PY REF_BATCHES
 stage "4a. PyTorch eager reference ($DTYPE, seq $TRAIN_SEQ, batches $REF_BATCHES)" 100 reference
 stage "4. learner sweep ($DTYPE, seq $TRAIN_SEQ)" 100 \
   "$B" bench model --config "$OUT/bench-train.toml" --out "$OUT/bench-train.json"

@@ -476,25 +476,17 @@ impl Worker {
             .iter()
             .map(|s| self.requests.get(&s.req).map(|r| &r.req.params))
             .collect();
-        let draw = |row: usize, rng: &mut ChaCha8Rng| {
-            params[row].map(|p| sample_row(&logits[row], p, rng))
+        let active = &self.active;
+        let draw = |row: usize| {
+            let mut rng = active[row].rng.clone();
+            let pick = params[row].map(|p| sample_row(&logits[row], p, &mut rng));
+            (pick, rng)
         };
         let picks: Vec<(Option<(u32, f32)>, ChaCha8Rng)> =
             if b > 1 && b * logits[0].len() >= PARALLEL_SAMPLING_MIN {
-                let rngs: Vec<ChaCha8Rng> = self.active.iter().map(|s| s.rng.clone()).collect();
-                run_shards(b, |row| {
-                    let mut rng = rngs[row].clone();
-                    (draw(row, &mut rng), rng)
-                })
+                run_shards(b, draw)
             } else {
-                self.active
-                    .iter()
-                    .enumerate()
-                    .map(|(row, s)| {
-                        let mut rng = s.rng.clone();
-                        (draw(row, &mut rng), rng)
-                    })
-                    .collect()
+                (0..b).map(draw).collect()
             };
         let mut finished: Vec<(usize, StopReason)> = Vec::new();
         for ((row, seq), (pick, rng)) in self.active.iter_mut().enumerate().zip(picks) {

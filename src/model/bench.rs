@@ -483,13 +483,14 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
                 });
             }
         }
+        let params = model.num_params();
         let engine = if cfg.engine_batches.is_empty() {
             None
         } else {
             Some(
                 engine_sweep(
                     &snap,
-                    model.num_params(),
+                    params,
                     &cfg.engine_batches,
                     cfg.prompt_len,
                     cfg.new_tokens,
@@ -500,7 +501,6 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
             )
         };
         let peak_rss_mib = peak_rss_mib();
-        let params = model.num_params();
         drop((model, snap));
         let reference = match (&cfg.reference_python, &reference_error) {
             (Some(py), None) => match run_reference(py, cfg, train.batch, shape) {

@@ -230,39 +230,41 @@ pub(crate) fn sample_row(
         }
         best
     };
+    // Inverse-CDF draw over `(token, weight)` candidates whose weights sum to `total`; `last`
+    // when rounding leaves the draw past the end.
+    let mut draw = |total: f32, cands: &mut dyn Iterator<Item = (usize, f32)>, last: usize| {
+        let mut u = rng.random::<f32>() * total;
+        for (i, w) in cands {
+            if u < w {
+                return i;
+            }
+            u -= w;
+        }
+        last
+    };
     let tok = if params.temperature <= 0.0 || params.top_k == 1 {
         argmax()
     } else {
         let inv_t = 1.0 / params.temperature;
         let filtered = params.top_k > 0 || params.top_p < 1.0;
+        let weight = |x: f32| ((x - max) * inv_t).exp();
         if !filtered {
-            // The whole vocabulary: the same weights, sum and scan as the candidate list below,
-            // without building it (two passes over the row instead of a list of its size).
-            let weight = |x: f32| ((x - max) * inv_t).exp();
-            // At temperature 1 the weights are exactly the log-sum-exp's terms (x * 1.0 == x).
+            // The whole vocabulary, without a candidate list of its size: the same weights, sum
+            // and scan. At temperature 1 the weights are exactly the log-sum-exp's terms.
             let total: f32 = if inv_t == 1.0 {
                 sum1
             } else {
                 logits.iter().map(|&x| weight(x)).sum()
             };
-            let mut u = rng.random::<f32>() * total;
-            let mut pick = logits.len().saturating_sub(1);
-            for (i, &x) in logits.iter().enumerate() {
-                let w = weight(x);
-                if u < w {
-                    pick = i;
-                    break;
-                }
-                u -= w;
-            }
-            return (pick as u32, logits[pick] - lse);
-        }
-        let mut cands: Vec<(usize, f32)> = logits
-            .iter()
-            .enumerate()
-            .map(|(i, &x)| (i, ((x - max) * inv_t).exp()))
-            .collect();
-        if filtered {
+            let mut all = logits.iter().enumerate().map(|(i, &x)| (i, weight(x)));
+            draw(total, &mut all, logits.len().saturating_sub(1))
+        } else {
+            // Top-k / top-p: the candidates by weight, heaviest first, cut.
+            let mut cands: Vec<(usize, f32)> = logits
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| (i, weight(x)))
+                .collect();
             cands.sort_by(|a, b| b.1.total_cmp(&a.1));
             if params.top_k > 0 {
                 cands.truncate(params.top_k);
@@ -280,18 +282,10 @@ pub(crate) fn sample_row(
                 }
                 cands.truncate(keep.max(1));
             }
+            let total: f32 = cands.iter().map(|c| c.1).sum();
+            let last = cands.last().map_or_else(argmax, |c| c.0);
+            draw(total, &mut cands.into_iter(), last)
         }
-        let total: f32 = cands.iter().map(|c| c.1).sum();
-        let mut u = rng.random::<f32>() * total;
-        let mut pick = cands.last().map_or_else(argmax, |c| c.0);
-        for &(i, w) in &cands {
-            if u < w {
-                pick = i;
-                break;
-            }
-            u -= w;
-        }
-        pick
     };
     (tok as u32, logits[tok] - lse)
 }

@@ -154,8 +154,14 @@ impl TaskBuffer {
         window: u64,
         rng: &mut R,
     ) -> Vec<Task> {
-        let all: Vec<&Task> = self.tasks.iter().collect();
-        draw_solver_batch(&all, n, current_step, window, rng)
+        draw_solver_batch(
+            self.tasks.len(),
+            |i| &self.tasks[i],
+            n,
+            current_step,
+            window,
+            rng,
+        )
     }
 
     /// [`TaskBuffer::solver_batch`] over the learnable tasks only: those whose estimated solve
@@ -174,7 +180,14 @@ impl TaskBuffer {
         if learnable.is_empty() {
             return self.solver_batch(n, current_step, window, rng);
         }
-        draw_solver_batch(&learnable, n, current_step, window, rng)
+        draw_solver_batch(
+            learnable.len(),
+            |i| learnable[i],
+            n,
+            current_step,
+            window,
+            rng,
+        )
     }
 
     /// Drop tasks created after `step` (used when resuming from a checkpoint).
@@ -192,21 +205,22 @@ pub fn is_learnable(task: &Task) -> bool {
         .is_none_or(|p| p > 0.0 && p < 1.0)
 }
 
-/// The draw of [`TaskBuffer::solver_batch`] over `pool` (oldest first).
-fn draw_solver_batch<R: Rng + ?Sized>(
-    pool: &[&Task],
+/// The draw of [`TaskBuffer::solver_batch`] over a pool of `len` tasks, `task(i)` the i-th
+/// (oldest first).
+fn draw_solver_batch<'a, R: Rng + ?Sized>(
+    len: usize,
+    task: impl Fn(usize) -> &'a Task,
     n: usize,
     current_step: u64,
     window: u64,
     rng: &mut R,
 ) -> Vec<Task> {
-    if pool.is_empty() || n == 0 {
+    if len == 0 || n == 0 {
         return Vec::new();
     }
     let since = current_step.saturating_sub(window);
-    let recent: Vec<&Task> = pool
-        .iter()
-        .copied()
+    let recent: Vec<&Task> = (0..len)
+        .map(&task)
         .filter(|t| window > 0 && t.provenance.step > since)
         .collect();
     let mut batch: Vec<Task> = if recent.len() > n {
@@ -218,8 +232,8 @@ fn draw_solver_batch<R: Rng + ?Sized>(
         recent.into_iter().cloned().collect()
     };
     while batch.len() < n {
-        let i = rng.random_range(0..pool.len());
-        batch.push(pool[i].clone());
+        let i = rng.random_range(0..len);
+        batch.push(task(i).clone());
     }
     batch.shuffle(rng);
     batch
