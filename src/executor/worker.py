@@ -856,61 +856,7 @@ def _kill(job):
     job.killed = True
 
 
-PROT_READ = 1
-PROT_WRITE = 2
-PROT_EXEC = 4
-
-
-def _copy_file_pages_at_fork():
-    """Make `clone` hand every job the page-table entries of this process's read-only file
-    mappings (the interpreter's and the libraries' code and constants).
-
-    The kernel copies a mapping's entries at fork only when the mapping has anonymous pages;
-    for the others the child takes a read fault (mapping 16 pages around the address) on
-    every range it touches, about 70 faults per job. Writing one byte of each such segment
-    with its own value (under a temporary PROT_WRITE: the mapping is private, and its
-    protection is restored at once) gives it one anonymous page, so its entries are copied
-    with the rest of the page table instead. Runs once, before any job exists. The segments
-    come from dl_iterate_phdr (there is no /proc in the sandbox).
-    """
-    page = os.sysconf("SC_PAGE_SIZE")
-    segments = []
-
-    class _Phdr(ctypes.Structure):
-        _fields_ = [("type", ctypes.c_uint32), ("flags", ctypes.c_uint32), ("offset", ctypes.c_uint64),
-                    ("vaddr", ctypes.c_uint64), ("paddr", ctypes.c_uint64), ("filesz", ctypes.c_uint64),
-                    ("memsz", ctypes.c_uint64), ("align", ctypes.c_uint64)]
-
-    class _Info(ctypes.Structure):
-        _fields_ = [("addr", ctypes.c_uint64), ("name", ctypes.c_char_p), ("phdr", ctypes.POINTER(_Phdr)),
-                    ("phnum", ctypes.c_uint16)]
-
-    def visit(info, _size, _data):
-        obj = info.contents
-        for i in range(obj.phnum):
-            ph = obj.phdr[i]
-            # PT_LOAD, readable and not writable (PF_R = 4, PF_W = 2, PF_X = 1).
-            if ph.type == 1 and ph.flags & 4 and not ph.flags & 2 and ph.memsz:
-                lo = (obj.addr + ph.vaddr) // page * page
-                hi = -(-(obj.addr + ph.vaddr + ph.memsz) // page) * page
-                segments.append((lo, hi, PROT_READ | (PROT_EXEC if ph.flags & 1 else 0)))
-        return 0
-
-    callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(_Info), ctypes.c_size_t, ctypes.c_void_p)(visit)
-    LIBC.dl_iterate_phdr(callback, None)
-    mprotect = LIBC.mprotect
-    mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-    for lo, hi, prot in segments:
-        if mprotect(lo, hi - lo, prot | PROT_WRITE) != 0:
-            continue
-        byte = ctypes.c_ubyte.from_address(lo)
-        byte.value = byte.value
-        if mprotect(lo, hi - lo, prot) != 0:
-            raise OSError("mprotect: errno %d" % ctypes.get_errno())
-
-
 def main():
-    _copy_file_pages_at_fork()
     gc.collect()
     gc.freeze()
     # No collection may run while a job lives (it would touch, and so copy, pages all over the
@@ -990,9 +936,16 @@ def main():
                 # shares it): wait for the job's end, the next request or the deadline first,
                 # and only then do the bookkeeping (the loop's poll sees the same event again).
                 _PFDS[1].fd = pidfd
-                _SYSCALL_GIL(*_A_POLL)
+                ready = _SYSCALL_GIL(*_A_POLL)
                 os.close(job_fd)
                 os.close(res_fd)
+                if ready > 0 and _PFDS[1].revents and not _PFDS[0].revents:
+                    # The common case: the job has ended and no request waits. Reap it and report
+                    # here, without the bookkeeping below (every page this loop writes per job is
+                    # a write fault: clone left them all write-protected).
+                    _report(rid, os.waitpid(pid, 0)[1], False)
+                    os.close(pidfd)
+                    break
                 job = Live(rid, pid, pidfd, deadline)
                 live[pidfd] = job
                 poller.register(pidfd, select.POLLIN)
@@ -1027,9 +980,14 @@ def _finish(job, poller, live):
     poller.unregister(job.pidfd)
     os.close(job.pidfd)
     del live[job.pidfd]
+    _report(job.rid, status, job.timed_out)
+
+
+def _report(rid, status, timed_out):
+    """Send `done` for a reaped job from its wait status."""
     sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
-    SOCK.send(b'{"id":%d,"ev":"done","signal":%d,"exit":%d,"timeout":%s}' % (job.rid, sig, code, b"true" if job.timed_out else b"false"))
+    SOCK.send(b'{"id":%d,"ev":"done","signal":%d,"exit":%d,"timeout":%s}' % (rid, sig, code, b"true" if timed_out else b"false"))
 
 
 main()
