@@ -134,13 +134,26 @@ pub(crate) struct Health {
 }
 
 impl Health {
-    /// Read the facts of process `pid` from outside it.
-    pub(crate) fn of(pid: i32) -> Result<Health, String> {
-        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits"))
-            .map_err(|e| format!("read /proc/{pid}/limits: {e}"))?;
-        if limits.is_empty() {
+    /// Read the facts of process `pid` from outside it; `limits_file` is its open
+    /// `/proc/<pid>/limits` (kept open and re-read from offset 0: the kernel regenerates the text
+    /// on every read, and the path lookup is not paid per job).
+    pub(crate) fn of(pid: i32, limits_file: &std::fs::File) -> Result<Health, String> {
+        use std::os::unix::fs::FileExt;
+        let mut raw = Vec::with_capacity(2048);
+        let mut buf = [0u8; 2048];
+        loop {
+            let n = limits_file
+                .read_at(&mut buf, raw.len() as u64)
+                .map_err(|e| format!("read /proc/{pid}/limits: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            raw.extend_from_slice(&buf[..n]);
+        }
+        if raw.is_empty() {
             return Err("process gone".into());
         }
+        let limits = String::from_utf8_lossy(&raw).into_owned();
         // SAFETY: plain queries about another process; every out-pointer is owned here.
         unsafe {
             *libc::__errno_location() = 0;
@@ -205,6 +218,8 @@ pub(crate) struct WorkerProc {
     ctrl: OwnedFd,
     next_id: u64,
     baseline: Health,
+    /// The worker's `/proc/<pid>/limits`, open from start (see [`Health::of`]).
+    limits_file: Option<std::fs::File>,
     /// The `hello` frame the worker sent at start (uid, landlock status, Python version).
     pub hello: Value,
 }
@@ -311,6 +326,7 @@ impl WorkerProc {
                 affinity: Vec::new(),
                 ioprio: 0,
             },
+            limits_file: None,
             hello: Value::Null,
         };
         let hello = w.recv(Instant::now() + start_timeout).and_then(|frame| {
@@ -324,7 +340,10 @@ impl WorkerProc {
                 w.hello = v;
                 // The worker pointed its fd 2 at /dev/null; nothing more will arrive there.
                 drop(stderr);
-                w.baseline = Health::of(pid)?;
+                let limits_file = std::fs::File::open(format!("/proc/{pid}/limits"))
+                    .map_err(|e| format!("open /proc/{pid}/limits: {e}"))?;
+                w.baseline = Health::of(pid, &limits_file)?;
+                w.limits_file = Some(limits_file);
                 Ok(w)
             }
             Err(fault) => {
@@ -369,7 +388,10 @@ impl WorkerProc {
         if let Ok(Some(status)) = self.child.try_wait() {
             return Err(format!("worker exited ({status})"));
         }
-        let now = Health::of(self.pid())?;
+        let Some(limits_file) = self.limits_file.as_ref() else {
+            return Err("worker has no health baseline".into());
+        };
+        let now = Health::of(self.pid(), limits_file)?;
         let diff = now.diff(&self.baseline);
         if diff.is_empty() {
             Ok(())
