@@ -17,7 +17,7 @@ use super::slots::Slots;
 use super::stats::EngineStats;
 use crate::model::layout::pad_left;
 use crate::model::run_shards;
-use crate::model::sampling::{rows_f32, sample_row, SamplingParams, StopReason};
+use crate::model::sampling::{rows_f32, sample_row, StopReason};
 use crate::model::{Kernels, KvCache, ModelError, Snapshot};
 use crate::types::PolicyVersion;
 
@@ -471,15 +471,16 @@ impl Worker {
         // Every row draws from its own RNG, so the rows can be sampled on the compute threads
         // (idle between forwards) with the same tokens as one after another; worth it only
         // when a step holds enough logits (a large vocabulary, a wide batch).
-        let params: Vec<Option<&SamplingParams>> = self
+        // Each row's request, looked up once for the draw and the bookkeeping below.
+        let reqs: Vec<Option<&GenRequest>> = self
             .active
             .iter()
-            .map(|s| self.requests.get(&s.req).map(|r| &r.req.params))
+            .map(|s| self.requests.get(&s.req).map(|r| &r.req))
             .collect();
         let active = &self.active;
         let draw = |row: usize| {
             let mut rng = active[row].rng.clone();
-            let pick = params[row].map(|p| sample_row(&logits[row], p, &mut rng));
+            let pick = reqs[row].map(|q| sample_row(&logits[row], &q.params, &mut rng));
             (pick, rng)
         };
         let picks: Vec<(Option<(u32, f32)>, ChaCha8Rng)> =
@@ -490,13 +491,13 @@ impl Worker {
             };
         let mut finished: Vec<(usize, StopReason)> = Vec::new();
         for ((row, seq), (pick, rng)) in self.active.iter_mut().enumerate().zip(picks) {
-            let (Some((tok, lp)), Some(r)) = (pick, self.requests.get(&seq.req)) else {
+            let (Some((tok, lp)), Some(req)) = (pick, reqs[row]) else {
                 continue; // unreachable: rows of removed requests are removed with them
             };
             seq.rng = rng;
             seq.last_version = self.version;
             self.stats.tokens_generated += 1;
-            if let Some(stop) = seq.push(tok, lp, &r.req, self.max_ctx) {
+            if let Some(stop) = seq.push(tok, lp, req, self.max_ctx) {
                 finished.push((row, stop));
             }
         }
