@@ -384,7 +384,6 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
                 n,
             )?),
         };
-        let flops = train_flops_per_token(&mcfg, cfg.train_seq);
         let mut batches = if cfg.train_batches.is_empty() {
             vec![cfg.train_batch]
         } else {
@@ -395,9 +394,7 @@ pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
         let mut train_sweep = Vec::new();
         for &b in &batches {
             match bench_train(&model, cfg, b, Kernels::Differentiable) {
-                Ok(mut t) => {
-                    t.flops_per_token = flops;
-                    t.mfu = cfg.peak_tflops.map(|p| flops * t.tokens_per_s / (p * 1e12));
+                Ok(t) => {
                     tracing::info!(batch = b, tokens_per_s = t.tokens_per_s, mfu = ?t.mfu, "train point");
                     train_sweep.push(TrainPoint {
                         batch: b,
@@ -751,15 +748,19 @@ fn bench_train(model: &Model, cfg: &BenchConfig, b: usize, kernels: Kernels) -> 
         v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
     };
     let step_s = med(0);
+    let tokens_per_s = (b * t) as f64 / step_s;
+    let flops_per_token = train_flops_per_token(model.config(), t);
     Ok(TrainBench {
         batch: b,
-        flops_per_token: 0.0,
-        mfu: None,
+        flops_per_token,
+        mfu: cfg
+            .peak_tflops
+            .map(|p| flops_per_token * tokens_per_s / (p * 1e12)),
         step_s,
         forward_s: med(1),
         backward_s: med(2),
         optimizer_s: med(3),
-        tokens_per_s: (b * t) as f64 / step_s,
+        tokens_per_s,
         step_cpu_s: med(4),
         first_loss: losses.first().copied().unwrap_or(f32::NAN),
         last_loss: losses.last().copied().unwrap_or(f32::NAN),
