@@ -3,14 +3,17 @@
 # model (SPLIT: heldout or valid), one "<label> <kind> <accuracy> <items>" line per kind.
 #   bash scripts/score-kinds.sh SPLIT LABEL WEIGHTS
 #   WEIGHTS: `base` (the shipped model, `model.path`), a checkpoint or a run directory (its latest
-#   checkpoint). env: AZR (default target/release/azr), KINDS (default: the three kinds).
+#   checkpoint). env: AZR (default target/release/azr), KINDS (default: the three kinds), ITEMS (a
+#   directory: also write each item's result to ITEMS/LABEL-KIND.jsonl, for score-families.py).
 # Used by selfplay-demo.sh and selfplay-sweep.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SPLIT=${1:?usage: score-kinds.sh SPLIT LABEL WEIGHTS}; LABEL=${2:?}; WEIGHTS=${3:?}
 AZR=${AZR:-target/release/azr}
 ck=(); [ "$WEIGHTS" = base ] || ck=(--checkpoint "$WEIGHTS")
+[ -z "${ITEMS:-}" ] || mkdir -p "$ITEMS"
 for kind in ${KINDS:-deduction abduction induction}; do
-  RAYON_NUM_THREADS=1 "$AZR" eval --benchmark "$SPLIT-$kind" --limit 0 "${ck[@]}" 2>/dev/null \
+  items=(); [ -z "${ITEMS:-}" ] || items=(--items "$ITEMS/$LABEL-$kind.jsonl")
+  RAYON_NUM_THREADS=1 "$AZR" eval --benchmark "$SPLIT-$kind" --limit 0 "${ck[@]}" "${items[@]}" 2>/dev/null \
     | sed -n "s/^$SPLIT-$kind: accuracy \([0-9.]*\) (\([0-9]*\) items.*/$LABEL $kind \1 \2/p"
 done

@@ -5,7 +5,8 @@
 #   bash scripts/selfplay-sweep.sh STEPS NAME=OVERRIDES...
 #   e.g. bash scripts/selfplay-sweep.sh 80 "lr5e-5=--set learner.optimizer.lr=5e-5" \
 #          "rep05=--set learner.optimizer.lr=5e-5 --set tasks.rewards.repetition=0.5"
-#   env: OUT (default runs/selfplay-sweep), SEED (default 100), EXTRA (overrides for every
+#   env: OUT (default runs/selfplay-sweep), SEED (default 100), PORT (metrics ports PORT+1..,
+#        default 19700; give concurrent sweeps distinct ones), EXTRA (overrides for every
 #        variant, default: the estimator-samples lever, rollout dumps, in-run validation every 20)
 # All variants run in parallel, one compute thread each. Writes OUT/valid-scores.txt
 # ("<name> <kind> <accuracy> <items>") and OUT/summary.txt (mean of the 3 kinds, minus the base).
@@ -20,7 +21,7 @@ read -r -a EXTRA_ARGS <<< "$EXTRA"
 AZR=${AZR:-target/release/azr}
 [ -x "$AZR" ] || cargo build --release -p azr
 mkdir -p "$OUT"
-names=(); pids=(); port=19700
+names=(); pids=(); port=${PORT:-19700}
 for v in "$@"; do
   name=${v%%=*}; read -r -a over <<< "${v#*=}"
   names+=("$name"); port=$((port + 1))

@@ -579,6 +579,24 @@ pub const PROPOSALS_NOVEL_TOTAL: MetricDef = MetricDef {
     labels: T,
     buckets: &[],
 };
+/// Greedy answers the estimator checked on new proposals.
+pub const GREEDY_PROBES_TOTAL: MetricDef = MetricDef {
+    name: "azr_greedy_probes_total",
+    kind: MetricKind::Counter,
+    unit: None,
+    help: "Valid proposals whose task the estimator also answered greedily (only with tasks.buffer.prefer_greedy_miss), by task kind.",
+    labels: T,
+    buckets: &[],
+};
+/// Greedy answers found correct.
+pub const GREEDY_PROBES_CORRECT_TOTAL: MetricDef = MetricDef {
+    name: "azr_greedy_probes_correct_total",
+    kind: MetricKind::Counter,
+    unit: None,
+    help: "Greedy probes whose answer was correct, by task kind (a subset of azr_greedy_probes_total).",
+    labels: T,
+    buckets: &[],
+};
 /// Novel share of the last step's valid proposals.
 pub const NOVEL_PROPOSAL_RATIO: MetricDef = MetricDef {
     name: "azr_novel_proposal_ratio",
@@ -1058,6 +1076,8 @@ pub const ALL: &[&MetricDef] = &[
     &LEARNABILITY_REWARD,
     &PROPOSALS_NOVEL_TOTAL,
     &NOVEL_PROPOSAL_RATIO,
+    &GREEDY_PROBES_TOTAL,
+    &GREEDY_PROBES_CORRECT_TOTAL,
     &PROPOSAL_SHAPE_SHARE,
     &PROGRAM_SHAPES,
     &RESPONSES_TOTAL,

@@ -167,6 +167,8 @@ fn eval_scores_a_cruxeval_slice() {
             "--config",
         ])
         .arg(f.config())
+        .arg("--items")
+        .arg(f.dir.path().join("items.jsonl"))
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()
         .unwrap();
@@ -177,4 +179,18 @@ fn eval_scores_a_cruxeval_slice() {
         text.starts_with("cruxeval-o: accuracy 0.0000 (3 items x 1 samples; temperature 0"),
         "{text}"
     );
+    // One line per item, in order, with the item's id.
+    let items = std::fs::read_to_string(f.dir.path().join("items.jsonl")).unwrap();
+    let rows: Vec<serde_json::Value> = items
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3, "{items}");
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r["benchmark"], "cruxeval-o");
+        assert_eq!(r["index"], i);
+        assert_eq!(r["correct"], 0);
+        assert_eq!(r["samples"], 1);
+        assert_eq!(r["id"], format!("sample_{i}"), "{r}");
+    }
 }

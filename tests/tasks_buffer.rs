@@ -5,8 +5,8 @@
 
 use azr_core::executor::{Executor, ExecutorConfig, PyValue};
 use azr_core::tasks::{
-    BufferConfig, BufferError, IoPair, Provenance, Task, TaskBuffer, TaskBuffers, TaskRegistry,
-    TasksConfig,
+    BufferConfig, BufferError, IoPair, Provenance, SolverTargeting, Task, TaskBuffer, TaskBuffers,
+    TaskRegistry, TasksConfig,
 };
 use azr_core::types::TaskKind;
 use rand::SeedableRng;
@@ -182,7 +182,7 @@ fn learnable_solver_batches_skip_tasks_solved_always_or_never() {
     b.push(rated(11, 5, Some(0.25)));
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     for _ in 0..50 {
-        let batch = b.learnable_solver_batch(4, 5, 1, &mut rng);
+        let batch = b.targeted_solver_batch(SolverTargeting::Learnable, 4, 5, 1, &mut rng);
         assert_eq!(batch.len(), 4);
         let got: Vec<usize> = batch.iter().map(constant).collect();
         assert!(
@@ -205,7 +205,12 @@ fn learnable_solver_batches_skip_tasks_solved_always_or_never() {
     let mut solved = TaskBuffer::new(TaskKind::Deduction, 10);
     solved.push(rated(20, 1, Some(1.0)));
     solved.push(rated(21, 1, Some(0.0)));
-    assert_eq!(solved.learnable_solver_batch(3, 1, 1, &mut rng).len(), 3);
+    assert_eq!(
+        solved
+            .targeted_solver_batch(SolverTargeting::Learnable, 3, 1, 1, &mut rng)
+            .len(),
+        3
+    );
     // The estimate survives a checkpoint round trip; absent stays absent.
     let json = serde_json::to_string(&b).unwrap();
     assert!(json.contains("\"solve_rate\":0.25"));
@@ -214,6 +219,74 @@ fn learnable_solver_batches_skip_tasks_solved_always_or_never() {
     assert_eq!(
         rates,
         [Some(0.0), Some(1.0), Some(0.5), None, Some(1.0), Some(0.25)]
+    );
+}
+
+#[test]
+fn greedy_miss_draws_take_tasks_missed_greedily_and_solved_in_some_sample() {
+    let probed = |n: usize, p: Option<f32>, greedy: Option<bool>| {
+        let mut t = task(TaskKind::Deduction, n, 1);
+        t.provenance.solve_rate = p;
+        t.provenance.greedy_correct = greedy;
+        t
+    };
+    let mut b = TaskBuffer::new(TaskKind::Deduction, 1000);
+    b.push(probed(0, Some(0.5), Some(false))); // missed greedily, sampled right: admitted
+    b.push(probed(1, Some(0.5), Some(true))); // greedy already right: not admitted
+    b.push(probed(2, Some(0.0), Some(false))); // never right: not admitted
+    b.push(probed(3, Some(1.0), Some(false))); // every sample right, greedy wrong: admitted
+    b.push(probed(4, Some(0.25), None)); // not probed: the learnable test admits it
+    b.push(probed(5, Some(1.0), None)); // not probed, always solved: not admitted
+    b.push(probed(6, None, None)); // a seed: admitted
+    let want = [0, 3, 4, 6];
+    for (i, t) in b.iter().enumerate() {
+        assert_eq!(
+            SolverTargeting::GreedyMiss.admits(t),
+            want.contains(&i),
+            "task {i}"
+        );
+        assert!(SolverTargeting::Any.admits(t));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut got = HashSet::new();
+    for _ in 0..50 {
+        for t in b.targeted_solver_batch(SolverTargeting::GreedyMiss, 4, 9, 1, &mut rng) {
+            got.insert(constant(&t));
+        }
+    }
+    assert_eq!(got, want.into_iter().collect::<HashSet<_>>());
+    // The switches: greedy-miss wins over learnable.
+    let cfg = |learnable, greedy| BufferConfig {
+        prefer_learnable: learnable,
+        prefer_greedy_miss: greedy,
+        ..BufferConfig::default()
+    };
+    assert_eq!(
+        SolverTargeting::of(&cfg(false, false)),
+        SolverTargeting::Any
+    );
+    assert_eq!(
+        SolverTargeting::of(&cfg(true, false)),
+        SolverTargeting::Learnable
+    );
+    assert_eq!(
+        SolverTargeting::of(&cfg(true, true)),
+        SolverTargeting::GreedyMiss
+    );
+    // The verdict survives a checkpoint round trip; absent stays absent.
+    let back: TaskBuffer = serde_json::from_str(&serde_json::to_string(&b).unwrap()).unwrap();
+    let verdicts: Vec<Option<bool>> = back.iter().map(|t| t.provenance.greedy_correct).collect();
+    assert_eq!(
+        verdicts,
+        [
+            Some(false),
+            Some(true),
+            Some(false),
+            Some(false),
+            None,
+            None,
+            None
+        ]
     );
 }
 

@@ -20,7 +20,7 @@ use anyhow::Context as _;
 use azr_core::executor::Executor;
 use azr_core::oneshot::history::AccuracyHistory;
 use azr_core::tasks::{
-    TaskBuffers, TaskRegistry, TaskType, TasksConfig, TemplateError, TemplateSet,
+    SolverTargeting, TaskBuffers, TaskRegistry, TaskType, TasksConfig, TemplateError, TemplateSet,
 };
 use tokio::sync::watch;
 
@@ -357,7 +357,7 @@ impl<T: Trainer> PipelineBuilder<T> {
                 Source::SelfPlay {
                     buffers,
                     window: cfg.raw.tasks.buffer.newest_window,
-                    prefer_learnable: cfg.raw.tasks.buffer.prefer_learnable,
+                    targeting: SolverTargeting::of(&cfg.raw.tasks.buffer),
                 }
             }
             config::Mode::Rlvr => {

@@ -86,6 +86,10 @@ pub struct EvalArgs {
     /// (without `step`), instead of the text line.
     #[arg(long)]
     pub json: bool,
+    /// Also write one JSON line per item to this file: `benchmark`, `index` (item order),
+    /// `id`, `correct` (correct samples) and `samples`.
+    #[arg(long)]
+    pub items: Option<PathBuf>,
 }
 
 /// `azr exec`.

@@ -128,6 +128,15 @@ pub fn answers(kind: TaskKind, role: Role, total: usize, correct: usize) {
     }
 }
 
+/// Record one greedy probe of a new proposal's task and whether its answer was correct.
+pub fn greedy_probe(kind: TaskKind, correct: bool) {
+    let labels = [("task", kind.as_str())];
+    m::GREEDY_PROBES_TOTAL.counter(&labels).increment(1);
+    if correct {
+        m::GREEDY_PROBES_CORRECT_TOTAL.counter(&labels).increment(1);
+    }
+}
+
 /// Record a kind's proposals: how many, how many valid, the learnability reward of each valid one.
 pub fn proposals(kind: TaskKind, total: usize, learnability: &[f32]) {
     let labels = [("task", kind.as_str())];

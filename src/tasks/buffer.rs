@@ -26,8 +26,13 @@ pub struct BufferConfig {
     pub newest_window: u64,
     /// Difficulty targeting: solver draws take only tasks whose estimated solve rate was
     /// strictly between 0 and 1 (or unknown, as for seeds) while the buffer holds any; see
-    /// [`TaskBuffer::learnable_solver_batch`]. Default false (AZR draws regardless of difficulty).
+    /// [`SolverTargeting::Learnable`]. Default false (AZR draws regardless of difficulty).
     pub prefer_learnable: bool,
+    /// Greedy-miss targeting: the estimator also decodes each valid proposal greedily, and solver
+    /// draws take only tasks whose greedy answer was wrong while some Monte Carlo sample was
+    /// right (or unknown, as for seeds); see [`SolverTargeting::GreedyMiss`]. Takes precedence
+    /// over `prefer_learnable`. Default false.
+    pub prefer_greedy_miss: bool,
 }
 
 impl Default for BufferConfig {
@@ -36,6 +41,7 @@ impl Default for BufferConfig {
             capacity: 16384,
             newest_window: 1,
             prefer_learnable: false,
+            prefer_greedy_miss: false,
         }
     }
 }
@@ -164,25 +170,26 @@ impl TaskBuffer {
         )
     }
 
-    /// [`TaskBuffer::solver_batch`] over the learnable tasks only: those whose estimated solve
-    /// rate was strictly between 0 and 1, or is unknown (seeds). A task every estimator sample
-    /// solved, or none did, gives a group with no spread in reward; difficulty targeting (as in
-    /// R-Zero's band around 0.5, or DAPO's dynamic sampling) spends the solver's batch on the
-    /// others. Falls back to [`TaskBuffer::solver_batch`] when no task is learnable.
-    pub fn learnable_solver_batch<R: Rng + ?Sized>(
+    /// [`TaskBuffer::solver_batch`] over the tasks `targeting` admits. Falls back to the plain
+    /// draw when none is admitted (early in a run, or with [`SolverTargeting::Any`]).
+    pub fn targeted_solver_batch<R: Rng + ?Sized>(
         &self,
+        targeting: SolverTargeting,
         n: usize,
         current_step: u64,
         window: u64,
         rng: &mut R,
     ) -> Vec<Task> {
-        let learnable: Vec<&Task> = self.tasks.iter().filter(|t| is_learnable(t)).collect();
-        if learnable.is_empty() {
+        let admitted: Vec<&Task> = match targeting {
+            SolverTargeting::Any => Vec::new(),
+            _ => self.tasks.iter().filter(|t| targeting.admits(t)).collect(),
+        };
+        if admitted.is_empty() {
             return self.solver_batch(n, current_step, window, rng);
         }
         draw_solver_batch(
-            learnable.len(),
-            |i| learnable[i],
+            admitted.len(),
+            |i| admitted[i],
             n,
             current_step,
             window,
@@ -197,12 +204,51 @@ impl TaskBuffer {
     }
 }
 
-/// Whether a task's estimated solve rate leaves room to learn: strictly between 0 and 1, or
-/// not estimated.
-pub fn is_learnable(task: &Task) -> bool {
-    task.provenance
-        .solve_rate
-        .is_none_or(|p| p > 0.0 && p < 1.0)
+/// Which buffered tasks solver draws take ([`TaskBuffer::targeted_solver_batch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SolverTargeting {
+    /// Every task (AZR).
+    #[default]
+    Any,
+    /// Difficulty targeting: tasks whose estimated solve rate was strictly between 0 and 1, or
+    /// unknown (seeds). A task every estimator sample solved, or none did, gives a group with no
+    /// spread in reward; this spends the solver's batch on the others (as R-Zero's band around
+    /// 0.5, or DAPO's dynamic sampling).
+    Learnable,
+    /// Greedy-miss targeting: tasks whose greedy answer was wrong while at least one Monte Carlo
+    /// sample was right, the items where sharpening the policy can flip its greedy answer (the
+    /// gap between greedy accuracy and pass@k). Tasks rated without a greedy probe fall back to
+    /// the learnable test; unrated tasks (seeds) are admitted.
+    GreedyMiss,
+}
+
+impl SolverTargeting {
+    /// The targeting `[tasks.buffer]` asks for (`prefer_greedy_miss` before `prefer_learnable`).
+    pub fn of(cfg: &BufferConfig) -> Self {
+        if cfg.prefer_greedy_miss {
+            Self::GreedyMiss
+        } else if cfg.prefer_learnable {
+            Self::Learnable
+        } else {
+            Self::Any
+        }
+    }
+
+    /// Whether solver draws may take `task`.
+    pub fn admits(self, task: &Task) -> bool {
+        let Some(p) = task.provenance.solve_rate else {
+            return true;
+        };
+        let learnable = p > 0.0 && p < 1.0;
+        match self {
+            Self::Any => true,
+            Self::Learnable => learnable,
+            Self::GreedyMiss => match task.provenance.greedy_correct {
+                Some(greedy) => !greedy && p > 0.0,
+                None => learnable,
+            },
+        }
+    }
 }
 
 /// The draw of [`TaskBuffer::solver_batch`] over a pool of `len` tasks, `task(i)` the i-th

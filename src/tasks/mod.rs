@@ -56,7 +56,7 @@ pub mod rewards;
 pub mod synthesis;
 pub mod template;
 
-pub use buffer::{Admitted, BufferConfig, BufferError, TaskBuffer, TaskBuffers};
+pub use buffer::{Admitted, BufferConfig, BufferError, SolverTargeting, TaskBuffer, TaskBuffers};
 pub use config::{InductionConfig, TasksConfig};
 pub use registry::{RegistryError, TaskRegistry};
 pub use rewards::{ProposalOutcome, RewardConfig, RewardControl, SolveReward};
@@ -98,6 +98,10 @@ pub struct Provenance {
     /// admitted (proposed tasks; the policy of that step). `None` for seeds and benchmarks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub solve_rate: Option<f32>,
+    /// Whether the greedy answer of that policy was correct, when the estimator probed it
+    /// (`tasks.buffer.prefer_greedy_miss`). `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greedy_correct: Option<bool>,
 }
 
 impl Provenance {
@@ -109,6 +113,7 @@ impl Provenance {
             policy_version: 0,
             id: None,
             solve_rate: None,
+            greedy_correct: None,
         }
     }
 
@@ -120,6 +125,7 @@ impl Provenance {
             policy_version,
             id: None,
             solve_rate: None,
+            greedy_correct: None,
         }
     }
 
@@ -133,6 +139,7 @@ impl Provenance {
             policy_version: 0,
             id: Some(id.into()),
             solve_rate: None,
+            greedy_correct: None,
         }
     }
 }

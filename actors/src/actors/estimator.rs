@@ -51,35 +51,46 @@ impl Estimator {
     }
 }
 
-/// Sample and grade: the solve rate, and the graded samples when they are trained.
-async fn estimate(
-    ctx: &Arc<Ctx>,
-    job: &EstimateJob,
-) -> Result<(f64, Option<Estimates>), WorkError> {
+/// What the estimator measured of one task.
+struct Estimate {
+    /// Mean score of the Monte Carlo samples.
+    solve_rate: f64,
+    /// Whether the greedy answer was correct (with `greedy_probe`).
+    greedy_correct: Option<bool>,
+    /// The graded samples, when they are trained.
+    estimates: Option<Estimates>,
+}
+
+/// Sample and grade: the solve rate, the greedy answer's verdict when probed, and the graded
+/// samples when they are trained.
+async fn estimate(ctx: &Arc<Ctx>, job: &EstimateJob) -> Result<Estimate, WorkError> {
     let kind = job.task.kind;
     let text = ctx.task_type(kind)?.solver_prompt(&job.task)?;
     let ids = ctx.codec.encode(&text)?;
     let kept_ids = ctx.train_estimates.then(|| ids.clone());
     let n = ctx.rewards.mc_samples;
-    let samples = ctx
-        .generate_for(
-            &job.proposal.slot,
-            ids,
-            n,
-            job.proposal.slot.seed(ctx.seed, 2),
-            0,
-        )
-        .await?;
+    let slot = &job.proposal.slot;
+    let sampled = ctx.generate_for(slot, ids.clone(), n, slot.seed(ctx.seed, 2), 0);
+    let (samples, greedy) = if ctx.greedy_probe {
+        let (samples, greedy) = tokio::join!(sampled, ctx.greedy_for(slot, ids, 0));
+        (samples?, Some(greedy?))
+    } else {
+        (sampled.await?, None)
+    };
     let lengths: Vec<usize> = samples.iter().map(|s| s.tokens.len()).collect();
     let (c, task) = (ctx.clone(), job.task.clone());
     // The samples go to the grader and come back: they are trained on too when
     // `train_estimates` is set.
-    let (samples, verdicts) = tokio::task::spawn_blocking(move || {
+    let (samples, verdicts, greedy_correct) = tokio::task::spawn_blocking(move || {
         let verdicts = samples
             .iter()
             .map(|g| super::reward::grade(&c, &task, &g.text))
             .collect::<Result<Vec<Score>, WorkError>>()?;
-        Ok::<_, WorkError>((samples, verdicts))
+        let greedy_correct = greedy
+            .map(|g| super::reward::grade(&c, &task, &g.text))
+            .transpose()?
+            .map(|s| s == Verdict::Correct);
+        Ok::<_, WorkError>((samples, verdicts, greedy_correct))
     })
     .await
     .map_err(|e| WorkError::Join(e.to_string()))??;
@@ -93,13 +104,20 @@ async fn estimate(
         lengths.iter().filter(|&&l| l >= max).count(),
     );
     // The mean score: partial credit counts its value.
-    let rate = f64::from(azr_core::tasks::rewards::solve_rate(&verdicts));
+    if let Some(correct) = greedy_correct {
+        telemetry::greedy_probe(kind, correct);
+    }
+    let solve_rate = f64::from(azr_core::tasks::rewards::solve_rate(&verdicts));
     let estimates = kept_ids.map(|prompt_ids| Estimates {
         prompt: text,
         prompt_ids,
         samples: samples.into_iter().zip(verdicts).collect(),
     });
-    Ok((rate, estimates))
+    Ok(Estimate {
+        solve_rate,
+        greedy_correct,
+        estimates,
+    })
 }
 
 impl Service for Estimator {
@@ -123,11 +141,16 @@ impl Service for Estimator {
             let t0 = Instant::now();
             let slot = job.proposal.slot;
             let (result, estimates) = match estimate(&ctx, &job).await {
-                Ok((solve_rate, estimates)) => {
+                Ok(Estimate {
+                    solve_rate,
+                    greedy_correct,
+                    estimates,
+                }) => {
                     // Valid tasks join the buffers whatever their reward (as AZR), with the
-                    // solve rate measured now (difficulty targeting reads it).
+                    // solve rate (and greedy verdict) measured now: targeting reads them.
                     let mut task = job.task.clone();
                     task.provenance.solve_rate = Some(solve_rate as f32);
+                    task.provenance.greedy_correct = greedy_correct;
                     let added = store
                         .request(|reply| StoreMsg::Add {
                             tasks: vec![task.clone()],

@@ -86,6 +86,10 @@ pub struct Score {
     /// and sample order: two evaluations with the same digest decoded the same answers.
     #[serde(default)]
     pub answers_digest: String,
+    /// Correct samples of each item, in item order (`azr eval --items` writes them; not part
+    /// of `eval.jsonl` rows, and empty in scores that crossed the cluster wire).
+    #[serde(skip)]
+    pub item_correct: Vec<usize>,
 }
 
 /// How the evaluator decodes.
@@ -310,6 +314,10 @@ pub async fn evaluate(
             temperature: temperature.max(0.0),
             policy_version: version,
             answers_digest: digest.hex(),
+            item_correct: graded
+                .iter()
+                .map(|g| g.iter().filter(|&&c| c).count())
+                .collect(),
         });
     }
     Ok(scores)
@@ -492,11 +500,16 @@ mod tests {
             temperature: 0.0,
             policy_version: 7,
             answers_digest: "00000000000000ff".into(),
+            item_correct: vec![1, 0],
         };
         let at_start: serde_json::Value =
             serde_json::from_str(lines(std::slice::from_ref(&s), None, None).trim()).unwrap();
         assert!(at_start.get("step").is_none());
         assert!(at_start.get("node").is_none());
+        assert!(
+            at_start.get("item_correct").is_none(),
+            "per-item results stay out of eval.jsonl"
+        );
         assert_eq!(at_start["policy_version"], 7);
         assert_eq!(at_start["answers_digest"], "00000000000000ff");
         let later: serde_json::Value =

@@ -68,6 +68,14 @@ pub enum WorkError {
     /// A blocking task (executor call, grading) panicked or was cancelled.
     #[error("blocking task failed: {0}")]
     Join(String),
+    /// The engine answered a request with fewer samples than asked.
+    #[error("the engine returned {got} of {asked} samples")]
+    Short {
+        /// Samples asked for.
+        asked: usize,
+        /// Samples returned.
+        got: usize,
+    },
 }
 
 /// Everything the actors share; cloned (as an `Arc`) into every service, so a restarted actor
@@ -92,6 +100,9 @@ pub struct Ctx {
     /// Train the solver on the estimator's Monte Carlo samples too
     /// (`selfplay.train_estimator_samples`).
     pub train_estimates: bool,
+    /// Decode each valid proposal greedily too and record whether that answer is correct
+    /// (`tasks.buffer.prefer_greedy_miss` reads it).
+    pub greedy_probe: bool,
     /// The staleness bound S of the run (`run.staleness`): samples of batch `j` must start at
     /// version `j - S` or later.
     pub staleness: u64,
@@ -124,6 +135,25 @@ impl Ctx {
         let min_version = slot.batch.saturating_sub(self.staleness);
         self.generate_at(prompt, n, params, priority, min_version)
             .await
+    }
+
+    /// The greedy answer to `prompt` for `slot` (temperature 0, the training length limit),
+    /// under the same staleness bound as [`Ctx::generate_for`].
+    pub async fn greedy_for(
+        &self,
+        slot: &Slot,
+        prompt: Vec<u32>,
+        priority: i32,
+    ) -> Result<Generated, WorkError> {
+        let params = SamplingParams {
+            temperature: 0.0,
+            ..self.sampling.clone()
+        };
+        let min_version = slot.batch.saturating_sub(self.staleness);
+        self.generate_at(prompt, 1, params, priority, min_version)
+            .await?
+            .pop()
+            .ok_or(WorkError::Short { asked: 1, got: 0 })
     }
 
     /// Submit `n` samples of `prompt` with `params` and await them decoded. With a cluster,

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use azr_core::oneshot::history::{AccuracyHistory, EpochTally};
 use azr_core::tasks::novelty::ShapeSeen;
-use azr_core::tasks::{Task, TaskBuffers};
+use azr_core::tasks::{SolverTargeting, Task, TaskBuffers};
 use azr_core::types::Role;
 use ractor::RpcReplyPort;
 use rand_chacha::ChaCha8Rng;
@@ -29,8 +29,8 @@ pub enum Source {
         buffers: TaskBuffers,
         /// Solver tasks prefer those added in the last `window` steps.
         window: u64,
-        /// Solver tasks come from the learnable ones (`tasks.buffer.prefer_learnable`).
-        prefer_learnable: bool,
+        /// Which tasks solver draws take (`tasks.buffer.prefer_learnable`, `prefer_greedy_miss`).
+        targeting: SolverTargeting,
     },
     /// 1-shot RLVR: the selected examples repeated in order to fill every batch.
     Rlvr {
@@ -166,14 +166,15 @@ impl TaskStore {
     ) {
         enum Job {
             Propose(ProposeJob),
-            Solve(SolveJob),
+            // Boxed: a task is several times the size of the other variants.
+            Solve(Box<SolveJob>),
             Skip(Scored),
         }
         let job = match &mut state.source {
             Source::SelfPlay {
                 buffers,
                 window,
-                prefer_learnable,
+                targeting,
             } => match slot.role {
                 Role::Propose => match self.ctx.task_type(slot.kind) {
                     Ok(tt) => Job::Propose(ProposeJob {
@@ -189,20 +190,22 @@ impl TaskStore {
                     let task = buffers
                         .get(slot.kind)
                         .map(|b| {
-                            if *prefer_learnable {
-                                b.learnable_solver_batch(1, slot.batch, *window, &mut state.rng)
-                            } else {
-                                b.solver_batch(1, slot.batch, *window, &mut state.rng)
-                            }
+                            b.targeted_solver_batch(
+                                *targeting,
+                                1,
+                                slot.batch,
+                                *window,
+                                &mut state.rng,
+                            )
                         })
                         .and_then(|mut v| v.pop());
                     match task {
-                        Some(task) => Job::Solve(SolveJob {
+                        Some(task) => Job::Solve(Box::new(SolveJob {
                             slot,
                             task,
                             n: 1,
                             example: None,
-                        }),
+                        })),
                         None => {
                             tracing::warn!(?slot, "no task in the buffer: slot skipped");
                             Job::Skip(Scored {
@@ -222,12 +225,12 @@ impl TaskStore {
             } => {
                 let i = ((slot.batch * *per_batch + slot.index) % examples.len() as u64) as usize;
                 let (index, task) = examples[i].clone();
-                Job::Solve(SolveJob {
+                Job::Solve(Box::new(SolveJob {
                     slot,
                     task,
                     n: *n,
                     example: Some(index),
-                })
+                }))
             }
         };
         let (ptx, stx, rtx) = (
@@ -243,7 +246,7 @@ impl TaskStore {
                     .await
                     .map_err(|_| StoreError::Closed("propose_jobs")),
                 Job::Solve(j) => stx
-                    .send_async(j)
+                    .send_async(*j)
                     .await
                     .map_err(|_| StoreError::Closed("solve_jobs")),
                 Job::Skip(s) => rtx

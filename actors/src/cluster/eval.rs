@@ -542,6 +542,7 @@ async fn serve(host: &EvalHost, job: EvalJob) -> EvalReply {
         faults: FaultPlan::default(),
         seed: job.settings.seed,
         train_estimates: false,
+        greedy_probe: false,
         staleness: 0,
         rollout: None,
     });
@@ -606,6 +607,7 @@ mod tests {
             samples: 1,
             temperature: 0.0,
             policy_version: 3,
+            item_correct: Vec::new(),
             answers_digest: String::new(),
         }
     }

@@ -526,6 +526,7 @@ mod tests {
             samples: 1,
             temperature: 0.0,
             policy_version: 4,
+            item_correct: Vec::new(),
             answers_digest: "0123456789abcdef".into(),
         };
         back.reply

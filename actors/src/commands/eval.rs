@@ -293,6 +293,7 @@ pub async fn score(
         faults: FaultPlan::default(),
         seed: cfg.raw.run.seed,
         train_estimates: false,
+        greedy_probe: false,
         staleness: cfg.raw.run.staleness,
         rollout: None,
     });
@@ -325,7 +326,16 @@ pub async fn eval(args: EvalArgs) -> Result<()> {
     let limit = args.limit.unwrap_or(cfg.raw.evaluator.limit);
     let bench = benchmark(&cfg, &args.benchmark, limit)?;
     let humaneval = bench.name.replace('_', "-") == "humaneval";
+    let ids: Vec<Option<String>> = bench
+        .tasks
+        .iter()
+        .map(|t| t.provenance.id.clone())
+        .collect();
     let scored = score(&cfg, args.checkpoint.as_deref(), vec![bench]).await?;
+    if let Some(path) = &args.items {
+        write_items(path, &scored.scores, &ids)
+            .with_context(|| format!("writing the per-item results {}", path.display()))?;
+    }
     for s in &scored.scores {
         if args.json {
             println!("{}", serde_json::to_string(s)?);
@@ -340,6 +350,27 @@ pub async fn eval(args: EvalArgs) -> Result<()> {
         }
         println!("{}", scored.line(s));
     }
+    Ok(())
+}
+
+/// One JSON line per scored item: benchmark, index, id (when the item has one), correct
+/// samples and samples.
+fn write_items(path: &Path, scores: &[Score], ids: &[Option<String>]) -> Result<()> {
+    let mut out = String::new();
+    for s in scores {
+        for (index, correct) in s.item_correct.iter().enumerate() {
+            let row = serde_json::json!({
+                "benchmark": s.benchmark,
+                "index": index,
+                "id": ids.get(index).cloned().flatten(),
+                "correct": correct,
+                "samples": s.samples,
+            });
+            out.push_str(&row.to_string());
+            out.push('\n');
+        }
+    }
+    std::fs::write(path, out)?;
     Ok(())
 }
 

@@ -327,6 +327,7 @@ pub async fn run<T: Trainer>(
         ),
         seed: run_cfg.seed,
         train_estimates: cfg.raw.selfplay.train_estimator_samples,
+        greedy_probe: cfg.raw.tasks.buffer.prefer_greedy_miss,
         staleness: run_cfg.staleness,
         rollout,
     });
