@@ -1,7 +1,9 @@
 //! The #16 levers end to end on the shipped tiny model (`config/smoke.toml`, 2 steps, rollout
 //! dumps on): the estimator's samples trained as solver groups
 //! (`selfplay.train_estimator_samples`), and the solver reward controls
-//! (`tasks.rewards.control = "format" | "random"`), checked record by record in the dumps.
+//! (`tasks.rewards.control = "format" | "random"`), checked record by record in the dumps; and
+//! greedy-miss targeting's probe (`tasks.buffer.prefer_greedy_miss`), checked in the checkpointed
+//! buffers.
 //!
 //! Run: `cargo test --release -p azr --test selfplay_levers`
 
@@ -14,6 +16,11 @@ use support::azr;
 
 /// `azr run --config config/smoke.toml --max-steps 2` with `sets`; every dumped record.
 fn run(sets: &[&str]) -> Vec<serde_json::Value> {
+    run_with_state(sets).0
+}
+
+/// [`run`], and the final checkpoint's `state.json`.
+fn run_with_state(sets: &[&str]) -> (Vec<serde_json::Value>, serde_json::Value) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let tmp = tempfile::tempdir().unwrap();
     let run_dir: PathBuf = tmp.path().join("run");
@@ -40,7 +47,44 @@ fn run(sets: &[&str]) -> Vec<serde_json::Value> {
             records.push(serde_json::from_str(line).unwrap());
         }
     }
-    records
+    let ck = run_dir.join("checkpoints");
+    let latest = std::fs::read_to_string(ck.join("latest")).unwrap();
+    let state = std::fs::read_to_string(ck.join(latest.trim()).join("state.json")).unwrap();
+    (records, serde_json::from_str(&state).unwrap())
+}
+
+/// `(solve rate, greedy verdict)` of every proposed task in the checkpointed buffers.
+fn proposed_estimates(state: &serde_json::Value) -> Vec<(Option<f64>, Option<bool>)> {
+    let buffers = state["mode_state"]["buffers"].as_object().unwrap();
+    buffers
+        .values()
+        .flat_map(|b| b["tasks"].as_array().unwrap())
+        .map(|t| &t["provenance"])
+        .filter(|p| p["source"] == "proposed")
+        .map(|p| (p["solve_rate"].as_f64(), p["greedy_correct"].as_bool()))
+        .collect()
+}
+
+#[test]
+fn greedy_miss_targeting_probes_every_admitted_proposal() {
+    let (records, state) = run_with_state(&["tasks.buffer.prefer_greedy_miss=true"]);
+    let valid = records
+        .iter()
+        .filter(|r| r["role"] == "propose" && r["outcome"] == "valid")
+        .count();
+    let proposed = proposed_estimates(&state);
+    // Duplicates are not admitted, and proposals of the step in flight at the end may be.
+    assert!(valid > 0, "no valid proposal in 2 smoke steps");
+    assert!(!proposed.is_empty(), "no proposed task in the buffers");
+    assert!(
+        proposed.iter().all(|(p, g)| p.is_some() && g.is_some()),
+        "each carries its solve rate and greedy verdict: {proposed:?}"
+    );
+    // Without the switch there is no probe.
+    let (_, plain) = run_with_state(&[]);
+    assert!(proposed_estimates(&plain)
+        .iter()
+        .all(|(p, g)| p.is_some() && g.is_none()));
 }
 
 #[test]
