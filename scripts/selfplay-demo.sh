@@ -3,7 +3,8 @@
 #   bash scripts/selfplay-demo.sh [STEPS] [SEEDS...]      (default: 120 steps, seeds 1 2)
 #   env: KEEP=1 continues existing runs from their checkpoints instead of starting over;
 #        OUT (default runs/selfplay-demo); EXTRA: more `--set KEY=VALUE` overrides for both arms
-#        (e.g. EXTRA="--set selfplay.train_estimator_samples=true")
+#        (e.g. EXTRA="--set selfplay.train_estimator_samples=true"); ARMS (default "true control":
+#        which arms to run; with the true arm alone, the scores are written but no summary)
 # Each run is `azr run` on the embedded default (config/default.toml) with its own seed and no
 # rollout dumps; the control differs only by `learner.shuffle_rewards = true` (rewards permuted
 # within each task x role before advantages), so a gain over it is due to the reward signal.
@@ -21,8 +22,9 @@ AZR=${AZR:-target/release/azr}
 mkdir -p "$OUT"
 port=19500
 pids=()
+read -r -a ARM_LIST <<< "${ARMS:-true control}"
 for seed in "${SEEDS[@]}"; do
-  for arm in true control; do
+  for arm in "${ARM_LIST[@]}"; do
     shuffle=false; [ "$arm" = control ] && shuffle=true
     [ -n "${KEEP:-}" ] || rm -rf "$OUT/$arm-seed$seed"
     port=$((port + 1))
@@ -40,7 +42,7 @@ score() { # weights label (KINDS: the held-out kinds to score; see score-kinds.s
   AZR="$AZR" bash scripts/score-kinds.sh heldout "$2" "$1" > "$OUT/score-$2.txt"
 }
 labels=(base); dirs=(base)
-for seed in "${SEEDS[@]}"; do for arm in true control; do
+for seed in "${SEEDS[@]}"; do for arm in "${ARM_LIST[@]}"; do
   labels+=("$arm-seed$seed"); dirs+=("$OUT/$arm-seed$seed")
 done; done
 for i in "${!labels[@]}"; do # two at a time (one per core)
@@ -49,4 +51,5 @@ for i in "${!labels[@]}"; do # two at a time (one per core)
 done
 wait
 for l in "${labels[@]}"; do cat "$OUT/score-$l.txt"; done | tee "$OUT/scores.txt"
+[ "${#ARM_LIST[@]}" -eq 2 ] || { echo "one arm: no summary"; exit 0; }
 "${PLOT_PYTHON:-python3}" scripts/selfplay-summary.py "$OUT"
