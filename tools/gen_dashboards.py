@@ -262,6 +262,12 @@ def self_play():
     b.ts("Distinct program shapes", "Distinct normalised program shapes admitted to each task "
          "buffer over the run (the task store's shape memory).", "short",
          [t(m("azr_program_shapes", tk), "{{task}}")])
+    b.ts("Greedy probe accuracy", "Share of probed proposals whose greedy answer was correct, "
+         "over the probes in the rate window (the estimator probes only with "
+         "tasks.buffer.prefer_greedy_miss; greedy-miss targeting draws solver tasks from the rest "
+         "that some Monte Carlo sample solved).", "percentunit",
+         [t(ratio("azr_greedy_probes_correct_total", "azr_greedy_probes_total", "task", tk),
+            "{{task}}")], minmax=RATIO)
     b.row("Responses")
     b.ts("Response length p50 / p90", "Quantiles of generated sequence lengths in tokens.",
          "short", [t(quantile(0.5, "azr_response_length_tokens", "task, role", tr),
