@@ -116,6 +116,11 @@ fn simulate_step(step: u64, step_s: f64, rng: &mut ChaCha8Rng) {
         VALID_PROPOSAL_RATIO
             .gauge(&t)
             .set(valid as f64 / proposed as f64);
+        // Greedy-miss targeting's probe: one greedy answer per valid proposal.
+        GREEDY_PROBES_TOTAL.counter(&t).increment(valid);
+        GREEDY_PROBES_CORRECT_TOTAL
+            .counter(&t)
+            .increment(rng.random_range(0..=valid));
         for _ in 0..valid {
             LEARNABILITY_REWARD
                 .histogram(&t)

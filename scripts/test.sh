@@ -69,9 +69,11 @@ if target/release/azr run --help 2>/dev/null | grep -q -- --metrics-addr; then
     step "Prometheus + dashboards against a real azr run"
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     run_dir=$(mktemp -d)
+    # Greedy-miss targeting on, so that its probe panel has data like every other panel.
     RENDER_PYTHON=target/obs-venv/bin/python scripts/test-observability.sh --min-steps 3 --timeout 900 \
         --render target/dashboards/azr-run --metrics-addr "127.0.0.1:$port" -- \
-        target/release/azr run --max-steps 1000 --metrics-addr "127.0.0.1:$port" --run-dir "$run_dir"
+        target/release/azr run --max-steps 1000 --metrics-addr "127.0.0.1:$port" --run-dir "$run_dir" \
+        --set tasks.buffer.prefer_greedy_miss=true
     rm -rf "$run_dir"
 else
     step "azr has no 'run --metrics-addr' yet: the real-run observability check is not run"
