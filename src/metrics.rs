@@ -709,12 +709,21 @@ pub const PG_LOSS: MetricDef = MetricDef {
     labels: NONE,
     buckets: &[],
 };
-/// KL to the reference/sampling policy.
+/// KL to the sampling policy.
 pub const KL: MetricDef = MetricDef {
     name: "azr_kl",
     kind: MetricKind::Gauge,
     unit: None,
-    help: "Mean per-token KL estimate of the last step (estimator as configured).",
+    help: "Mean per-token KL of the last step's policy to the policy that sampled its rollouts (PPO approx_kl, token mean of old_logp - logp).",
+    labels: NONE,
+    buckets: &[],
+};
+/// KL to the reference weights.
+pub const KL_REFERENCE: MetricDef = MetricDef {
+    name: "azr_kl_reference",
+    kind: MetricKind::Gauge,
+    unit: None,
+    help: "Mean per-token KL of the last step's policy to the reference weights (the run's initial weights) under learner.loss.kl_estimator; 0 when learner.loss.kl_coef = 0 (no reference is kept).",
     labels: NONE,
     buckets: &[],
 };
@@ -1090,6 +1099,7 @@ pub const ALL: &[&MetricDef] = &[
     &POLICY_VERSION,
     &PG_LOSS,
     &KL,
+    &KL_REFERENCE,
     &ENTROPY,
     &PG_CLIPPED_RATIO,
     &GRAD_NORM,

@@ -164,7 +164,13 @@ fn tiny_rlvr_run_writes_a_history_that_select_reads() {
     }
     assert!(history.get("5").is_none());
     // The step log, and the configured run: mode rlvr, on-policy by the preset's file value.
-    assert_eq!(jsonl(&run_dir.join("train.jsonl")).len(), 2);
+    let steps = jsonl(&run_dir.join("train.jsonl"));
+    assert_eq!(steps.len(), 2);
+    // The preset keeps a reference (kl_coef > 0): each step logs its KL to it (k3, never negative).
+    for row in &steps {
+        let kl = row["kl_reference"].as_f64();
+        assert!(kl.is_some_and(|k| k >= 0.0 && k.is_finite()), "{row}");
+    }
     let written = std::fs::read_to_string(run_dir.join("config.toml")).unwrap();
     assert!(written.contains("mode = \"rlvr\""), "{written}");
     // Evaluations of pinned versions: the starting weights (no step), then after each step.

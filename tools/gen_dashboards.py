@@ -290,16 +290,22 @@ def learner():
               "The learner: losses, KL, entropy, clipping, gradients, learning rate, step and "
               "phase times, staleness.", ["learner"])
     b.row("Optimization")
-    for name, title, desc, unit in [
-        ("azr_pg_loss", "Policy-gradient loss", "PPO-clip loss of the last step.", "short"),
-        ("azr_kl", "KL", "Mean per-token KL estimate of the last step.", "short"),
-        ("azr_entropy", "Entropy", "Mean per-token entropy (nats) of the last step.", "short"),
-        ("azr_pg_clipped_ratio", "Clip fraction",
+    for names, title, desc, unit in [
+        (["azr_pg_loss"], "Policy-gradient loss", "PPO-clip loss of the last step.", "short"),
+        (["azr_kl", "azr_kl_reference"], "KL",
+         "Mean per-token KL of the last step: to the sampling policy (PPO approx_kl, azr_kl) and "
+         "to the reference weights under learner.loss.kl_estimator (azr_kl_reference, 0 when "
+         "kl_coef = 0).", "short"),
+        (["azr_entropy"], "Entropy", "Mean per-token entropy (nats) of the last step.", "short"),
+        (["azr_pg_clipped_ratio"], "Clip fraction",
          "Share of response tokens whose importance ratio was clipped.", "percentunit"),
-        ("azr_grad_norm", "Gradient norm", "Global gradient L2 norm before clipping.", "short"),
-        ("azr_learning_rate", "Learning rate", "Learning rate of the last step.", "sci"),
+        (["azr_grad_norm"], "Gradient norm", "Global gradient L2 norm before clipping.", "short"),
+        (["azr_learning_rate"], "Learning rate", "Learning rate of the last step.", "sci"),
     ]:
-        b.ts(title, desc, unit, [t(f"max({m(name)})", title)])
+        legends = {"azr_kl": "to sampling policy", "azr_kl_reference": "to reference"}
+        b.ts(title, desc, unit,
+             [t(f"max({m(n)})", legends.get(n, title) if len(names) > 1 else title)
+              for n in names])
     b.row("Step time")
     b.ts("Step time", "Median, p90 and mean wall time per optimizer step over the rate window.",
          "s", [t(quantile(0.5, "azr_step_duration_seconds", ""), "p50"),

@@ -126,6 +126,7 @@ impl Trainer for ModelTrainer {
         Ok(UpdateStats {
             pg_loss: f64::from(s.pg_loss),
             kl: f64::from(s.approx_kl),
+            kl_reference: f64::from(s.kl),
             entropy: f64::from(s.entropy),
             clip_fraction: f64::from(s.clip_frac),
             grad_norm: f64::from(s.grad_norm),

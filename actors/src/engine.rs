@@ -36,6 +36,10 @@ pub struct UpdateStats {
     pub pg_loss: f64,
     /// Mean KL to the sampling policy (approximate).
     pub kl: f64,
+    /// Mean KL to the reference weights under `learner.loss.kl_estimator` (0 without a
+    /// reference, i.e. with `kl_coef = 0`).
+    #[serde(default)]
+    pub kl_reference: f64,
     /// Mean token entropy.
     pub entropy: f64,
     /// Share of tokens whose ratio was clipped.

@@ -238,6 +238,7 @@ pub fn buffer_size(kind: TaskKind, size: usize) {
 pub fn learner(stats: &crate::engine::UpdateStats) {
     m::PG_LOSS.gauge(&[]).set(stats.pg_loss);
     m::KL.gauge(&[]).set(stats.kl);
+    m::KL_REFERENCE.gauge(&[]).set(stats.kl_reference);
     m::ENTROPY.gauge(&[]).set(stats.entropy);
     m::PG_CLIPPED_RATIO.gauge(&[]).set(stats.clip_fraction);
     m::GRAD_NORM.gauge(&[]).set(stats.grad_norm);

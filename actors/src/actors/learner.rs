@@ -406,6 +406,7 @@ impl LearnerActor {
                 .collect::<BTreeMap<_, _>>(),
             "pg_loss": stats.pg_loss,
             "kl": stats.kl,
+            "kl_reference": stats.kl_reference,
             "entropy": stats.entropy,
             "grad_norm": stats.grad_norm,
             "lr": stats.lr,
