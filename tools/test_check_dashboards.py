@@ -72,7 +72,8 @@ class CheckDashboards(unittest.TestCase):
             d["panels"] = [p for p in d["panels"] if p.get("title") != "KL"]
         fails = self.broken("learner.json", mutate)
         self.assertEqual([f for f in fails if "appears on some panel" in f],
-                         ["FAIL metric azr_kl appears on some panel"])
+                         ["FAIL metric azr_kl appears on some panel",
+                          "FAIL metric azr_kl_reference appears on some panel"])
 
     def test_hard_coded_datasource(self):
         def mutate(d):
