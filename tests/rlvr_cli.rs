@@ -166,10 +166,12 @@ fn tiny_rlvr_run_writes_a_history_that_select_reads() {
     // The step log, and the configured run: mode rlvr, on-policy by the preset's file value.
     let steps = jsonl(&run_dir.join("train.jsonl"));
     assert_eq!(steps.len(), 2);
-    // The preset keeps a reference (kl_coef > 0): each step logs its KL to it (k3, never negative).
+    // The preset keeps a reference (kl_coef > 0): each step logs its KL to it. k3 is never
+    // negative in exact arithmetic; at the first step (policy = reference) f32 rounding of the
+    // two forward passes leaves values of order 1e-9 either side of 0.
     for row in &steps {
         let kl = row["kl_reference"].as_f64();
-        assert!(kl.is_some_and(|k| k >= 0.0 && k.is_finite()), "{row}");
+        assert!(kl.is_some_and(|k| k >= -1e-6 && k.is_finite()), "{row}");
     }
     let written = std::fs::read_to_string(run_dir.join("config.toml")).unwrap();
     assert!(written.contains("mode = \"rlvr\""), "{written}");
