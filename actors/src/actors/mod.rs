@@ -132,8 +132,7 @@ impl Ctx {
             seed,
             ..self.sampling.clone()
         };
-        let min_version = slot.batch.saturating_sub(self.staleness);
-        self.generate_at(prompt, n, params, priority, min_version)
+        self.generate_in_bound(slot, prompt, n, params, priority)
             .await
     }
 
@@ -149,11 +148,24 @@ impl Ctx {
             temperature: 0.0,
             ..self.sampling.clone()
         };
+        only(
+            self.generate_in_bound(slot, prompt, 1, params, priority)
+                .await?,
+        )
+    }
+
+    /// Generate for `slot` on an engine whose weights keep it within the staleness bound.
+    async fn generate_in_bound(
+        &self,
+        slot: &Slot,
+        prompt: Vec<u32>,
+        n: usize,
+        params: SamplingParams,
+        priority: i32,
+    ) -> Result<Vec<Generated>, WorkError> {
         let min_version = slot.batch.saturating_sub(self.staleness);
-        self.generate_at(prompt, 1, params, priority, min_version)
-            .await?
-            .pop()
-            .ok_or(WorkError::Short { asked: 1, got: 0 })
+        self.generate_at(prompt, n, params, priority, min_version)
+            .await
     }
 
     /// Submit `n` samples of `prompt` with `params` and await them decoded. With a cluster,
@@ -194,6 +206,11 @@ impl Ctx {
             .map(|s| Generated::decode(s, &self.codec))
             .collect()
     }
+}
+
+/// The sample of a request for one; an error if the engine returned none.
+pub fn only(mut samples: Vec<Generated>) -> Result<Generated, WorkError> {
+    samples.pop().ok_or(WorkError::Short { asked: 1, got: 0 })
 }
 
 /// One generated sample, decoded.

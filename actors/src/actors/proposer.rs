@@ -56,17 +56,16 @@ async fn propose(ctx: &Ctx, job: &ProposeJob) -> Result<ProposalItem, WorkError>
         .ok_or(WorkError::NotProposable(kind))?;
     let prompt = tt.proposer_prompt(&job.references)?;
     let prompt_ids = ctx.codec.encode(&prompt.text)?;
-    let generated = ctx
-        .generate_for(
+    let generated = super::only(
+        ctx.generate_for(
             &job.slot,
             prompt_ids.clone(),
             1,
             job.slot.seed(ctx.seed, 1),
             0,
         )
-        .await?
-        .pop()
-        .ok_or(WorkError::Closed("engine returned no sample"))?;
+        .await?,
+    )?;
     let parsed = tt
         .parse_proposal(&prompt, &generated.text)
         .map_err(|e| e.to_string());
