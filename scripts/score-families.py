@@ -85,6 +85,10 @@ def main():
             and (family is None or groups[k][1] == family)
         ]
 
+    def acc(lab, ks):
+        return 100 * sum(results[lab][k] for k in ks) / len(ks)
+
+    by_kind = {kind: select(kind) for kind in KINDS}
     print(f"# {set_path}; reference `{ref_label}`; accuracy %, then vs reference: "
           "+gained -lost, paired difference ± SE (points)")
     header = f"{'label':<14} {'slice':<22} {'items':>5} {'acc':>6}   {'+g':>3} {'-l':>3} {'diff':>6} {'SE':>5}"
@@ -100,12 +104,11 @@ def main():
         for name, ks in rows:
             if not ks:
                 continue
-            acc = 100 * sum(results[lab][k] for k in ks) / len(ks)
             g, l, d, se = paired(results[ref_label], results[lab], ks)
-            print(f"{lab:<14} {name:<22} {len(ks):>5} {acc:>6.2f}   {g:>3} {l:>3} {d:>+6.2f} {se:>5.2f}")
+            print(f"{lab:<14} {name:<22} {len(ks):>5} {acc(lab, ks):>6.2f}   {g:>3} {l:>3} {d:>+6.2f} {se:>5.2f}")
         # The README's summary figure: the mean of the three kinds' accuracies.
-        per_kind = [paired(results[ref_label], results[lab], select(kind)) for kind in KINDS]
-        acc3 = sum(100 * sum(results[lab][k] for k in select(kind)) / len(select(kind)) for kind in KINDS) / 3
+        per_kind = [paired(results[ref_label], results[lab], by_kind[kind]) for kind in KINDS]
+        acc3 = sum(acc(lab, by_kind[kind]) for kind in KINDS) / 3
         d3 = sum(p[2] for p in per_kind) / 3
         se3 = math.sqrt(sum(p[3] ** 2 for p in per_kind)) / 3
         print(f"{lab:<14} {'mean of 3 kinds':<22} {'':>5} {acc3:>6.2f}   {'':>3} {'':>3} {d3:>+6.2f} {se3:>5.2f}")
@@ -113,8 +116,7 @@ def main():
     ref_rows = [(name, ks) for name, ks in rows if ks]
     print(f"{'reference':<14} {'slice':<22} {'items':>5} {'acc':>6}")
     for name, ks in ref_rows:
-        acc = 100 * sum(results[ref_label][k] for k in ks) / len(ks)
-        print(f"{ref_label:<14} {name:<22} {len(ks):>5} {acc:>6.2f}")
+        print(f"{ref_label:<14} {name:<22} {len(ks):>5} {acc(ref_label, ks):>6.2f}")
 
 
 if __name__ == "__main__":
