@@ -68,14 +68,16 @@ async fn estimate(ctx: &Arc<Ctx>, job: &EstimateJob) -> Result<Estimate, WorkErr
     let text = ctx.task_type(kind)?.solver_prompt(&job.task)?;
     let ids = ctx.codec.encode(&text)?;
     let kept_ids = ctx.train_estimates.then(|| ids.clone());
+    let probe_ids = ctx.greedy_probe.then(|| ids.clone());
     let n = ctx.rewards.mc_samples;
     let slot = &job.proposal.slot;
-    let sampled = ctx.generate_for(slot, ids.clone(), n, slot.seed(ctx.seed, 2), 0);
-    let (samples, greedy) = if ctx.greedy_probe {
-        let (samples, greedy) = tokio::join!(sampled, ctx.greedy_for(slot, ids, 0));
-        (samples?, Some(greedy?))
-    } else {
-        (sampled.await?, None)
+    let sampled = ctx.generate_for(slot, ids, n, slot.seed(ctx.seed, 2), 0);
+    let (samples, greedy) = match probe_ids {
+        Some(probe_ids) => {
+            let (samples, greedy) = tokio::join!(sampled, ctx.greedy_for(slot, probe_ids, 0));
+            (samples?, Some(greedy?))
+        }
+        None => (sampled.await?, None),
     };
     let lengths: Vec<usize> = samples.iter().map(|s| s.tokens.len()).collect();
     let (c, task) = (ctx.clone(), job.task.clone());
