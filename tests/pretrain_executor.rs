@@ -6,11 +6,14 @@ use azr_core::executor::{Executor, ExecutorConfig, ExecutorError};
 use azr_core::pretrain::eval::score;
 use azr_core::pretrain::generator::{is_heldout_pair, label};
 use azr_core::pretrain::{
-    heldout_set, pretrain, CorpusConfig, Family, HeldoutConfig, HeldoutSet, HeldoutTask, IoPair,
-    PretrainConfig, ProgramGenerator, ProgramSpec, SampleStream, Split, TinyModelConfig,
-    TinyTokenizer, TrainConfig, TEMPLATES,
+    heldout_set, pretrain, replay_pool, CorpusConfig, Family, HeldoutConfig, HeldoutSet,
+    HeldoutTask, IoPair, PretrainConfig, ProgramGenerator, ProgramSpec, Replay, ReplaySpec,
+    SampleStream, Split, TinyModelConfig, TinyTokenizer, TrainConfig, TEMPLATES,
 };
+use azr_core::tasks::Source;
 use azr_core::types::TaskKind;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use std::collections::{HashMap, HashSet};
 
 /// The executor with full isolation when this machine offers it, otherwise without (these
@@ -181,6 +184,82 @@ fn heldout_set_is_disjoint_deduplicated_and_serialisable() {
     assert_eq!(HeldoutSet::read_jsonl(&buf[..]).unwrap(), set);
     // Deterministic from its seed.
     assert_eq!(heldout_set(&ex, &cfg).unwrap(), set);
+}
+
+#[test]
+fn replay_pools_are_training_side_tasks_disjoint_from_the_shipped_eval_sets() {
+    let ex = executor();
+    let spec = ReplaySpec {
+        per_kind: 40,
+        seed: 9,
+        induction_inputs: 4,
+        induction_visible: 3,
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/tiny-base");
+    let mut eval: HashSet<(String, String)> = HashSet::new();
+    for file in ["heldout.jsonl", "validation.jsonl"] {
+        for t in HeldoutSet::load(&root.join(file)).unwrap().tasks {
+            eval.extend(t.pairs.iter().map(|p| (t.code.clone(), p.input.clone())));
+        }
+    }
+    for kind in TaskKind::CODE {
+        let pool = replay_pool(&ex, kind, &spec);
+        assert_eq!(pool.len(), 40, "{kind}");
+        let (inputs, visible) = if kind == TaskKind::Induction {
+            (4, 3)
+        } else {
+            (1, 1)
+        };
+        let mut keys = HashSet::new();
+        for t in &pool {
+            assert_eq!(t.kind, kind);
+            assert_eq!((t.pairs.len(), t.visible), (inputs, visible), "{kind}");
+            assert_eq!(t.provenance.source, Source::Replay);
+            assert_eq!(t.message.is_empty(), kind != TaskKind::Induction);
+            assert!(keys.insert(t.dedup_key()), "{kind}: duplicate replay task");
+            for p in &t.pairs {
+                assert!(
+                    !is_heldout_pair(&t.program, &p.input),
+                    "{kind}: held-out side pair"
+                );
+                assert!(!eval.contains(&(t.program.clone(), p.input.clone())));
+            }
+        }
+        // Deterministic from its seed; another seed gives another pool.
+        let keys =
+            |p: &[azr_core::tasks::Task]| p.iter().map(|t| t.dedup_key()).collect::<Vec<_>>();
+        assert_eq!(keys(&replay_pool(&ex, kind, &spec)), keys(&pool));
+        let other = replay_pool(&ex, kind, &ReplaySpec { seed: 10, ..spec });
+        assert_ne!(keys(&other), keys(&pool));
+    }
+    assert!(replay_pool(&ex, TaskKind::Math, &spec).is_empty());
+
+    // Replay takes about `fraction` of the draws, and none (without touching the RNG) when off.
+    let kinds = [TaskKind::Deduction];
+    let replay = Replay::draw(
+        &ex,
+        &kinds,
+        0.25,
+        &ReplaySpec {
+            per_kind: 8,
+            ..spec
+        },
+    );
+    assert_eq!(replay.pool_len(TaskKind::Deduction), 8);
+    assert_eq!(replay.pool_len(TaskKind::Abduction), 0);
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let hits = (0..4000)
+        .filter(|_| replay.pick(TaskKind::Deduction, &mut rng).is_some())
+        .count();
+    assert!(
+        (850..1150).contains(&hits),
+        "{hits} of 4000 draws replayed at 0.25"
+    );
+    assert!(replay.pick(TaskKind::Abduction, &mut rng).is_none());
+    let off = Replay::draw(&ex, &kinds, 0.0, &spec);
+    let (mut a, b) = (ChaCha8Rng::seed_from_u64(2), ChaCha8Rng::seed_from_u64(2));
+    assert!(off.pick(TaskKind::Deduction, &mut a).is_none());
+    assert_eq!(a, b, "no replay draws nothing from the RNG");
 }
 
 fn task(kind: TaskKind, code: &str, pairs: &[(&str, &str)], visible: usize) -> HeldoutTask {

@@ -3,7 +3,8 @@
 //! (`selfplay.train_estimator_samples`), and the solver reward controls
 //! (`tasks.rewards.control = "format" | "random"`), checked record by record in the dumps; and
 //! greedy-miss targeting's probe (`tasks.buffer.prefer_greedy_miss`), checked in the checkpointed
-//! buffers.
+//! buffers; and corpus replay in solver batches (`selfplay.replay_fraction`), by the source field
+//! of the solver records.
 //!
 //! Run: `cargo test --release -p azr --test selfplay_levers`
 
@@ -152,4 +153,27 @@ fn the_random_control_ignores_correctness() {
         "every random reward equalled the true one over {} answers",
         solves.len()
     );
+}
+
+#[test]
+fn replay_takes_its_share_of_solver_tasks_from_the_corpus() {
+    let sources = |records: &[serde_json::Value]| -> BTreeMap<String, usize> {
+        let mut n = BTreeMap::new();
+        for r in records.iter().filter(|r| r["role"] == "solve") {
+            *n.entry(r["source"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+        n
+    };
+    // Every solver task replayed (the estimator's samples stay on proposals).
+    let all = sources(&run(&[
+        "selfplay.replay_fraction=1.0",
+        "selfplay.replay_pool=16",
+    ]));
+    assert!(all.get("replay").copied().unwrap_or(0) > 0, "{all:?}");
+    assert_eq!(all.keys().collect::<Vec<_>>(), ["replay"], "{all:?}");
+    // Off by default: solver tasks come from the buffers (the seed, then proposals).
+    let plain = sources(&run(&[]));
+    assert!(!plain.contains_key("replay"), "{plain:?}");
+    assert!(plain.contains_key("seed"), "{plain:?}");
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use azr_core::executor::Executor;
 use azr_core::oneshot::history::AccuracyHistory;
+use azr_core::pretrain::{Replay, ReplaySpec};
 use azr_core::tasks::{
     SolverTargeting, TaskBuffers, TaskRegistry, TaskType, TasksConfig, TemplateError, TemplateSet,
 };
@@ -354,10 +355,31 @@ impl<T: Trainer> PipelineBuilder<T> {
                 .await
                 .context("seeding the task buffers")?
                 .context("creating and seeding the task buffers")?;
+                let sp = &cfg.raw.selfplay;
+                let spec = ReplaySpec {
+                    per_kind: sp.replay_pool,
+                    // A stream of its own, fixed by the run's seed (the pool is redrawn, not
+                    // checkpointed, on resume).
+                    seed: cfg.raw.run.seed ^ 0x7265_706c_6179,
+                    induction_inputs: cfg.raw.tasks.induction.num_inputs,
+                    induction_visible: cfg.raw.tasks.induction.num_visible,
+                };
+                let (ex, kinds, fraction) =
+                    (executor.clone(), sp.task_kinds.clone(), sp.replay_fraction);
+                let replay =
+                    tokio::task::spawn_blocking(move || Replay::draw(&ex, &kinds, fraction, &spec))
+                        .await
+                        .context("drawing the replay pools")?;
+                for &kind in &sp.task_kinds {
+                    if fraction > 0.0 {
+                        tracing::info!(%kind, tasks = replay.pool_len(kind), fraction, "replay pool drawn");
+                    }
+                }
                 Source::SelfPlay {
                     buffers,
                     window: cfg.raw.tasks.buffer.newest_window,
                     targeting: SolverTargeting::of(&cfg.raw.tasks.buffer),
+                    replay: Arc::new(replay),
                 }
             }
             config::Mode::Rlvr => {

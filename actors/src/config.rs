@@ -226,6 +226,14 @@ pub struct SelfPlaySection {
     /// are generated anyway for the learnability reward): `mc_samples` more solve rollouts per
     /// valid proposal, graded like the solver's (default false).
     pub train_estimator_samples: bool,
+    /// Share of solver tasks drawn from a replay pool of tasks from the training side of the
+    /// tiny model's pretraining corpus instead of the task buffers, to keep the solver's reward
+    /// on the base model's own distribution (0 = off, as AZR; default 0). Needs the code kinds
+    /// (deduction, abduction, induction).
+    pub replay_fraction: f64,
+    /// Replay pool size per task kind, drawn at start from a seed derived from `run.seed`
+    /// (default 256).
+    pub replay_pool: usize,
 }
 
 impl Default for SelfPlaySection {
@@ -237,6 +245,8 @@ impl Default for SelfPlaySection {
             solve_batch: 4,
             train_propose: true,
             train_estimator_samples: false,
+            replay_fraction: 0.0,
+            replay_pool: 256,
         }
     }
 }
@@ -628,6 +638,26 @@ impl Config {
             if sp.solve_batch == 0 {
                 return Err(err("selfplay.solve_batch", "must be >= 1"));
             }
+            if !(0.0..=1.0).contains(&sp.replay_fraction) {
+                return Err(err("selfplay.replay_fraction", "must be in [0, 1]"));
+            }
+            if sp.replay_fraction > 0.0 {
+                if sp.replay_pool == 0 {
+                    return Err(err(
+                        "selfplay.replay_pool",
+                        "must be >= 1 when selfplay.replay_fraction > 0",
+                    ));
+                }
+                if let Some(k) = sp.task_kinds.iter().find(|k| !TaskKind::CODE.contains(k)) {
+                    return Err(err(
+                        "selfplay.replay_fraction",
+                        format!(
+                            "replays the pretraining corpus, which has no `{k}` tasks \
+                             (only deduction, abduction and induction)"
+                        ),
+                    ));
+                }
+            }
             if sp.train_propose && sp.propose_batch == 0 {
                 return Err(err(
                     "selfplay.propose_batch",
@@ -793,6 +823,20 @@ mod tests {
         assert!(err("run.seed.x=1").contains("`run.seed` is a value"));
         assert!(err("selfplay.solve_batch=0").contains("selfplay.solve_batch"));
         assert!(err("selfplay.solve_batch=many").contains("solve_batch"));
+        assert!(err("selfplay.replay_fraction=1.5").contains("selfplay.replay_fraction"));
+        let two = |a: &str, b: &str| {
+            Config::load_with_overrides(None, &[a.to_string(), b.to_string()])
+                .map_err(|e| e.to_string())
+        };
+        let e = two("selfplay.replay_fraction=0.5", "selfplay.replay_pool=0").unwrap_err();
+        assert!(e.contains("selfplay.replay_pool"), "{e}");
+        let e = two(
+            "selfplay.replay_fraction=0.5",
+            "selfplay.task_kinds=[\"sum\"]",
+        );
+        assert!(e.unwrap_err().contains("no `sum` tasks"));
+        // The pool size does not matter while replay is off.
+        assert!(two("selfplay.replay_fraction=0", "selfplay.replay_pool=0").is_ok());
     }
 
     #[test]

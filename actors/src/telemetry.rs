@@ -338,6 +338,7 @@ mod tests {
             shape: novel.map(|_| "s".to_string()),
             novel,
             shape_share: share,
+            source: None,
             policy_version: 0,
             response_tokens: 0,
         };

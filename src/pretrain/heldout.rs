@@ -105,43 +105,21 @@ pub fn heldout_set(executor: &Executor, cfg: &HeldoutConfig) -> Result<HeldoutSe
                 .wrapping_mul(0x9e37_79b9_7f4a_7c15)
                 .wrapping_add((ki * 16 + fi) as u64);
             let mut generator = ProgramGenerator::with_families(seed, Split::Heldout, &[family]);
-            let mut seen = HashSet::new();
-            let mut got = 0;
-            for _ in 0..ROUNDS {
-                if got >= cfg.per_family {
-                    break;
-                }
-                let want = (cfg.per_family - got) * 2;
-                let specs: Vec<_> = (0..want)
-                    .filter_map(|_| generator.next_program(n_inputs))
-                    .collect();
-                for program in label_each(executor, &specs, cfg.max_output_chars)
-                    .into_iter()
-                    .flatten()
-                {
-                    if got >= cfg.per_family || program.pairs.len() < n_inputs {
-                        continue;
-                    }
-                    let key = (program.code.clone(), program.pairs.clone());
-                    if !seen.insert(key) {
-                        continue;
-                    }
-                    tasks.push(HeldoutTask {
-                        kind,
-                        family,
-                        template: program.template,
-                        unseen_template: program.unseen_template,
-                        message: program.message,
-                        code: program.code,
-                        visible: match kind {
-                            TaskKind::Induction => cfg.induction_visible,
-                            _ => 1,
-                        },
-                        pairs: program.pairs,
-                    });
-                    got += 1;
-                }
-            }
+            let visible = match kind {
+                TaskKind::Induction => cfg.induction_visible,
+                _ => 1,
+            };
+            let drawn = draw_tasks(
+                executor,
+                &mut generator,
+                kind,
+                cfg.per_family,
+                n_inputs,
+                visible,
+                cfg.max_output_chars,
+            );
+            let got = drawn.len();
+            tasks.extend(drawn);
             if got < cfg.per_family {
                 tracing::warn!(
                     kind = kind.as_str(),
@@ -154,6 +132,52 @@ pub fn heldout_set(executor: &Executor, cfg: &HeldoutConfig) -> Result<HeldoutSe
         }
     }
     Ok(HeldoutSet { tasks })
+}
+
+/// Up to `want` distinct tasks of `kind` from `generator`, each with `n_inputs` labelled pairs
+/// (outputs computed in the sandbox), the first `visible` of them shown. Tries [`ROUNDS`] rounds
+/// before settling for fewer (templates with a small input space can run out of distinct pairs).
+pub fn draw_tasks(
+    executor: &Executor,
+    generator: &mut ProgramGenerator,
+    kind: TaskKind,
+    want: usize,
+    n_inputs: usize,
+    visible: usize,
+    max_output_chars: usize,
+) -> Vec<HeldoutTask> {
+    let mut tasks = Vec::with_capacity(want);
+    let mut seen = HashSet::new();
+    for _ in 0..ROUNDS {
+        if tasks.len() >= want {
+            break;
+        }
+        let specs: Vec<_> = (0..(want - tasks.len()) * 2)
+            .filter_map(|_| generator.next_program(n_inputs))
+            .collect();
+        for program in label_each(executor, &specs, max_output_chars)
+            .into_iter()
+            .flatten()
+        {
+            if tasks.len() >= want || program.pairs.len() < n_inputs {
+                continue;
+            }
+            if !seen.insert((program.code.clone(), program.pairs.clone())) {
+                continue;
+            }
+            tasks.push(HeldoutTask {
+                kind,
+                family: program.family,
+                template: program.template,
+                unseen_template: program.unseen_template,
+                message: program.message,
+                code: program.code,
+                visible,
+                pairs: program.pairs,
+            });
+        }
+    }
+    tasks
 }
 
 impl HeldoutTask {

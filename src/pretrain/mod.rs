@@ -6,6 +6,7 @@
 //! | [`templates`] | the program templates, grouped in families (some held out of training) |
 //! | [`generator`] | the seeded program generator, the train/held-out split, executor labelling |
 //! | [`heldout`] | the held-out deduction/abduction/induction set ([`heldout_set`]), JSONL |
+//! | [`replay`] | replay pools: corpus tasks of the training side for self-play solver batches |
 //! | [`tokenizer`] | the character-level `tokenizer.json` |
 //! | [`corpus`] | compact-template rendering, the training stream and row packing |
 //! | [`train`] | [`pretrain`]: next-token training, loss curve, checkpoints, final evaluation |
@@ -21,6 +22,7 @@ pub mod error;
 pub mod eval;
 pub mod generator;
 pub mod heldout;
+pub mod replay;
 pub mod templates;
 pub mod tokenizer;
 pub mod train;
@@ -30,7 +32,8 @@ pub use corpus::{CorpusConfig, RowPacker, RowStream, Sample, SampleStream};
 pub use error::PretrainError;
 pub use eval::{evaluate, EvalReport, KindReport, Tally};
 pub use generator::{IoPair, LabeledProgram, ProgramGenerator, ProgramSpec, Split};
-pub use heldout::{heldout_set, HeldoutConfig, HeldoutSet, HeldoutTask};
+pub use heldout::{draw_tasks, heldout_set, HeldoutConfig, HeldoutSet, HeldoutTask};
+pub use replay::{replay_pool, Replay, ReplaySpec};
 pub use templates::{Family, Template, TEMPLATES};
 pub use tokenizer::TinyTokenizer;
 pub use train::{pretrain, PretrainOutcome, PretrainProgress, StepStats, Trainer};

@@ -74,11 +74,26 @@ pub enum Source {
     Seed,
     /// Proposed by the policy during self-play.
     Proposed,
+    /// Drawn from the training side of the tiny model's pretraining corpus, for replay in solver
+    /// batches (`selfplay.replay_fraction`).
+    Replay,
     /// Loaded from a benchmark file (the name of the benchmark, e.g. `cruxeval`, `math500`).
     Benchmark {
         /// Benchmark name.
         name: String,
     },
+}
+
+impl Source {
+    /// The source's tag as serialised (`seed`, `proposed`, `replay`, `benchmark`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Source::Seed => "seed",
+            Source::Proposed => "proposed",
+            Source::Replay => "replay",
+            Source::Benchmark { .. } => "benchmark",
+        }
+    }
 }
 
 /// Provenance of a task: where it came from and when.
@@ -124,6 +139,18 @@ impl Provenance {
             step,
             policy_version,
             id: None,
+            solve_rate: None,
+            greedy_correct: None,
+        }
+    }
+
+    /// Provenance of a replay task (`id`: its place in the replay pool).
+    pub fn replay(id: impl Into<String>) -> Self {
+        Self {
+            source: Source::Replay,
+            step: 0,
+            policy_version: 0,
+            id: Some(id.into()),
             solve_rate: None,
             greedy_correct: None,
         }

@@ -86,6 +86,7 @@ pub fn score(ctx: &Ctx, item: ToReward) -> Scored {
                     let answer = Answer {
                         prompt: &prompt,
                         prompt_ids: &prompt_ids,
+                        source: job.task.provenance.source.as_str(),
                         group: slot.group(),
                         draw: control_draw(ctx, slot, i as u64),
                     };
@@ -160,6 +161,7 @@ pub fn score(ctx: &Ctx, item: ToReward) -> Scored {
                     novel: shape.as_ref().map(|s| s.novel),
                     shape_share: shape.as_ref().map(|s| s.share),
                     shape: shape.map(|s| s.shape),
+                    source: None,
                     policy_version: g.first_version,
                     response_tokens: g.tokens.len(),
                 },
@@ -188,6 +190,7 @@ pub fn score(ctx: &Ctx, item: ToReward) -> Scored {
                     let answer = Answer {
                         prompt: &e.prompt,
                         prompt_ids: &e.prompt_ids,
+                        source: "proposed",
                         group,
                         draw: control_draw(ctx, slot, 1_000 + i as u64),
                     };
@@ -214,6 +217,7 @@ fn control_draw(ctx: &Ctx, slot: super::Slot, i: u64) -> f32 {
 struct Answer<'a> {
     prompt: &'a str,
     prompt_ids: &'a [u32],
+    source: &'static str,
     group: u64,
     draw: f32,
 }
@@ -252,6 +256,7 @@ impl Answer<'_> {
                 shape: None,
                 novel: None,
                 shape_share: None,
+                source: Some(self.source.to_string()),
                 policy_version: g.first_version,
                 response_tokens: g.tokens.len(),
             },

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use azr_core::oneshot::history::{AccuracyHistory, EpochTally};
+use azr_core::pretrain::Replay;
 use azr_core::tasks::novelty::ShapeSeen;
 use azr_core::tasks::{SolverTargeting, Task, TaskBuffers};
 use azr_core::types::Role;
@@ -31,6 +32,8 @@ pub enum Source {
         window: u64,
         /// Which tasks solver draws take (`tasks.buffer.prefer_learnable`, `prefer_greedy_miss`).
         targeting: SolverTargeting,
+        /// Corpus tasks replayed in a share of solver draws (`selfplay.replay_fraction`).
+        replay: Arc<Replay>,
     },
     /// 1-shot RLVR: the selected examples repeated in order to fill every batch.
     Rlvr {
@@ -175,6 +178,7 @@ impl TaskStore {
                 buffers,
                 window,
                 targeting,
+                replay,
             } => match slot.role {
                 Role::Propose => match self.ctx.task_type(slot.kind) {
                     Ok(tt) => Job::Propose(ProposeJob {
@@ -187,9 +191,8 @@ impl TaskStore {
                     }
                 },
                 Role::Solve => {
-                    let task = buffers
-                        .get(slot.kind)
-                        .map(|b| {
+                    let task = replay.pick(slot.kind, &mut state.rng).or_else(|| {
+                        buffers.get(slot.kind).and_then(|b| {
                             b.targeted_solver_batch(
                                 *targeting,
                                 1,
@@ -197,8 +200,9 @@ impl TaskStore {
                                 *window,
                                 &mut state.rng,
                             )
+                            .pop()
                         })
-                        .and_then(|mut v| v.pop());
+                    });
                     match task {
                         Some(task) => Job::Solve(Box::new(SolveJob {
                             slot,

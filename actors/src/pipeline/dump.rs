@@ -41,6 +41,10 @@ pub struct DumpRecord {
     /// only; the repetition term's input).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shape_share: Option<f32>,
+    /// Where the solved task came from: `seed`, `proposed`, `replay` or `benchmark` (solver role
+    /// only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// Policy version that generated the response.
     pub policy_version: PolicyVersion,
     /// Response length in tokens.
@@ -91,6 +95,7 @@ mod tests {
             shape: None,
             novel: None,
             shape_share: None,
+            source: Some("replay".into()),
             policy_version: 2,
             response_tokens: 1,
         };
