@@ -4,7 +4,8 @@
 #   env: KEEP=1 continues existing runs from their checkpoints instead of starting over;
 #        OUT (default runs/selfplay-demo); EXTRA: more `--set KEY=VALUE` overrides for both arms
 #        (e.g. EXTRA="--set selfplay.train_estimator_samples=true"); ARMS (default "true control":
-#        which arms to run; with the true arm alone, the scores are written but no summary)
+#        which arms to run; with the true arm alone, the scores are written but no summary);
+#        PORT (metrics ports PORT+1.., default 19500; give concurrent demos distinct ones)
 # Each run is `azr run` on the embedded default (config/default.toml) with its own seed and no
 # rollout dumps; the control differs only by `learner.shuffle_rewards = true` (rewards permuted
 # within each task x role before advantages), so a gain over it is due to the reward signal.
@@ -20,7 +21,7 @@ read -r -a EXTRA_ARGS <<< "${EXTRA:-}"
 AZR=${AZR:-target/release/azr}
 [ -x "$AZR" ] || cargo build --release -p azr
 mkdir -p "$OUT"
-port=19500
+port=${PORT:-19500}
 pids=()
 read -r -a ARM_LIST <<< "${ARMS:-true control}"
 for seed in "${SEEDS[@]}"; do
