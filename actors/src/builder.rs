@@ -370,9 +370,10 @@ impl<T: Trainer> PipelineBuilder<T> {
                     tokio::task::spawn_blocking(move || Replay::draw(&ex, &kinds, fraction, &spec))
                         .await
                         .context("drawing the replay pools")?;
-                for &kind in &sp.task_kinds {
-                    if fraction > 0.0 {
-                        tracing::info!(%kind, tasks = replay.pool_len(kind), fraction, "replay pool drawn");
+                if fraction > 0.0 {
+                    for &kind in &sp.task_kinds {
+                        let tasks = replay.pool_len(kind);
+                        tracing::info!(%kind, tasks, fraction, "replay pool drawn");
                     }
                 }
                 Source::SelfPlay {
