@@ -116,6 +116,14 @@ fn simulate_step(step: u64, step_s: f64, rng: &mut ChaCha8Rng) {
         VALID_PROPOSAL_RATIO
             .gauge(&t)
             .set(valid as f64 / proposed as f64);
+        // Solver tasks by source: mostly proposals, some replayed corpus tasks.
+        let replayed = rng.random_range(0..=8);
+        SOLVER_TASKS_TOTAL
+            .counter(&[("task", task.as_str()), ("source", "proposed")])
+            .increment(32 - replayed);
+        SOLVER_TASKS_TOTAL
+            .counter(&[("task", task.as_str()), ("source", "replay")])
+            .increment(replayed);
         // Greedy-miss targeting's probe: one greedy answer per valid proposal.
         GREEDY_PROBES_TOTAL.counter(&t).increment(valid);
         GREEDY_PROBES_CORRECT_TOTAL

@@ -90,6 +90,8 @@ pub enum LabelKey {
     Outcome,
     /// Kind of cluster job, one of [`CLUSTER_WORK`].
     Work,
+    /// Where a solver task came from, one of [`TASK_SOURCES`].
+    Source,
     /// Cluster node: [`HEAD_NODE`] (registered at start) or a node's name (created when the
     /// node first does work; see [`MetricDef::counter_for_node`]).
     Node,
@@ -109,6 +111,7 @@ impl LabelKey {
             LabelKey::Phase => "phase",
             LabelKey::Outcome => "outcome",
             LabelKey::Work => "work",
+            LabelKey::Source => "source",
             LabelKey::Node => "node",
         }
     }
@@ -126,10 +129,15 @@ impl LabelKey {
             LabelKey::Phase => PHASES.iter().map(|(p, _)| *p).collect(),
             LabelKey::Outcome => CLUSTER_OUTCOMES.to_vec(),
             LabelKey::Work => CLUSTER_WORK.to_vec(),
+            LabelKey::Source => TASK_SOURCES.to_vec(),
             LabelKey::Node => vec![HEAD_NODE],
         }
     }
 }
+
+/// Where a solver task came from, as `source` label values: the tags of
+/// [`Source::as_str`](crate::tasks::Source::as_str).
+pub const TASK_SOURCES: &[&str] = &["seed", "proposed", "replay", "benchmark"];
 
 /// Outcomes of one attempt of a job the cluster head dispatched, as `outcome` label values:
 /// answered by a member, lost with it, or refused by it (a rollout engine whose weights are
@@ -577,6 +585,15 @@ pub const PROPOSALS_NOVEL_TOTAL: MetricDef = MetricDef {
     unit: None,
     help: "Valid proposals whose normalised program shape was novel: in neither the pretraining corpus nor the shapes already admitted to the task buffers, by task kind (a subset of azr_proposals_valid_total).",
     labels: T,
+    buckets: &[],
+};
+/// Solver tasks drawn, by where they came from.
+pub const SOLVER_TASKS_TOTAL: MetricDef = MetricDef {
+    name: "azr_solver_tasks_total",
+    kind: MetricKind::Counter,
+    unit: None,
+    help: "Solver tasks the task store drew, by task kind and source: seed, proposed (the task buffers), replay (the pretraining-corpus pool of selfplay.replay_fraction) or benchmark (1-shot RLVR examples).",
+    labels: &[LabelKey::Task, LabelKey::Source],
     buckets: &[],
 };
 /// Greedy answers the estimator checked on new proposals.
@@ -1085,6 +1102,7 @@ pub const ALL: &[&MetricDef] = &[
     &LEARNABILITY_REWARD,
     &PROPOSALS_NOVEL_TOTAL,
     &NOVEL_PROPOSAL_RATIO,
+    &SOLVER_TASKS_TOTAL,
     &GREEDY_PROBES_TOTAL,
     &GREEDY_PROBES_CORRECT_TOTAL,
     &PROPOSAL_SHAPE_SHARE,

@@ -41,7 +41,8 @@ UID_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 HIST_SUFFIXES = ("_bucket", "_sum", "_count")
 LABEL_KEYS = {"Task": "task", "Role": "role", "Actor": "actor", "Status": "status",
               "Benchmark": "benchmark", "Layer": "layer", "Queue": "queue", "Phase": "phase",
-              "Outcome": "outcome", "Work": "work", "Node": "node"}
+              "Outcome": "outcome", "Work": "work", "Node": "node",
+              "Source": "source"}
 TARGET_LABELS = {"job", "instance"}  # added by Prometheus to every scraped series
 PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset"}
 

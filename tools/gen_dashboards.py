@@ -262,6 +262,11 @@ def self_play():
     b.ts("Distinct program shapes", "Distinct normalised program shapes admitted to each task "
          "buffer over the run (the task store's shape memory).", "short",
          [t(m("azr_program_shapes", tk), "{{task}}")])
+    b.ts("Solver tasks by source / s", "Solver tasks drawn per second by where they came from: "
+         "seed, proposed (the task buffers), replay (the pretraining-corpus pool, "
+         "selfplay.replay_fraction).", "ops",
+         [t(f"sum by (task, source) ({rate('azr_solver_tasks_total', tk)})",
+            "{{task}} {{source}}")])
     b.ts("Greedy probe accuracy", "Share of probed proposals whose greedy answer was correct, "
          "over the probes in the rate window (the estimator probes only with "
          "tasks.buffer.prefer_greedy_miss; greedy-miss targeting draws solver tasks from the rest "

@@ -128,6 +128,13 @@ pub fn answers(kind: TaskKind, role: Role, total: usize, correct: usize) {
     }
 }
 
+/// Record one solver task drawn by the task store, by where it came from (`Source::as_str`).
+pub fn solver_task(kind: TaskKind, source: &'static str) {
+    m::SOLVER_TASKS_TOTAL
+        .counter(&[("task", kind.as_str()), ("source", source)])
+        .increment(1);
+}
+
 /// Record one greedy probe of a new proposal's task and whether its answer was correct.
 pub fn greedy_probe(kind: TaskKind, correct: bool) {
     let labels = [("task", kind.as_str())];
@@ -306,6 +313,8 @@ mod tests {
             proposals(TaskKind::Induction, 4, &[0.25]);
             actor_restarted("solver");
             step_done(7, 7, Duration::from_millis(1500));
+            solver_task(TaskKind::Abduction, "replay");
+            solver_task(TaskKind::Abduction, "replay");
         });
         let text = handle.render();
         assert!(
@@ -321,6 +330,21 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("azr_steps_total 7"), "{text}");
+        assert!(
+            text.contains("azr_solver_tasks_total{task=\"abduction\",source=\"replay\"} 2"),
+            "{text}"
+        );
+        // Every task source is a declared label value.
+        use azr_core::tasks::Source;
+        let sources = [
+            Source::Seed,
+            Source::Proposed,
+            Source::Replay,
+            Source::Benchmark { name: "b".into() },
+        ];
+        for s in sources {
+            assert!(m::TASK_SOURCES.contains(&s.as_str()), "{}", s.as_str());
+        }
     }
 
     #[test]

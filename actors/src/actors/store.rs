@@ -237,6 +237,9 @@ impl TaskStore {
                 }))
             }
         };
+        if let Job::Solve(j) = &job {
+            telemetry::solver_task(j.slot.kind, j.task.provenance.source.as_str());
+        }
         let (ptx, stx, rtx) = (
             self.propose_tx.clone(),
             self.solve_tx.clone(),
