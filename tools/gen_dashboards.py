@@ -295,6 +295,7 @@ def learner():
               "The learner: losses, KL, entropy, clipping, gradients, learning rate, step and "
               "phase times, staleness.", ["learner"])
     b.row("Optimization")
+    kl_legends = {"azr_kl": "to sampling policy", "azr_kl_reference": "to reference"}
     for names, title, desc, unit in [
         (["azr_pg_loss"], "Policy-gradient loss", "PPO-clip loss of the last step.", "short"),
         (["azr_kl", "azr_kl_reference"], "KL",
@@ -307,9 +308,8 @@ def learner():
         (["azr_grad_norm"], "Gradient norm", "Global gradient L2 norm before clipping.", "short"),
         (["azr_learning_rate"], "Learning rate", "Learning rate of the last step.", "sci"),
     ]:
-        legends = {"azr_kl": "to sampling policy", "azr_kl_reference": "to reference"}
         b.ts(title, desc, unit,
-             [t(f"max({m(n)})", legends.get(n, title) if len(names) > 1 else title)
+             [t(f"max({m(n)})", kl_legends[n] if len(names) > 1 else title)
               for n in names])
     b.row("Step time")
     b.ts("Step time", "Median, p90 and mean wall time per optimizer step over the rate window.",

@@ -380,7 +380,7 @@ impl<T: Trainer> PipelineBuilder<T> {
                     buffers,
                     window: cfg.raw.tasks.buffer.newest_window,
                     targeting: SolverTargeting::of(&cfg.raw.tasks.buffer),
-                    replay: Arc::new(replay),
+                    replay,
                 }
             }
             config::Mode::Rlvr => {

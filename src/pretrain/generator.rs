@@ -43,6 +43,13 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
     h
 }
 
+/// The seed of sub-stream `stream` of a generator seeded with `seed` (each (kind, family) of the
+/// held-out set, each kind of a replay pool, gets its own).
+pub fn stream_seed(seed: u64, stream: u64) -> u64 {
+    seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .wrapping_add(stream)
+}
+
 /// Whether the pair `(code, input)` belongs to the held-out side of the split.
 pub fn is_heldout_pair(code: &str, input: &str) -> bool {
     let mut key = Vec::with_capacity(code.len() + input.len() + 1);

@@ -8,7 +8,7 @@
 //! the set. It serialises to JSONL, one [`HeldoutTask`] per line.
 
 use super::error::PretrainError;
-use super::generator::{label_each, IoPair, ProgramGenerator, Split};
+use super::generator::{label_each, stream_seed, IoPair, ProgramGenerator, Split};
 use super::templates::Family;
 use crate::executor::Executor;
 use crate::types::TaskKind;
@@ -100,10 +100,7 @@ pub fn heldout_set(executor: &Executor, cfg: &HeldoutConfig) -> Result<HeldoutSe
         };
         for (fi, family) in Family::ALL.into_iter().enumerate() {
             // A distinct stream per (kind, family), derived from the eval seed.
-            let seed = cfg
-                .seed
-                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                .wrapping_add((ki * 16 + fi) as u64);
+            let seed = stream_seed(cfg.seed, (ki * 16 + fi) as u64);
             let mut generator = ProgramGenerator::with_families(seed, Split::Heldout, &[family]);
             let visible = match kind {
                 TaskKind::Induction => cfg.induction_visible,

@@ -8,7 +8,8 @@
 //! (program, input) pairs outside the held-out hash bucket, so no replay task can be a held-out or
 //! validation item. Outputs are computed in the sandbox like every other label.
 
-use super::generator::{ProgramGenerator, Split};
+use super::corpus::CorpusConfig;
+use super::generator::{stream_seed, ProgramGenerator, Split};
 use super::heldout::draw_tasks;
 use crate::executor::Executor;
 use crate::tasks::{Provenance, Task};
@@ -16,9 +17,6 @@ use crate::types::TaskKind;
 use rand::seq::IndexedRandom;
 use rand::Rng;
 use std::collections::BTreeMap;
-
-/// Longest accepted output `repr`, as for the held-out set.
-const MAX_OUTPUT_CHARS: usize = 40;
 
 /// How a replay pool is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,11 +46,7 @@ pub fn replay_pool(executor: &Executor, kind: TaskKind, spec: &ReplaySpec) -> Ve
     } else {
         (1, 1)
     };
-    let seed = spec
-        .seed
-        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-        .wrapping_add(ki as u64);
-    let mut generator = ProgramGenerator::new(seed, Split::Train);
+    let mut generator = ProgramGenerator::new(stream_seed(spec.seed, ki as u64), Split::Train);
     draw_tasks(
         executor,
         &mut generator,
@@ -60,7 +54,8 @@ pub fn replay_pool(executor: &Executor, kind: TaskKind, spec: &ReplaySpec) -> Ve
         spec.per_kind,
         n_inputs,
         visible,
-        MAX_OUTPUT_CHARS,
+        // The training stream's bound: replay tasks are tasks of that stream.
+        CorpusConfig::default().max_output_chars,
     )
     .iter()
     .enumerate()

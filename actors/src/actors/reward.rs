@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use azr_core::tasks::{ProposalOutcome, Score, Task, Verdict};
+use azr_core::tasks::{ProposalOutcome, Score, Source, Task, Verdict};
 use azr_core::types::{Role, ScoredRollout};
 use ractor::RpcReplyPort;
 
@@ -190,7 +190,7 @@ pub fn score(ctx: &Ctx, item: ToReward) -> Scored {
                     let answer = Answer {
                         prompt: &e.prompt,
                         prompt_ids: &e.prompt_ids,
-                        source: "proposed",
+                        source: Source::Proposed.as_str(),
                         group,
                         draw: control_draw(ctx, slot, 1_000 + i as u64),
                     };

@@ -33,7 +33,7 @@ pub enum Source {
         /// Which tasks solver draws take (`tasks.buffer.prefer_learnable`, `prefer_greedy_miss`).
         targeting: SolverTargeting,
         /// Corpus tasks replayed in a share of solver draws (`selfplay.replay_fraction`).
-        replay: Arc<Replay>,
+        replay: Replay,
     },
     /// 1-shot RLVR: the selected examples repeated in order to fill every batch.
     Rlvr {
