@@ -4,13 +4,16 @@
 #   bash scripts/score-kinds.sh SPLIT LABEL WEIGHTS
 #   WEIGHTS: `base` (the shipped model, `model.path`), a checkpoint or a run directory (its latest
 #   checkpoint). env: AZR (default target/release/azr), KINDS (default: the three kinds), ITEMS (a
-#   directory: also write each item's result to ITEMS/LABEL-KIND.jsonl, for score-families.py).
+#   directory: also write each item's result to ITEMS/LABEL-KIND.jsonl, for score-families.py),
+#   CONFIG (a config whose `model.path` is the base and holds the sets, e.g. config/chain.toml;
+#   default: the embedded default, assets/tiny-base).
 # Used by selfplay-demo.sh and selfplay-sweep.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SPLIT=${1:?usage: score-kinds.sh SPLIT LABEL WEIGHTS}; LABEL=${2:?}; WEIGHTS=${3:?}
 AZR=${AZR:-target/release/azr}
 ck=(); [ "$WEIGHTS" = base ] || ck=(--checkpoint "$WEIGHTS")
+[ -z "${CONFIG:-}" ] || ck+=(--config "$CONFIG")
 [ -z "${ITEMS:-}" ] || mkdir -p "$ITEMS"
 for kind in ${KINDS:-deduction abduction induction}; do
   items=(); [ -z "${ITEMS:-}" ] || items=(--items "$ITEMS/$LABEL-$kind.jsonl")

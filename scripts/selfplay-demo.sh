@@ -5,7 +5,9 @@
 #        OUT (default runs/selfplay-demo); EXTRA: more `--set KEY=VALUE` overrides for both arms
 #        (e.g. EXTRA="--set selfplay.train_estimator_samples=true"); ARMS (default "true control":
 #        which arms to run; with the true arm alone, the scores are written but no summary);
-#        PORT (metrics ports PORT+1.., default 19500; give concurrent demos distinct ones)
+#        PORT (metrics ports PORT+1.., default 19500; give concurrent demos distinct ones);
+#        CONFIG (a config file for every run and score instead of the embedded default, e.g.
+#        config/chain.toml: its `model.path` is then the base and holds the held-out sets)
 # Each run is `azr run` on the embedded default (config/default.toml) with its own seed and no
 # rollout dumps; the control differs only by `learner.shuffle_rewards = true` (rewards permuted
 # within each task x role before advantages), so a gain over it is due to the reward signal.
@@ -21,6 +23,7 @@ read -r -a EXTRA_ARGS <<< "${EXTRA:-}"
 AZR=${AZR:-target/release/azr}
 [ -x "$AZR" ] || cargo build --release -p azr
 mkdir -p "$OUT"
+cfg=(); [ -z "${CONFIG:-}" ] || cfg=(--config "$CONFIG")
 port=${PORT:-19500}
 pids=()
 read -r -a ARM_LIST <<< "${ARMS:-true control}"
@@ -29,7 +32,7 @@ for seed in "${SEEDS[@]}"; do
     shuffle=false; [ "$arm" = control ] && shuffle=true
     [ -n "${KEEP:-}" ] || rm -rf "$OUT/$arm-seed$seed"
     port=$((port + 1))
-    RAYON_NUM_THREADS=1 "$AZR" run --max-steps "$STEPS" --run-dir "$OUT/$arm-seed$seed" \
+    RAYON_NUM_THREADS=1 "$AZR" run "${cfg[@]}" --max-steps "$STEPS" --run-dir "$OUT/$arm-seed$seed" \
       --metrics-addr "127.0.0.1:$port" \
       --set run.seed="$seed" --set learner.shuffle_rewards="$shuffle" \
       --set run.dump_rollouts=false "${EXTRA_ARGS[@]}" \
@@ -40,7 +43,7 @@ done
 for p in "${pids[@]}"; do wait "$p"; done
 echo "runs done; scoring"
 score() { # weights label (KINDS: the held-out kinds to score; see score-kinds.sh)
-  AZR="$AZR" bash scripts/score-kinds.sh heldout "$2" "$1" > "$OUT/score-$2.txt"
+  AZR="$AZR" CONFIG="${CONFIG:-}" bash scripts/score-kinds.sh heldout "$2" "$1" > "$OUT/score-$2.txt"
 }
 labels=(base); dirs=(base)
 for seed in "${SEEDS[@]}"; do for arm in "${ARM_LIST[@]}"; do

@@ -287,6 +287,18 @@ fn config_file_loads_and_unknown_keys_are_rejected() {
     );
     assert_eq!(cfg.model.hidden_size, 192);
     assert_eq!(cfg.train.batch_size * cfg.train.seq_len, 4096);
+    // The compositional base's recipe differs from the default in its corpus and output only.
+    let chain = PretrainConfig::load(std::path::Path::new("config/chain-pretrain.toml")).unwrap();
+    assert_eq!(chain.corpus.chain, 0.25);
+    let mut same = chain.clone();
+    same.corpus.chain = 0.0;
+    same.out_dir = cfg.out_dir.clone();
+    assert_eq!(same, cfg);
+    for bad in ["1.0", "-0.1", "nan"] {
+        let err = PretrainConfig::from_toml_str(&format!("[corpus]\nchain = {bad}\n"), "<t>")
+            .unwrap_err();
+        assert!(err.to_string().contains("corpus.chain"), "{bad}: {err}");
+    }
     let empty = PretrainConfig::from_toml_str("", "<empty>").unwrap();
     assert_eq!(empty, PretrainConfig::default());
     let err = PretrainConfig::from_toml_str("[train]\nlearning_rate = 1.0\n", "<t>").unwrap_err();

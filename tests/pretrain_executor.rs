@@ -94,6 +94,61 @@ fn almost_every_template_program_runs() {
 }
 
 #[test]
+fn chain_programs_run_and_a_chain_stream_only_shows_seen_chains() {
+    let ex = executor();
+    // Chains of every start type run in the sandbox (an empty list under `max` or `[0]`
+    // fails and is dropped, as in the templates).
+    let mut g = ProgramGenerator::new(21, Split::Train).with_chains(0.99);
+    let specs: Vec<ProgramSpec> = (0..400).map(|_| g.next_program(3).unwrap()).collect();
+    let chains: Vec<&ProgramSpec> = specs.iter().filter(|s| s.family == Family::Chain).collect();
+    assert!(chains.len() > 380, "{} chains", chains.len());
+    assert!(chains
+        .iter()
+        .all(|s| !s.unseen_template && s.template.starts_with("chain:")));
+    let total: usize = specs.iter().map(|s| s.inputs.len()).sum();
+    let labeled = label(&ex, &specs, 40);
+    let ok: usize = labeled.iter().map(|p| p.pairs.len()).sum();
+    assert!(
+        ok * 10 >= total * 7,
+        "only {ok}/{total} chain executions succeeded"
+    );
+    let starts: HashSet<&str> = labeled
+        .iter()
+        .filter_map(|p| p.code.lines().next())
+        .collect();
+    for head in ["def f(a):", "def f(s):", "def f(x):", "def f(d):"] {
+        assert!(
+            starts.contains(head),
+            "no labelled chain starts with {head}"
+        );
+    }
+    // The corpus with `chain = 0.3` holds chains in about that share of programs, and every
+    // sample still tokenizes.
+    let tok = TinyTokenizer::build().unwrap();
+    let cfg = CorpusConfig {
+        chunk_programs: 300,
+        chain: 0.3,
+        ..CorpusConfig::default()
+    };
+    let samples = SampleStream::new(12, cfg).unwrap().next_chunk(&ex).unwrap();
+    let with_chain = samples.iter().filter(|s| s.text.contains(" y = ")).count();
+    assert!(
+        with_chain * 10 > samples.len(),
+        "{with_chain} of {}",
+        samples.len()
+    );
+    for s in &samples {
+        tok.encode(&s.text).expect("no unknown characters");
+    }
+    // `chain = 0` is the template stream itself, draw for draw.
+    let mut plain = ProgramGenerator::new(7, Split::Train);
+    let mut zero = ProgramGenerator::new(7, Split::Train).with_chains(0.0);
+    for _ in 0..200 {
+        assert_eq!(plain.next_program(3), zero.next_program(3));
+    }
+}
+
+#[test]
 fn every_training_sample_tokenizes_and_round_trips() {
     let ex = executor();
     let tok = TinyTokenizer::build().unwrap();

@@ -866,7 +866,7 @@ mod tests {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().to_string();
             // The pretraining config (`azr pretrain`) has its own schema, checked by its tests.
-            let own_schema = ["tiny-pretrain.toml"];
+            let own_schema = ["tiny-pretrain.toml", "chain-pretrain.toml"];
             if path.extension().is_some_and(|e| e == "toml") && !own_schema.contains(&name.as_str())
             {
                 Config::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -908,6 +908,17 @@ mod tests {
             (64, 8)
         );
         assert_eq!(q.raw.learner.optimizer.lr, 1e-6);
+    }
+
+    #[test]
+    fn chain_config_is_the_default_with_another_model_and_run_dir() {
+        let default = Config::load(Path::new("../config/default.toml")).unwrap();
+        let mut chain = Config::load(Path::new("../config/chain.toml")).unwrap();
+        assert_eq!(chain.raw.model.path, Path::new("assets/chain-base"));
+        assert_eq!(chain.raw.run.run_dir, Path::new("runs/chain"));
+        chain.raw.model.path = default.raw.model.path.clone();
+        chain.raw.run.run_dir = default.raw.run.run_dir.clone();
+        assert_eq!(chain.raw, default.raw);
     }
 
     #[test]

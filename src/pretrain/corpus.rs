@@ -56,6 +56,9 @@ pub struct CorpusConfig {
     pub max_output_chars: usize,
     /// Programs labelled per executor batch. Default 512.
     pub chunk_programs: usize,
+    /// Share of programs that are [chains](super::chains) of typed operations (seen chains
+    /// only) instead of template programs, in `[0, 1)`. Default 0: the template corpus alone.
+    pub chain: f64,
 }
 
 impl Default for CorpusConfig {
@@ -70,6 +73,7 @@ impl Default for CorpusConfig {
             induction_pairs: 3,
             max_output_chars: 40,
             chunk_programs: 512,
+            chain: 0.0,
         }
     }
 }
@@ -116,6 +120,12 @@ impl CorpusConfig {
             return Err(PretrainError::Invalid {
                 key: "corpus.induction_pairs",
                 message: "must be at least 2".into(),
+            });
+        }
+        if !(0.0..1.0).contains(&self.chain) {
+            return Err(PretrainError::Invalid {
+                key: "corpus.chain",
+                message: "must be in [0, 1)".into(),
             });
         }
         if self.chunk_programs == 0 {
@@ -356,7 +366,7 @@ impl SampleStream {
         }
         Ok(Self {
             registry,
-            generator: ProgramGenerator::new(seed, Split::Train),
+            generator: ProgramGenerator::new(seed, Split::Train).with_chains(cfg.chain),
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_c0de_0000_0001),
             pending: std::collections::VecDeque::new(),
             produced: 0,

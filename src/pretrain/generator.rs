@@ -12,10 +12,11 @@
 //!   falls in one bucket out of [`HELDOUT_BUCKETS`] ([`is_heldout_pair`]); the training stream
 //!   drops those pairs, the held-out set keeps only them.
 
+use super::chains::{draw_chain, Chain};
 use super::templates::{Family, Template, TEMPLATES};
 use crate::executor::{ExecJob, ExecStatus, Executor};
 use rand::seq::IndexedRandom;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -108,6 +109,7 @@ pub struct ProgramGenerator {
     rng: ChaCha8Rng,
     split: Split,
     families: Vec<(Family, Vec<&'static Template>)>,
+    chain: f64,
 }
 
 /// How many input draws per wanted input before a generator gives up on a program.
@@ -137,7 +139,16 @@ impl ProgramGenerator {
             rng: ChaCha8Rng::seed_from_u64(seed),
             split,
             families,
+            chain: 0.0,
         }
+    }
+
+    /// Make a share `chain` of programs [chains](super::chains) instead of template programs
+    /// (seen chains on the training side, any chain on the held-out side). At 0 (the default)
+    /// the stream is exactly that of a generator without chains: the RNG is not consulted.
+    pub fn with_chains(mut self, chain: f64) -> Self {
+        self.chain = chain;
+        self
     }
 
     /// The side of the split this generator draws from.
@@ -156,6 +167,16 @@ impl ProgramGenerator {
     pub fn next_program(&mut self, n_inputs: usize) -> Option<ProgramSpec> {
         let n_inputs = n_inputs.max(1);
         loop {
+            if self.chain > 0.0 && self.rng.random::<f64>() < self.chain {
+                // The held-out side may draw either side of the chain split.
+                let unseen = self.split == Split::Heldout && self.rng.random::<bool>();
+                if let Some(spec) = draw_chain(&mut self.rng, unseen)
+                    .and_then(|c| self.draw_chain_from(&c, n_inputs))
+                {
+                    return Some(spec);
+                }
+                continue;
+            }
             let (family, templates) = self.families.choose(&mut self.rng)?;
             let family = *family;
             let template = *templates.choose(&mut self.rng)?;
@@ -175,13 +196,26 @@ impl ProgramGenerator {
         (0..INPUT_ATTEMPTS).find_map(|_| self.draw_from(template.family, template, n_inputs))
     }
 
-    fn draw_from(
+    fn draw_chain_from(&mut self, chain: &Chain, n_inputs: usize) -> Option<ProgramSpec> {
+        let code = chain.program(&mut self.rng);
+        let inputs = self.draw_inputs(&code, n_inputs, |rng| chain.input(rng));
+        (!inputs.is_empty()).then(|| ProgramSpec {
+            family: Family::Chain,
+            template: chain.name(),
+            unseen_template: chain.unseen(),
+            message: chain.message(),
+            code,
+            inputs,
+        })
+    }
+
+    /// Up to `n_inputs` distinct inputs for `code` on this generator's side of the pair split.
+    fn draw_inputs(
         &mut self,
-        family: Family,
-        template: &'static Template,
+        code: &str,
         n_inputs: usize,
-    ) -> Option<ProgramSpec> {
-        let code = template.program(&mut self.rng);
+        mut draw: impl FnMut(&mut ChaCha8Rng) -> String,
+    ) -> Vec<String> {
         let want_heldout = self.split == Split::Heldout;
         let mut seen = HashSet::new();
         let mut inputs = Vec::with_capacity(n_inputs);
@@ -189,11 +223,22 @@ impl ProgramGenerator {
             if inputs.len() == n_inputs {
                 break;
             }
-            let input = template.input(&mut self.rng);
-            if is_heldout_pair(&code, &input) == want_heldout && seen.insert(input.clone()) {
+            let input = draw(&mut self.rng);
+            if is_heldout_pair(code, &input) == want_heldout && seen.insert(input.clone()) {
                 inputs.push(input);
             }
         }
+        inputs
+    }
+
+    fn draw_from(
+        &mut self,
+        family: Family,
+        template: &'static Template,
+        n_inputs: usize,
+    ) -> Option<ProgramSpec> {
+        let code = template.program(&mut self.rng);
+        let inputs = self.draw_inputs(&code, n_inputs, |rng| template.input(rng));
         (!inputs.is_empty()).then(|| ProgramSpec {
             family,
             template: template.name.to_string(),

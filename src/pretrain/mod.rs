@@ -4,6 +4,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`templates`] | the program templates, grouped in families (some held out of training) |
+//! | [`chains`] | compositional programs: chains of typed operations, a quarter held out |
 //! | [`generator`] | the seeded program generator, the train/held-out split, executor labelling |
 //! | [`heldout`] | the held-out deduction/abduction/induction set ([`heldout_set`]), JSONL |
 //! | [`replay`] | replay pools: corpus tasks of the training side for self-play solver batches |
@@ -16,6 +17,7 @@
 //! | [`error`] | [`PretrainError`] |
 
 pub mod alloc;
+pub mod chains;
 pub mod config;
 pub mod corpus;
 pub mod error;

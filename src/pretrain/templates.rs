@@ -34,10 +34,15 @@ pub enum Family {
     Loop,
     /// Compositions of two seen operations; held out of training entirely.
     Compose,
+    /// Statement chains of two or three typed primitive operations, built by
+    /// [`super::chains`] rather than from a template (in the training stream only when
+    /// `[corpus] chain` is above 0; never in the held-out or validation sets).
+    Chain,
 }
 
 impl Family {
-    /// Every family, in a fixed order.
+    /// Every template family, in a fixed order (the held-out and validation sets draw from
+    /// these; [`Family::Chain`] has no templates and is not among them).
     pub const ALL: [Family; 9] = [
         Family::Arith1,
         Family::Arith2,
@@ -62,6 +67,7 @@ impl Family {
             Family::Cond => "cond",
             Family::Loop => "loop",
             Family::Compose => "compose",
+            Family::Chain => "chain",
         }
     }
 }
@@ -131,7 +137,7 @@ const LETTERS: &[u8] = b"abcdefgh";
 const KEYS: &[u8] = b"abcde";
 
 /// Sample one argument value as Python literal text.
-fn sample_arg(kind: ArgKind, rng: &mut ChaCha8Rng) -> String {
+pub(crate) fn sample_arg(kind: ArgKind, rng: &mut ChaCha8Rng) -> String {
     match kind {
         ArgKind::Int => rng.random_range(0..=30).to_string(),
         ArgKind::Str => format!("'{}'", word(rng, 1, 6)),
@@ -157,23 +163,24 @@ fn sample_arg(kind: ArgKind, rng: &mut ChaCha8Rng) -> String {
 }
 
 /// A random lower-case word of `min..=max` letters from `a-h`.
-fn word(rng: &mut ChaCha8Rng, min: usize, max: usize) -> String {
+pub(crate) fn word(rng: &mut ChaCha8Rng, min: usize, max: usize) -> String {
     let n = rng.random_range(min..=max);
     (0..n).map(|_| letter(rng)).collect()
 }
 
 /// A random letter from `a-h`.
-fn letter(rng: &mut ChaCha8Rng) -> char {
+pub(crate) fn letter(rng: &mut ChaCha8Rng) -> char {
     // LETTERS is a non-empty constant, so `choose` always returns Some.
     *LETTERS.choose(rng).unwrap_or(&b'a') as char
 }
 
 /// A random dict key from `a-e`.
-fn key(rng: &mut ChaCha8Rng) -> char {
+pub(crate) fn key(rng: &mut ChaCha8Rng) -> char {
     *KEYS.choose(rng).unwrap_or(&b'a') as char
 }
 
-fn k(rng: &mut ChaCha8Rng, lo: i64, hi: i64) -> i64 {
+/// A random integer constant in `lo..=hi`.
+pub(crate) fn k(rng: &mut ChaCha8Rng, lo: i64, hi: i64) -> i64 {
     rng.random_range(lo..=hi)
 }
 

@@ -23,6 +23,7 @@
 //! tasks admitted to the task buffers. A valid proposal is **novel** when its shape is in
 //! neither ([`ShapeMemory::observe`]).
 
+use crate::pretrain::chains::all_chains;
 use crate::pretrain::generator::stable_hash;
 use crate::pretrain::templates::TEMPLATES;
 use crate::types::TaskKind;
@@ -597,7 +598,10 @@ pub const CORPUS_DRAWS_PER_TEMPLATE: usize = 8;
 /// The shapes of the pretraining corpus: every template on the training side of the
 /// [`crate::pretrain`] split (the `unseen` templates and the `compose` family never reach the
 /// corpus, so their shapes are not in it), drawn [`CORPUS_DRAWS_PER_TEMPLATE`] times with a fixed
-/// seed. Built once, on first use (well under a millisecond: a few hundred short programs).
+/// seed, and every seen [chain](crate::pretrain::chains) (unseen chains never reach the corpus).
+/// The chains are counted whether or not the model's corpus had them (`[corpus] chain`), which
+/// only makes novelty stricter for a base pretrained without them. Built once, on first use (a
+/// few milliseconds: a few thousand short programs).
 pub fn corpus_shapes() -> &'static CorpusShapes {
     static CORPUS: OnceLock<CorpusShapes> = OnceLock::new();
     CORPUS.get_or_init(|| {
@@ -608,6 +612,10 @@ pub fn corpus_shapes() -> &'static CorpusShapes {
                 let s = program_shape(&t.program(&mut rng));
                 shapes.entry(shape_hash(&s)).or_insert(s);
             }
+        }
+        for chain in all_chains().iter().filter(|c| !c.unseen()) {
+            let s = program_shape(&chain.program(&mut rng));
+            shapes.entry(shape_hash(&s)).or_insert(s);
         }
         CorpusShapes { shapes }
     })
@@ -868,18 +876,46 @@ mod tests {
         let drawn: HashSet<u64> = (0..3000)
             .map(|_| shape_hash(&program_shape(&g.next_program(1).unwrap().code)))
             .collect();
+        let mut crng = ChaCha8Rng::seed_from_u64(1);
+        let seen_chains: HashSet<u64> = all_chains()
+            .iter()
+            .filter(|c| !c.unseen())
+            .map(|c| shape_hash(&program_shape(&c.program(&mut crng))))
+            .collect();
         let all: HashSet<u64> = corpus.shapes.keys().copied().collect();
-        assert_eq!(drawn, all);
+        let union: HashSet<u64> = drawn.union(&seen_chains).copied().collect();
+        assert_eq!(union, all);
+        // A stream with chains draws only corpus shapes too.
+        let mut g = ProgramGenerator::new(5, Split::Train).with_chains(0.5);
+        for _ in 0..2000 {
+            let code = g.next_program(1).unwrap().code;
+            assert!(corpus.contains(shape_hash(&program_shape(&code))), "{code}");
+        }
+        // Unseen chains are split off by shape, so none shares one with a seen chain; the
+        // rare one that reads like a seen template (`b = a * 2; return b - 3`) is in the
+        // corpus through the template.
+        let unseen: Vec<u64> = all_chains()
+            .iter()
+            .filter(|c| c.unseen())
+            .map(|c| shape_hash(&c.shape()))
+            .collect();
+        let outside = unseen.iter().filter(|h| !corpus.contains(**h)).count();
+        assert!(
+            outside * 100 > unseen.len() * 98,
+            "{outside} of {}",
+            unseen.len()
+        );
         // Held-out (unseen) templates with a shape of their own are not in the corpus.
         let sorted_last = TEMPLATES.iter().find(|t| t.name == "sorted_last").unwrap();
         assert_eq!(sorted_last.family, Family::Compose);
         let s = program_shape(&sorted_last.program(&mut rng));
         assert!(!corpus.contains(shape_hash(&s)), "{s}");
         assert!(
-            corpus.len() > 40 && corpus.len() <= TEMPLATES.len(),
+            drawn.len() > 40 && drawn.len() <= TEMPLATES.len(),
             "{}",
-            corpus.len()
+            drawn.len()
         );
+        assert!(corpus.len() > 1000, "{}", corpus.len());
     }
 
     #[test]
