@@ -15,8 +15,17 @@ AZR=${AZR:-target/release/azr}
 ck=(); [ "$WEIGHTS" = base ] || ck=(--checkpoint "$WEIGHTS")
 [ -z "${CONFIG:-}" ] || ck+=(--config "$CONFIG")
 [ -z "${ITEMS:-}" ] || mkdir -p "$ITEMS"
+err=$(mktemp); trap 'rm -f "$err"' EXIT
 for kind in ${KINDS:-deduction abduction induction}; do
   items=(); [ -z "${ITEMS:-}" ] || items=(--items "$ITEMS/$LABEL-$kind.jsonl")
-  RAYON_NUM_THREADS=1 "$AZR" eval --benchmark "$SPLIT-$kind" --limit 0 "${ck[@]}" "${items[@]}" 2>/dev/null \
-    | sed -n "s/^$SPLIT-$kind: accuracy \([0-9.]*\) (\([0-9]*\) items.*/$LABEL $kind \1 \2/p"
+  # A score that does not come back (an eval that failed, seen once under heavy load) is taken
+  # once more; a second failure stops the script with the eval's error.
+  for try in 1 2; do
+    line=$(RAYON_NUM_THREADS=1 "$AZR" eval --benchmark "$SPLIT-$kind" --limit 0 "${ck[@]}" "${items[@]}" 2>"$err" \
+      | sed -n "s/^$SPLIT-$kind: accuracy \([0-9.]*\) (\([0-9]*\) items.*/$LABEL $kind \1 \2/p") || true
+    [ -n "$line" ] && break
+    echo "score-kinds: no score for $LABEL $kind (try $try):" >&2; grep -v "^ " "$err" | grep -v "Stack backtrace" | tail -3 >&2
+  done
+  [ -n "$line" ] || exit 1
+  echo "$line"
 done
