@@ -23,7 +23,7 @@
 //! tasks admitted to the task buffers. A valid proposal is **novel** when its shape is in
 //! neither ([`ShapeMemory::observe`]).
 
-use crate::pretrain::chains::all_chains;
+use crate::pretrain::chains::{all_chains, is_unseen_shape};
 use crate::pretrain::generator::stable_hash;
 use crate::pretrain::templates::TEMPLATES;
 use crate::types::TaskKind;
@@ -613,9 +613,12 @@ pub fn corpus_shapes() -> &'static CorpusShapes {
                 shapes.entry(shape_hash(&s)).or_insert(s);
             }
         }
-        for chain in all_chains().iter().filter(|c| !c.unseen()) {
-            let s = program_shape(&chain.program(&mut rng));
-            shapes.entry(shape_hash(&s)).or_insert(s);
+        // One shape per chain serves both the split and the set (`Chain::unseen` would
+        // normalise the program a second time).
+        for s in all_chains().iter().map(|c| c.shape()) {
+            if !is_unseen_shape(&s) {
+                shapes.entry(shape_hash(&s)).or_insert(s);
+            }
         }
         CorpusShapes { shapes }
     })
