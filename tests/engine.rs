@@ -218,7 +218,11 @@ fn wide_steps_sampled_in_parallel_equal_sampling_alone() {
         .map(|i| GenRequest::new(prompt(3 + i % 5, i as u32), 1, sampled(12, 1000 + i as u64)))
         .collect();
     let h = engine(&snap, 40, WeightSync::InFlight);
+    // Parked while the 40 requests queue, so all are admitted together however slowly this
+    // thread submits on a loaded machine (otherwise the first steps can run a few rows).
+    h.pause().unwrap();
     let tickets: Vec<_> = reqs.iter().map(|r| h.submit(r.clone()).unwrap()).collect();
+    h.resume();
     let outs: Vec<Vec<SampleOut>> = tickets.into_iter().map(|t| t.wait().unwrap()).collect();
     assert!(h.stats().mean_batch() > 20.0, "the steps were wide");
     h.shutdown();
