@@ -3,13 +3,15 @@
 //! Run with `RAYON_NUM_THREADS=1 cargo test --release -p azr-core --test pretrain_executor`.
 
 use azr_core::executor::{Executor, ExecutorConfig, ExecutorError};
+use azr_core::pretrain::chains::is_unseen_shape;
 use azr_core::pretrain::eval::score;
 use azr_core::pretrain::generator::{is_heldout_pair, label};
 use azr_core::pretrain::{
-    heldout_set, pretrain, replay_pool, CorpusConfig, Family, HeldoutConfig, HeldoutSet,
+    chain_set, heldout_set, pretrain, replay_pool, CorpusConfig, Family, HeldoutConfig, HeldoutSet,
     HeldoutTask, IoPair, PretrainConfig, ProgramGenerator, ProgramSpec, Replay, ReplaySpec,
     SampleStream, Split, TinyModelConfig, TinyTokenizer, TrainConfig, TEMPLATES,
 };
+use azr_core::tasks::novelty::program_shape;
 use azr_core::tasks::Source;
 use azr_core::types::TaskKind;
 use rand::SeedableRng;
@@ -239,6 +241,48 @@ fn heldout_set_is_disjoint_deduplicated_and_serialisable() {
     assert_eq!(HeldoutSet::read_jsonl(&buf[..]).unwrap(), set);
     // Deterministic from its seed.
     assert_eq!(heldout_set(&ex, &cfg).unwrap(), set);
+}
+
+#[test]
+fn chain_set_holds_both_sides_of_the_shape_split_and_no_training_pair() {
+    let ex = executor();
+    let cfg = HeldoutConfig::default();
+    let set = chain_set(&ex, &cfg, 8).unwrap();
+    for kind in [
+        TaskKind::Deduction,
+        TaskKind::Abduction,
+        TaskKind::Induction,
+    ] {
+        let tasks: Vec<&HeldoutTask> = set.of_kind(kind).collect();
+        let unseen = tasks.iter().filter(|t| t.unseen_template).count();
+        assert_eq!((unseen, tasks.len() - unseen), (8, 8), "{kind}");
+        for t in &tasks {
+            assert_eq!(t.family, Family::Chain);
+            assert!(t.code.contains(" y = "), "{}", t.code);
+            // The flag is the program's own side of the shape split.
+            assert_eq!(t.unseen_template, is_unseen_shape(&program_shape(&t.code)));
+            let want = if kind == TaskKind::Induction { 5 } else { 1 };
+            assert_eq!(t.pairs.len(), want);
+            assert!(t.pairs.iter().all(|p| is_heldout_pair(&t.code, &p.input)));
+        }
+    }
+    // A chain-rich training stream never shows an unseen shape nor any pair of the set.
+    let held: HashSet<(String, String)> = set
+        .tasks
+        .iter()
+        .flat_map(|t| t.pairs.iter().map(|p| (t.code.clone(), p.input.clone())))
+        .collect();
+    let mut g = ProgramGenerator::new(3, Split::Train).with_chains(0.9);
+    for _ in 0..5_000 {
+        let s = g.next_program(3).unwrap();
+        if s.family == Family::Chain {
+            assert!(!is_unseen_shape(&program_shape(&s.code)), "{}", s.code);
+        }
+        for i in s.inputs {
+            assert!(!held.contains(&(s.code.clone(), i)));
+        }
+    }
+    assert_eq!(chain_set(&ex, &cfg, 8).unwrap(), set, "deterministic");
 }
 
 #[test]

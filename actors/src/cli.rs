@@ -194,6 +194,11 @@ pub struct PretrainArgs {
     /// Tasks also in this set (e.g. the shipped `heldout.jsonl`) are left out of the new one.
     #[arg(long)]
     pub exclude: Option<PathBuf>,
+    /// With `--eval-set-seed`: draw the chain evaluation set instead, this many tasks per task
+    /// kind of chain shapes pretraining never showed and as many of shapes it showed
+    /// (`azr eval --benchmark chain-KIND` reads `chains.jsonl` of the model).
+    #[arg(long, requires = "eval_set_seed")]
+    pub chains: Option<usize>,
 }
 
 /// Ranking method of `azr select`.

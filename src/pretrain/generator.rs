@@ -110,6 +110,9 @@ pub struct ProgramGenerator {
     split: Split,
     families: Vec<(Family, Vec<&'static Template>)>,
     chain: f64,
+    /// Set by [`ProgramGenerator::held_out_chains`]: every chain is of this side of the chain
+    /// split (`true`: unseen shapes) instead of either side at random.
+    chain_side: Option<bool>,
 }
 
 /// How many input draws per wanted input before a generator gives up on a program.
@@ -140,6 +143,20 @@ impl ProgramGenerator {
             split,
             families,
             chain: 0.0,
+            chain_side: None,
+        }
+    }
+
+    /// A generator of chains only, on the held-out side of the pair split, all of one side of
+    /// the chain split: shapes pretraining never showed (`unseen = true`) or shapes it showed
+    /// with held-out (program, input) pairs (`false`). Used for the chain evaluation set.
+    pub fn held_out_chains(seed: u64, unseen: bool) -> Self {
+        Self {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            split: Split::Heldout,
+            families: Vec::new(),
+            chain: 1.0,
+            chain_side: Some(unseen),
         }
     }
 
@@ -169,7 +186,10 @@ impl ProgramGenerator {
         loop {
             if self.chain > 0.0 && self.rng.random::<f64>() < self.chain {
                 // The held-out side may draw either side of the chain split.
-                let unseen = self.split == Split::Heldout && self.rng.random::<bool>();
+                let unseen = match self.chain_side {
+                    Some(side) => side,
+                    None => self.split == Split::Heldout && self.rng.random::<bool>(),
+                };
                 if let Some(spec) = draw_chain(&mut self.rng, unseen)
                     .and_then(|c| self.draw_chain_from(&c, n_inputs))
                 {

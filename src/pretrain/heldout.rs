@@ -131,6 +131,68 @@ pub fn heldout_set(executor: &Executor, cfg: &HeldoutConfig) -> Result<HeldoutSe
     Ok(HeldoutSet { tasks })
 }
 
+/// The chain evaluation set: for each task kind, `per_side` tasks whose program is a
+/// [chain](super::chains) of a shape pretraining never showed, then `per_side` of a shape it
+/// showed, every (program, input) pair on the held-out side of the pair split (so no task of
+/// either half was ever a pretraining sample). The unseen half measures recombination of known
+/// operations into new shapes; the seen half, the same operations in familiar shapes. Tasks carry
+/// family `chain` and `unseen_template` = the side. Settings (seed, induction pairs, output
+/// length) come from `cfg`; its `per_family` is not used.
+pub fn chain_set(
+    executor: &Executor,
+    cfg: &HeldoutConfig,
+    per_side: usize,
+) -> Result<HeldoutSet, PretrainError> {
+    if cfg.induction_visible < 1 {
+        return Err(PretrainError::Invalid {
+            key: "eval.induction_visible",
+            message: "must be at least 1".into(),
+        });
+    }
+    let mut tasks = Vec::new();
+    for (ki, kind) in [
+        TaskKind::Deduction,
+        TaskKind::Abduction,
+        TaskKind::Induction,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (n_inputs, visible) = match kind {
+            TaskKind::Induction => (
+                cfg.induction_visible + cfg.induction_hidden,
+                cfg.induction_visible,
+            ),
+            _ => (1, 1),
+        };
+        for unseen in [true, false] {
+            // Streams 64.. of the eval seed: the template sets use 0..48.
+            let seed = stream_seed(cfg.seed, 64 + (ki * 2 + usize::from(unseen)) as u64);
+            let mut generator = ProgramGenerator::held_out_chains(seed, unseen);
+            let drawn = draw_tasks(
+                executor,
+                &mut generator,
+                kind,
+                per_side,
+                n_inputs,
+                visible,
+                cfg.max_output_chars,
+            );
+            if drawn.len() < per_side {
+                tracing::warn!(
+                    kind = kind.as_str(),
+                    unseen,
+                    got = drawn.len(),
+                    wanted = per_side,
+                    "chain set: fewer distinct tasks than asked"
+                );
+            }
+            tasks.extend(drawn);
+        }
+    }
+    Ok(HeldoutSet { tasks })
+}
+
 /// Up to `want` distinct tasks of `kind` from `generator`, each with `n_inputs` labelled pairs
 /// (outputs computed in the sandbox), the first `visible` of them shown. Tries [`ROUNDS`] rounds
 /// before settling for fewer (templates with a small input space can run out of distinct pairs).

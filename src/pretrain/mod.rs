@@ -34,7 +34,7 @@ pub use corpus::{CorpusConfig, RowPacker, RowStream, Sample, SampleStream};
 pub use error::PretrainError;
 pub use eval::{evaluate, EvalReport, KindReport, Tally};
 pub use generator::{IoPair, LabeledProgram, ProgramGenerator, ProgramSpec, Split};
-pub use heldout::{draw_tasks, heldout_set, HeldoutConfig, HeldoutSet, HeldoutTask};
+pub use heldout::{chain_set, draw_tasks, heldout_set, HeldoutConfig, HeldoutSet, HeldoutTask};
 pub use replay::{replay_pool, Replay, ReplaySpec};
 pub use templates::{Family, Template, TEMPLATES};
 pub use tokenizer::TinyTokenizer;

@@ -31,13 +31,17 @@ pub const HELDOUT_FILE: &str = "heldout.jsonl";
 /// The validation split next to it (`valid-KIND`; `azr pretrain --eval-set-seed`): tune on
 /// this, report on the held-out set.
 pub const VALIDATION_FILE: &str = "validation.jsonl";
+/// The chain evaluation set next to it (`chain-KIND`; `azr pretrain --eval-set-seed S --chains N`):
+/// held-out chain programs, half of shapes pretraining never showed.
+pub const CHAIN_FILE: &str = "chains.jsonl";
 
 /// Load the items of a benchmark by name (at most `limit`; 0 = all):
 /// `cruxeval-o` / `cruxeval-i` (CRUXEval output / input prediction), a math set
 /// (`math500`, `aime24`, `aime25`, `amc23`, `minerva`, `olympiadbench`, `gsm8k`, read from
 /// `math_dir`), or
 /// `heldout-{deduction,abduction,induction}` (the tiny model's held-out set, `heldout.jsonl`
-/// next to the weights in `model_dir`), or `humaneval` (synthesis tasks; their gold outputs are
+/// next to the weights in `model_dir`; `valid-KIND` and `chain-KIND` read `validation.jsonl`
+/// and `chains.jsonl` there), or `humaneval` (synthesis tasks; their gold outputs are
 /// computed in the sandbox by [`score`] with `humaneval::attach_gold`).
 pub fn load_benchmark(
     name: &str,
@@ -69,9 +73,11 @@ pub fn load_benchmark(
                 .map(|i| i.task())
                 .collect()
         }
-        n if n.starts_with("heldout-") || n.starts_with("valid-") => {
+        n if n.starts_with("heldout-") || n.starts_with("valid-") || n.starts_with("chain-") => {
             let (prefix, file) = if n.starts_with("valid-") {
                 ("valid-", VALIDATION_FILE)
+            } else if n.starts_with("chain-") {
+                ("chain-", CHAIN_FILE)
             } else {
                 ("heldout-", HELDOUT_FILE)
             };
@@ -98,7 +104,7 @@ pub fn load_benchmark(
                 .collect(),
             Err(_) => bail!(
                 "unknown benchmark `{name}` (expected cruxeval-o, cruxeval-i, humaneval, \
-                 heldout-deduction, heldout-abduction, heldout-induction, valid-KIND, arc-easy, arc-challenge \
+                 heldout-deduction, heldout-abduction, heldout-induction, valid-KIND, chain-KIND, arc-easy, arc-challenge \
                  or a math set: math500, aime24, aime25, amc23, minerva, olympiadbench, gsm8k)"
             ),
         },

@@ -5,7 +5,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use azr_core::executor::Executor;
-use azr_core::pretrain::{heldout_set, pretrain as run_pretrain, HeldoutSet, PretrainConfig};
+use azr_core::pretrain::{
+    chain_set, heldout_set, pretrain as run_pretrain, HeldoutSet, PretrainConfig,
+};
 
 use crate::cli::PretrainArgs;
 
@@ -14,7 +16,7 @@ pub async fn pretrain(args: PretrainArgs) -> Result<()> {
     let cfg = PretrainConfig::load(&args.config)
         .with_context(|| format!("loading {}", args.config.display()))?;
     if let (Some(seed), Some(out)) = (args.eval_set_seed, args.out.clone()) {
-        return eval_set(&cfg, seed, &out, args.exclude.as_deref()).await;
+        return eval_set(&cfg, seed, &out, args.exclude.as_deref(), args.chains).await;
     }
     let outcome = tokio::task::spawn_blocking(move || {
         let bar = std::io::stderr().is_terminal().then(|| {
@@ -54,13 +56,15 @@ pub async fn pretrain(args: PretrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// `azr pretrain --eval-set-seed S --out F [--exclude G]`: an evaluation set drawn like the
-/// held-out one with seed `S`, without the tasks of `G`.
+/// `azr pretrain --eval-set-seed S --out F [--exclude G] [--chains N]`: an evaluation set drawn
+/// like the held-out one with seed `S` (or, with `--chains N`, the chain set: N tasks per kind
+/// of unseen chain shapes and N of seen ones), without the tasks of `G`.
 async fn eval_set(
     cfg: &PretrainConfig,
     seed: u64,
     out: &Path,
     exclude: Option<&Path>,
+    chains: Option<usize>,
 ) -> Result<()> {
     if seed == cfg.eval.seed {
         bail!("--eval-set-seed {seed} is the held-out set's own seed (`eval.seed`); pick another");
@@ -74,7 +78,10 @@ async fn eval_set(
     let executor = cfg.executor.clone();
     let set = tokio::task::spawn_blocking(move || -> Result<HeldoutSet> {
         let executor = Executor::start(executor).context("starting the sandboxed executor")?;
-        Ok(heldout_set(&executor, &settings)?)
+        Ok(match chains {
+            Some(per_side) => chain_set(&executor, &settings, per_side)?,
+            None => heldout_set(&executor, &settings)?,
+        })
     })
     .await??;
     let drawn = set.tasks.len();
