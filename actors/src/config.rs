@@ -110,6 +110,10 @@ pub struct RunSection {
     pub run_dir: PathBuf,
     /// Write a checkpoint every N steps; 0 = only at shutdown (default 10).
     pub checkpoint_every: u64,
+    /// Besides the two newest checkpoints, keep every one whose step is a multiple of N, e.g.
+    /// to score a run at several steps afterwards; 0 = keep only the two newest (default 0).
+    /// Must be a multiple of `checkpoint_every`.
+    pub keep_every: u64,
     /// Maximum staleness S: no generation starts that would be more than S policy versions old
     /// when trained on (admission: `admitted + 1 <= (S + version + 1) x batch` per task x role
     /// key). 0 = strictly on-policy; 1 = the rollouts of step t+1 are generated while the
@@ -139,6 +143,7 @@ impl Default for RunSection {
             max_steps: 0,
             run_dir: PathBuf::from("runs/default"),
             checkpoint_every: 10,
+            keep_every: 0,
             staleness: 1,
             learner_queue: 2,
             channel_capacity: 64,
@@ -569,6 +574,15 @@ impl Config {
         if r.run_dir.as_os_str().is_empty() {
             return Err(err("run.run_dir", "must not be empty"));
         }
+        if r.keep_every > 0 && (r.checkpoint_every == 0 || r.keep_every % r.checkpoint_every != 0) {
+            return Err(err(
+                "run.keep_every",
+                format!(
+                    "{} is not a multiple of run.checkpoint_every ({}): no checkpoint would be kept",
+                    r.keep_every, r.checkpoint_every
+                ),
+            ));
+        }
 
         let m = &raw.model;
         if m.path.as_os_str().is_empty() {
@@ -969,5 +983,12 @@ mod tests {
         assert!(e.to_string().contains("tasks.rewards.mc_samples"), "{e}");
         let e = Config::from_toml_str("[model]\ndtype = \"bf16\"\n", "t").unwrap_err();
         assert!(e.to_string().contains("model.dtype"));
+        // keep_every must land on checkpoint steps.
+        let e = Config::from_toml_str("[run]\nkeep_every = 25\n", "t").unwrap_err();
+        assert!(e.to_string().contains("run.keep_every"), "{e}");
+        let e = Config::from_toml_str("[run]\ncheckpoint_every = 0\nkeep_every = 10\n", "t")
+            .unwrap_err();
+        assert!(e.to_string().contains("run.keep_every"), "{e}");
+        assert!(Config::from_toml_str("[run]\nkeep_every = 30\n", "t").is_ok());
     }
 }

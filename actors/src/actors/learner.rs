@@ -80,6 +80,8 @@ pub struct LearnerSettings {
     pub run_dir: PathBuf,
     /// Checkpoint every N steps (0 = only at the end).
     pub checkpoint_every: u64,
+    /// Also keep the checkpoints of steps that are multiples of N (0 = only the two newest).
+    pub keep_every: u64,
     /// Stop after this many steps (0 = never).
     pub max_steps: u64,
     /// Write the rollout dumps.
@@ -485,7 +487,7 @@ impl LearnerActor {
             restarts: self.restarts.lock().map(|r| r.clone()).unwrap_or_default(),
         };
         let path = p
-            .commit(&state)
+            .commit(&state, self.settings.keep_every)
             .map_err(|e| LearnerError::Io(format!("{e:#}")))?;
         st.checkpointed = st.step;
         telemetry::checkpoint_written();

@@ -9,7 +9,8 @@
 //! ```
 //! A checkpoint is written into `step_XXXXXX.tmp` and renamed when complete, and `latest` is
 //! replaced atomically afterwards, so a `kill -9` at any moment leaves the previous checkpoint
-//! intact. The two newest checkpoints are kept.
+//! intact. The two newest checkpoints are kept, and with `run.keep_every = N` also those of steps
+//! that are multiples of N.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -124,8 +125,9 @@ impl Pending {
         &self.tmp
     }
 
-    /// Write `state.json`, publish the checkpoint and prune old ones. Returns its path.
-    pub fn commit(self, state: &RunState) -> Result<PathBuf> {
+    /// Write `state.json`, publish the checkpoint and prune old ones (all but the two newest and,
+    /// when `keep_every > 0`, those of steps that are multiples of it). Returns its path.
+    pub fn commit(self, state: &RunState, keep_every: u64) -> Result<PathBuf> {
         let json = serde_json::to_vec(state).context("serializing run state")?;
         let state_path = self.tmp.join("state.json");
         fs::write(&state_path, json)
@@ -139,7 +141,7 @@ impl Pending {
         let pointer_tmp = dir.join("latest.tmp");
         fs::write(&pointer_tmp, &self.name)?;
         fs::rename(&pointer_tmp, dir.join("latest"))?;
-        prune(&dir, step_of(&self.name), 2)?;
+        prune(&dir, step_of(&self.name), 2, keep_every)?;
         Ok(final_path)
     }
 }
@@ -152,8 +154,9 @@ fn step_of(name: &str) -> Option<u64> {
 /// Keep the `keep` newest `step_*` checkpoints and remove stale `.tmp` ones: those of steps up to
 /// `committed`, the checkpoint just published. A `.tmp` of a later step is a checkpoint the
 /// trainer may be writing right now (it is begun when its batch is sent, which can be before the
-/// previous step's report commits), so it is left alone.
-fn prune(dir: &Path, committed: Option<u64>, keep: usize) -> Result<()> {
+/// previous step's report commits), so it is left alone. Checkpoints of steps that are multiples
+/// of `keep_every` (when it is > 0) are never removed.
+fn prune(dir: &Path, committed: Option<u64>, keep: usize, keep_every: u64) -> Result<()> {
     let mut done = Vec::new();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
@@ -171,7 +174,9 @@ fn prune(dir: &Path, committed: Option<u64>, keep: usize) -> Result<()> {
     }
     done.sort_by_key(|n| step_of(n));
     let n = done.len().saturating_sub(keep);
-    for name in &done[..n] {
+    let milestone =
+        |name: &str| keep_every > 0 && step_of(name).is_some_and(|s| s % keep_every == 0);
+    for name in done[..n].iter().filter(|n| !milestone(n)) {
         fs::remove_dir_all(dir.join(name))?;
     }
     Ok(())
@@ -204,7 +209,7 @@ mod tests {
         for step in [2, 4, 6] {
             let p = begin(run, step).unwrap();
             fs::write(p.dir().join("optimizer.safetensors"), b"x").unwrap();
-            p.commit(&state(step)).unwrap();
+            p.commit(&state(step), 0).unwrap();
         }
         let l = latest(run).unwrap().unwrap();
         assert!(l.ends_with("step_000006"));
@@ -222,6 +227,24 @@ mod tests {
     }
 
     #[test]
+    fn keep_every_retains_milestones_besides_the_two_newest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path();
+        for step in (10..=70).step_by(10) {
+            begin(run, step).unwrap().commit(&state(step), 30).unwrap();
+        }
+        let mut names: Vec<_> = fs::read_dir(checkpoints_dir(run))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["latest", "step_000030", "step_000060", "step_000070"]
+        );
+    }
+
+    #[test]
     fn commit_keeps_a_later_checkpoint_still_being_written() {
         // The trainer writes step 4 while step 2's report commits: pruning must not delete it.
         let tmp = tempfile::tempdir().unwrap();
@@ -230,10 +253,10 @@ mod tests {
         let two = begin(run, 2).unwrap();
         let four = begin(run, 4).unwrap();
         fs::write(four.dir().join("model.safetensors"), b"x").unwrap();
-        two.commit(&state(2)).unwrap();
+        two.commit(&state(2), 0).unwrap();
         assert!(!stale.dir().exists(), "an abandoned earlier .tmp is pruned");
         assert!(four.dir().join("model.safetensors").exists());
-        four.commit(&state(4)).unwrap();
+        four.commit(&state(4), 0).unwrap();
         assert!(latest(run).unwrap().unwrap().ends_with("step_000004"));
     }
 
@@ -241,7 +264,7 @@ mod tests {
     fn interrupted_checkpoint_leaves_previous_one() {
         let tmp = tempfile::tempdir().unwrap();
         let run = tmp.path();
-        begin(run, 1).unwrap().commit(&state(1)).unwrap();
+        begin(run, 1).unwrap().commit(&state(1), 0).unwrap();
         let _unfinished = begin(run, 2).unwrap();
         let l = latest(run).unwrap().unwrap();
         assert_eq!(load_state(&l).unwrap().step, 1);

@@ -350,6 +350,7 @@ pub async fn run<T: Trainer>(
             LearnerSettings {
                 run_dir: run_dir.clone(),
                 checkpoint_every: run_cfg.checkpoint_every,
+                keep_every: run_cfg.keep_every,
                 max_steps: run_cfg.max_steps,
                 dump_rollouts: run_cfg.dump_rollouts,
                 eval_every,
