@@ -5,8 +5,9 @@ grouped by the item's family and split side, with a paired comparison against a 
     ITEMS=DIR bash scripts/score-kinds.sh SPLIT LABEL WEIGHTS   # once per model; writes DIR/LABEL-KIND.jsonl
     python3 scripts/score-families.py SET.jsonl DIR REF LABEL...
 
-SET.jsonl is the set the items came from (assets/tiny-base/validation.jsonl or heldout.jsonl): its
-rows give each item's family and whether its template is unseen in pretraining. REF is the label
+SET.jsonl is the set the items came from (assets/tiny-base/validation.jsonl, heldout.jsonl or
+chains.jsonl): its rows give each item's family and whether its template (for chains: its shape) is
+unseen in pretraining. REF is the label
 the others are compared with (usually `base`).
 
 Groups: `seen` (templates of the pretraining corpus, held-out inputs), `unseen` (templates never

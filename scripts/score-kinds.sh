@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Greedy accuracy of one model on the full SPLIT-{deduction,abduction,induction} sets of the tiny
-# model (SPLIT: heldout or valid), one "<label> <kind> <accuracy> <items>" line per kind.
+# model (SPLIT: heldout, valid or chain), one "<label> <kind> <accuracy> <items>" line per kind.
 #   bash scripts/score-kinds.sh SPLIT LABEL WEIGHTS
 #   WEIGHTS: `base` (the shipped model, `model.path`), a checkpoint or a run directory (its latest
 #   checkpoint). env: AZR (default target/release/azr), KINDS (default: the three kinds), ITEMS (a
