@@ -108,7 +108,11 @@ fn moving_slot_columns_keeps_results() {
             )
         })
         .collect();
+    // Queued while the engine is parked, so the slots fill the same way however slowly this
+    // thread submits (the moves asserted below need several sequences sharing the buffer).
+    h.pause().unwrap();
     let tickets: Vec<_> = reqs.iter().map(|r| h.submit(r.clone()).unwrap()).collect();
+    h.resume();
     for (r, t) in reqs.iter().zip(tickets) {
         let got = t.wait().unwrap();
         let want = generate(&snap, std::slice::from_ref(&r.prompt), &r.params).unwrap();
