@@ -7,6 +7,8 @@ from novelty-summary.py (deduction and abduction proposals only: an induction pr
 program from the buffer, so its shape is never new). SCORES is a file of score-kinds.sh lines
 (labels `base` and `<arm>-seed<N>`), shown as each arm's mean of the kinds per seed.
 
+Prints each arm's share per window (per seed, then the mean) as it goes.
+
 Usage: novelty-plot.py OUT.png WINDOW SCORES ARM=RUN_DIR[,RUN_DIR...] ...
 """
 import collections
@@ -47,6 +49,10 @@ for i, (arm, runs) in enumerate(arms):
         for x, y in zip(xs, ys):
             per_window[x].append(y)
     xs = sorted(w for w in per_window if len(per_window[w]) == len(runs))
+    for x in xs:
+        shares = ", ".join(f"{y:.1f}" for y in per_window[x])
+        print(f"{arm:<12} steps {x:>3}-{x + window - 1:<3} novel share % per seed {shares}"
+              f" -> mean {statistics.mean(per_window[x]):.2f}")
     ax1.plot([x + window / 2 for x in xs], [statistics.mean(per_window[x]) for x in xs],
              color=color, lw=2.5, marker="o", label=f"{arm} ({len(runs)} seeds)")
 ax1.axhline(20, color="grey", ls="--", lw=1, label="goal: 20 %")
