@@ -184,6 +184,14 @@ fn every_training_sample_tokenizes_and_round_trips() {
     assert_eq!(a.next_chunk(&ex).unwrap(), b.next_chunk(&ex).unwrap());
 }
 
+/// Every (program, input) pair of a set.
+fn pairs_of(set: &HeldoutSet) -> HashSet<(String, String)> {
+    set.tasks
+        .iter()
+        .flat_map(|t| t.pairs.iter().map(|p| (t.code.clone(), p.input.clone())))
+        .collect()
+}
+
 #[test]
 fn heldout_set_is_disjoint_deduplicated_and_serialisable() {
     let ex = executor();
@@ -219,11 +227,7 @@ fn heldout_set_is_disjoint_deduplicated_and_serialisable() {
         }
     }
     // Replay a training stream: none of its (program, input) pairs is in the held-out set.
-    let held: HashSet<(String, String)> = set
-        .tasks
-        .iter()
-        .flat_map(|t| t.pairs.iter().map(|p| (t.code.clone(), p.input.clone())))
-        .collect();
+    let held = pairs_of(&set);
     let mut g = ProgramGenerator::new(0, Split::Train);
     for _ in 0..20_000 {
         let s = g.next_program(3).unwrap();
@@ -267,11 +271,7 @@ fn chain_set_holds_both_sides_of_the_shape_split_and_no_training_pair() {
         }
     }
     // A chain-rich training stream never shows an unseen shape nor any pair of the set.
-    let held: HashSet<(String, String)> = set
-        .tasks
-        .iter()
-        .flat_map(|t| t.pairs.iter().map(|p| (t.code.clone(), p.input.clone())))
-        .collect();
+    let held = pairs_of(&set);
     let mut g = ProgramGenerator::new(3, Split::Train).with_chains(0.9);
     for _ in 0..5_000 {
         let s = g.next_program(3).unwrap();
@@ -297,9 +297,7 @@ fn replay_pools_are_training_side_tasks_disjoint_from_the_shipped_eval_sets() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/tiny-base");
     let mut eval: HashSet<(String, String)> = HashSet::new();
     for file in ["heldout.jsonl", "validation.jsonl"] {
-        for t in HeldoutSet::load(&root.join(file)).unwrap().tasks {
-            eval.extend(t.pairs.iter().map(|p| (t.code.clone(), p.input.clone())));
-        }
+        eval.extend(pairs_of(&HeldoutSet::load(&root.join(file)).unwrap()));
     }
     for kind in TaskKind::CODE {
         let pool = replay_pool(&ex, kind, &spec);

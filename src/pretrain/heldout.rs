@@ -73,39 +73,51 @@ pub struct HeldoutSet {
     pub tasks: Vec<HeldoutTask>,
 }
 
+impl HeldoutConfig {
+    /// Rejects settings no evaluation set can be drawn with.
+    fn check(&self) -> Result<(), PretrainError> {
+        if self.induction_visible < 1 {
+            return Err(PretrainError::Invalid {
+                key: "eval.induction_visible",
+                message: "must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Labelled pairs per task of `kind` and how many of them the prompt shows.
+    fn pairs_of(&self, kind: TaskKind) -> (usize, usize) {
+        match kind {
+            TaskKind::Induction => (
+                self.induction_visible + self.induction_hidden,
+                self.induction_visible,
+            ),
+            _ => (1, 1),
+        }
+    }
+}
+
+/// The kinds of the evaluation sets, in file order (each set's stream seeds follow this order).
+const SET_KINDS: [TaskKind; 3] = [
+    TaskKind::Deduction,
+    TaskKind::Abduction,
+    TaskKind::Induction,
+];
+
 /// Rounds of generation per (kind, family) before settling for fewer tasks (templates with a
 /// small input space can run out of distinct held-out pairs).
 const ROUNDS: usize = 8;
 
 /// Build the held-out set with the sandboxed executor computing every output.
 pub fn heldout_set(executor: &Executor, cfg: &HeldoutConfig) -> Result<HeldoutSet, PretrainError> {
-    if cfg.induction_visible < 1 {
-        return Err(PretrainError::Invalid {
-            key: "eval.induction_visible",
-            message: "must be at least 1".into(),
-        });
-    }
+    cfg.check()?;
     let mut tasks = Vec::new();
-    for (ki, kind) in [
-        TaskKind::Deduction,
-        TaskKind::Abduction,
-        TaskKind::Induction,
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let n_inputs = match kind {
-            TaskKind::Induction => cfg.induction_visible + cfg.induction_hidden,
-            _ => 1,
-        };
+    for (ki, kind) in SET_KINDS.into_iter().enumerate() {
+        let (n_inputs, visible) = cfg.pairs_of(kind);
         for (fi, family) in Family::ALL.into_iter().enumerate() {
             // A distinct stream per (kind, family), derived from the eval seed.
             let seed = stream_seed(cfg.seed, (ki * 16 + fi) as u64);
             let mut generator = ProgramGenerator::with_families(seed, Split::Heldout, &[family]);
-            let visible = match kind {
-                TaskKind::Induction => cfg.induction_visible,
-                _ => 1,
-            };
             let drawn = draw_tasks(
                 executor,
                 &mut generator,
@@ -143,28 +155,10 @@ pub fn chain_set(
     cfg: &HeldoutConfig,
     per_side: usize,
 ) -> Result<HeldoutSet, PretrainError> {
-    if cfg.induction_visible < 1 {
-        return Err(PretrainError::Invalid {
-            key: "eval.induction_visible",
-            message: "must be at least 1".into(),
-        });
-    }
+    cfg.check()?;
     let mut tasks = Vec::new();
-    for (ki, kind) in [
-        TaskKind::Deduction,
-        TaskKind::Abduction,
-        TaskKind::Induction,
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let (n_inputs, visible) = match kind {
-            TaskKind::Induction => (
-                cfg.induction_visible + cfg.induction_hidden,
-                cfg.induction_visible,
-            ),
-            _ => (1, 1),
-        };
+    for (ki, kind) in SET_KINDS.into_iter().enumerate() {
+        let (n_inputs, visible) = cfg.pairs_of(kind);
         for unseen in [true, false] {
             // Streams 64.. of the eval seed: the template sets use 0..48.
             let seed = stream_seed(cfg.seed, 64 + (ki * 2 + usize::from(unseen)) as u64);
