@@ -34,6 +34,13 @@ pub const VALIDATION_FILE: &str = "validation.jsonl";
 /// The chain evaluation set next to it (`chain-KIND`; `azr pretrain --eval-set-seed S --chains N`):
 /// held-out chain programs, half of shapes pretraining never showed.
 pub const CHAIN_FILE: &str = "chains.jsonl";
+/// The tiny model's evaluation sets by benchmark prefix (`PREFIX-KIND`) and file beside the
+/// weights.
+const TINY_SETS: [(&str, &str); 3] = [
+    ("heldout-", HELDOUT_FILE),
+    ("valid-", VALIDATION_FILE),
+    ("chain-", CHAIN_FILE),
+];
 
 /// Load the items of a benchmark by name (at most `limit`; 0 = all):
 /// `cruxeval-o` / `cruxeval-i` (CRUXEval output / input prediction), a math set
@@ -50,6 +57,25 @@ pub fn load_benchmark(
     math_dir: &Path,
 ) -> Result<Vec<Task>> {
     let norm = name.replace('_', "-");
+    if let Some((kind, file)) = TINY_SETS
+        .iter()
+        .find_map(|(prefix, file)| norm.strip_prefix(prefix).map(|kind| (kind, *file)))
+    {
+        let kind: TaskKind = kind
+            .parse()
+            .map_err(|e: azr_core::types::KindNameError| anyhow::anyhow!(e))?;
+        let path = model_dir.join(file);
+        let set = HeldoutSet::load(&path)
+            .with_context(|| format!("loading the held-out set {}", path.display()))?;
+        let all: Vec<Task> = set
+            .of_kind(kind)
+            .enumerate()
+            .map(|(i, t)| heldout_task(t, i))
+            .collect();
+        // The file is grouped by family: a limit takes an evenly spread subset, so a short
+        // in-run evaluation covers every family instead of the first one or two.
+        return Ok(spread_subset(all, limit));
+    }
     let mut tasks: Vec<Task> = match norm.as_str() {
         "cruxeval-o" | "cruxeval-i" => {
             let items = load_cruxeval(cruxeval::DEFAULT_PATH)
@@ -72,29 +98,6 @@ pub fn load_benchmark(
                 .iter()
                 .map(|i| i.task())
                 .collect()
-        }
-        n if n.starts_with("heldout-") || n.starts_with("valid-") || n.starts_with("chain-") => {
-            let (prefix, file) = if n.starts_with("valid-") {
-                ("valid-", VALIDATION_FILE)
-            } else if n.starts_with("chain-") {
-                ("chain-", CHAIN_FILE)
-            } else {
-                ("heldout-", HELDOUT_FILE)
-            };
-            let kind: TaskKind = n[prefix.len()..]
-                .parse()
-                .map_err(|e: azr_core::types::KindNameError| anyhow::anyhow!(e))?;
-            let path = model_dir.join(file);
-            let set = HeldoutSet::load(&path)
-                .with_context(|| format!("loading the held-out set {}", path.display()))?;
-            let all: Vec<Task> = set
-                .of_kind(kind)
-                .enumerate()
-                .map(|(i, t)| heldout_task(t, i))
-                .collect();
-            // The file is grouped by family: a limit takes an evenly spread subset, so a
-            // short in-run evaluation covers every family instead of the first one or two.
-            return Ok(spread_subset(all, limit));
         }
         n => match n.parse::<MathSet>() {
             Ok(set) => load_math(set, math_dir)
@@ -439,6 +442,17 @@ mod tests {
                 valid.iter().all(|t| !held.contains(&key(t))),
                 "{kind}: overlap"
             );
+        }
+    }
+
+    #[test]
+    fn the_chain_set_loads_by_kind() {
+        let load = |name: &str| load_benchmark(name, 0, Path::new(MODEL), Path::new(""));
+        for kind in ["deduction", "abduction", "induction"] {
+            let tasks = load(&format!("chain-{kind}")).unwrap();
+            assert_eq!(tasks.len(), 400, "{kind}");
+            assert!(tasks.iter().all(|t| t.kind.as_str() == kind));
+            assert!(tasks.iter().all(|t| t.program.contains(" y = ")));
         }
     }
 

@@ -201,6 +201,16 @@ mod tests {
         }
     }
 
+    /// The entries of a run's checkpoint directory, sorted.
+    fn listed(run: &Path) -> Vec<String> {
+        let mut names: Vec<_> = fs::read_dir(checkpoints_dir(run))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
     #[test]
     fn commit_latest_resume_and_prune() {
         let tmp = tempfile::tempdir().unwrap();
@@ -218,11 +228,7 @@ mod tests {
         assert_eq!(s.restarts["solver"], 1);
         assert_eq!(resolve(run).unwrap(), l);
         assert_eq!(resolve(&l).unwrap(), l);
-        let mut names: Vec<_> = fs::read_dir(checkpoints_dir(run))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-            .collect();
-        names.sort();
+        let names = listed(run);
         assert_eq!(names, ["latest", "step_000004", "step_000006"]);
     }
 
@@ -233,11 +239,7 @@ mod tests {
         for step in (10..=70).step_by(10) {
             begin(run, step).unwrap().commit(&state(step), 30).unwrap();
         }
-        let mut names: Vec<_> = fs::read_dir(checkpoints_dir(run))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-            .collect();
-        names.sort();
+        let names = listed(run);
         assert_eq!(
             names,
             ["latest", "step_000030", "step_000060", "step_000070"]
