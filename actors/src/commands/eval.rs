@@ -14,7 +14,7 @@ use azr_core::data::math::{load_math, MathSet};
 use azr_core::eval::{arc, EvalSettings, SIX_BENCHMARKS};
 use azr_core::oneshot::dataset::load_jsonl;
 use azr_core::pretrain::{HeldoutSet, HeldoutTask};
-use azr_core::tasks::{IoPair, Provenance, Task, TaskRegistry, TemplateSet};
+use azr_core::tasks::{Provenance, Task, TaskRegistry, TemplateSet};
 use azr_core::types::TaskKind;
 
 use crate::actors::evaluator::{self, Benchmark, Score};
@@ -72,6 +72,14 @@ pub fn load_benchmark(
             .enumerate()
             .map(|(i, t)| heldout_task(t, i))
             .collect();
+        // Task kinds are open names (a custom task type parses too), so a misspelt kind would
+        // otherwise score an empty set and report 0 % without complaint.
+        anyhow::ensure!(
+            !all.is_empty(),
+            "benchmark `{name}`: {} holds no `{kind}` tasks (it holds: {})",
+            path.display(),
+            kinds_in(&set)
+        );
         // The file is grouped by family: a limit takes an evenly spread subset, so a short
         // in-run evaluation covers every family instead of the first one or two.
         return Ok(spread_subset(all, limit));
@@ -133,25 +141,25 @@ fn spread_subset(items: Vec<Task>, limit: usize) -> Vec<Task> {
         .collect()
 }
 
-/// A held-out item of the tiny model's pretraining as a task.
+/// The task kinds a held-out set holds, in file order, comma-separated.
+fn kinds_in(set: &HeldoutSet) -> String {
+    let mut kinds: Vec<String> = Vec::new();
+    for t in &set.tasks {
+        let k = t.kind.to_string();
+        if !kinds.contains(&k) {
+            kinds.push(k);
+        }
+    }
+    kinds.join(", ")
+}
+
+/// A held-out item of the tiny model's pretraining as a task, named as `azr eval` reports it
+/// (provenance: benchmark `heldout`, id `<kind>-<index>`). The message is kept for induction
+/// only, the one kind whose prompt shows it.
 fn heldout_task(t: &HeldoutTask, i: usize) -> Task {
     Task {
-        kind: t.kind,
-        program: t.code.clone(),
-        pairs: t
-            .pairs
-            .iter()
-            .map(|p| IoPair {
-                input: p.input.clone(),
-                output: p.output.clone(),
-                value: None,
-            })
-            .collect(),
-        visible: t.visible,
-        message: t.message.clone(),
-        problem: String::new(),
-        answer: String::new(),
         provenance: Provenance::benchmark("heldout", format!("{}-{i}", t.kind)),
+        ..t.to_task(i)
     }
 }
 
@@ -454,6 +462,16 @@ mod tests {
             assert!(tasks.iter().all(|t| t.kind.as_str() == kind));
             assert!(tasks.iter().all(|t| t.program.contains(" y = ")));
         }
+    }
+
+    #[test]
+    fn a_kind_the_set_lacks_is_an_error_naming_the_kinds_it_holds() {
+        let err = load_benchmark("heldout-dedcution", 0, Path::new(MODEL), Path::new(""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("heldout-dedcution"), "{err}");
+        assert!(err.contains("no `dedcution` tasks"), "{err}");
+        assert!(err.contains("deduction, abduction, induction"), "{err}");
     }
 
     #[test]
