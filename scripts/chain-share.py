@@ -11,10 +11,9 @@ share overall. Runs given together are also pooled per window ("pooled" lines).
 
 Usage: chain-share.py WINDOW RUN_DIR [RUN_DIR...]
 """
-import glob
-import json
-import os
 import sys
+
+from rollouts import valid_proposals
 
 if len(sys.argv) < 3:
     sys.exit(__doc__)
@@ -29,26 +28,17 @@ def is_chain(program):
 
 def count(run_dir):
     """{window start: [valid, chains, novel chains, novel others]} of one run."""
-    files = sorted(glob.glob(os.path.join(run_dir, "rollouts", "step_*.jsonl")))
-    if not files:
-        sys.exit(f"no rollout dumps under {run_dir}/rollouts")
     out = {}
-    for f in files:
-        step = int(os.path.basename(f)[len("step_"):-len(".jsonl")])
+    for step, r in valid_proposals(run_dir):
+        if r["task"] not in ("deduction", "abduction"):
+            continue
         acc = out.setdefault(step - step % window, [0, 0, 0, 0])
-        with open(f) as fh:
-            for line in fh:
-                r = json.loads(line)
-                if r.get("role") != "propose" or r.get("solve_rate") is None:
-                    continue
-                if r["task"] not in ("deduction", "abduction"):
-                    continue
-                program = r["response"].split("<in>", 1)[0]
-                chain, novel = is_chain(program), bool(r.get("novel"))
-                acc[0] += 1
-                acc[1] += chain
-                acc[2] += chain and novel
-                acc[3] += (not chain) and novel
+        program = r["response"].split("<in>", 1)[0]
+        chain, novel = is_chain(program), bool(r.get("novel"))
+        acc[0] += 1
+        acc[1] += chain
+        acc[2] += chain and novel
+        acc[3] += (not chain) and novel
     return out
 
 

@@ -13,11 +13,11 @@ JSON object.
 Usage: novelty-summary.py RUN_DIR [WINDOW] [--json]
 """
 import collections
-import glob
 import json
 import math
-import os
 import sys
+
+from rollouts import valid_proposals
 
 args = [a for a in sys.argv[1:] if a != "--json"]
 as_json = "--json" in sys.argv[1:]
@@ -26,32 +26,22 @@ if not args:
 run_dir = args[0]
 window = int(args[1]) if len(args) > 1 else 10
 
-files = sorted(glob.glob(os.path.join(run_dir, "rollouts", "step_*.jsonl")))
-if not files:
-    sys.exit(f"no rollout dumps under {run_dir}/rollouts")
-
 windows = {}  # (first step of window, kind) -> [valid, novel]
 totals = {}   # kind -> [valid, novel]
 shapes = {}   # kind -> set of shapes proposed (valid ones)
 distinct_at = {}  # (first step of window, kind) -> distinct shapes so far
 counts = {}   # (first step of window, kind) -> Counter of the window's shapes
-for f in files:
-    step = int(os.path.basename(f)[len("step_"):-len(".jsonl")])
+for step, r in valid_proposals(run_dir):
     w = step - step % window
-    with open(f) as fh:
-        for line in fh:
-            r = json.loads(line)
-            if r.get("role") != "propose" or r.get("solve_rate") is None:
-                continue
-            kind = r["task"]
-            novel = bool(r.get("novel"))
-            for acc in (windows.setdefault((w, kind), [0, 0]), totals.setdefault(kind, [0, 0])):
-                acc[0] += 1
-                acc[1] += int(novel)
-            if r.get("shape") is not None:
-                shapes.setdefault(kind, set()).add(r["shape"])
-                counts.setdefault((w, kind), collections.Counter())[r["shape"]] += 1
-            distinct_at[(w, kind)] = len(shapes.get(kind, ()))
+    kind = r["task"]
+    novel = bool(r.get("novel"))
+    for acc in (windows.setdefault((w, kind), [0, 0]), totals.setdefault(kind, [0, 0])):
+        acc[0] += 1
+        acc[1] += int(novel)
+    if r.get("shape") is not None:
+        shapes.setdefault(kind, set()).add(r["shape"])
+        counts.setdefault((w, kind), collections.Counter())[r["shape"]] += 1
+    distinct_at[(w, kind)] = len(shapes.get(kind, ()))
 
 
 def share(v, n):
