@@ -3,7 +3,7 @@
 //! Run with `RAYON_NUM_THREADS=1 cargo test --release -p azr-core --test pretrain_executor`.
 
 use azr_core::executor::{Executor, ExecutorConfig, ExecutorError};
-use azr_core::pretrain::chains::is_unseen_shape;
+use azr_core::pretrain::chains::{is_unseen_shape, ChainSplit};
 use azr_core::pretrain::eval::score;
 use azr_core::pretrain::generator::{is_heldout_pair, label};
 use azr_core::pretrain::{
@@ -282,6 +282,22 @@ fn chain_set_holds_both_sides_of_the_shape_split_and_no_training_pair() {
             assert!(!held.contains(&(s.code.clone(), i)));
         }
     }
+    // A base that holds out half the chain shapes is shown none of them, and its chains' flags
+    // follow its split.
+    let half = ChainSplit::from_share(0.5).unwrap();
+    let mut g = ProgramGenerator::new(4, Split::Train)
+        .with_chains(0.9)
+        .with_chain_split(half);
+    let mut chains = 0;
+    for _ in 0..2_000 {
+        let s = g.next_program(1).unwrap();
+        if s.family == Family::Chain {
+            chains += 1;
+            assert!(!half.is_unseen(&program_shape(&s.code)), "{}", s.code);
+            assert!(!s.unseen_template);
+        }
+    }
+    assert!(chains > 1_500, "{chains}");
     assert_eq!(chain_set(&ex, &cfg, 8).unwrap(), set, "deterministic");
 }
 

@@ -19,7 +19,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use azr_core::executor::Executor;
 use azr_core::oneshot::history::AccuracyHistory;
-use azr_core::pretrain::{Replay, ReplaySpec};
+use azr_core::pretrain::corpus::BASE_CONFIG_FILE;
+use azr_core::pretrain::{CorpusConfig, Replay, ReplaySpec};
 use azr_core::tasks::{
     SolverTargeting, TaskBuffers, TaskRegistry, TaskType, TasksConfig, TemplateError, TemplateSet,
 };
@@ -64,6 +65,25 @@ pub enum BuildError {
     /// Starting or running the pipeline failed (executor, model, checkpoint, an actor).
     #[error(transparent)]
     Run(#[from] anyhow::Error),
+}
+
+/// `tasks.chain_unseen` must be the `[corpus] chain_unseen` of the base at `model_dir` when the
+/// base keeps its pretraining config ([`CorpusConfig::of_base`]): novelty counts the chain shapes
+/// the base was shown as the corpus's, and a mismatch would call shapes it saw novel (or the
+/// reverse).
+fn check_base_split(model_dir: &std::path::Path, chain_unseen: f64) -> anyhow::Result<()> {
+    let Some(corpus) = CorpusConfig::of_base(model_dir)? else {
+        return Ok(());
+    };
+    anyhow::ensure!(
+        corpus.chain_unseen == chain_unseen,
+        "config key `tasks.chain_unseen` is {chain_unseen}, but the base `{}` was pretrained \
+         with `[corpus] chain_unseen = {}` ({}): set the same value",
+        model_dir.display(),
+        corpus.chain_unseen,
+        model_dir.join(BASE_CONFIG_FILE).display()
+    );
+    Ok(())
 }
 
 /// What a task type factory gets: the template set of the run (with the sections added through
@@ -346,6 +366,10 @@ impl<T: Trainer> PipelineBuilder<T> {
                     serde_json::from_value(state.mode_state.clone())
                         .context("restoring the task buffers")?
                 };
+                // Novelty is judged against the base's own corpus (not checkpointed: a resumed
+                // run takes it from its config again), so the config must name the base's split.
+                check_base_split(&cfg.raw.model.path, cfg.raw.tasks.chain_unseen)?;
+                buffers.set_chain_split(cfg.raw.tasks.chain_split());
                 let (ex, r) = (executor.clone(), registry.clone());
                 let kinds = cfg.raw.selfplay.task_kinds.clone();
                 let bc = cfg.raw.tasks.buffer.clone();
@@ -480,6 +504,37 @@ fn merge_sections(set: &mut TemplateSet, text: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_run_must_name_the_chain_split_its_base_was_pretrained_with() {
+        let assets = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets"));
+        // Both shipped bases held out the default quarter (their configs predate the key).
+        for base in ["tiny-base", "chain-base"] {
+            check_base_split(&assets.join(base), 0.25).unwrap();
+            let e = check_base_split(&assets.join(base), 0.5)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("tasks.chain_unseen") && e.contains("0.25"),
+                "{e}"
+            );
+        }
+        // A directory without a pretraining config (a checkpoint) is not checked.
+        let dir = tempfile::tempdir().unwrap();
+        check_base_split(dir.path(), 0.75).unwrap();
+        // A base that held out half: its value is the only one accepted.
+        std::fs::write(
+            dir.path().join(BASE_CONFIG_FILE),
+            "seed = 0\n[corpus]\nchain = 0.5\nchain_unseen = 0.5\n",
+        )
+        .unwrap();
+        check_base_split(dir.path(), 0.5).unwrap();
+        assert!(check_base_split(dir.path(), 0.25).is_err());
+        // A malformed corpus section is an error naming the file and the key.
+        std::fs::write(dir.path().join(BASE_CONFIG_FILE), "[corpus]\nchian = 0.5\n").unwrap();
+        let e = check_base_split(dir.path(), 0.25).unwrap_err().to_string();
+        assert!(e.contains("chian") && e.contains(BASE_CONFIG_FILE), "{e}");
+    }
 
     #[test]
     fn sections_merge_into_the_set_and_never_overwrite() {

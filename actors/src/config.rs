@@ -933,6 +933,26 @@ mod tests {
         chain.raw.model.path = default.raw.model.path.clone();
         chain.raw.run.run_dir = default.raw.run.run_dir.clone();
         assert_eq!(chain.raw, default.raw);
+        // The half-held-out base: its run config names the base's own split.
+        let mut half = Config::load(Path::new("../config/chain-half.toml")).unwrap();
+        assert_eq!(half.raw.model.path, Path::new("assets/chain-half-base"));
+        assert_eq!(half.raw.run.run_dir, Path::new("runs/chain-half"));
+        assert_eq!(half.raw.tasks.chain_unseen, 0.5);
+        let pretrain: toml::Table = std::fs::read_to_string("../config/chain-half-pretrain.toml")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(pretrain["corpus"]["chain_unseen"].as_float(), Some(0.5));
+        half.raw.model.path = default.raw.model.path.clone();
+        half.raw.run.run_dir = default.raw.run.run_dir.clone();
+        half.raw.tasks.chain_unseen = default.raw.tasks.chain_unseen;
+        assert_eq!(half.raw, default.raw);
+    }
+
+    #[test]
+    fn a_chain_split_the_corpus_cannot_have_names_the_key() {
+        let e = Config::from_toml_str("[tasks]\nchain_unseen = 0.3\n", "t").unwrap_err();
+        assert!(e.to_string().contains("tasks.chain_unseen"), "{e}");
     }
 
     #[test]

@@ -15,7 +15,9 @@
 //!
 //! The op sequences form a combinatorial space (see [`all_chains`]) from which the training
 //! stream sees only a part: a chain is **unseen** when a stable hash of its normalised program
-//! shape ([`program_shape`]) falls in one bucket of [`UNSEEN_BUCKETS`] ([`is_unseen_shape`]).
+//! shape ([`program_shape`]) falls in one of the first buckets of [`SPLIT_BUCKETS`]
+//! ([`ChainSplit::is_unseen`]; one bucket, a quarter of the shapes, by default, and `[corpus]
+//! chain_unseen` holds out a half or three quarters).
 //! The split is by shape, not by op names, because different ops can read alike once names
 //! and constants are normalised (`len(s)` and `len(x)`): no seen chain shares a shape with an
 //! unseen one. Unseen chains never reach the pretraining corpus, so a proposer that writes one
@@ -153,8 +155,9 @@ pub static OPS: &[Op] = &[
     op!("values", Dict -> List, "the values", |v, _| format!("list({v}.values())")),
 ];
 
-/// One chain in this many op sequences is unseen (never in the training stream).
-pub const UNSEEN_BUCKETS: u64 = 4;
+/// The chain shapes are split into this many buckets by a stable hash of the shape; a
+/// [`ChainSplit`] holds the first one to three of them out of the training stream.
+pub const SPLIT_BUCKETS: u64 = 4;
 
 /// Fewest and most operations in a chain.
 pub const CHAIN_LENGTHS: std::ops::RangeInclusive<usize> = 2..=3;
@@ -162,10 +165,48 @@ pub const CHAIN_LENGTHS: std::ops::RangeInclusive<usize> = 2..=3;
 /// Variables bound by the steps before the last one, in order.
 const STEP_VARS: [&str; 2] = ["y", "z"];
 
-/// Whether chains of program shape `shape` ([`program_shape`]) are held out of the training
-/// stream: a stable hash of the shape falls in bucket 0 of [`UNSEEN_BUCKETS`].
+/// Which chain shapes never reach the training stream: those whose stable shape hash falls in
+/// the first `unseen` of [`SPLIT_BUCKETS`] buckets. The default holds out one bucket (a quarter
+/// of the shapes, the split of `assets/chain-base`); a larger split keeps every shape the
+/// smaller one holds out, so the unseen sets are nested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChainSplit {
+    unseen: u64,
+}
+
+impl Default for ChainSplit {
+    fn default() -> Self {
+        Self { unseen: 1 }
+    }
+}
+
+impl ChainSplit {
+    /// The shares a split can hold out: a quarter, a half or three quarters.
+    pub const SHARES: [f64; 3] = [0.25, 0.5, 0.75];
+
+    /// The split that holds out `share` of the chain shapes, if it is one of [`Self::SHARES`].
+    pub fn from_share(share: f64) -> Option<Self> {
+        Self::SHARES.iter().position(|&s| s == share).map(|i| Self {
+            unseen: i as u64 + 1,
+        })
+    }
+
+    /// The share of the chain shapes held out (the nominal share: hashing makes the measured
+    /// share of the 4,668 op sequences close to it, not equal).
+    pub fn share(&self) -> f64 {
+        self.unseen as f64 / SPLIT_BUCKETS as f64
+    }
+
+    /// Whether chains of program shape `shape` ([`program_shape`]) are held out of the training
+    /// stream.
+    pub fn is_unseen(&self, shape: &str) -> bool {
+        stable_hash(shape.as_bytes()) % SPLIT_BUCKETS < self.unseen
+    }
+}
+
+/// Whether `shape` is held out by the default split ([`ChainSplit::default`], a quarter).
 pub fn is_unseen_shape(shape: &str) -> bool {
-    stable_hash(shape.as_bytes()) % UNSEEN_BUCKETS == 0
+    ChainSplit::default().is_unseen(shape)
 }
 
 /// A chain: a start type (the argument) and the operations applied to it, in order.
@@ -191,9 +232,9 @@ impl Chain {
         program_shape(&self.program(&mut ChaCha8Rng::seed_from_u64(0)))
     }
 
-    /// Whether this chain is held out of the training stream ([`is_unseen_shape`]).
-    pub fn unseen(&self) -> bool {
-        is_unseen_shape(&self.shape())
+    /// Whether this chain is held out of the training stream by `split`.
+    pub fn unseen(&self, split: ChainSplit) -> bool {
+        split.is_unseen(&self.shape())
     }
 
     /// The argument's name and kind.
@@ -238,14 +279,15 @@ fn ops_from(ty: Ty) -> impl Iterator<Item = &'static Op> {
     OPS.iter().filter(move |o| o.from == ty)
 }
 
-/// Draws before [`draw_chain`] gives up matching the wanted side (a quarter of sequences are
-/// unseen, so a draw of either side succeeds within a few attempts).
+/// Draws before [`draw_chain`] gives up matching the wanted side (a quarter to three quarters of
+/// sequences are unseen, so a draw of either side succeeds within a few attempts).
 const DRAW_ATTEMPTS: usize = 64;
 
 /// Draw a chain: a start type uniformly, a length uniformly from [`CHAIN_LENGTHS`], then each
 /// operation uniformly among those consuming the current type; redrawn until its
-/// [`Chain::unseen`] flag is `unseen`. `None` only if [`DRAW_ATTEMPTS`] draws all missed.
-pub fn draw_chain(rng: &mut ChaCha8Rng, unseen: bool) -> Option<Chain> {
+/// [`Chain::unseen`] flag under `split` is `unseen`. `None` only if [`DRAW_ATTEMPTS`] draws all
+/// missed.
+pub fn draw_chain(rng: &mut ChaCha8Rng, split: ChainSplit, unseen: bool) -> Option<Chain> {
     for _ in 0..DRAW_ATTEMPTS {
         let start = rng.random_range(0..Ty::STARTS.len());
         let len = rng.random_range(CHAIN_LENGTHS);
@@ -258,7 +300,7 @@ pub fn draw_chain(rng: &mut ChaCha8Rng, unseen: bool) -> Option<Chain> {
             ops.push(op);
         }
         let chain = Chain { start, ops };
-        if chain.unseen() == unseen {
+        if chain.unseen(split) == unseen {
             return Some(chain);
         }
     }
@@ -330,7 +372,8 @@ mod tests {
     fn the_space_is_combinatorial_and_about_a_quarter_unseen() {
         let all = all_chains();
         assert!(all.len() > 1000, "{} chains", all.len());
-        let unseen = all.iter().filter(|c| c.unseen()).count();
+        let q = ChainSplit::default();
+        let unseen = all.iter().filter(|c| c.unseen(q)).count();
         let share = unseen as f64 / all.len() as f64;
         assert!((0.18..0.32).contains(&share), "unseen share {share}");
         // Types line up along every chain, and constants never change a chain's shape.
@@ -357,15 +400,44 @@ mod tests {
         let mut a = ChaCha8Rng::seed_from_u64(3);
         let mut b = ChaCha8Rng::seed_from_u64(3);
         for _ in 0..200 {
-            let ca = draw_chain(&mut a, false).unwrap();
-            let cb = draw_chain(&mut b, false).unwrap();
-            assert!(!ca.unseen());
+            let q = ChainSplit::default();
+            let ca = draw_chain(&mut a, q, false).unwrap();
+            let cb = draw_chain(&mut b, q, false).unwrap();
+            assert!(!ca.unseen(q));
             assert_eq!(ca.name(), cb.name());
             assert!(CHAIN_LENGTHS.contains(&ca.ops.len()));
         }
         let mut r = ChaCha8Rng::seed_from_u64(4);
+        let half = ChainSplit::from_share(0.5).unwrap();
         for _ in 0..50 {
-            assert!(draw_chain(&mut r, true).unwrap().unseen());
+            assert!(draw_chain(&mut r, ChainSplit::default(), true)
+                .unwrap()
+                .unseen(ChainSplit::default()));
+            assert!(!draw_chain(&mut r, half, false).unwrap().unseen(half));
+        }
+    }
+
+    #[test]
+    fn larger_splits_hold_out_more_and_keep_what_smaller_ones_held_out() {
+        assert_eq!(ChainSplit::from_share(0.25), Some(ChainSplit::default()));
+        assert_eq!(ChainSplit::from_share(0.3), None);
+        assert_eq!(ChainSplit::from_share(1.0), None);
+        let shapes: Vec<String> = all_chains().iter().map(Chain::shape).collect();
+        let mut last = 0;
+        for share in ChainSplit::SHARES {
+            let split = ChainSplit::from_share(share).unwrap();
+            assert_eq!(split.share(), share);
+            let unseen: Vec<&String> = shapes.iter().filter(|s| split.is_unseen(s)).collect();
+            let measured = unseen.len() as f64 / shapes.len() as f64;
+            assert!((measured - share).abs() < 0.07, "{share}: {measured}");
+            assert!(unseen.len() > last);
+            last = unseen.len();
+            // Nested: a shape the default split holds out is held out by every split.
+            for s in &shapes {
+                if ChainSplit::default().is_unseen(s) {
+                    assert!(split.is_unseen(s), "{s}");
+                }
+            }
         }
     }
 }

@@ -20,6 +20,7 @@
 //! The loss covers every token, so solve samples also teach the model to write programs and
 //! inputs, and proposal samples teach it to continue from reference tasks.
 
+use super::chains::ChainSplit;
 use super::error::PretrainError;
 use super::generator::{label_each, IoPair, LabeledProgram, ProgramGenerator, Split};
 use super::tokenizer::{TinyTokenizer, END, IN, MSG, OUT, PROG};
@@ -31,6 +32,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// The pretraining config kept beside a shipped base model's weights ([`CorpusConfig::of_base`]).
+pub const BASE_CONFIG_FILE: &str = "pretrain-config.toml";
 
 /// Relative weights of the three sample kinds in the training stream, and induction's size.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,6 +63,10 @@ pub struct CorpusConfig {
     /// Share of programs that are [chains](super::chains) of typed operations (seen chains
     /// only) instead of template programs, in `[0, 1)`. Default 0: the template corpus alone.
     pub chain: f64,
+    /// Share of the chain shapes held out of the corpus ([`ChainSplit`]): 0.25, 0.5 or 0.75.
+    /// Default 0.25 (`assets/chain-base`). A run on a base pretrained with another share must
+    /// set `tasks.chain_unseen` to the same value, so novelty counts the base's own corpus.
+    pub chain_unseen: f64,
 }
 
 impl Default for CorpusConfig {
@@ -74,6 +82,7 @@ impl Default for CorpusConfig {
             max_output_chars: 40,
             chunk_programs: 512,
             chain: 0.0,
+            chain_unseen: 0.25,
         }
     }
 }
@@ -93,6 +102,45 @@ impl CorpusConfig {
                 .filter_map(|(k, v)| TaskKind::new(k).ok().map(|k| (k, *v))),
         );
         w
+    }
+
+    /// The `[corpus]` section a base model was pretrained with, read from the
+    /// `pretrain-config.toml` kept beside its weights (`assets/*-base/`); `None` when the
+    /// directory has no such file (a checkpoint, an imported model). Absent keys take their
+    /// defaults, as when the base was pretrained.
+    pub fn of_base(model_dir: &std::path::Path) -> Result<Option<Self>, PretrainError> {
+        let path = model_dir.join(BASE_CONFIG_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(PretrainError::Io {
+                    action: "reading",
+                    path,
+                    source,
+                })
+            }
+        };
+        let config = |message: String| PretrainError::Config {
+            path: path.display().to_string(),
+            message,
+        };
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| config(e.to_string()))?;
+        match table.remove("corpus") {
+            None => Ok(Some(Self::default())),
+            Some(corpus) => corpus
+                .try_into()
+                .map(Some)
+                .map_err(|e: toml::de::Error| config(format!("[corpus]: {}", e.message()))),
+        }
+    }
+
+    /// The chain split of `chain_unseen` (the default quarter if the value is not one of
+    /// [`ChainSplit::SHARES`]; [`Self::validate`] rejects such a value).
+    pub fn chain_split(&self) -> ChainSplit {
+        ChainSplit::from_share(self.chain_unseen).unwrap_or_default()
     }
 
     /// Check ranges; errors name the key under `[corpus]`.
@@ -126,6 +174,12 @@ impl CorpusConfig {
             return Err(PretrainError::Invalid {
                 key: "corpus.chain",
                 message: "must be in [0, 1)".into(),
+            });
+        }
+        if ChainSplit::from_share(self.chain_unseen).is_none() {
+            return Err(PretrainError::Invalid {
+                key: "corpus.chain_unseen",
+                message: format!("must be one of {:?}", ChainSplit::SHARES),
             });
         }
         if self.chunk_programs == 0 {
@@ -366,7 +420,9 @@ impl SampleStream {
         }
         Ok(Self {
             registry,
-            generator: ProgramGenerator::new(seed, Split::Train).with_chains(cfg.chain),
+            generator: ProgramGenerator::new(seed, Split::Train)
+                .with_chains(cfg.chain)
+                .with_chain_split(cfg.chain_split()),
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_c0de_0000_0001),
             pending: std::collections::VecDeque::new(),
             produced: 0,

@@ -12,7 +12,7 @@
 //!   falls in one bucket out of [`HELDOUT_BUCKETS`] ([`is_heldout_pair`]); the training stream
 //!   drops those pairs, the held-out set keeps only them.
 
-use super::chains::{draw_chain, Chain};
+use super::chains::{draw_chain, Chain, ChainSplit};
 use super::templates::{Family, Template, TEMPLATES};
 use crate::executor::{ExecJob, ExecStatus, Executor};
 use rand::seq::IndexedRandom;
@@ -110,6 +110,8 @@ pub struct ProgramGenerator {
     split: Split,
     families: Vec<(Family, Vec<&'static Template>)>,
     chain: f64,
+    /// Which chain shapes are held out of the training side ([`ChainSplit`]).
+    chain_split: ChainSplit,
     /// Set by [`ProgramGenerator::held_out_chains`]: every chain is of this side of the chain
     /// split (`true`: unseen shapes) instead of either side at random.
     chain_side: Option<bool>,
@@ -143,6 +145,7 @@ impl ProgramGenerator {
             split,
             families,
             chain: 0.0,
+            chain_split: ChainSplit::default(),
             chain_side: None,
         }
     }
@@ -156,6 +159,7 @@ impl ProgramGenerator {
             split: Split::Heldout,
             families: Vec::new(),
             chain: 1.0,
+            chain_split: ChainSplit::default(),
             chain_side: Some(unseen),
         }
     }
@@ -165,6 +169,14 @@ impl ProgramGenerator {
     /// the stream is exactly that of a generator without chains: the RNG is not consulted.
     pub fn with_chains(mut self, chain: f64) -> Self {
         self.chain = chain;
+        self
+    }
+
+    /// Hold out the chain shapes of `split` instead of the default quarter ([`ChainSplit`]):
+    /// the training side draws only the other chains, and the chains' `unseen_template` flags
+    /// follow `split`.
+    pub fn with_chain_split(mut self, split: ChainSplit) -> Self {
+        self.chain_split = split;
         self
     }
 
@@ -190,7 +202,7 @@ impl ProgramGenerator {
                     Some(side) => side,
                     None => self.split == Split::Heldout && self.rng.random::<bool>(),
                 };
-                if let Some(spec) = draw_chain(&mut self.rng, unseen)
+                if let Some(spec) = draw_chain(&mut self.rng, self.chain_split, unseen)
                     .and_then(|c| self.draw_chain_from(&c, n_inputs))
                 {
                     return Some(spec);
@@ -222,7 +234,7 @@ impl ProgramGenerator {
         (!inputs.is_empty()).then(|| ProgramSpec {
             family: Family::Chain,
             template: chain.name(),
-            unseen_template: chain.unseen(),
+            unseen_template: chain.unseen(self.chain_split),
             message: chain.message(),
             code,
             inputs,

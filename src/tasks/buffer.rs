@@ -376,6 +376,12 @@ impl TaskBuffers {
         &self.shapes
     }
 
+    /// Judge novelty against a base that held out the chain shapes of `split`
+    /// ([`ShapeMemory::set_chain_split`]; the run sets it from `tasks.chain_unseen`).
+    pub fn set_chain_split(&mut self, split: crate::pretrain::chains::ChainSplit) {
+        self.shapes.set_chain_split(split);
+    }
+
     /// One buffer per kind in `kinds` (which must be registered and proposable), each holding
     /// that kind's seed tasks ([`Proposer::seed_tasks`](super::Proposer::seed_tasks), validated
     /// in the sandbox), plus the buffers those kinds draw references from.

@@ -3,6 +3,7 @@
 use super::buffer::BufferConfig;
 use super::rewards::RewardConfig;
 use super::template::TemplateError;
+use crate::pretrain::chains::ChainSplit;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -42,6 +43,11 @@ pub struct TasksConfig {
     pub rewards: RewardConfig,
     /// Buffer settings.
     pub buffer: BufferConfig,
+    /// Share of the chain shapes the base model's pretraining held out (its `[corpus]
+    /// chain_unseen`): 0.25, 0.5 or 0.75. Novelty counts the other chain shapes as the corpus's
+    /// ([`crate::tasks::novelty::corpus_shapes_for`]). Default 0.25 (`assets/chain-base`; for a
+    /// template-only base it only makes novelty stricter).
+    pub chain_unseen: f64,
     /// Settings of further task kinds, `[tasks.kind.<name>]`, each read by its task type with
     /// [`TasksConfig::kind_settings`] (default: empty, every kind uses its defaults).
     pub kind: BTreeMap<String, toml::Table>,
@@ -56,6 +62,7 @@ impl Default for TasksConfig {
             induction: InductionConfig::default(),
             rewards: RewardConfig::default(),
             buffer: BufferConfig::default(),
+            chain_unseen: 0.25,
             kind: BTreeMap::new(),
         }
     }
@@ -95,6 +102,12 @@ impl TasksConfig {
         }
     }
 
+    /// The chain split of `chain_unseen` (the default quarter if the value is invalid, which
+    /// [`Self::validate`] rejects).
+    pub fn chain_split(&self) -> ChainSplit {
+        ChainSplit::from_share(self.chain_unseen).unwrap_or_default()
+    }
+
     /// Cross-field checks.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key, reason: &str| {
@@ -113,6 +126,12 @@ impl TasksConfig {
                 "induction.num_visible",
                 "must be at least 1 and below induction.num_inputs (some pairs must stay hidden)",
             );
+        }
+        if ChainSplit::from_share(self.chain_unseen).is_none() {
+            return Err(ConfigError::Invalid {
+                key: "chain_unseen",
+                reason: format!("must be one of {:?}", ChainSplit::SHARES),
+            });
         }
         if self.rewards.mc_samples == 0 {
             return bad("rewards.mc_samples", "must be at least 1");

@@ -23,7 +23,7 @@
 //! tasks admitted to the task buffers. A valid proposal is **novel** when its shape is in
 //! neither ([`ShapeMemory::observe`]).
 
-use crate::pretrain::chains::{all_chains, is_unseen_shape};
+use crate::pretrain::chains::{all_chains, ChainSplit};
 use crate::pretrain::generator::stable_hash;
 use crate::pretrain::templates::TEMPLATES;
 use crate::types::TaskKind;
@@ -598,13 +598,23 @@ pub const CORPUS_DRAWS_PER_TEMPLATE: usize = 8;
 /// The shapes of the pretraining corpus: every template on the training side of the
 /// [`crate::pretrain`] split (the `unseen` templates and the `compose` family never reach the
 /// corpus, so their shapes are not in it), drawn [`CORPUS_DRAWS_PER_TEMPLATE`] times with a fixed
-/// seed, and every seen [chain](crate::pretrain::chains) (unseen chains never reach the corpus).
-/// The chains are counted whether or not the model's corpus had them (`[corpus] chain`), which
-/// only makes novelty stricter for a base pretrained without them. Built once, on first use (a
-/// few milliseconds: a few thousand short programs).
+/// seed, and every [chain](crate::pretrain::chains) the default [`ChainSplit`] (a quarter held
+/// out) lets through. The chains are counted whether or not the model's corpus had them
+/// (`[corpus] chain`), which only makes novelty stricter for a base pretrained without them.
 pub fn corpus_shapes() -> &'static CorpusShapes {
-    static CORPUS: OnceLock<CorpusShapes> = OnceLock::new();
-    CORPUS.get_or_init(|| {
+    corpus_shapes_for(ChainSplit::default())
+}
+
+/// [`corpus_shapes`] for a base whose corpus held out the chain shapes of `split`. Each split's
+/// set is built once, on first use (a few milliseconds: a few thousand short programs).
+pub fn corpus_shapes_for(split: ChainSplit) -> &'static CorpusShapes {
+    static CORPUS: [OnceLock<CorpusShapes>; 3] =
+        [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let slot = ChainSplit::SHARES
+        .iter()
+        .position(|&s| s == split.share())
+        .unwrap_or(0);
+    CORPUS[slot].get_or_init(|| {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let mut shapes = BTreeMap::new();
         for t in TEMPLATES.iter().filter(|t| !t.unseen) {
@@ -616,7 +626,7 @@ pub fn corpus_shapes() -> &'static CorpusShapes {
         // One shape per chain serves both the split and the set (`Chain::unseen` would
         // normalise the program a second time).
         for s in all_chains().iter().map(|c| c.shape()) {
-            if !is_unseen_shape(&s) {
+            if !split.is_unseen(&s) {
                 shapes.entry(shape_hash(&s)).or_insert(s);
             }
         }
@@ -675,6 +685,9 @@ type MemoryRepr = BTreeMap<TaskKind, Vec<(u64, u32)>>;
 #[serde(from = "MemoryRepr", into = "MemoryRepr")]
 pub struct ShapeMemory {
     kinds: BTreeMap<TaskKind, HashMap<u64, u32>>,
+    /// The chain shapes the base model's corpus held out ([`corpus_shapes_for`]); not
+    /// checkpointed: the run sets it from `tasks.chain_unseen` ([`ShapeMemory::set_chain_split`]).
+    split: ChainSplit,
 }
 
 impl From<MemoryRepr> for ShapeMemory {
@@ -684,6 +697,7 @@ impl From<MemoryRepr> for ShapeMemory {
                 .into_iter()
                 .map(|(k, v)| (k, v.into_iter().collect()))
                 .collect(),
+            split: ChainSplit::default(),
         }
     }
 }
@@ -702,6 +716,17 @@ impl From<ShapeMemory> for MemoryRepr {
 }
 
 impl ShapeMemory {
+    /// Count as the pretraining corpus the shapes of a base that held out the chain shapes of
+    /// `split` (default: a quarter, `assets/chain-base` and every template-only base).
+    pub fn set_chain_split(&mut self, split: ChainSplit) {
+        self.split = split;
+    }
+
+    /// The chain split novelty is judged against.
+    pub fn chain_split(&self) -> ChainSplit {
+        self.split
+    }
+
     /// Whether any kind has observed the shape of key `hash`.
     pub fn contains(&self, hash: u64) -> bool {
         self.kinds.values().any(|m| m.contains_key(&hash))
@@ -734,7 +759,7 @@ impl ShapeMemory {
     pub fn observe(&mut self, kind: TaskKind, program: &str) -> ShapeSeen {
         let shape = program_shape(program);
         let h = shape_hash(&shape);
-        let novel = !corpus_shapes().contains(h) && !self.contains(h);
+        let novel = !corpus_shapes_for(self.split).contains(h) && !self.contains(h);
         let total = self.total(kind);
         let share = if total == 0 {
             0.0
@@ -882,7 +907,7 @@ mod tests {
         let mut crng = ChaCha8Rng::seed_from_u64(1);
         let seen_chains: HashSet<u64> = all_chains()
             .iter()
-            .filter(|c| !c.unseen())
+            .filter(|c| !c.unseen(ChainSplit::default()))
             .map(|c| shape_hash(&program_shape(&c.program(&mut crng))))
             .collect();
         let all: HashSet<u64> = corpus.shapes.keys().copied().collect();
@@ -899,7 +924,7 @@ mod tests {
         // corpus through the template.
         let unseen: Vec<u64> = all_chains()
             .iter()
-            .filter(|c| c.unseen())
+            .filter(|c| c.unseen(ChainSplit::default()))
             .map(|c| shape_hash(&c.shape()))
             .collect();
         let outside = unseen.iter().filter(|h| !corpus.contains(**h)).count();
@@ -921,6 +946,44 @@ mod tests {
         // 51 template shapes and 3,005 seen chain shapes, one of them shared. The corpus defines
         // what counts as novel: a change to it must be deliberate (and the README's counts kept).
         assert_eq!(corpus.len(), 3055);
+    }
+
+    #[test]
+    fn a_base_that_held_out_more_chains_has_fewer_corpus_shapes_and_its_memory_says_so() {
+        let quarter = corpus_shapes();
+        let half_split = ChainSplit::from_share(0.5).unwrap();
+        let half = corpus_shapes_for(half_split);
+        assert!(std::ptr::eq(
+            quarter,
+            corpus_shapes_for(ChainSplit::default())
+        ));
+        // Nested: every shape of the smaller corpus is in the larger one.
+        assert!(
+            half.len() < quarter.len() - 900,
+            "{} {}",
+            half.len(),
+            quarter.len()
+        );
+        for s in half.iter() {
+            assert!(quarter.contains(shape_hash(s)), "{s}");
+        }
+        // A chain held out by the half split only: in the quarter's corpus, novel for a memory
+        // judged against the half split (and once only), never novel against the quarter's.
+        let chain = all_chains()
+            .into_iter()
+            .find(|c| c.unseen(half_split) && !c.unseen(ChainSplit::default()))
+            .unwrap();
+        let program = chain.program(&mut ChaCha8Rng::seed_from_u64(3));
+        let mut q = ShapeMemory::default();
+        assert!(!q.observe(TaskKind::Deduction, &program).novel);
+        let mut h = ShapeMemory::default();
+        h.set_chain_split(half_split);
+        assert_eq!(h.chain_split(), half_split);
+        assert!(h.observe(TaskKind::Deduction, &program).novel);
+        assert!(!h.observe(TaskKind::Abduction, &program).novel);
+        // The split is the run's, not the checkpoint's: a restored memory has the default.
+        let back: ShapeMemory = serde_json::from_str(&serde_json::to_string(&h).unwrap()).unwrap();
+        assert_eq!(back.chain_split(), ChainSplit::default());
     }
 
     #[test]
