@@ -299,6 +299,16 @@ fn chain_set_holds_both_sides_of_the_shape_split_and_no_training_pair() {
     }
     assert!(chains > 1_500, "{chains}");
     assert_eq!(chain_set(&ex, &cfg, 8).unwrap(), set, "deterministic");
+    // The chain set of a base that held out half: its sides follow that split.
+    let half_cfg = HeldoutConfig {
+        chain_unseen: 0.5,
+        ..cfg.clone()
+    };
+    let half_set = chain_set(&ex, &half_cfg, 4).unwrap();
+    assert_eq!(half_set.tasks.len(), 24);
+    for t in &half_set.tasks {
+        assert_eq!(t.unseen_template, half.is_unseen(&program_shape(&t.code)));
+    }
 }
 
 #[test]

@@ -222,6 +222,7 @@ impl EvalConfig {
             induction_visible: self.induction_visible,
             induction_hidden: self.induction_hidden,
             max_output_chars: corpus.max_output_chars,
+            chain_unseen: corpus.chain_unseen,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! whole `compose` family, which the training stream never draws. Tasks are deduplicated within
 //! the set. It serialises to JSONL, one [`HeldoutTask`] per line.
 
+use super::chains::ChainSplit;
 use super::error::PretrainError;
 use super::generator::{label_each, stream_seed, IoPair, ProgramGenerator, Split};
 use super::templates::Family;
@@ -31,6 +32,9 @@ pub struct HeldoutConfig {
     pub induction_hidden: usize,
     /// Longest accepted output `repr`, in characters. Default 40.
     pub max_output_chars: usize,
+    /// The corpus's `chain_unseen`: which chain shapes the chain set ([`chain_set`]) counts as
+    /// unseen. Default 0.25.
+    pub chain_unseen: f64,
 }
 
 impl Default for HeldoutConfig {
@@ -41,6 +45,7 @@ impl Default for HeldoutConfig {
             induction_visible: 3,
             induction_hidden: 2,
             max_output_chars: 40,
+            chain_unseen: 0.25,
         }
     }
 }
@@ -80,6 +85,12 @@ impl HeldoutConfig {
             return Err(PretrainError::Invalid {
                 key: "eval.induction_visible",
                 message: "must be at least 1".into(),
+            });
+        }
+        if ChainSplit::from_share(self.chain_unseen).is_none() {
+            return Err(PretrainError::Invalid {
+                key: "corpus.chain_unseen",
+                message: format!("must be one of {:?}", ChainSplit::SHARES),
             });
         }
         Ok(())
@@ -162,7 +173,9 @@ pub fn chain_set(
         for unseen in [true, false] {
             // Streams 64.. of the eval seed: the template sets use 0..48.
             let seed = stream_seed(cfg.seed, 64 + (ki * 2 + usize::from(unseen)) as u64);
-            let mut generator = ProgramGenerator::held_out_chains(seed, unseen);
+            let split = ChainSplit::from_share(cfg.chain_unseen).unwrap_or_default();
+            let mut generator =
+                ProgramGenerator::held_out_chains(seed, unseen).with_chain_split(split);
             let drawn = draw_tasks(
                 executor,
                 &mut generator,
