@@ -233,6 +233,10 @@ impl Proposer for Induction {
         vec![TaskKind::Deduction, TaskKind::Abduction]
     }
 
+    fn writes_program(&self) -> bool {
+        false
+    }
+
     fn proposer_prompt(&self, references: &[Task]) -> Result<ProposerPrompt, TaskError> {
         let program = references
             .iter()

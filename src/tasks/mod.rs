@@ -599,6 +599,16 @@ pub trait Proposer: TaskType {
         vec![self.kind()]
     }
 
+    /// Whether the proposer writes the task's program (default: true) rather than reusing a
+    /// reference's (induction writes inputs and a message for a buffered program). Only a
+    /// program the proposer wrote can be novel, so the diversity and repetition terms of the
+    /// proposer reward ([`RewardConfig::proposer_with_shape`](rewards::RewardConfig::proposer_with_shape))
+    /// apply only when this is true: otherwise every valid proposal would lose λ whatever it
+    /// did, and proposing validly would stop paying.
+    fn writes_program(&self) -> bool {
+        true
+    }
+
     /// Build the proposer prompt from reference tasks (drawn uniformly from the buffers named by
     /// [`Proposer::reference_sources`]).
     fn proposer_prompt(&self, references: &[Task]) -> Result<ProposerPrompt, TaskError>;

@@ -34,6 +34,12 @@
 //! rarely seen or new shapes win, the count-based form of R-Zero's `cluster_share`. Since
 //! `c <= 1`, μ at most `extreme - invalid - λ` keeps every valid proposal at or above an invalid
 //! one.
+//!
+//! Both terms apply only to kinds whose proposer writes the program
+//! ([`super::Proposer::writes_program`]; the reward actor passes no shape otherwise). Induction
+//! proposes inputs for a buffered program, whose shape is never novel: with the terms on it, every
+//! valid induction proposal lost λ whatever it did, and at λ = 0.75, μ = 1 on
+//! `assets/chain-half-base` the induction proposer stopped proposing validly (docs/evidence.md).
 
 use super::novelty::ShapeSeen;
 use super::{Graded, Score, Task, TaskType, Verdict};

@@ -115,13 +115,18 @@ pub fn score(ctx: &Ctx, item: ToReward) -> Scored {
             };
             let (reward, rewarded, outcome, rate, shape) = match result {
                 // The diversity and repetition terms: `learnability - diversity` when the shape
-                // is not novel, less `repetition` x the shape's share of earlier proposals.
+                // is not novel, less `repetition` x the shape's share of earlier proposals; only
+                // for kinds whose proposer writes the program (not induction's buffered one).
                 ProposalResult::Valid { solve_rate, shape } => (
                     ctx.rewards.proposer_with_shape(
                         ProposalOutcome::Valid {
                             solve_rate: solve_rate as f32,
                         },
-                        shape.as_ref(),
+                        shape.as_ref().filter(|_| {
+                            ctx.registry
+                                .proposer(slot.kind)
+                                .is_none_or(|p| p.writes_program())
+                        }),
                     ),
                     true,
                     "valid".to_string(),
