@@ -294,6 +294,24 @@ fn config_file_loads_and_unknown_keys_are_rejected() {
     same.corpus.chain = 0.0;
     same.out_dir = cfg.out_dir.clone();
     assert_eq!(same, cfg);
+    // The half-held-out base's recipe: half chains, half the chain shapes held out.
+    let half =
+        PretrainConfig::load(std::path::Path::new("config/chain-half-pretrain.toml")).unwrap();
+    assert_eq!((half.corpus.chain, half.corpus.chain_unseen), (0.5, 0.5));
+    let mut same = half.clone();
+    same.corpus.chain = 0.0;
+    same.corpus.chain_unseen = 0.25;
+    same.out_dir = cfg.out_dir.clone();
+    assert_eq!(same, cfg);
+    for bad in ["0.3", "1.0", "0.0"] {
+        let err =
+            PretrainConfig::from_toml_str(&format!("[corpus]\nchain_unseen = {bad}\n"), "<t>")
+                .unwrap_err();
+        assert!(
+            err.to_string().contains("corpus.chain_unseen"),
+            "{bad}: {err}"
+        );
+    }
     for bad in ["1.0", "-0.1", "nan"] {
         let err = PretrainConfig::from_toml_str(&format!("[corpus]\nchain = {bad}\n"), "<t>")
             .unwrap_err();
