@@ -191,6 +191,12 @@ impl ChainSplit {
         })
     }
 
+    /// The split's position in [`Self::SHARES`] (0 for the default quarter).
+    pub fn index(&self) -> usize {
+        // `unseen` is 1..=SHARES.len(): only `from_share` and `default` build a split.
+        (self.unseen - 1) as usize
+    }
+
     /// The share of the chain shapes held out (the nominal share: hashing makes the measured
     /// share of the 4,668 op sequences close to it, not equal).
     pub fn share(&self) -> f64 {
@@ -427,6 +433,7 @@ mod tests {
         for share in ChainSplit::SHARES {
             let split = ChainSplit::from_share(share).unwrap();
             assert_eq!(split.share(), share);
+            assert_eq!(ChainSplit::SHARES[split.index()], share);
             let unseen: Vec<&String> = shapes.iter().filter(|s| split.is_unseen(s)).collect();
             let measured = unseen.len() as f64 / shapes.len() as f64;
             assert!((measured - share).abs() < 0.07, "{share}: {measured}");

@@ -608,13 +608,9 @@ pub fn corpus_shapes() -> &'static CorpusShapes {
 /// [`corpus_shapes`] for a base whose corpus held out the chain shapes of `split`. Each split's
 /// set is built once, on first use (a few milliseconds: a few thousand short programs).
 pub fn corpus_shapes_for(split: ChainSplit) -> &'static CorpusShapes {
-    static CORPUS: [OnceLock<CorpusShapes>; 3] =
-        [OnceLock::new(), OnceLock::new(), OnceLock::new()];
-    let slot = ChainSplit::SHARES
-        .iter()
-        .position(|&s| s == split.share())
-        .unwrap_or(0);
-    CORPUS[slot].get_or_init(|| {
+    static CORPUS: [OnceLock<CorpusShapes>; ChainSplit::SHARES.len()] =
+        [const { OnceLock::new() }; ChainSplit::SHARES.len()];
+    CORPUS[split.index()].get_or_init(|| {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let mut shapes = BTreeMap::new();
         for t in TEMPLATES.iter().filter(|t| !t.unseen) {
